@@ -1,0 +1,53 @@
+# Shoal: every entry point for people and CI. `make demo` and `make test` do all set-up themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BPF_OUT := src/shoal/_bpf
+BPF_SRC := $(shell find bpf -name '*.h' -o -name '*.c')
+BPF_PROGS := $(BPF_OUT)/lb.bpf.o $(BPF_OUT)/decap.bpf.o $(BPF_OUT)/trivial.bpf.o
+MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+CLANG ?= clang
+BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -Wno-unused-function \
+	-I bpf -I /usr/include/$(MULTIARCH)
+
+.PHONY: all preflight deps venv build test test-fast lint demo bench clean
+all: build
+
+preflight:
+	@scripts/preflight.sh $(MAKECMDGOALS)
+
+deps: preflight
+	@scripts/apt-deps.sh
+
+$(VENV)/.stamp: pyproject.toml setup.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: deps $(VENV)/.stamp
+
+$(BPF_OUT)/%.bpf.o: $(BPF_SRC)
+	@mkdir -p $(BPF_OUT)
+	$(CLANG) $(BPF_CFLAGS) -c $(firstword $(wildcard bpf/*/$*.bpf.c)) -o $@
+
+build: venv $(BPF_PROGS)
+
+lint: venv
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+# Every test, privileged ones included (root, BPF, namespaces).
+test: build
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/pytest -q
+
+demo: build
+	$(VENV)/bin/shoal demo
+
+bench: build
+	$(VENV)/bin/shoal bench dataplane
+
+clean:
+	rm -rf $(BPF_OUT) build *.egg-info

@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* Shoal's L4 load balancer (XDP). Reads top to bottom: parse, find the VIP, pick the backend
+ * (session cache, else Maglev), find the next hop, encapsulate, transmit; every exit counted.
+ * Anything that is not VIP traffic leaves untouched with XDP_PASS. */
+#include "lib/consts.h"
+#include "lib/encap.h"
+#include "lib/flowhash.h"
+#include "lib/parse.h"
+#include "shoal_abi.h"
+#include "lb_maps.h"
+#include "maglev.h"
+#include "nexthop.h"
+#include "session.h"
+#include "synguard.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+static __always_inline int verdict_pass(__u32 reason)
+{
+	count(reason);
+	return XDP_PASS;
+}
+
+static __always_inline int verdict_drop(__u32 reason)
+{
+	count(reason);
+	return XDP_DROP;
+}
+
+/* Exact (address, port, protocol) first; an any-port VIP only when one exists. */
+static __always_inline struct shoal_vip_val *vip_lookup(const struct packet *pkt,
+							const struct shoal_config *cfg)
+{
+	struct shoal_vip_key key = {};
+	__builtin_memcpy(key.addr, pkt->flow.dst, 16);
+	key.port = pkt->flow.dport;
+	key.proto = pkt->flow.proto;
+	key.family = pkt->family;
+	struct shoal_vip_val *vip = bpf_map_lookup_elem(&shoal_vips_v1, &key);
+	if (vip || !cfg->anyport_vips)
+		return vip;
+	key.port = 0;
+	vip = bpf_map_lookup_elem(&shoal_vips_v1, &key);
+	if (vip && (vip->flags & SHOAL_VIP_F_ANY_PORT))
+		return vip;
+	return NULL;
+}
+
+static __always_inline int is_tcp_syn(const struct packet *pkt)
+{
+	return pkt->flow.proto == IPPROTO_TCP &&
+	       (pkt->tcp_flags & (SHOAL_TCP_SYN | SHOAL_TCP_ACK)) == SHOAL_TCP_SYN;
+}
+
+/* A new flow (or one the cache cannot place): Maglev, then a session entry unless flooded. */
+static __always_inline struct shoal_backend *lb_hash_flow(const struct packet *pkt,
+							  const struct shoal_vip_val *vip,
+							  const struct shoal_config *cfg, __u32 *id)
+{
+	__u64 now = bpf_ktime_get_coarse_ns();
+	count(SHOAL_CNT_NEW_FLOWS);
+	int flooded = flood_note_new_flow(cfg, now);
+	__u32 hash = flow_hash(&pkt->flow, cfg->hash_seed, vip->flags & SHOAL_VIP_F_SRC_HASH);
+	__s64 picked = maglev_pick(vip->vip_id, hash);
+	if (picked < 0)
+		return NULL;
+	*id = picked;
+	struct shoal_backend *be = bpf_map_lookup_elem(&shoal_backends_v1, id);
+	if (!be || !(be->flags & SHOAL_BE_F_USABLE))
+		return NULL;
+	if (flooded)
+		count(SHOAL_CNT_CACHE_SKIP_FLOOD);
+	else
+		session_insert(&pkt->flow, *id, be->gen, now);
+	return be;
+}
+
+/* TCP SYNs are always hashed fresh; everything else asks the session cache first. */
+static __always_inline struct shoal_backend *lb_select_backend(const struct packet *pkt,
+							       const struct shoal_vip_val *vip,
+							       const struct shoal_config *cfg,
+							       __u32 *id)
+{
+	if (!is_tcp_syn(pkt)) {
+		struct shoal_backend *be = session_lookup(&pkt->flow, cfg, id);
+		if (be)
+			return be;
+	}
+	return lb_hash_flow(pkt, vip, cfg, id);
+}
+
+/* Stable per flow (hit or miss alike), so a flow keeps one outer source and one RSS queue. */
+static __always_inline __u32 lb_flow_bits(const struct packet *pkt)
+{
+	const struct shoal_flow_key *k = &pkt->flow;
+	return murmur_final(k->src[0] ^ k->src[3] ^ ((__u32)k->sport << 16 | k->dport), 0);
+}
+
+static __always_inline int lb_write_macs(struct xdp_md *ctx, const struct nexthop *nh,
+					 const struct shoal_config *cfg)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	if (nh->from_fib) {
+		__builtin_memcpy(eth->h_dest, nh->dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, nh->smac, ETH_ALEN);
+	} else {
+		/* The frame was addressed to us: our MAC becomes the source. */
+		__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+		__builtin_memcpy(eth->h_dest, cfg->gw_mac, ETH_ALEN);
+	}
+	return 0;
+}
+
+SEC("xdp")
+int shoal_lb(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct packet pkt = {};
+	__u32 zero = 0;
+
+	int rc = parse_packet(data, data_end, &pkt);
+	if (rc != PARSE_OK)
+		return verdict_pass(rc);
+	struct shoal_config *cfg = bpf_map_lookup_elem(&shoal_config_v1, &zero);
+	if (!cfg)
+		return verdict_pass(SHOAL_CNT_PASS_NOT_VIP);
+	struct shoal_vip_val *vip = vip_lookup(&pkt, cfg);
+	if (!vip)
+		return verdict_pass(SHOAL_CNT_PASS_NOT_VIP);
+
+	__u32 vip_id = vip->vip_id;
+	__u32 backend_id = 0;
+	int gue = vip->flags & SHOAL_VIP_F_GUE;
+	struct shoal_backend *be = lb_select_backend(&pkt, vip, cfg, &backend_id);
+	if (!be)
+		return verdict_drop(SHOAL_CNT_DROP_NO_BACKEND);
+
+	__u32 outer_len = pkt.l3_len + encap_overhead(be, gue);
+	if (cfg->mtu && outer_len > cfg->mtu)
+		return verdict_drop(SHOAL_CNT_DROP_TOO_BIG);
+	struct nexthop nh;
+	rc = nexthop_lookup(ctx, cfg, be, outer_len, &nh);
+	if (rc)
+		return verdict_drop(rc);
+
+	__u32 flow_bits = lb_flow_bits(&pkt);
+	if (pkt.vlan)
+		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, gue, ETH_HLEN + VLAN_HLEN);
+	else
+		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, gue, ETH_HLEN);
+	if (rc || lb_write_macs(ctx, &nh, cfg))
+		return verdict_drop(SHOAL_CNT_DROP_ENCAP);
+
+	count_traffic(&shoal_vip_stats_v1, vip_id, pkt.l3_len);
+	count_traffic(&shoal_backend_stats_v1, backend_id, pkt.l3_len);
+	/* A tagged frame leaves on the trunk it came in on, tag kept. */
+	if (nh.ifindex == ctx->ingress_ifindex || pkt.vlan) {
+		count(SHOAL_CNT_TX);
+		return XDP_TX;
+	}
+	count(SHOAL_CNT_REDIRECT);
+	return bpf_redirect(nh.ifindex, 0);
+}

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Maps of the XDP load balancer. All are pinned by name, so a reload or an upgrade of the
+ * program keeps VIPs, tables, sessions and counters. A layout change bumps the _vN suffix. */
+#ifndef SHOAL_LB_MAPS_H
+#define SHOAL_LB_MAPS_H
+
+#include "lib/consts.h"
+#include "shoal_abi.h"
+
+/* (VIP address, port, protocol) -> VIP id and flags. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHOAL_MAX_VIPS);
+	__type(key, struct shoal_vip_key);
+	__type(value, struct shoal_vip_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_vips_v1 SEC(".maps");
+
+/* A VIP's Maglev table: slot 0 holds the table size M, slots 1..M the backend ids. Keeping the
+ * size inside the table makes a swap of the whole inner map atomic. */
+struct shoal_maglev_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP); /* inner maps of any size */
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+/* VIP id -> its Maglev table (an inner map swapped in whole). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, SHOAL_MAX_VIPS);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct shoal_maglev_inner);
+} shoal_maglev_v1 SEC(".maps");
+
+/* Backend id -> address, state and generation. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SHOAL_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct shoal_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_backends_v1 SEC(".maps");
+
+/* Session cache: 5-tuple -> backend, with per-CPU LRU lists (no cross-CPU lock contention). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SHOAL_DEFAULT_SESSIONS);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct shoal_flow_key);
+	__type(value, struct shoal_flow_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_sessions_v1 SEC(".maps");
+
+/* Node-wide settings, written by Python. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct shoal_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_config_v1 SEC(".maps");
+
+/* Per-CPU new-flow rate and flood mode. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct shoal_flood_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_flood_v1 SEC(".maps");
+
+/* Verdicts, cache and flood events, indexed by enum shoal_counter. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SHOAL_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_counters_v1 SEC(".maps");
+
+/* Packets and bytes per VIP id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SHOAL_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, struct shoal_traffic);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_vip_stats_v1 SEC(".maps");
+
+/* Packets and bytes per backend id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SHOAL_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct shoal_traffic);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_backend_stats_v1 SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(&shoal_counters_v1, &idx);
+	if (c)
+		*c += 1;
+}
+
+static __always_inline void count_traffic(void *map, __u32 idx, __u32 bytes)
+{
+	struct shoal_traffic *t = bpf_map_lookup_elem(map, &idx);
+	if (t) {
+		t->packets += 1;
+		t->bytes += bytes;
+	}
+}
+
+#endif /* SHOAL_LB_MAPS_H */

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Next hop towards a backend: the kernel's FIB and neighbour table (bpf_fib_lookup), or the
+ * configured gateway MAC when the FIB has no answer or lookups are switched off. */
+#ifndef SHOAL_NEXTHOP_H
+#define SHOAL_NEXTHOP_H
+
+#include "lib/consts.h"
+#include "lb_maps.h"
+#include "shoal_abi.h"
+
+struct nexthop {
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 ifindex;
+	__u32 from_fib; /* 0: dmac = gateway MAC, smac = the frame's own destination MAC */
+};
+
+/* Returns 0 with *nh filled, or the SHOAL_CNT_DROP_* reason. */
+static __always_inline int nexthop_lookup(struct xdp_md *ctx, const struct shoal_config *cfg,
+					  const struct shoal_backend *be, __u32 outer_len,
+					  struct nexthop *nh)
+{
+	nh->ifindex = ctx->ingress_ifindex;
+	nh->from_fib = 0;
+	if (cfg->flags & SHOAL_CFG_F_FIB) {
+		struct bpf_fib_lookup fib = {};
+		fib.ifindex = ctx->ingress_ifindex;
+		fib.tot_len = outer_len;
+		if (be->family == 6) {
+			fib.family = AF_INET6;
+			__builtin_memcpy(fib.ipv6_dst, be->addr, 16);
+		} else {
+			fib.family = AF_INET;
+			fib.ipv4_dst = be->addr[0];
+		}
+		int rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+		if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+			__builtin_memcpy(nh->dmac, fib.dmac, 6);
+			__builtin_memcpy(nh->smac, fib.smac, 6);
+			nh->ifindex = fib.ifindex;
+			nh->from_fib = 1;
+			return 0;
+		}
+		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+			return SHOAL_CNT_DROP_TOO_BIG;
+	}
+	if (!(cfg->flags & SHOAL_CFG_F_GW_MAC))
+		return SHOAL_CNT_DROP_NO_ROUTE;
+	if (cfg->flags & SHOAL_CFG_F_FIB)
+		count(SHOAL_CNT_FIB_FALLBACK);
+	__builtin_memcpy(nh->dmac, cfg->gw_mac, 6);
+	return 0;
+}
+
+#endif /* SHOAL_NEXTHOP_H */

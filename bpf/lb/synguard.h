@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Flood detector. Each CPU measures its own new-flow rate over a window. Above flood_enter_rate
+ * the CPU stops writing session entries (pure Maglev: a SYN flood cannot evict the sessions
+ * that keep real connections on their backend). It returns to normal only once the rate has
+ * stayed below flood_exit_rate for flood_hold_ns (hysteresis, so it does not flap).
+ * Evaluated only when a new flow arrives: the mode matters only then, and the clock is read
+ * only on that path. Python applies the same rules to report the mode between new flows. */
+#ifndef SHOAL_SYNGUARD_H
+#define SHOAL_SYNGUARD_H
+
+#include "lib/consts.h"
+#include "lb_maps.h"
+#include "shoal_abi.h"
+
+#define NSEC_PER_SEC 1000000000ULL
+/* Longer gaps are clamped so rate arithmetic cannot overflow. */
+#define FLOOD_MAX_ELAPSED_NS (3600ULL * NSEC_PER_SEC)
+
+static __always_inline void flood_set_mode(struct shoal_flood_state *st, __u32 mode, __u64 now)
+{
+	st->mode = mode;
+	st->changed_ns = now;
+	if (mode)
+		st->entries += 1;
+	else
+		st->exits += 1;
+	st->calm_since_ns = 0;
+}
+
+/* Records one new flow; returns 1 when this CPU is in flood mode. */
+static __always_inline int flood_note_new_flow(const struct shoal_config *cfg, __u64 now)
+{
+	__u32 zero = 0;
+	struct shoal_flood_state *st = bpf_map_lookup_elem(&shoal_flood_v1, &zero);
+	if (!st || !cfg->flood_enter_rate)
+		return 0;
+	st->window_flows += 1;
+	__u64 elapsed = now - st->window_start_ns;
+	if (elapsed < cfg->flood_window_ns) {
+		/* Enter at once when the window's budget is already spent. */
+		if (!st->mode &&
+		    st->window_flows * NSEC_PER_SEC > cfg->flood_enter_rate * cfg->flood_window_ns)
+			flood_set_mode(st, 1, now);
+		return st->mode;
+	}
+	if (elapsed > FLOOD_MAX_ELAPSED_NS)
+		elapsed = FLOOD_MAX_ELAPSED_NS;
+	/* Close the window: rate = flows / elapsed. */
+	__u64 rate = st->window_flows * NSEC_PER_SEC / elapsed;
+	st->last_rate = rate;
+	if (!st->mode) {
+		if (rate > cfg->flood_enter_rate)
+			flood_set_mode(st, 1, now);
+	} else if (rate < cfg->flood_exit_rate) {
+		if (!st->calm_since_ns)
+			st->calm_since_ns = st->window_start_ns;
+		if (now - st->calm_since_ns >= cfg->flood_hold_ns)
+			flood_set_mode(st, 0, now);
+	} else {
+		st->calm_since_ns = 0;
+	}
+	st->window_start_ns = now;
+	st->window_flows = 0;
+	return st->mode;
+}
+
+#endif /* SHOAL_SYNGUARD_H */

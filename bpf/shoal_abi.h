@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* The ABI between the BPF programs and Python (src/shoal/dataplane/abi.py mirrors every type here).
+ * Rules: fixed-width fields, explicit padding, no bitfields, addresses and ports in network byte
+ * order. Enums are append-only: never renumber, mark retired values unused. A layout change bumps
+ * the _vN suffix of the map that carries it. */
+#ifndef SHOAL_ABI_H
+#define SHOAL_ABI_H
+
+#include <linux/types.h>
+
+/* Default sizes; Python may override max_entries before load. */
+#define SHOAL_MAX_VIPS 4096
+#define SHOAL_MAX_BACKENDS 65536
+#define SHOAL_DEFAULT_SESSIONS 4194304
+
+/* shoal_vip_val.flags */
+#define SHOAL_VIP_F_ANY_PORT (1U << 0) /* matches every port of (address, protocol) */
+#define SHOAL_VIP_F_GUE (1U << 1)      /* encapsulate in GUE (UDP) instead of IPIP/IP6 */
+#define SHOAL_VIP_F_SRC_HASH (1U << 2) /* hash on the client address only (source affinity) */
+
+/* shoal_backend.flags */
+#define SHOAL_BE_F_USABLE (1U << 0)   /* may receive packets (new flows only if in the table) */
+#define SHOAL_BE_F_DRAINING (1U << 1) /* weight 0: keeps existing flows, out of the table */
+
+/* shoal_config.flags */
+#define SHOAL_CFG_F_FIB (1U << 0)    /* next hop from bpf_fib_lookup, gateway MAC as fallback */
+#define SHOAL_CFG_F_GW_MAC (1U << 1) /* gw_mac is set */
+
+/* Key of shoal_vips_v1. */
+struct shoal_vip_key {
+	__u32 addr[4]; /* IPv4 in addr[0], rest zero */
+	__u16 port;    /* 0 for an any-port VIP */
+	__u8 proto;    /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family;   /* 4 or 6 */
+};
+
+/* Value of shoal_vips_v1. */
+struct shoal_vip_val {
+	__u32 vip_id; /* index into shoal_maglev_v1 and shoal_vip_stats_v1 */
+	__u32 flags;  /* SHOAL_VIP_F_* */
+};
+
+/* Value of shoal_backends_v1, indexed by backend id. One entry per (VIP, backend address). */
+struct shoal_backend {
+	__u32 addr[4]; /* IPv4 in addr[0], rest zero */
+	__u8 family;   /* 4 or 6; 0 = free slot */
+	__u8 flags;    /* SHOAL_BE_F_* */
+	__u16 pad;
+	__u32 gen;    /* bumped on every reuse of the slot, so stale sessions are detected */
+	__u32 vip_id; /* owning VIP */
+	__u32 weight; /* as configured; 0 = draining */
+};
+
+/* Key of the session cache: the 5-tuple as seen on the wire (40 bytes, hashed as 10 words). */
+struct shoal_flow_key {
+	__u32 src[4];
+	__u32 dst[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* Value of the session cache. */
+struct shoal_flow_val {
+	__u32 backend_id;
+	__u32 backend_gen; /* must equal shoal_backend.gen, or the entry is stale */
+	__u64 touched_ns;  /* coarse monotonic time of last use (UDP expiry) */
+};
+
+/* The single entry of shoal_config_v1. */
+struct shoal_config {
+	__u32 hash_seed;
+	__u32 flags;           /* SHOAL_CFG_F_* */
+	__u64 udp_timeout_ns;  /* UDP session entries older than this are ignored */
+	__u64 flood_window_ns; /* new-flow rate measurement window */
+	__u64 flood_enter_rate; /* new flows/s per CPU above which flood mode starts; 0 = never */
+	__u64 flood_exit_rate;  /* flood mode ends after the rate stays below this ... */
+	__u64 flood_hold_ns;    /* ... for this long */
+	__u32 encap_src4;       /* outer IPv4 source: base ... */
+	__u32 encap_src4_mask;  /* ... with these bits taken from the flow */
+	__u32 encap_src6[4];    /* outer IPv6 source prefix; the last 32 bits come from the flow */
+	__u8 gw_mac[6];         /* next hop when the FIB has none (or FIB lookups are off) */
+	__u16 gue_port;         /* GUE destination port */
+	__u16 mtu;              /* largest outer packet (L3) the uplink carries */
+	__u16 pad0;
+	__u32 anyport_vips;     /* number of any-port VIPs: skip the second lookup when 0 */
+};
+
+/* Per-CPU flood detector, the single entry of shoal_flood_v1. */
+struct shoal_flood_state {
+	__u64 window_start_ns;
+	__u64 window_flows;  /* new flows since window_start_ns */
+	__u64 calm_since_ns; /* start of the calm period while in flood mode; 0 = not calm */
+	__u64 last_rate;     /* new flows/s over the last closed window */
+	__u64 entries;       /* times flood mode started */
+	__u64 exits;         /* times flood mode ended */
+	__u64 changed_ns;    /* time of the last mode change */
+	__u32 mode;          /* 0 normal, 1 flood */
+	__u32 pad;
+};
+
+/* Per-VIP and per-backend traffic (per-CPU arrays). */
+struct shoal_traffic {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Indices of shoal_counters_v1 (per-CPU u64). Append only. */
+enum shoal_counter {
+	SHOAL_CNT_PASS_NOT_IP = 0,   /* not IPv4/IPv6 (ARP, LLDP, ...) */
+	SHOAL_CNT_PASS_NOT_VIP,      /* IP, but no VIP matches */
+	SHOAL_CNT_PASS_FRAGMENT,     /* IP fragment: ports unknown, left to the kernel */
+	SHOAL_CNT_PASS_OTHER,        /* other L4 (ICMP, ...), IPv6 extension headers, truncated */
+	SHOAL_CNT_TX,                /* encapsulated, XDP_TX */
+	SHOAL_CNT_REDIRECT,          /* encapsulated, XDP_REDIRECT to another interface */
+	SHOAL_CNT_DROP_NO_BACKEND,   /* VIP without a usable table */
+	SHOAL_CNT_DROP_TOO_BIG,      /* larger than the MTU after encapsulation */
+	SHOAL_CNT_DROP_ENCAP,        /* could not grow the packet head */
+	SHOAL_CNT_DROP_NO_ROUTE,     /* FIB has no next hop and no gateway MAC is set */
+	SHOAL_CNT_CACHE_HIT,         /* session cache hit on a usable backend */
+	SHOAL_CNT_CACHE_MISS,        /* no session entry */
+	SHOAL_CNT_CACHE_STALE,       /* entry pointed at a removed or unhealthy backend */
+	SHOAL_CNT_CACHE_EXPIRED,     /* UDP entry older than udp_timeout */
+	SHOAL_CNT_NEW_FLOWS,         /* flows hashed fresh (SYN, misses): the flood detector's input */
+	SHOAL_CNT_CACHE_INSERT,      /* entries written to the session cache */
+	SHOAL_CNT_CACHE_SKIP_FLOOD,  /* inserts skipped because of flood mode */
+	SHOAL_CNT_FIB_FALLBACK,      /* next hop from the gateway MAC instead of the FIB */
+	SHOAL_CNT_MAX,
+};
+
+/* Decap program (tc) counters, indices of shoal_decap_counters_v1. Append only. */
+enum shoal_decap_counter {
+	SHOAL_DECAP_IPIP = 0,  /* IPv4 in IPv4 */
+	SHOAL_DECAP_IP6IP,     /* IPv4 in IPv6 */
+	SHOAL_DECAP_IP6IP6,    /* IPv6 in IPv6 */
+	SHOAL_DECAP_GUE4,      /* GUE in IPv4 */
+	SHOAL_DECAP_GUE6,      /* GUE in IPv6 */
+	SHOAL_DECAP_ERROR,     /* bpf_skb_adjust_room failed */
+	SHOAL_DECAP_CNT_MAX,
+};
+
+/* The single entry of shoal_decap_config_v1. */
+struct shoal_decap_config {
+	__u16 gue_port; /* network byte order; 0 = GUE off */
+	__u16 pad;
+	__u32 pad2;
+};
+
+#endif /* SHOAL_ABI_H */
