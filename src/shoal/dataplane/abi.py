@@ -1,0 +1,168 @@
+"""Python mirror of bpf/shoal_abi.h: every struct, flag and counter the data plane shares.
+
+Field names match the C ones. Map key and value sizes are checked against the loaded object
+when maps are opened, and a test compares every field offset with the object's BTF, so a
+layout drift fails loudly instead of corrupting maps."""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+
+__all__ = [
+    "Backend",
+    "Config",
+    "Counter",
+    "DecapConfig",
+    "DecapCounter",
+    "FloodState",
+    "FlowKey",
+    "FlowVal",
+    "Traffic",
+    "VipKey",
+    "VipVal",
+]
+
+u8, u16, u32, u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64
+
+MAX_VIPS = 4096
+MAX_BACKENDS = 65536
+DEFAULT_SESSIONS = 4_194_304
+
+VIP_F_ANY_PORT = 1 << 0
+VIP_F_GUE = 1 << 1
+VIP_F_SRC_HASH = 1 << 2
+
+BE_F_USABLE = 1 << 0
+BE_F_DRAINING = 1 << 1
+
+CFG_F_FIB = 1 << 0
+CFG_F_GW_MAC = 1 << 1
+
+
+class VipKey(ctypes.Structure):
+    _fields_ = [("addr", u32 * 4), ("port", u16), ("proto", u8), ("family", u8)]
+
+
+class VipVal(ctypes.Structure):
+    _fields_ = [("vip_id", u32), ("flags", u32)]
+
+
+class Backend(ctypes.Structure):
+    _fields_ = [
+        ("addr", u32 * 4),
+        ("family", u8),
+        ("flags", u8),
+        ("pad", u16),
+        ("gen", u32),
+        ("vip_id", u32),
+        ("weight", u32),
+    ]
+
+
+class FlowKey(ctypes.Structure):
+    _fields_ = [
+        ("src", u32 * 4),
+        ("dst", u32 * 4),
+        ("sport", u16),
+        ("dport", u16),
+        ("proto", u8),
+        ("pad", u8 * 3),
+    ]
+
+
+class FlowVal(ctypes.Structure):
+    _fields_ = [("backend_id", u32), ("backend_gen", u32), ("touched_ns", u64)]
+
+
+class Config(ctypes.Structure):
+    _fields_ = [
+        ("hash_seed", u32),
+        ("flags", u32),
+        ("udp_timeout_ns", u64),
+        ("flood_window_ns", u64),
+        ("flood_enter_rate", u64),
+        ("flood_exit_rate", u64),
+        ("flood_hold_ns", u64),
+        ("encap_src4", u32),
+        ("encap_src4_mask", u32),
+        ("encap_src6", u32 * 4),
+        ("gw_mac", u8 * 6),
+        ("gue_port", u16),
+        ("mtu", u16),
+        ("pad0", u16),
+        ("anyport_vips", u32),
+    ]
+
+
+class FloodState(ctypes.Structure):
+    _fields_ = [
+        ("window_start_ns", u64),
+        ("window_flows", u64),
+        ("calm_since_ns", u64),
+        ("last_rate", u64),
+        ("entries", u64),
+        ("exits", u64),
+        ("changed_ns", u64),
+        ("mode", u32),
+        ("pad", u32),
+    ]
+
+
+class Traffic(ctypes.Structure):
+    _fields_ = [("packets", u64), ("bytes", u64)]
+
+
+class DecapConfig(ctypes.Structure):
+    _fields_ = [("gue_port", u16), ("pad", u16), ("pad2", u32)]
+
+
+class Counter(enum.IntEnum):
+    """enum shoal_counter: indices of shoal_counters_v1. Append only."""
+
+    PASS_NOT_IP = 0
+    PASS_NOT_VIP = 1
+    PASS_FRAGMENT = 2
+    PASS_OTHER = 3
+    TX = 4
+    REDIRECT = 5
+    DROP_NO_BACKEND = 6
+    DROP_TOO_BIG = 7
+    DROP_ENCAP = 8
+    DROP_NO_ROUTE = 9
+    CACHE_HIT = 10
+    CACHE_MISS = 11
+    CACHE_STALE = 12
+    CACHE_EXPIRED = 13
+    NEW_FLOWS = 14
+    CACHE_INSERT = 15
+    CACHE_SKIP_FLOOD = 16
+    FIB_FALLBACK = 17
+
+
+class DecapCounter(enum.IntEnum):
+    """enum shoal_decap_counter. Append only."""
+
+    IPIP = 0
+    IP6IP = 1
+    IP6IP6 = 2
+    GUE4 = 3
+    GUE6 = 4
+    ERROR = 5
+
+
+# Map name -> (key type, value type, per-CPU). The names carry the layout version.
+LB_MAPS: dict[str, tuple[type[ctypes._SimpleCData] | type[ctypes.Structure], type, bool]] = {
+    "shoal_vips_v1": (VipKey, VipVal, False),
+    "shoal_backends_v1": (u32, Backend, False),
+    "shoal_sessions_v1": (FlowKey, FlowVal, False),
+    "shoal_config_v1": (u32, Config, False),
+    "shoal_flood_v1": (u32, FloodState, True),
+    "shoal_counters_v1": (u32, u64, True),
+    "shoal_vip_stats_v1": (u32, Traffic, True),
+    "shoal_backend_stats_v1": (u32, Traffic, True),
+}
+DECAP_MAPS: dict[str, tuple[type, type, bool]] = {
+    "shoal_decap_config_v1": (u32, DecapConfig, False),
+    "shoal_decap_counters_v1": (u32, u64, True),
+}
