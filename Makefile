@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BPF_OUT := src/shoal/_bpf
 BPF_SRC := $(shell find bpf -name '*.h' -o -name '*.c')
-BPF_PROGS := $(BPF_OUT)/lb.bpf.o $(BPF_OUT)/decap.bpf.o $(BPF_OUT)/trivial.bpf.o
+BPF_PROGS := $(BPF_OUT)/lb.bpf.o $(BPF_OUT)/decap.bpf.o $(BPF_OUT)/trivial.bpf.o $(BPF_OUT)/probe.bpf.o
 MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 CLANG ?= clang
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -Wno-unused-function \

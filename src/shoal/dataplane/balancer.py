@@ -1,0 +1,589 @@
+"""The L4 data plane's Python API: load, attach, apply VIPs and backends, read counters, trace.
+
+`Balancer.apply(config)` reconciles by level: it reads what the maps hold, computes every table
+first (so a bad config changes nothing), then writes in an order that never exposes a packet to
+a half-made state: new backends, then table swaps (atomic per VIP), then VIP entries, then
+removals. Backend ids are per (VIP, address) and carry a generation, so a session entry can
+never follow a reused id to the wrong backend."""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from shoal import netns
+from shoal.dataplane import abi, flowhash, loader, maglev
+from shoal.dataplane.config import BackendSpec, DataplaneConfig, Settings, VipSpec
+from shoal.dataplane.maps import FakeMap, KernelMap, MapStore, PerCpuMap, TypedMap
+from shoal.dataplane.tables import FakeTables, KernelTables, TableStore
+from shoal.errors import ConfigError, DataplaneError
+
+__all__ = ["ApplyReport", "Balancer", "FloodStatus", "FlowTrace", "LbMaps"]
+
+PROTO_NUM = {"tcp": 6, "udp": 17}
+PROTO_NAME = {6: "tcp", 17: "udp"}
+PROG_NAME = "shoal_lb"
+
+
+def monotonic_coarse_ns() -> int:
+    """The clock the data plane reads (bpf_ktime_get_coarse_ns)."""
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC_COARSE)
+
+
+@dataclass
+class LbMaps:
+    vips: TypedMap[abi.VipKey, abi.VipVal]
+    backends: TypedMap[ctypes.c_uint32, abi.Backend]
+    sessions: TypedMap[abi.FlowKey, abi.FlowVal]
+    config: TypedMap[ctypes.c_uint32, abi.Config]
+    flood: PerCpuMap[ctypes.c_uint32, abi.FloodState]
+    counters: PerCpuMap[ctypes.c_uint32, ctypes.c_uint64]
+    vip_stats: PerCpuMap[ctypes.c_uint32, abi.Traffic]
+    backend_stats: PerCpuMap[ctypes.c_uint32, abi.Traffic]
+    tables: TableStore
+
+    @classmethod
+    def from_stores(cls, stores: dict[str, MapStore], tables: TableStore) -> LbMaps:
+        def typed(name: str) -> TypedMap:  # type: ignore[type-arg]
+            key, value, _ = abi.LB_MAPS[name]
+            return TypedMap(stores[name], key, value)
+
+        def percpu(name: str) -> PerCpuMap:  # type: ignore[type-arg]
+            key, value, _ = abi.LB_MAPS[name]
+            return PerCpuMap(stores[name], key, value)
+
+        return cls(
+            vips=typed("shoal_vips_v1"),
+            backends=typed("shoal_backends_v1"),
+            sessions=typed("shoal_sessions_v1"),
+            config=typed("shoal_config_v1"),
+            flood=percpu("shoal_flood_v1"),
+            counters=percpu("shoal_counters_v1"),
+            vip_stats=percpu("shoal_vip_stats_v1"),
+            backend_stats=percpu("shoal_backend_stats_v1"),
+            tables=tables,
+        )
+
+
+def vip_key(address: flowhash.IpAddress, port: int, protocol: str) -> abi.VipKey:
+    key = abi.VipKey()
+    key.addr[:] = flowhash.addr_words(address)
+    key.port = int.from_bytes(port.to_bytes(2, "big"), "little")
+    key.proto = PROTO_NUM[protocol]
+    key.family = address.version
+    return key
+
+
+def _address(words: Iterable[int], family: int) -> flowhash.IpAddress:
+    packed = b"".join(w.to_bytes(4, "little") for w in words)
+    return ipaddress.ip_address(packed[:4] if family == 4 else packed)
+
+
+def _net_port(port: int) -> int:
+    return int.from_bytes(port.to_bytes(2, "little"), "big")
+
+
+def _mac(text: str) -> bytes:
+    return bytes.fromhex(text.replace(":", ""))
+
+
+@dataclass(frozen=True)
+class VipState:
+    """A VIP as the maps hold it."""
+
+    vip_id: int
+    flags: int
+
+
+@dataclass
+class ApplyReport:
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    digests: dict[str, str] = field(default_factory=dict)  # VIP name -> Maglev table digest
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.added)} VIP(s) added, {len(self.changed)} changed, "
+            f"{len(self.removed)} removed"
+        )
+
+
+@dataclass(frozen=True)
+class FloodStatus:
+    """Flood mode per CPU. `effective` applies the data plane's exit rule at the current time,
+    which the data plane itself only evaluates when the next new flow arrives."""
+
+    mode: list[bool]
+    effective: list[bool]
+    rate: list[int]
+    entries: int
+    exits: int
+
+    @property
+    def active(self) -> bool:
+        return any(self.effective)
+
+
+@dataclass(frozen=True)
+class FlowTrace:
+    flow: str
+    vip: str | None
+    verdict: str
+    backend: str | None = None
+    via: str | None = None  # "session" or "maglev"
+    hash: int | None = None
+    slot: int | None = None
+    table_size: int | None = None
+    session_backend: str | None = None
+    session_usable: bool | None = None
+
+
+@dataclass
+class _Plan:
+    config_words: abi.Config
+    vip_entries: dict[bytes, tuple[VipSpec, int, int]]  # key -> (spec, vip_id, flags)
+    backend_writes: dict[int, abi.Backend]  # usable or new entries, written before the swap
+    late_writes: dict[int, abi.Backend]  # entries losing usability, written after the swap
+    new_ids: set[int]
+    tables: dict[int, np.ndarray | None]  # vip_id -> backend ids, None = no usable backend
+    removed_vips: dict[bytes, int]
+    report: ApplyReport
+
+
+class Balancer:
+    """One L4 data plane instance: its maps, and its program when loaded from BPF."""
+
+    def __init__(
+        self,
+        maps: LbMaps,
+        *,
+        obj: loader.BpfObject | None = None,
+        instance: str = "default",
+        max_vips: int = abi.MAX_VIPS,
+        max_backends: int = abi.MAX_BACKENDS,
+    ) -> None:
+        self.maps = maps
+        self.obj = obj
+        self.instance = instance
+        self.max_vips = max_vips
+        self.max_backends = max_backends
+        self.desired: DataplaneConfig | None = None
+        self._table_digests: dict[int, bytes] = {}
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        instance: str = "default",
+        *,
+        pin: bool = True,
+        session_cache_size: int = abi.DEFAULT_SESSIONS,
+        max_vips: int = abi.MAX_VIPS,
+        max_backends: int = abi.MAX_BACKENDS,
+    ) -> Balancer:
+        """Loads the XDP program with its maps (pinned per instance unless pin=False)."""
+        sizes = {
+            "shoal_sessions_v1": session_cache_size,
+            "shoal_vips_v1": max_vips,
+            "shoal_maglev_v1": max_vips,
+            "shoal_vip_stats_v1": max_vips,
+            "shoal_backends_v1": max_backends,
+            "shoal_backend_stats_v1": max_backends,
+        }
+        pin_dir = loader.PIN_ROOT / instance if pin else None
+        obj = loader.BpfObject(loader.bpf_object_path("lb"), pin_dir, sizes)
+        try:
+            stores: dict[str, MapStore] = {
+                name: KernelMap(obj.map_fd(name), percpu=percpu)
+                for name, (_, _, percpu) in abi.LB_MAPS.items()
+            }
+            tables = KernelTables(KernelMap(obj.map_fd("shoal_maglev_v1")))
+            maps = LbMaps.from_stores(stores, tables)
+        except BaseException:
+            obj.close()
+            raise
+        return cls(maps, obj=obj, instance=instance, max_vips=max_vips, max_backends=max_backends)
+
+    @classmethod
+    def fake(cls, *, max_vips: int = 64, max_backends: int = 1024, ncpus: int = 2) -> Balancer:
+        """An in-memory balancer with the same logic, for tests without root."""
+        sizes = {
+            "shoal_vips_v1": max_vips,
+            "shoal_backends_v1": max_backends,
+            "shoal_vip_stats_v1": max_vips,
+            "shoal_backend_stats_v1": max_backends,
+            "shoal_sessions_v1": 4096,
+            "shoal_config_v1": 1,
+            "shoal_flood_v1": 1,
+            "shoal_counters_v1": len(abi.Counter),
+        }
+        stores: dict[str, MapStore] = {}
+        for name, (key, value, percpu) in abi.LB_MAPS.items():
+            is_array = name not in ("shoal_vips_v1", "shoal_sessions_v1")
+            stores[name] = FakeMap(
+                ctypes.sizeof(key),
+                ctypes.sizeof(value),
+                sizes[name],
+                percpu=percpu,
+                is_array=is_array,
+                ncpus=ncpus,
+            )
+        return cls(
+            LbMaps.from_stores(stores, FakeTables()), max_vips=max_vips, max_backends=max_backends
+        )
+
+    @property
+    def prog_fd(self) -> int:
+        if self.obj is None:
+            raise DataplaneError("this balancer has no BPF program (fake)")
+        return self.obj.prog_fd(PROG_NAME)
+
+    def close(self) -> None:
+        """Closes our handles; the attached program and pinned maps keep working."""
+        if self.obj is not None:
+            self.obj.close()
+            self.obj = None
+
+    def __enter__(self) -> Balancer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def attach(self, ifname: str, *, netns_name: str | None = None, mode: str = "auto") -> str:
+        """Attaches (or atomically replaces) the program on ifname; returns the XDP mode."""
+        with netns.entered(netns_name):
+            return loader.attach_xdp(netns.ifindex(ifname), self.prog_fd, mode)
+
+    @staticmethod
+    def detach(ifname: str, *, netns_name: str | None = None) -> bool:
+        with netns.entered(netns_name):
+            return loader.detach_xdp(netns.ifindex(ifname))
+
+    @staticmethod
+    def pin_dir(instance: str) -> Path:
+        return loader.PIN_ROOT / instance
+
+    # ---- applying desired state ------------------------------------------------------------
+
+    def apply(self, config: DataplaneConfig) -> ApplyReport:
+        """Makes the data plane hold exactly `config`. Refuses (ConfigError) before writing
+        anything when it cannot fit."""
+        plan = self._plan(config)
+        self._execute(plan)
+        self.desired = config
+        return plan.report
+
+    def _current_vips(self) -> dict[bytes, VipState]:
+        return {bytes(k): VipState(v.vip_id, v.flags) for k, v in self.maps.vips.items()}
+
+    def _current_backends(self) -> dict[int, abi.Backend]:
+        store = self.maps.backends.store
+        if isinstance(store, KernelMap):
+            raw = store.lookup_all_array()
+            arr = np.frombuffer(raw, dtype=np.dtype(abi.Backend))
+            out: dict[int, abi.Backend] = {}
+            for i in np.nonzero((arr["family"] != 0) | (arr["gen"] != 0))[0]:
+                out[int(i)] = abi.Backend.from_buffer_copy(arr[i].tobytes())
+            return out
+        return {int(k.value): v for k, v in self.maps.backends.items() if v.family or v.gen}
+
+    def _settings_words(self, s: Settings, anyport: int) -> abi.Config:
+        cfg = abi.Config()
+        cfg.hash_seed = flowhash.hash_seed_from(s.seed)
+        cfg.flags = (abi.CFG_F_FIB if s.fib_lookup else 0) | (
+            abi.CFG_F_GW_MAC if s.gateway_mac else 0
+        )
+        cfg.udp_timeout_ns = int(s.udp_timeout * 1e9)
+        cfg.flood_window_ns = int(s.flood.window * 1e9)
+        cfg.flood_enter_rate = s.flood.enter_rate
+        cfg.flood_exit_rate = s.flood.exit_rate
+        cfg.flood_hold_ns = int(s.flood.hold_down * 1e9)
+        net4 = s.encap_source_v4
+        cfg.encap_src4 = int.from_bytes(net4.network_address.packed, "little")
+        cfg.encap_src4_mask = int.from_bytes(net4.hostmask.packed, "little")
+        cfg.encap_src6[:] = flowhash.addr_words(s.encap_source_v6.network_address)
+        if s.gateway_mac:
+            cfg.gw_mac[:] = list(_mac(s.gateway_mac))
+        cfg.gue_port = _net_port(s.gue_port)
+        cfg.mtu = s.mtu
+        cfg.anyport_vips = anyport
+        return cfg
+
+    def _plan(self, config: DataplaneConfig) -> _Plan:
+        if len(config.vips) > self.max_vips:
+            raise ConfigError(f"{len(config.vips)} VIPs, this data plane holds {self.max_vips}")
+        seed = config.settings.seed.encode()
+        cur_vips = self._current_vips()
+        cur_backends = self._current_backends()
+        report = ApplyReport()
+
+        used_vip_ids = {v.vip_id for v in cur_vips.values()}
+        free_vip_ids = (i for i in range(self.max_vips) if i not in used_vip_ids)
+        by_owner = {(b.vip_id, bytes(b.addr)): i for i, b in cur_backends.items() if b.family}
+        free_slots = (
+            i
+            for i in range(self.max_backends)
+            if i not in cur_backends or not cur_backends[i].family
+        )
+
+        vip_entries: dict[bytes, tuple[VipSpec, int, int]] = {}
+        writes: dict[int, abi.Backend] = {}
+        late: dict[int, abi.Backend] = {}
+        new_ids: set[int] = set()
+        tables: dict[int, np.ndarray | None] = {}
+        kept_slots: set[int] = set()
+        for vip in config.vips:
+            kb = bytes(vip_key(*vip.key))
+            flags = (
+                (abi.VIP_F_ANY_PORT if vip.any_port else 0)
+                | (abi.VIP_F_GUE if vip.encap == "gue" else 0)
+                | (abi.VIP_F_SRC_HASH if vip.hash == "source_ip" else 0)
+            )
+            if kb in cur_vips:
+                vip_id = cur_vips[kb].vip_id
+                if cur_vips[kb].flags != flags:
+                    report.changed.append(vip.name)
+            else:
+                vip_id = next(free_vip_ids)
+                report.added.append(vip.name)
+            vip_entries[kb] = (vip, vip_id, flags)
+            ids = []
+            for be in vip.backends:
+                entry = self._backend_entry(be, vip_id)
+                owner = (vip_id, bytes(entry.addr))
+                if owner in by_owner:
+                    slot = by_owner[owner]
+                    old = cur_backends[slot]
+                    entry.gen = old.gen
+                    if bytes(old) != bytes(entry):
+                        lost = old.flags & abi.BE_F_USABLE and not entry.flags & abi.BE_F_USABLE
+                        (late if lost else writes)[slot] = entry
+                        if vip.name not in report.added + report.changed:
+                            report.changed.append(vip.name)
+                else:
+                    try:
+                        slot = next(free_slots)
+                    except StopIteration:
+                        raise ConfigError(
+                            f"out of backend slots ({self.max_backends}) at VIP {vip.name}"
+                        ) from None
+                    old_gen = cur_backends[slot].gen if slot in cur_backends else 0
+                    entry.gen = (old_gen + 1) & 0xFFFFFFFF or 1
+                    writes[slot] = entry
+                    new_ids.add(slot)
+                    if vip.name not in report.added + report.changed:
+                        report.changed.append(vip.name)
+                kept_slots.add(slot)
+                ids.append(slot)
+            pairs = [(str(be.address), be.weight if be.healthy else 0) for be in vip.backends]
+            picked = maglev.build_table(pairs, vip.table_size, seed)
+            if pairs:
+                report.digests[vip.name] = maglev.table_digest(picked, pairs)
+            tables[vip_id] = None if (picked < 0).all() else np.asarray(ids, "<u4")[picked]
+
+        removed_vips = {kb: st.vip_id for kb, st in cur_vips.items() if kb not in vip_entries}
+        for kb in removed_vips:
+            key = abi.VipKey.from_buffer_copy(kb)
+            addr = _address(key.addr, key.family)
+            report.removed.append(
+                VipSpec(
+                    address=addr,
+                    port=_net_port(key.port),
+                    protocol=PROTO_NAME[key.proto],
+                    any_port=key.port == 0,
+                    table_size=3,
+                ).name
+            )
+        for slot, b in cur_backends.items():
+            if b.family and slot not in kept_slots:
+                freed = abi.Backend()
+                freed.gen = b.gen
+                late[slot] = freed
+        anyport = sum(1 for v in config.vips if v.any_port)
+        return _Plan(
+            self._settings_words(config.settings, anyport),
+            vip_entries,
+            writes,
+            late,
+            new_ids,
+            tables,
+            removed_vips,
+            report,
+        )
+
+    @staticmethod
+    def _backend_entry(be: BackendSpec, vip_id: int) -> abi.Backend:
+        entry = abi.Backend()
+        entry.addr[:] = flowhash.addr_words(be.address)
+        entry.family = be.address.version
+        entry.flags = (abi.BE_F_USABLE if be.healthy else 0) | (
+            abi.BE_F_DRAINING if be.weight == 0 else 0
+        )
+        entry.vip_id = vip_id
+        entry.weight = be.weight
+        return entry
+
+    def _execute(self, plan: _Plan) -> None:
+        m = self.maps
+        current_cfg = m.config.get(0)
+        early_cfg = abi.Config.from_buffer_copy(bytes(plan.config_words))
+        if current_cfg is not None:
+            # Any-port lookups must be on before a new any-port VIP appears.
+            early_cfg.anyport_vips = max(current_cfg.anyport_vips, plan.config_words.anyport_vips)
+        m.config.set(0, early_cfg)
+        for slot in plan.new_ids:
+            m.backend_stats.set_all(slot, abi.Traffic())
+        for slot, entry in plan.backend_writes.items():
+            m.backends.set(slot, entry)
+        for kb, (_, vip_id, _) in plan.vip_entries.items():
+            if kb not in self._current_vips():
+                m.vip_stats.set_all(vip_id, abi.Traffic())
+        for vip_id, ids in plan.tables.items():
+            if ids is None:
+                m.tables.remove(vip_id)
+                self._table_digests.pop(vip_id, None)
+                continue
+            digest = ids.tobytes()
+            if self._table_digests.get(vip_id) != digest:
+                m.tables.swap(vip_id, ids)
+                self._table_digests[vip_id] = digest
+        for kb, (_, vip_id, flags) in plan.vip_entries.items():
+            val = abi.VipVal(vip_id=vip_id, flags=flags)
+            m.vips.set(abi.VipKey.from_buffer_copy(kb), val)
+        for kb, vip_id in plan.removed_vips.items():
+            m.vips.delete(abi.VipKey.from_buffer_copy(kb))
+            m.tables.remove(vip_id)
+            self._table_digests.pop(vip_id, None)
+        for slot, entry in plan.late_writes.items():
+            m.backends.set(slot, entry)
+        m.config.set(0, plan.config_words)
+
+    # ---- reading state -------------------------------------------------------------------
+
+    def vips(self) -> dict[str, VipState]:
+        out = {}
+        for kb, st in self._current_vips().items():
+            key = abi.VipKey.from_buffer_copy(kb)
+            addr = _address(key.addr, key.family)
+            host = f"[{addr}]" if addr.version == 6 else str(addr)
+            port = _net_port(key.port)
+            out[f"{PROTO_NAME.get(key.proto, key.proto)}://{host}:{port or '*'}"] = st
+        return out
+
+    def backends(self) -> dict[int, abi.Backend]:
+        """Allocated backend slots by id."""
+        return {i: b for i, b in self._current_backends().items() if b.family}
+
+    def counters(self) -> dict[str, int]:
+        out = {}
+        for c in abi.Counter:
+            out[c.name.lower()] = sum(v.value for v in self.maps.counters.get(c))
+        return out
+
+    def vip_traffic(self, vip_id: int) -> tuple[int, int]:
+        per_cpu = self.maps.vip_stats.get(vip_id)
+        return sum(t.packets for t in per_cpu), sum(t.bytes for t in per_cpu)
+
+    def backend_traffic(self) -> dict[str, tuple[int, int]]:
+        """(packets, bytes) per backend address, over every VIP it serves."""
+        out: dict[str, tuple[int, int]] = {}
+        for slot, b in self.backends().items():
+            per_cpu = self.maps.backend_stats.get(slot)
+            name = str(_address(b.addr, b.family))
+            p, y = out.get(name, (0, 0))
+            out[name] = (p + sum(t.packets for t in per_cpu), y + sum(t.bytes for t in per_cpu))
+        return out
+
+    def flood_status(self, now_ns: int | None = None) -> FloodStatus:
+        cfg = self.maps.config.get(0) or abi.Config()
+        now = monotonic_coarse_ns() if now_ns is None else now_ns
+        states = self.maps.flood.get(0)
+        effective = []
+        for st in states:
+            eff = bool(st.mode)
+            elapsed = now - st.window_start_ns
+            if eff and cfg.flood_window_ns and elapsed >= cfg.flood_window_ns:
+                rate = (st.window_flows + 1) * 1_000_000_000 // max(elapsed, 1)
+                calm = st.calm_since_ns or st.window_start_ns
+                if rate < cfg.flood_exit_rate and now - calm >= cfg.flood_hold_ns:
+                    eff = False
+            effective.append(eff)
+        return FloodStatus(
+            mode=[bool(s.mode) for s in states],
+            effective=effective,
+            rate=[int(s.last_rate) for s in states],
+            entries=sum(s.entries for s in states),
+            exits=sum(s.exits for s in states),
+        )
+
+    def session(self, key: abi.FlowKey) -> abi.FlowVal | None:
+        return self.maps.sessions.get(key)
+
+    def trace(self, src: str, sport: int, dst: str, dport: int, protocol: str) -> FlowTrace:
+        """Which backend this flow reaches, and why, computed from the maps without a packet."""
+        key = flowhash.flow_key(src, dst, sport, dport, protocol)
+        flow = f"{protocol} {src}:{sport} -> {dst}:{dport}"
+        dst_ip = ipaddress.ip_address(dst)
+        vip = self.maps.vips.get(vip_key(dst_ip, dport, protocol))
+        if vip is None:
+            any_vip = self.maps.vips.get(vip_key(dst_ip, 0, protocol))
+            vip = any_vip if any_vip and any_vip.flags & abi.VIP_F_ANY_PORT else None
+        if vip is None:
+            return FlowTrace(flow, None, "pass: not a VIP")
+        vip_name = next((n for n, st in self.vips().items() if st.vip_id == vip.vip_id), None)
+        cfg = self.maps.config.get(0) or abi.Config()
+        session = self.maps.sessions.get(key)
+        session_backend, usable = None, None
+        if session is not None:
+            b = self.maps.backends.get(session.backend_id)
+            usable = bool(b and b.gen == session.backend_gen and b.flags & abi.BE_F_USABLE)
+            if b is not None and b.family:
+                session_backend = str(_address(b.addr, b.family))
+            if usable and (
+                protocol == "tcp"
+                or monotonic_coarse_ns() - session.touched_ns <= cfg.udp_timeout_ns
+            ):
+                return FlowTrace(
+                    flow,
+                    vip_name,
+                    "forward",
+                    session_backend,
+                    "session",
+                    session_backend=session_backend,
+                    session_usable=True,
+                )
+        h = flowhash.flow_hash(key, cfg.hash_seed, bool(vip.flags & abi.VIP_F_SRC_HASH))
+        table = self.maps.tables.read(vip.vip_id)
+        if table is None or not len(table):
+            return FlowTrace(
+                flow,
+                vip_name,
+                "drop: no usable backend",
+                hash=h,
+                session_backend=session_backend,
+                session_usable=usable,
+            )
+        slot = h % len(table)
+        b = self.maps.backends.get(int(table[slot]))
+        backend = str(_address(b.addr, b.family)) if b is not None and b.family else None
+        return FlowTrace(
+            flow,
+            vip_name,
+            "forward",
+            backend,
+            "maglev",
+            h,
+            slot,
+            len(table),
+            session_backend,
+            usable,
+        )

@@ -1,0 +1,44 @@
+"""Constants and builders shared by the packet tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shoal.dataplane.config import DataplaneConfig, parse_config
+
+LB_MAC = "02:00:00:00:aa:01"
+BACKENDS4 = {f"10.1.0.{i}": f"02:00:00:00:be:0{i}" for i in range(1, 7)}
+BACKENDS6 = {f"fd01::{i}": f"02:00:00:00:b6:0{i}" for i in range(1, 7)}
+VIP4, VIP6 = "10.0.0.100", "fd00::100"
+
+
+@dataclass(frozen=True)
+class Net:
+    ns: str
+    ifindex: int
+    lb_mac: str
+
+
+def config(*vips: dict, **settings: object) -> DataplaneConfig:
+    return parse_config({"settings": settings, "vips": list(vips)})
+
+
+def vip(
+    address: str = VIP4,
+    port: int = 80,
+    protocol: str = "tcp",
+    backends: int | list = 3,
+    family: int = 4,
+    **extra: object,
+) -> dict:
+    if isinstance(backends, int):
+        pool = BACKENDS4 if family == 4 else BACKENDS6
+        backends = [{"address": a} for a in list(pool)[:backends]]
+    return {
+        "address": address,
+        "port": port,
+        "protocol": protocol,
+        "table_size": 251,
+        "backends": backends,
+        **extra,
+    }
