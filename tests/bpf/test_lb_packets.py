@@ -19,6 +19,7 @@ from .harness import BACKENDS4, BACKENDS6, LB_MAC, VIP4, VIP6, Net, config, vip
 
 pytestmark = pytest.mark.bpf
 CLIENT4, CLIENT6 = "192.0.2.10", "2001:db8::10"
+TO_LB = bytes.fromhex(LB_MAC.replace(":", ""))  # frames arrive addressed to the LB
 
 
 def send(lb: Balancer, net: Net, frame: bytes):
@@ -26,11 +27,11 @@ def send(lb: Balancer, net: Net, frame: bytes):
 
 
 def syn(src: str = CLIENT4, sport: int = 40000, dst: str = VIP4, dport: int = 80) -> bytes:
-    return packets.tcp_frame(src, dst, sport, dport, packets.TCP_SYN)
+    return packets.tcp_frame(src, dst, sport, dport, packets.TCP_SYN, dmac=TO_LB)
 
 
 def ack(src: str = CLIENT4, sport: int = 40000, dst: str = VIP4, dport: int = 80) -> bytes:
-    return packets.tcp_frame(src, dst, sport, dport, packets.TCP_ACK, b"data")
+    return packets.tcp_frame(src, dst, sport, dport, packets.TCP_ACK, b"data", dmac=TO_LB)
 
 
 def outer_dst(frame: bytes) -> str:
