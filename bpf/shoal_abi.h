@@ -96,6 +96,7 @@ struct shoal_flood_state {
 	__u64 entries;       /* times flood mode started */
 	__u64 exits;         /* times flood mode ended */
 	__u64 changed_ns;    /* time of the last mode change */
+	__u64 last_flow_ns;  /* time of the last new flow */
 	__u32 mode;          /* 0 normal, 1 flood */
 	__u32 pad;
 };

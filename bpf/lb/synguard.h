@@ -34,6 +34,13 @@ static __always_inline int flood_note_new_flow(const struct shoal_config *cfg, _
 	struct shoal_flood_state *st = bpf_map_lookup_elem(&shoal_flood_v1, &zero);
 	if (!st || !cfg->flood_enter_rate)
 		return 0;
+	/* No new flow at all for the hold-down: the flood is over, whatever the open window says. */
+	if (st->mode && now - st->last_flow_ns >= cfg->flood_hold_ns) {
+		flood_set_mode(st, 0, now);
+		st->window_start_ns = now;
+		st->window_flows = 0;
+	}
+	st->last_flow_ns = now;
 	st->window_flows += 1;
 	__u64 elapsed = now - st->window_start_ns;
 	if (elapsed < cfg->flood_window_ns) {

@@ -104,6 +104,7 @@ class FloodState(ctypes.Structure):
         ("entries", u64),
         ("exits", u64),
         ("changed_ns", u64),
+        ("last_flow_ns", u64),
         ("mode", u32),
         ("pad", u32),
     ]

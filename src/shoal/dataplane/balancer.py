@@ -29,11 +29,12 @@ __all__ = ["ApplyReport", "Balancer", "FloodStatus", "FlowTrace", "LbMaps"]
 PROTO_NUM = {"tcp": 6, "udp": 17}
 PROTO_NAME = {6: "tcp", 17: "udp"}
 PROG_NAME = "shoal_lb"
+CLOCK_MONOTONIC_COARSE = getattr(time, "CLOCK_MONOTONIC_COARSE", 6)  # Linux's number
 
 
 def monotonic_coarse_ns() -> int:
     """The clock the data plane reads (bpf_ktime_get_coarse_ns)."""
-    return time.clock_gettime_ns(time.CLOCK_MONOTONIC_COARSE)
+    return time.clock_gettime_ns(CLOCK_MONOTONIC_COARSE)
 
 
 @dataclass
@@ -511,7 +512,9 @@ class Balancer:
         for st in states:
             eff = bool(st.mode)
             elapsed = now - st.window_start_ns
-            if eff and cfg.flood_window_ns and elapsed >= cfg.flood_window_ns:
+            if eff and now - st.last_flow_ns >= cfg.flood_hold_ns:
+                eff = False  # quiet for the whole hold-down
+            elif eff and cfg.flood_window_ns and elapsed >= cfg.flood_window_ns:
                 rate = (st.window_flows + 1) * 1_000_000_000 // max(elapsed, 1)
                 calm = st.calm_since_ns or st.window_start_ns
                 if rate < cfg.flood_exit_rate and now - calm >= cfg.flood_hold_ns:
