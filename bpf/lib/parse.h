@@ -24,11 +24,12 @@ struct packet {
 #define PARSE_OK -1
 
 /* Returns PARSE_OK, or the SHOAL_CNT_PASS_* reason to leave the packet alone. */
-static __always_inline int parse_l4(void *l4, void *data_end, struct packet *pkt)
+/* ip_end: end of the IP packet by its own length field; the L4 header must lie before it. */
+static __always_inline int parse_l4(void *l4, void *ip_end, void *data_end, struct packet *pkt)
 {
 	if (pkt->flow.proto == IPPROTO_TCP) {
 		struct tcphdr *th = l4;
-		if ((void *)(th + 1) > data_end)
+		if ((void *)(th + 1) > data_end || (void *)(th + 1) > ip_end)
 			return SHOAL_CNT_PASS_OTHER;
 		pkt->flow.sport = th->source;
 		pkt->flow.dport = th->dest;
@@ -37,7 +38,7 @@ static __always_inline int parse_l4(void *l4, void *data_end, struct packet *pkt
 	}
 	if (pkt->flow.proto == IPPROTO_UDP) {
 		struct udphdr *uh = l4;
-		if ((void *)(uh + 1) > data_end)
+		if ((void *)(uh + 1) > data_end || (void *)(uh + 1) > ip_end)
 			return SHOAL_CNT_PASS_OTHER;
 		pkt->flow.sport = uh->source;
 		pkt->flow.dport = uh->dest;
@@ -66,7 +67,7 @@ static __always_inline int parse_ipv4(void *l3, void *data_end, struct packet *p
 	pkt->flow.dst[0] = iph->daddr;
 	pkt->flow.proto = iph->protocol;
 	/* Options are allowed: they travel inside the tunnel untouched. */
-	return parse_l4(l3 + iph->ihl * 4, data_end, pkt);
+	return parse_l4(l3 + iph->ihl * 4, l3 + len, data_end, pkt);
 }
 
 static __always_inline int parse_ipv6(void *l3, void *data_end, struct packet *pkt)
@@ -86,7 +87,7 @@ static __always_inline int parse_ipv6(void *l3, void *data_end, struct packet *p
 	__builtin_memcpy(pkt->flow.dst, &ip6h->daddr, 16);
 	/* Extension headers (fragments included) are not VIP traffic we balance. */
 	pkt->flow.proto = ip6h->nexthdr;
-	return parse_l4(ip6h + 1, data_end, pkt);
+	return parse_l4(ip6h + 1, l3 + len, data_end, pkt);
 }
 
 /* Fills pkt from the frame. pkt must be zeroed by the caller (the flow key is hashed whole). */

@@ -35,9 +35,13 @@ class XdpMd(ctypes.Structure):
 @dataclass(frozen=True)
 class TestRunResult:
     __test__ = False  # not a pytest class
-    action: XdpAction
+    action_value: int  # the program's raw return value
     frame: bytes
     duration_ns: int
+
+    @property
+    def action(self) -> XdpAction:
+        return XdpAction(self.action_value)
 
 
 def run_xdp(
@@ -59,4 +63,4 @@ def run_xdp(
         opts.ctx_in = ctypes.cast(ctypes.pointer(ctx), ctypes.c_void_p)
         opts.ctx_size_in = ctypes.sizeof(ctx)
     bpf.lib().call("bpf_prog_test_run_opts", prog_fd, ctypes.byref(opts))
-    return TestRunResult(XdpAction(opts.retval), out.raw[: opts.data_size_out], opts.duration)
+    return TestRunResult(opts.retval, out.raw[: opts.data_size_out], opts.duration)
