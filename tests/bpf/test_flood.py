@@ -19,8 +19,9 @@ FLOOD = {"enter_rate": 1000, "exit_rate": 100, "hold_down": 0.4, "window": 0.05}
 
 
 def syn(lb: Balancer, net: Net, n: int) -> XdpAction:
-    frame = packets.tcp_frame("198.51.100.7", VIP4, 1024 + n % 60000, 80, packets.TCP_SYN,
-                              dmac=TO_LB)
+    frame = packets.tcp_frame(
+        "198.51.100.7", VIP4, 1024 + n % 60000, 80, packets.TCP_SYN, dmac=TO_LB
+    )
     return run_xdp(lb.prog_fd, frame, ingress_ifindex=net.ifindex).action
 
 

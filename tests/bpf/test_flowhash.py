@@ -22,8 +22,7 @@ pytestmark = pytest.mark.bpf
 @pytest.fixture(scope="module")
 def probe() -> Iterator[tuple[int, TypedMap]]:
     with loader.BpfObject(loader.bpf_object_path("probe"), None) as obj:
-        args = TypedMap(KernelMap(obj.map_fd("shoal_probe_args")), ctypes.c_uint32,
-                        ctypes.c_uint32)
+        args = TypedMap(KernelMap(obj.map_fd("shoal_probe_args")), ctypes.c_uint32, ctypes.c_uint32)
         yield obj.prog_fd("shoal_probe_hash"), args
 
 
@@ -33,8 +32,15 @@ ports = st.integers(0, 65535)
 
 
 @settings(max_examples=300, deadline=None)
-@given(family=st.sampled_from([4, 6]), data=st.data(), sport=ports, dport=ports,
-       udp=st.booleans(), seed=st.integers(0, 2**32 - 1), src_only=st.booleans())
+@given(
+    family=st.sampled_from([4, 6]),
+    data=st.data(),
+    sport=ports,
+    dport=ports,
+    udp=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+    src_only=st.booleans(),
+)
 def test_c_and_python_hash_agree(probe, family, data, sport, dport, udp, seed, src_only) -> None:
     prog_fd, args = probe
     addr = ipv4 if family == 4 else ipv6

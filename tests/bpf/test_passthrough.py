@@ -30,11 +30,14 @@ NOT_FOR_A_VIP = {
     "icmp elsewhere": E / IP(src="192.0.2.1", dst="8.8.8.8") / ICMP(),
     "first fragment": E / IP(src="192.0.2.1", dst=VIP4, flags="MF") / TCP(dport=80) / ("x" * 64),
     "later fragment": E / IP(src="192.0.2.1", dst=VIP4, frag=8) / ("x" * 64),
-    "ipv4 options elsewhere": E / IP(src="192.0.2.1", dst="10.0.0.7", options=b"\x94\x04\0\0")
+    "ipv4 options elsewhere": E
+    / IP(src="192.0.2.1", dst="10.0.0.7", options=b"\x94\x04\0\0")
     / TCP(dport=80),
     "vlan other address": E / Dot1Q(vlan=7) / IP(src="192.0.2.1", dst="10.0.0.7") / TCP(),
     "ipv6 other address": E / IPv6(src="2001:db8::1", dst="fd00::7") / TCP(dport=80, flags="S"),
-    "ipv6 fragment header": E / IPv6(src="2001:db8::1", dst=VIP6) / IPv6ExtHdrFragment()
+    "ipv6 fragment header": E
+    / IPv6(src="2001:db8::1", dst=VIP6)
+    / IPv6ExtHdrFragment()
     / TCP(dport=80),
     "truncated ipv4": bytes(E / IP(src="192.0.2.1", dst=VIP4) / TCP(dport=80))[:30],
     "truncated tcp": bytes(E / IP(src="192.0.2.1", dst=VIP4) / TCP(dport=80))[:40],
@@ -67,8 +70,14 @@ def is_vip_traffic(frame: bytes) -> bool:
     if isinstance(layer, Dot1Q):
         layer = layer.payload
     if isinstance(layer, IP):
-        if len(frame) < 14 + 20 or layer.version != 4 or layer.ihl < 5 or layer.flags.MF \
-                or layer.frag or layer.dst != VIP4:
+        if (
+            len(frame) < 14 + 20
+            or layer.version != 4
+            or layer.ihl < 5
+            or layer.flags.MF
+            or layer.frag
+            or layer.dst != VIP4
+        ):
             return False
         avail = len(bytes(layer))
         if layer.len > avail or layer.len < layer.ihl * 4 + 20:
@@ -84,12 +93,14 @@ def is_vip_traffic(frame: bytes) -> bool:
     return isinstance(l4, TCP) and l4.dport == 80 and len(bytes(l4)) >= 20
 
 
-valid = st.sampled_from([
-    packets.tcp_frame("192.0.2.1", VIP4, 1000, 80),
-    packets.tcp_frame("2001:db8::1", VIP6, 1000, 80),
-    packets.udp_frame("192.0.2.1", VIP4, 1000, 80),
-    packets.tcp_frame("192.0.2.1", VIP4, 1000, 80, vlan=5),
-])
+valid = st.sampled_from(
+    [
+        packets.tcp_frame("192.0.2.1", VIP4, 1000, 80),
+        packets.tcp_frame("2001:db8::1", VIP6, 1000, 80),
+        packets.udp_frame("192.0.2.1", VIP4, 1000, 80),
+        packets.tcp_frame("192.0.2.1", VIP4, 1000, 80, vlan=5),
+    ]
+)
 
 
 @st.composite
@@ -104,7 +115,14 @@ def frames(draw: st.DrawFn) -> bytes:
     return base[:pos] + bytes([draw(st.integers(0, 255))]) + base[pos + 1 :]
 
 
-@settings(max_examples=int(os.environ.get("SHOAL_FUZZ_EXAMPLES", "600")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ_EXAMPLES = int(os.environ.get("SHOAL_FUZZ_EXAMPLES", "600"))
+
+
+@settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(frame=frames())
 def test_fuzz_frames(lb_with_vips: Balancer, net: Net, frame: bytes) -> None:
     if len(frame) < 14:

@@ -1,0 +1,81 @@
+"""abi.py mirrors bpf/shoal_abi.h exactly: every field's name, offset and the struct sizes are
+compared with the BTF that clang wrote into the objects."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from shoal.dataplane import abi, loader
+
+PAIRS = {
+    "shoal_vip_key": abi.VipKey,
+    "shoal_vip_val": abi.VipVal,
+    "shoal_backend": abi.Backend,
+    "shoal_flow_key": abi.FlowKey,
+    "shoal_flow_val": abi.FlowVal,
+    "shoal_config": abi.Config,
+    "shoal_flood_state": abi.FloodState,
+    "shoal_traffic": abi.Traffic,
+}
+
+
+def btf_structs(obj: str) -> dict[str, dict]:
+    out = subprocess.run(
+        ["bpftool", "-j", "btf", "dump", "file", str(loader.bpf_object_path(obj))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {t["name"]: t for t in json.loads(out)["types"] if t["kind"] == "STRUCT"}
+
+
+HEADER = Path(__file__).resolve().parents[2] / "bpf" / "shoal_abi.h"
+
+
+def header_enum(name: str) -> dict[str, int]:
+    """Members of an enum in shoal_abi.h (constants-only enums do not reach BTF)."""
+    body = re.search(r"enum " + name + r" \{(.*?)\};", HEADER.read_text(), re.S)
+    assert body, f"enum {name} not in {HEADER}"
+    values, nxt = {}, 0
+    for line in body.group(1).splitlines():
+        m = re.match(r"\s*(SHOAL_\w+)(?:\s*=\s*(\d+))?,", line)
+        if m:
+            nxt = int(m.group(2)) if m.group(2) else nxt
+            values[m.group(1)] = nxt
+            nxt += 1
+    return values
+
+
+@pytest.mark.parametrize("c_name", list(PAIRS))
+def test_struct_layout_matches_btf(c_name: str) -> None:
+    structs = btf_structs("lb")
+    if c_name not in structs:
+        pytest.fail(f"{c_name} missing from the object's BTF")
+    btf = structs[c_name]
+    py = PAIRS[c_name]
+    assert btf["size"] == ctypes.sizeof(py)
+    c_fields = [(m["name"], m["bits_offset"] // 8) for m in btf["members"]]
+    py_fields = [(name, getattr(py, name).offset) for name, *_ in py._fields_]
+    assert c_fields == py_fields
+
+
+def test_decap_config_layout() -> None:
+    btf = btf_structs("decap")["shoal_decap_config"]
+    assert btf["size"] == ctypes.sizeof(abi.DecapConfig)
+
+
+def test_counter_enums_match() -> None:
+    c = header_enum("shoal_counter")
+    assert {f"SHOAL_CNT_{m.name}": m.value for m in abi.Counter} == {
+        k: v for k, v in c.items() if k != "SHOAL_CNT_MAX"
+    }
+    d = header_enum("shoal_decap_counter")
+    assert {f"SHOAL_DECAP_{m.name}": m.value for m in abi.DecapCounter} == {
+        k: v for k, v in d.items() if k != "SHOAL_DECAP_CNT_MAX"
+    }
