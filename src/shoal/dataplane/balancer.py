@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
+import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -272,6 +273,15 @@ class Balancer:
     @staticmethod
     def pin_dir(instance: str) -> Path:
         return loader.PIN_ROOT / instance
+
+    @staticmethod
+    def purge(instance: str) -> bool:
+        """Unpins an instance's maps (sessions, tables, counters go once no program uses them)."""
+        path = loader.PIN_ROOT / instance
+        if not path.exists():
+            return False
+        shutil.rmtree(path)
+        return True
 
     # ---- applying desired state ------------------------------------------------------------
 
