@@ -127,6 +127,7 @@ enum shoal_counter {
 	SHOAL_CNT_CACHE_INSERT,      /* entries written to the session cache */
 	SHOAL_CNT_CACHE_SKIP_FLOOD,  /* inserts skipped because of flood mode */
 	SHOAL_CNT_FIB_FALLBACK,      /* next hop from the gateway MAC instead of the FIB */
+	SHOAL_CNT_PASS_NO_NEIGH,     /* encapsulated, handed to the kernel to resolve the neighbour */
 	SHOAL_CNT_MAX,
 };
 

@@ -104,7 +104,9 @@ static __always_inline int lb_write_macs(struct xdp_md *ctx, const struct nextho
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return -1;
-	if (nh->from_fib) {
+	if (nh->kind == NEXTHOP_KERNEL)
+		return 0; /* still addressed to us: the kernel receives and forwards it */
+	if (nh->kind == NEXTHOP_FIB) {
 		__builtin_memcpy(eth->h_dest, nh->dmac, ETH_ALEN);
 		__builtin_memcpy(eth->h_source, nh->smac, ETH_ALEN);
 	} else {
@@ -158,6 +160,8 @@ int shoal_lb(struct xdp_md *ctx)
 
 	count_traffic(&shoal_vip_stats_v1, vip_id, pkt.l3_len);
 	count_traffic(&shoal_backend_stats_v1, backend_id, pkt.l3_len);
+	if (nh.kind == NEXTHOP_KERNEL)
+		return verdict_pass(SHOAL_CNT_PASS_NO_NEIGH);
 	/* A tagged frame leaves on the trunk it came in on, tag kept. */
 	if (nh.ifindex == ctx->ingress_ifindex || pkt.vlan) {
 		count(SHOAL_CNT_TX);

@@ -8,11 +8,17 @@
 #include "lb_maps.h"
 #include "shoal_abi.h"
 
+enum nexthop_kind {
+	NEXTHOP_GATEWAY = 0, /* dmac = gateway MAC, smac = the frame's own destination MAC */
+	NEXTHOP_FIB = 1,     /* dmac, smac and ifindex from the FIB */
+	NEXTHOP_KERNEL = 2,  /* neighbour unresolved: the kernel forwards the encapsulated packet */
+};
+
 struct nexthop {
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u32 ifindex;
-	__u32 from_fib; /* 0: dmac = gateway MAC, smac = the frame's own destination MAC */
+	__u32 kind; /* enum nexthop_kind */
 };
 
 /* Returns 0 with *nh filled, or the SHOAL_CNT_DROP_* reason. */
@@ -21,7 +27,7 @@ static __always_inline int nexthop_lookup(struct xdp_md *ctx, const struct shoal
 					  struct nexthop *nh)
 {
 	nh->ifindex = ctx->ingress_ifindex;
-	nh->from_fib = 0;
+	nh->kind = NEXTHOP_GATEWAY;
 	if (cfg->flags & SHOAL_CFG_F_FIB) {
 		struct bpf_fib_lookup fib = {};
 		fib.ifindex = ctx->ingress_ifindex;
@@ -38,11 +44,17 @@ static __always_inline int nexthop_lookup(struct xdp_md *ctx, const struct shoal
 			__builtin_memcpy(nh->dmac, fib.dmac, 6);
 			__builtin_memcpy(nh->smac, fib.smac, 6);
 			nh->ifindex = fib.ifindex;
-			nh->from_fib = 1;
+			nh->kind = NEXTHOP_FIB;
 			return 0;
 		}
 		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
 			return SHOAL_CNT_DROP_TOO_BIG;
+		/* A route but no ARP/ND entry yet: the kernel's forwarding path resolves it (slow
+		 * path for the first packets; health checks keep entries fresh afterwards). */
+		if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+			nh->kind = NEXTHOP_KERNEL;
+			return 0;
+		}
 	}
 	if (!(cfg->flags & SHOAL_CFG_F_GW_MAC))
 		return SHOAL_CNT_DROP_NO_ROUTE;

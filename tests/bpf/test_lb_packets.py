@@ -261,3 +261,14 @@ def test_gateway_mac_fallback_and_no_route(lb: Balancer, net: Net) -> None:
     assert res.action == XdpAction.TX
     assert Ether(res.frame).dst == "02:00:00:00:99:99" and Ether(res.frame).src == net.lb_mac
     assert lb.counters()["fib_fallback"] == 1
+
+
+def test_unresolved_neighbour_goes_through_the_kernel(lb: Balancer, net: Net) -> None:
+    lb.apply(config(vip(backends=[{"address": "10.1.0.200"}])))  # on-link, no ARP entry
+    frame = syn()
+    res = send(lb, net, frame)
+    assert res.action == XdpAction.PASS
+    eth = Ether(res.frame)
+    assert eth.dst == net.lb_mac  # still addressed to us: the kernel forwards it
+    assert eth[IP].dst == "10.1.0.200" and bytes(eth[IP].payload) == frame[14:]
+    assert lb.counters()["pass_no_neigh"] == 1

@@ -139,6 +139,7 @@ class Counter(enum.IntEnum):
     CACHE_INSERT = 15
     CACHE_SKIP_FLOOD = 16
     FIB_FALLBACK = 17
+    PASS_NO_NEIGH = 18
 
 
 class DecapCounter(enum.IntEnum):
