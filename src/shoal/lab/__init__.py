@@ -1,0 +1,1 @@
+"""Labs inside network namespaces: topologies, test services and traffic generators."""
