@@ -23,11 +23,18 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def run(
-    cmd: Sequence[str], netns: str | None = None, *, check: bool = True, timeout: float = 30
+    cmd: Sequence[str],
+    netns: str | None = None,
+    *,
+    check: bool = True,
+    timeout: float = 30,
+    input_text: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Runs a command (inside netns if given); a failure raises NetnsError with stderr's line."""
     full = ["ip", "netns", "exec", netns, *cmd] if netns else list(cmd)
-    proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        full, capture_output=True, text=True, timeout=timeout, check=False, input=input_text
+    )
     if check and proc.returncode != 0:
         msg = (proc.stderr or proc.stdout).strip().splitlines()
         raise NetnsError(f"`{' '.join(full)}` failed: {msg[-1] if msg else proc.returncode}")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shoal.dataplane.config import DataplaneConfig, parse_config
+from shoal.lab.sandbox import SANDBOX_BACKENDS4, SANDBOX_BACKENDS6, SANDBOX_LB_MAC
 
-LB_MAC = "02:00:00:00:aa:01"
-BACKENDS4 = {f"10.1.0.{i}": f"02:00:00:00:be:0{i}" for i in range(1, 7)}
-BACKENDS6 = {f"fd01::{i}": f"02:00:00:00:b6:0{i}" for i in range(1, 7)}
+LB_MAC = SANDBOX_LB_MAC
+BACKENDS4 = dict(list(SANDBOX_BACKENDS4.items())[:6])
+BACKENDS6 = dict(list(SANDBOX_BACKENDS6.items())[:6])
 VIP4, VIP6 = "10.0.0.100", "fd00::100"
 
 

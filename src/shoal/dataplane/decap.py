@@ -23,12 +23,17 @@ class Decap:
     def __init__(self, gue_port: int = 6080, instance: str | None = None) -> None:
         pin_dir = loader.PIN_ROOT / f"decap-{instance}" if instance else None
         self.obj = loader.BpfObject(loader.bpf_object_path("decap"), pin_dir)
-        config = TypedMap(KernelMap(self.obj.map_fd("shoal_decap_config_v1")), ctypes.c_uint32,
-                          abi.DecapConfig)
-        config.set(0, abi.DecapConfig(gue_port=int.from_bytes(gue_port.to_bytes(2, "big"),
-                                                              "little")))
-        self._counters = PerCpuMap(KernelMap(self.obj.map_fd("shoal_decap_counters_v1"),
-                                             percpu=True), ctypes.c_uint32, ctypes.c_uint64)
+        config = TypedMap(
+            KernelMap(self.obj.map_fd("shoal_decap_config_v1")), ctypes.c_uint32, abi.DecapConfig
+        )
+        config.set(
+            0, abi.DecapConfig(gue_port=int.from_bytes(gue_port.to_bytes(2, "big"), "little"))
+        )
+        self._counters = PerCpuMap(
+            KernelMap(self.obj.map_fd("shoal_decap_counters_v1"), percpu=True),
+            ctypes.c_uint32,
+            ctypes.c_uint64,
+        )
 
     def attach(self, ifname: str, netns_name: str | None = None) -> None:
         with netns.entered(netns_name):
@@ -40,8 +45,9 @@ class Decap:
             return loader.detach_tc_ingress(netns.ifindex(ifname))
 
     def counters(self) -> dict[str, int]:
-        return {c.name.lower(): sum(v.value for v in self._counters.get(c))
-                for c in abi.DecapCounter}
+        return {
+            c.name.lower(): sum(v.value for v in self._counters.get(c)) for c in abi.DecapCounter
+        }
 
     def close(self) -> None:
         self.obj.close()

@@ -60,8 +60,10 @@ class L4MiniLab:
         t = self.topo
         sw = t.ns("sw")
         plan = [("client", f"{SUBNET4}.2", f"{SUBNET6}2"), ("lb", LB4, f"{SUBNET6}1")]
-        plan += [(f"b{i}", f"{SUBNET4}.{10 + i}", f"{SUBNET6}{10 + i}")
-                 for i in range(1, self.backends + 1)]
+        plan += [
+            (f"b{i}", f"{SUBNET4}.{10 + i}", f"{SUBNET6}{10 + i}")
+            for i in range(1, self.backends + 1)
+        ]
         for name, ip4, ip6 in plan:
             ns = t.ns(name)
             t.link(ns, "eth0", sw, f"p-{name}")
@@ -78,11 +80,21 @@ class L4MiniLab:
         t.run(client.ns, "ethtool", "-K", "eth0", "tx", "off")
 
         lb = self.hosts["lb"]
-        t.sysctl(lb.ns, net__ipv4__ip_forward=1, net__ipv6__conf__all__forwarding=1,
-                 net__ipv4__conf__all__rp_filter=0, net__ipv4__conf__eth0__rp_filter=0,
-                 net__ipv4__conf__all__send_redirects=0, net__ipv4__conf__eth0__send_redirects=0)
-        self.lb = Balancer.load(f"{self.prefix}-lb", session_cache_size=self.session_cache_size,
-                                max_vips=256, max_backends=4096)
+        t.sysctl(
+            lb.ns,
+            net__ipv4__ip_forward=1,
+            net__ipv6__conf__all__forwarding=1,
+            net__ipv4__conf__all__rp_filter=0,
+            net__ipv4__conf__eth0__rp_filter=0,
+            net__ipv4__conf__all__send_redirects=0,
+            net__ipv4__conf__eth0__send_redirects=0,
+        )
+        self.lb = Balancer.load(
+            f"{self.prefix}-lb",
+            session_cache_size=self.session_cache_size,
+            max_vips=256,
+            max_backends=4096,
+        )
         self.lb.attach("eth0", netns_name=lb.ns, mode="native")
 
         self.decap = Decap()
@@ -90,23 +102,39 @@ class L4MiniLab:
             ns = host.ns
             t.run(ns, "ip", "addr", "add", f"{VIP4}/32", "dev", "lo")
             t.run(ns, "ip", "addr", "add", f"{VIP6}/128", "dev", "lo")
-            t.sysctl(ns, net__ipv4__conf__all__arp_ignore=1, net__ipv4__conf__all__arp_announce=2,
-                     net__ipv4__conf__all__rp_filter=0, net__ipv4__conf__eth0__rp_filter=0)
+            t.sysctl(
+                ns,
+                net__ipv4__conf__all__arp_ignore=1,
+                net__ipv4__conf__all__arp_announce=2,
+                net__ipv4__conf__all__rp_filter=0,
+                net__ipv4__conf__eth0__rp_filter=0,
+            )
             self.decap.attach("eth0", ns)
-            t.python(ns, f"http-{host.name}", "shoal.lab.servers", "http", "--name", host.name,
-                     "--port", "80")
+            t.python(
+                ns,
+                f"http-{host.name}",
+                "shoal.lab.servers",
+                "http",
+                "--name",
+                host.name,
+                "--port",
+                "80",
+            )
             t.python(ns, f"echo-{host.name}", "shoal.lab.servers", "echo", "--port", "7")
         for host in self.backend_hosts:
             t.wait_tcp(host.ns, VIP4, 80)
             t.wait_tcp(host.ns, VIP4, 7)
 
-    def config(self, backends: list[dict[str, object]] | None = None,
-               **vip: object) -> DataplaneConfig:
+    def config(
+        self, backends: list[dict[str, object]] | None = None, **vip: object
+    ) -> DataplaneConfig:
         """The lab's usual VIP (HTTP and echo on VIP4) with the given backends."""
         if backends is None:
             backends = [{"address": h.ip4} for h in self.backend_hosts]
-        vips = [{"address": VIP4, "port": port, "protocol": "tcp", "backends": backends, **vip}
-                for port in (80, 7)]
+        vips = [
+            {"address": VIP4, "port": port, "protocol": "tcp", "backends": backends, **vip}
+            for port in (80, 7)
+        ]
         return parse_config({"vips": vips})
 
     def close(self) -> None:

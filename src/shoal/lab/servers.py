@@ -18,16 +18,17 @@ def http_handler(name: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            body = json.dumps({"backend": name, "path": self.path,
-                               "client": self.client_address[0]}).encode()
+        def do_GET(self) -> None:
+            body = json.dumps(
+                {"backend": name, "path": self.path, "client": self.client_address[0]}
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     return Handler

@@ -72,9 +72,13 @@ class Topology:
         """Starts a long-running process inside ns; its output goes to <log_dir>/<name>.log."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - owned by the process
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *cmd],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
         self.procs.append((name, proc))
         return proc
@@ -96,8 +100,10 @@ class Topology:
                 raise NetnsError(f"nothing listens on {host}:{port} in {ns} after {timeout}s")
             for name, proc in self.procs:
                 if proc.poll() is not None:
-                    raise NetnsError(f"process {name} exited with {proc.returncode} "
-                                     f"(see {self.log_dir / (name + '.log')})")
+                    raise NetnsError(
+                        f"process {name} exited with {proc.returncode} "
+                        f"(see {self.log_dir / (name + '.log')})"
+                    )
             time.sleep(0.05)
 
     def stop_processes(self) -> None:
@@ -124,6 +130,7 @@ class Topology:
     def __enter__(self) -> Topology:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

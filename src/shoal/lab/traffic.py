@@ -36,9 +36,15 @@ def http_get(host: str, port: int = 80, path: str = "/", timeout: float = 2.0) -
         conn.close()
 
 
-def http_requests(host: str, count: int, port: int = 80, *, timeout: float = 2.0,
-                  deadline: float = 60.0,
-                  progress: Callable[[int], None] | None = None) -> HttpResult:
+def http_requests(
+    host: str,
+    count: int,
+    port: int = 80,
+    *,
+    timeout: float = 2.0,
+    deadline: float = 60.0,
+    progress: Callable[[int], None] | None = None,
+) -> HttpResult:
     """count requests (bounded by deadline seconds in total)."""
     result = HttpResult()
     start = time.monotonic()
