@@ -85,6 +85,8 @@ struct shoal_config {
 	__u16 mtu;              /* largest outer packet (L3) the uplink carries */
 	__u16 pad0;
 	__u32 anyport_vips;     /* number of any-port VIPs: skip the second lookup when 0 */
+	__u32 nh_epoch;         /* cached next hops are valid while they carry this epoch */
+	__u32 pad1;
 };
 
 /* Per-CPU flood detector, the single entry of shoal_flood_v1. */
@@ -100,6 +102,19 @@ struct shoal_flood_state {
 	__u32 mode;          /* 0 normal, 1 flood */
 	__u32 pad;
 };
+
+/* Per-CPU next-hop cache, indexed by backend id: a FIB lookup costs more than the rest of the
+ * fast path, so its answer is reused until user space bumps shoal_config.nh_epoch or a new flow
+ * finds the entry older than SHOAL_NH_MAX_AGE_NS. */
+struct shoal_nexthop {
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 ifindex;
+	__u32 epoch;     /* shoal_config.nh_epoch when filled; 0 = empty */
+	__u64 filled_ns; /* coarse monotonic time when filled */
+};
+
+#define SHOAL_NH_MAX_AGE_NS 1000000000ULL
 
 /* Per-VIP and per-backend traffic (per-CPU arrays). */
 struct shoal_traffic {

@@ -52,12 +52,15 @@ static __always_inline int is_tcp_syn(const struct packet *pkt)
 	       (pkt->tcp_flags & (SHOAL_TCP_SYN | SHOAL_TCP_ACK)) == SHOAL_TCP_SYN;
 }
 
-/* A new flow (or one the cache cannot place): Maglev, then a session entry unless flooded. */
+/* A new flow (or one the cache cannot place): Maglev, then a session entry unless flooded.
+ * *now receives the time read for it. */
 static __always_inline struct shoal_backend *lb_hash_flow(const struct packet *pkt,
 							  const struct shoal_vip_val *vip,
-							  const struct shoal_config *cfg, __u32 *id)
+							  const struct shoal_config *cfg, __u32 *id,
+							  __u64 *now_out)
 {
 	__u64 now = bpf_ktime_get_coarse_ns();
+	*now_out = now;
 	count(SHOAL_CNT_NEW_FLOWS);
 	int flooded = flood_note_new_flow(cfg, now);
 	__u32 hash = flow_hash(&pkt->flow, cfg->hash_seed, vip->flags & SHOAL_VIP_F_SRC_HASH);
@@ -75,18 +78,20 @@ static __always_inline struct shoal_backend *lb_hash_flow(const struct packet *p
 	return be;
 }
 
-/* TCP SYNs are always hashed fresh; everything else asks the session cache first. */
+/* TCP SYNs are always hashed fresh; everything else asks the session cache first. *now is set
+ * only on the new-flow path (0 otherwise: the fast path never reads the clock for TCP). */
 static __always_inline struct shoal_backend *lb_select_backend(const struct packet *pkt,
 							       const struct shoal_vip_val *vip,
 							       const struct shoal_config *cfg,
-							       __u32 *id)
+							       __u32 *id, __u64 *now)
 {
+	*now = 0;
 	if (!is_tcp_syn(pkt)) {
 		struct shoal_backend *be = session_lookup(&pkt->flow, cfg, id);
 		if (be)
 			return be;
 	}
-	return lb_hash_flow(pkt, vip, cfg, id);
+	return lb_hash_flow(pkt, vip, cfg, id, now);
 }
 
 /* Stable per flow (hit or miss alike), so a flow keeps one outer source and one RSS queue. */
@@ -137,8 +142,9 @@ int shoal_lb(struct xdp_md *ctx)
 
 	__u32 vip_id = vip->vip_id;
 	__u32 backend_id = 0;
+	__u64 now;
 	int gue = vip->flags & SHOAL_VIP_F_GUE;
-	struct shoal_backend *be = lb_select_backend(&pkt, vip, cfg, &backend_id);
+	struct shoal_backend *be = lb_select_backend(&pkt, vip, cfg, &backend_id, &now);
 	if (!be)
 		return verdict_drop(SHOAL_CNT_DROP_NO_BACKEND);
 
@@ -146,7 +152,7 @@ int shoal_lb(struct xdp_md *ctx)
 	if (cfg->mtu && outer_len > cfg->mtu)
 		return verdict_drop(SHOAL_CNT_DROP_TOO_BIG);
 	struct nexthop nh;
-	rc = nexthop_lookup(ctx, cfg, be, outer_len, &nh);
+	rc = nexthop_lookup(ctx, cfg, be, backend_id, outer_len, now, &nh);
 	if (rc)
 		return verdict_drop(rc);
 

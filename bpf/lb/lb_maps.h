@@ -100,6 +100,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shoal_backend_stats_v1 SEC(".maps");
 
+/* Backend id -> its cached next hop, per CPU (no torn MACs, no cross-CPU cache lines). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SHOAL_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct shoal_nexthop);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_nexthops_v1 SEC(".maps");
+
 static __always_inline void count(__u32 idx)
 {
 	__u64 *c = bpf_map_lookup_elem(&shoal_counters_v1, &idx);

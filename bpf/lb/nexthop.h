@@ -21,14 +21,49 @@ struct nexthop {
 	__u32 kind; /* enum nexthop_kind */
 };
 
+/* The cached answer for this backend if it is current. now = 0 on the fast path (no clock
+ * read there); a new flow passes its time so stale entries refresh without user space. */
+static __always_inline int nexthop_cached(const struct shoal_config *cfg, __u32 backend_id,
+					  __u64 now, struct nexthop *nh,
+					  struct shoal_nexthop **slot)
+{
+	struct shoal_nexthop *c = bpf_map_lookup_elem(&shoal_nexthops_v1, &backend_id);
+	*slot = c;
+	if (!c || !cfg->nh_epoch || c->epoch != cfg->nh_epoch)
+		return 0;
+	if (now && now - c->filled_ns > SHOAL_NH_MAX_AGE_NS)
+		return 0;
+	__builtin_memcpy(nh->dmac, c->dmac, 6);
+	__builtin_memcpy(nh->smac, c->smac, 6);
+	nh->ifindex = c->ifindex;
+	nh->kind = NEXTHOP_FIB;
+	return 1;
+}
+
+static __always_inline void nexthop_store(const struct shoal_config *cfg,
+					  struct shoal_nexthop *c, const struct nexthop *nh,
+					  __u64 now)
+{
+	if (!c)
+		return;
+	__builtin_memcpy(c->dmac, nh->dmac, 6);
+	__builtin_memcpy(c->smac, nh->smac, 6);
+	c->ifindex = nh->ifindex;
+	c->filled_ns = now ? now : bpf_ktime_get_coarse_ns();
+	c->epoch = cfg->nh_epoch;
+}
+
 /* Returns 0 with *nh filled, or the SHOAL_CNT_DROP_* reason. */
 static __always_inline int nexthop_lookup(struct xdp_md *ctx, const struct shoal_config *cfg,
-					  const struct shoal_backend *be, __u32 outer_len,
-					  struct nexthop *nh)
+					  const struct shoal_backend *be, __u32 backend_id,
+					  __u32 outer_len, __u64 now, struct nexthop *nh)
 {
 	nh->ifindex = ctx->ingress_ifindex;
 	nh->kind = NEXTHOP_GATEWAY;
 	if (cfg->flags & SHOAL_CFG_F_FIB) {
+		struct shoal_nexthop *slot;
+		if (nexthop_cached(cfg, backend_id, now, nh, &slot))
+			return 0;
 		struct bpf_fib_lookup fib = {};
 		fib.ifindex = ctx->ingress_ifindex;
 		fib.tot_len = outer_len;
@@ -45,6 +80,7 @@ static __always_inline int nexthop_lookup(struct xdp_md *ctx, const struct shoal
 			__builtin_memcpy(nh->smac, fib.smac, 6);
 			nh->ifindex = fib.ifindex;
 			nh->kind = NEXTHOP_FIB;
+			nexthop_store(cfg, slot, nh, now);
 			return 0;
 		}
 		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)

@@ -11,6 +11,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1Q, Ether
 
+from shoal import netns
 from shoal.dataplane import packets
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.testrun import XdpAction, run_xdp
@@ -272,3 +273,26 @@ def test_unresolved_neighbour_goes_through_the_kernel(lb: Balancer, net: Net) ->
     assert eth.dst == net.lb_mac  # still addressed to us: the kernel forwards it
     assert eth[IP].dst == "10.1.0.200" and bytes(eth[IP].payload) == frame[14:]
     assert lb.counters()["pass_no_neigh"] == 1
+
+
+def test_cached_next_hops_follow_neighbour_changes(lb: Balancer, net: Net) -> None:
+    backend = "10.1.0.1"
+    lb.apply(config(vip(backends=[{"address": backend}])))
+    assert Ether(send(lb, net, syn()).frame).dst == BACKENDS4[backend]
+    new_mac = "02:00:00:00:cc:01"
+    netns.run(["ip", "neigh", "replace", backend, "lladdr", new_mac, "nud", "permanent",
+               "dev", "lb0"])
+    try:
+        # The fast path keeps the cached answer (no FIB lookup per packet) ...
+        assert Ether(send(lb, net, ack()).frame).dst == BACKENDS4[backend]
+        # ... until user space bumps the epoch (agents do on neighbour events) ...
+        lb.refresh_nexthops()
+        assert Ether(send(lb, net, ack()).frame).dst == new_mac
+        netns.run(["ip", "neigh", "replace", backend, "lladdr", BACKENDS4[backend], "nud",
+                   "permanent", "dev", "lb0"])
+        # ... or a new flow finds the entry older than a second.
+        time.sleep(1.1)
+        assert Ether(send(lb, net, syn(sport=7)).frame).dst == BACKENDS4[backend]
+    finally:
+        netns.run(["ip", "neigh", "replace", backend, "lladdr", BACKENDS4[backend], "nud",
+                   "permanent", "dev", "lb0"])

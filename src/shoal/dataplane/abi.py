@@ -18,6 +18,7 @@ __all__ = [
     "FloodState",
     "FlowKey",
     "FlowVal",
+    "Nexthop",
     "Traffic",
     "VipKey",
     "VipVal",
@@ -92,6 +93,18 @@ class Config(ctypes.Structure):
         ("mtu", u16),
         ("pad0", u16),
         ("anyport_vips", u32),
+        ("nh_epoch", u32),
+        ("pad1", u32),
+    ]
+
+
+class Nexthop(ctypes.Structure):
+    _fields_ = [
+        ("dmac", u8 * 6),
+        ("smac", u8 * 6),
+        ("ifindex", u32),
+        ("epoch", u32),
+        ("filled_ns", u64),
     ]
 
 
@@ -163,6 +176,7 @@ LB_MAPS: dict[str, tuple[type[ctypes._SimpleCData] | type[ctypes.Structure], typ
     "shoal_counters_v1": (u32, u64, True),
     "shoal_vip_stats_v1": (u32, Traffic, True),
     "shoal_backend_stats_v1": (u32, Traffic, True),
+    "shoal_nexthops_v1": (u32, Nexthop, True),
 }
 DECAP_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_decap_config_v1": (u32, DecapConfig, False),

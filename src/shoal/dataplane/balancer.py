@@ -48,6 +48,7 @@ class LbMaps:
     counters: PerCpuMap[ctypes.c_uint32, ctypes.c_uint64]
     vip_stats: PerCpuMap[ctypes.c_uint32, abi.Traffic]
     backend_stats: PerCpuMap[ctypes.c_uint32, abi.Traffic]
+    nexthops: PerCpuMap[ctypes.c_uint32, abi.Nexthop]
     tables: TableStore
 
     @classmethod
@@ -69,6 +70,7 @@ class LbMaps:
             counters=percpu("shoal_counters_v1"),
             vip_stats=percpu("shoal_vip_stats_v1"),
             backend_stats=percpu("shoal_backend_stats_v1"),
+            nexthops=percpu("shoal_nexthops_v1"),
             tables=tables,
         )
 
@@ -156,6 +158,7 @@ class _Plan:
     new_ids: set[int]
     tables: dict[int, np.ndarray | None]  # vip_id -> backend ids, None = no usable backend
     removed_vips: dict[bytes, int]
+    new_vip_ids: list[int]
     report: ApplyReport
 
 
@@ -199,6 +202,7 @@ class Balancer:
             "shoal_vip_stats_v1": max_vips,
             "shoal_backends_v1": max_backends,
             "shoal_backend_stats_v1": max_backends,
+            "shoal_nexthops_v1": max_backends,
         }
         pin_dir = loader.PIN_ROOT / instance if pin else None
         obj = loader.BpfObject(loader.bpf_object_path("lb"), pin_dir, sizes)
@@ -226,6 +230,7 @@ class Balancer:
             "shoal_config_v1": 1,
             "shoal_flood_v1": 1,
             "shoal_counters_v1": len(abi.Counter),
+            "shoal_nexthops_v1": max_backends,
         }
         stores: dict[str, MapStore] = {}
         for name, (key, value, percpu) in abi.LB_MAPS.items():
@@ -352,6 +357,7 @@ class Balancer:
         new_ids: set[int] = set()
         tables: dict[int, np.ndarray | None] = {}
         kept_slots: set[int] = set()
+        new_vip_ids: list[int] = []
         for vip in config.vips:
             kb = bytes(vip_key(*vip.key))
             flags = (
@@ -365,6 +371,7 @@ class Balancer:
                     report.changed.append(vip.name)
             else:
                 vip_id = next(free_vip_ids)
+                new_vip_ids.append(vip_id)
                 report.added.append(vip.name)
             vip_entries[kb] = (vip, vip_id, flags)
             ids = []
@@ -428,6 +435,7 @@ class Balancer:
             new_ids,
             tables,
             removed_vips,
+            new_vip_ids,
             report,
         )
 
@@ -446,6 +454,8 @@ class Balancer:
     def _execute(self, plan: _Plan) -> None:
         m = self.maps
         current_cfg = m.config.get(0)
+        # A new epoch makes every CPU look its next hops up again (backends may have moved).
+        plan.config_words.nh_epoch = ((current_cfg.nh_epoch if current_cfg else 0) + 1) or 1
         early_cfg = abi.Config.from_buffer_copy(bytes(plan.config_words))
         if current_cfg is not None:
             # Any-port lookups must be on before a new any-port VIP appears.
@@ -453,11 +463,11 @@ class Balancer:
         m.config.set(0, early_cfg)
         for slot in plan.new_ids:
             m.backend_stats.set_all(slot, abi.Traffic())
+            m.nexthops.set_all(slot, abi.Nexthop())
         for slot, entry in plan.backend_writes.items():
             m.backends.set(slot, entry)
-        for kb, (_, vip_id, _) in plan.vip_entries.items():
-            if kb not in self._current_vips():
-                m.vip_stats.set_all(vip_id, abi.Traffic())
+        for vip_id in plan.new_vip_ids:
+            m.vip_stats.set_all(vip_id, abi.Traffic())
         for vip_id, ids in plan.tables.items():
             if ids is None:
                 m.tables.remove(vip_id)
@@ -537,6 +547,16 @@ class Balancer:
             entries=sum(s.entries for s in states),
             exits=sum(s.exits for s in states),
         )
+
+    def refresh_nexthops(self) -> int:
+        """Makes every CPU look next hops up again (call on neighbour or route changes, and
+        periodically); returns the new epoch."""
+        cfg = self.maps.config.get(0)
+        if cfg is None or not cfg.nh_epoch:
+            return 0
+        cfg.nh_epoch = (cfg.nh_epoch + 1) & 0xFFFFFFFF or 1
+        self.maps.config.set(0, cfg)
+        return int(cfg.nh_epoch)
 
     def session(self, key: abi.FlowKey) -> abi.FlowVal | None:
         return self.maps.sessions.get(key)

@@ -1,0 +1,188 @@
+"""`shoal bench dataplane`: nanoseconds per packet for each path of the XDP program.
+
+Every path runs through BPF_PROG_TEST_RUN with repeat=1, one call per packet: with repeat>1 the
+kernel feeds the program its own output, so an encapsulating program would measure the wrong
+path from the second iteration on. The kernel's own per-run timer is used (no Python time in
+it), and a trivial XDP_PASS program measured the same way, interleaved in the same run, gives
+the floor that is subtracted. Paths are interleaved round by round so that drift on a noisy
+machine hits them all alike; the median of each path's samples is reported."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from shoal.dataplane import libbpf as bpf
+from shoal.dataplane import loader, maglev, packets
+from shoal.dataplane.balancer import Balancer
+from shoal.dataplane.config import parse_config
+from shoal.dataplane.testrun import XdpAction, XdpMd
+from shoal.lab.sandbox import SANDBOX_BACKENDS4, SANDBOX_LB_MAC, sandbox
+
+__all__ = ["KATRAN_NS", "DataplaneBench", "PathResult", "run"]
+
+# Katran's balancer measured the same way on a 2-vCPU VM (shared/REFERENCE.md): ns above the
+# floor of a trivial XDP program.
+KATRAN_NS = {"not_vip": 48, "syn": 190, "cache_hit": 142, "cache_miss": 450}
+TARGET_RATIO = 0.8
+VIP = "10.0.0.100"
+TO_LB = bytes.fromhex(SANDBOX_LB_MAC.replace(":", ""))
+
+
+@dataclass
+class PathResult:
+    path: str
+    description: str
+    median_ns: float
+    above_floor_ns: float
+    katran_ns: float | None
+    ratio_to_katran: float | None
+    samples: int
+    verdict: str
+
+
+@dataclass
+class DataplaneBench:
+    floor_ns: float
+    paths: list[PathResult]
+    maglev_build_ms: float
+    maglev_build_ms_m655373: float
+    calls_per_path: int
+    cpu: int
+    kernel: str = field(default_factory=lambda: os.uname().release)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class _Runner:
+    """Reusable test-run arguments for one program and one list of frames."""
+
+    def __init__(self, prog_fd: int, frames: list[bytes], ifindex: int) -> None:
+        self.prog_fd = prog_fd
+        self.frames = [ctypes.create_string_buffer(f, len(f)) for f in frames]
+        self.sizes = [len(f) for f in frames]
+        self.out = ctypes.create_string_buffer(max(self.sizes) + 256)
+        self.ctx = XdpMd(ingress_ifindex=ifindex)
+        self.opts = bpf.opts(bpf.TestRunOpts, repeat=1)
+        self.opts.data_out = ctypes.cast(self.out, ctypes.c_void_p)
+        self.opts.ctx_in = ctypes.cast(ctypes.pointer(self.ctx), ctypes.c_void_p)
+        self.opts.ctx_size_in = ctypes.sizeof(self.ctx)
+        self.fn = bpf.lib().func("bpf_prog_test_run_opts")
+        self.next = 0
+        self.actions: set[int] = set()
+
+    def sample(self, n: int) -> list[int]:
+        out = []
+        opts, fn, byref = self.opts, self.fn, ctypes.byref(self.opts)
+        for _ in range(n):
+            i = self.next
+            self.next = (i + 1) % len(self.frames)
+            opts.data_in = ctypes.cast(self.frames[i], ctypes.c_void_p)
+            opts.data_size_in = self.sizes[i]
+            self.ctx.data_end = self.sizes[i]
+            opts.data_size_out = len(self.out)
+            if fn(self.prog_fd, byref) != 0:
+                raise OSError("bpf_prog_test_run_opts failed")
+            out.append(opts.duration)
+            self.actions.add(opts.retval)
+        return out
+
+
+def _frames(kind: str, n: int) -> list[bytes]:
+    if kind == "not_vip":
+        return [packets.tcp_frame("192.0.2.1", "10.0.0.7", 40000, 80, packets.TCP_ACK, b"x" * 8,
+                                  dmac=TO_LB)]
+    if kind == "syn":
+        return [packets.tcp_frame("192.0.2.1", VIP, 40000, 80, packets.TCP_SYN, dmac=TO_LB)]
+    if kind == "cache_hit":
+        return [packets.tcp_frame("192.0.2.1", VIP, 40001, 80, packets.TCP_ACK, b"x" * 8,
+                                  dmac=TO_LB)]
+    flags = packets.TCP_SYN if kind == "new_flow" else packets.TCP_ACK
+    out = []
+    for i in range(n):  # every frame a different flow
+        src = f"198.{18 + (i >> 16) % 2}.{(i >> 8) & 255}.{i & 255}"
+        out.append(packets.tcp_frame(src, VIP, 1024 + i % 60000, 80, flags, b"x" * 8,
+                                     dmac=TO_LB))
+    return out
+
+
+PATHS = {
+    "not_vip": "packet not for a VIP",
+    "syn": "TCP SYN to a VIP",
+    "cache_hit": "TCP ACK, session-cache hit",
+    "cache_miss": "ACK of an unknown flow (cache miss)",
+    "new_flow": "a new flow every packet (SYN, distinct 5-tuples)",
+}
+
+
+def _maglev_build_ms(size: int, repeats: int) -> float:
+    backends = [(f"10.{i >> 8}.{i & 255}.1", 1) for i in range(1000)]
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        maglev.build_table(backends, size)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def run(calls: int = 200_000, rounds: int = 20,
+        progress: Callable[[str, float], None] | None = None) -> DataplaneBench:
+    """Measures every path; calls is the number of samples per path."""
+    before = os.sched_getaffinity(0)
+    cpu = min(before)
+    os.sched_setaffinity(0, {cpu})  # one CPU: per-CPU LRU and counters behave as in production
+    try:
+        with sandbox("bench") as box:
+            return _run(box.ifindex, calls, rounds, cpu, progress)
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _run(ifindex: int, calls: int, rounds: int, cpu: int,
+         progress: Callable[[str, float], None] | None) -> DataplaneBench:
+    backends = [{"address": a} for a in list(SANDBOX_BACKENDS4)[:10]]
+    cfg = parse_config({"settings": {"flood": {"enter_rate": 0, "exit_rate": 0}},
+                        "vips": [{"address": VIP, "port": 80, "protocol": "tcp",
+                                  "backends": backends}]})
+    distinct = calls + 1
+    with loader.BpfObject(loader.bpf_object_path("trivial"), None) as trivial, \
+            Balancer.load(pin=False, session_cache_size=max(4 * distinct, 1 << 20)) as lb:
+        lb.apply(cfg)
+        runners = {"floor": _Runner(trivial.prog_fd("shoal_trivial"),
+                                    _frames("not_vip", 1), ifindex)}
+        for kind in PATHS:
+            n = distinct if kind in ("cache_miss", "new_flow") else 1
+            runners[kind] = _Runner(lb.prog_fd, _frames(kind, n), ifindex)
+        runners["cache_hit"].sample(1)  # its flow is now in the cache
+        samples: dict[str, list[int]] = {k: [] for k in runners}
+        per_round = max(1, calls // rounds)
+        for r in range(rounds):
+            for kind, runner in runners.items():
+                samples[kind] += runner.sample(per_round)
+            if progress:
+                progress("data-plane paths", (r + 1) / rounds)
+        floor = float(np.median(samples["floor"]))
+        results = []
+        for kind, desc in PATHS.items():
+            med = float(np.median(samples[kind]))
+            above = med - floor
+            katran = KATRAN_NS.get(kind)
+            ratio = above / katran if katran else None
+            verdict = "-" if ratio is None else ("ok" if ratio <= TARGET_RATIO else "over target")
+            actions = {XdpAction(a).name for a in runners[kind].actions}
+            if kind != "not_vip" and actions != {"TX"}:
+                verdict = f"unexpected {sorted(actions)}"
+            results.append(PathResult(kind, desc, med, above, katran, ratio, len(samples[kind]),
+                                      verdict))
+    if progress:
+        progress("maglev build", 0.0)
+    build = _maglev_build_ms(65537, 20)
+    build_big = _maglev_build_ms(655373, 5)
+    return DataplaneBench(floor, results, build, build_big, calls, cpu)
