@@ -8,6 +8,12 @@
 
 #include <linux/types.h>
 
+/* VIP address pre-filter: a bitmap of 2^16 bits over a multiplicative hash of the destination
+ * address, so traffic for other addresses passes without a hash-map lookup. */
+#define SHOAL_VIP_FILTER_BITS 16
+#define SHOAL_VIP_FILTER_WORDS ((1U << SHOAL_VIP_FILTER_BITS) / 64)
+#define SHOAL_VIP_FILTER_MULT 0x9E3779B1U
+
 /* Default sizes; Python may override max_entries before load. */
 #define SHOAL_MAX_VIPS 4096
 #define SHOAL_MAX_BACKENDS 65536
@@ -42,10 +48,11 @@ struct shoal_vip_val {
 
 /* Value of shoal_backends_v1, indexed by backend id. One entry per (VIP, backend address). */
 struct shoal_backend {
-	__u32 addr[4]; /* IPv4 in addr[0], rest zero */
-	__u8 family;   /* 4 or 6; 0 = free slot */
-	__u8 flags;    /* SHOAL_BE_F_* */
-	__u16 pad;
+	__u32 addr[4];  /* IPv4 in addr[0], rest zero */
+	__u8 family;    /* 4 or 6; 0 = free slot */
+	__u8 flags;     /* SHOAL_BE_F_* */
+	__u8 vip_flags; /* the owning VIP's SHOAL_VIP_F_*: a session hit needs no VIP lookup */
+	__u8 pad;
 	__u32 gen;    /* bumped on every reuse of the slot, so stale sessions are detected */
 	__u32 vip_id; /* owning VIP */
 	__u32 weight; /* as configured; 0 = draining */

@@ -12,6 +12,7 @@
 #include "nexthop.h"
 #include "session.h"
 #include "synguard.h"
+#include "vip.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -27,25 +28,6 @@ static __always_inline int verdict_drop(__u32 reason)
 	return XDP_DROP;
 }
 
-/* Exact (address, port, protocol) first; an any-port VIP only when one exists. */
-static __always_inline struct shoal_vip_val *vip_lookup(const struct packet *pkt,
-							const struct shoal_config *cfg)
-{
-	struct shoal_vip_key key = {};
-	__builtin_memcpy(key.addr, pkt->flow.dst, 16);
-	key.port = pkt->flow.dport;
-	key.proto = pkt->flow.proto;
-	key.family = pkt->family;
-	struct shoal_vip_val *vip = bpf_map_lookup_elem(&shoal_vips_v1, &key);
-	if (vip || !cfg->anyport_vips)
-		return vip;
-	key.port = 0;
-	vip = bpf_map_lookup_elem(&shoal_vips_v1, &key);
-	if (vip && (vip->flags & SHOAL_VIP_F_ANY_PORT))
-		return vip;
-	return NULL;
-}
-
 static __always_inline int is_tcp_syn(const struct packet *pkt)
 {
 	return pkt->flow.proto == IPPROTO_TCP &&
@@ -53,7 +35,7 @@ static __always_inline int is_tcp_syn(const struct packet *pkt)
 }
 
 /* A new flow (or one the cache cannot place): Maglev, then a session entry unless flooded.
- * *now receives the time read for it. */
+ * *now_out receives the time read for it. */
 static __always_inline struct shoal_backend *lb_hash_flow(const struct packet *pkt,
 							  const struct shoal_vip_val *vip,
 							  const struct shoal_config *cfg, __u32 *id,
@@ -76,22 +58,6 @@ static __always_inline struct shoal_backend *lb_hash_flow(const struct packet *p
 	else
 		session_insert(&pkt->flow, *id, be->gen, now);
 	return be;
-}
-
-/* TCP SYNs are always hashed fresh; everything else asks the session cache first. *now is set
- * only on the new-flow path (0 otherwise: the fast path never reads the clock for TCP). */
-static __always_inline struct shoal_backend *lb_select_backend(const struct packet *pkt,
-							       const struct shoal_vip_val *vip,
-							       const struct shoal_config *cfg,
-							       __u32 *id, __u64 *now)
-{
-	*now = 0;
-	if (!is_tcp_syn(pkt)) {
-		struct shoal_backend *be = session_lookup(&pkt->flow, cfg, id);
-		if (be)
-			return be;
-	}
-	return lb_hash_flow(pkt, vip, cfg, id, now);
 }
 
 /* Stable per flow (hit or miss alike), so a flow keeps one outer source and one RSS queue. */
@@ -133,21 +99,36 @@ int shoal_lb(struct xdp_md *ctx)
 	int rc = parse_packet(data, data_end, &pkt);
 	if (rc != PARSE_OK)
 		return verdict_pass(rc);
+	if (!vip_filter_may_match(&pkt))
+		return verdict_pass(SHOAL_CNT_PASS_NOT_VIP);
 	struct shoal_config *cfg = bpf_map_lookup_elem(&shoal_config_v1, &zero);
 	if (!cfg)
 		return verdict_pass(SHOAL_CNT_PASS_NOT_VIP);
-	struct shoal_vip_val *vip = vip_lookup(&pkt, cfg);
-	if (!vip)
-		return verdict_pass(SHOAL_CNT_PASS_NOT_VIP);
 
-	__u32 vip_id = vip->vip_id;
-	__u32 backend_id = 0;
-	__u64 now;
-	int gue = vip->flags & SHOAL_VIP_F_GUE;
-	struct shoal_backend *be = lb_select_backend(&pkt, vip, cfg, &backend_id, &now);
-	if (!be)
-		return verdict_drop(SHOAL_CNT_DROP_NO_BACKEND);
+	/* Established flows first: a session hit carries its VIP in the backend entry, so the
+	 * common case needs no VIP lookup. TCP SYNs are always hashed fresh. */
+	__u32 backend_id = 0, miss = 0, vip_id, vip_flags;
+	__u64 now = 0;
+	struct shoal_backend *be = NULL;
+	if (!is_tcp_syn(&pkt))
+		be = session_lookup(&pkt.flow, cfg, &backend_id, &miss);
+	if (be) {
+		vip_id = be->vip_id;
+		vip_flags = be->vip_flags;
+	} else {
+		struct shoal_vip_val *vip = vip_lookup(&pkt, cfg);
+		if (!vip)
+			return verdict_pass(SHOAL_CNT_PASS_NOT_VIP);
+		if (miss)
+			count(miss);
+		vip_id = vip->vip_id;
+		vip_flags = vip->flags;
+		be = lb_hash_flow(&pkt, vip, cfg, &backend_id, &now);
+		if (!be)
+			return verdict_drop(SHOAL_CNT_DROP_NO_BACKEND);
+	}
 
+	int gue = vip_flags & SHOAL_VIP_F_GUE;
 	__u32 outer_len = pkt.l3_len + encap_overhead(be, gue);
 	if (cfg->mtu && outer_len > cfg->mtu)
 		return verdict_drop(SHOAL_CNT_DROP_TOO_BIG);

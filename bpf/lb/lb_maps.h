@@ -17,6 +17,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shoal_vips_v1 SEC(".maps");
 
+/* Bitmap of VIP addresses (see SHOAL_VIP_FILTER_*), one u64 word per entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SHOAL_VIP_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_vip_filter_v1 SEC(".maps");
+
 /* A VIP's Maglev table: slot 0 holds the table size M, slots 1..M the backend ids. Keeping the
  * size inside the table makes a swap of the whole inner map atomic. */
 struct shoal_maglev_inner {

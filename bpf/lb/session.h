@@ -9,27 +9,28 @@
 #include "lb_maps.h"
 #include "shoal_abi.h"
 
-/* Returns the cached backend (its id in *id), or NULL on a miss, a stale or an expired entry:
- * the caller then hashes the flow afresh. */
+/* Returns the cached backend (its id in *id), or NULL on a miss, a stale or an expired entry,
+ * with the reason's counter in *miss: the caller counts it once the packet proves to be VIP
+ * traffic, then hashes the flow afresh. */
 static __always_inline struct shoal_backend *session_lookup(const struct shoal_flow_key *key,
 							    const struct shoal_config *cfg,
-							    __u32 *id)
+							    __u32 *id, __u32 *miss)
 {
 	struct shoal_flow_val *v = bpf_map_lookup_elem(&shoal_sessions_v1, key);
 	if (!v) {
-		count(SHOAL_CNT_CACHE_MISS);
+		*miss = SHOAL_CNT_CACHE_MISS;
 		return NULL;
 	}
 	*id = v->backend_id;
 	struct shoal_backend *be = bpf_map_lookup_elem(&shoal_backends_v1, id);
 	if (!be || be->gen != v->backend_gen || !(be->flags & SHOAL_BE_F_USABLE)) {
-		count(SHOAL_CNT_CACHE_STALE);
+		*miss = SHOAL_CNT_CACHE_STALE;
 		return NULL;
 	}
 	if (key->proto == IPPROTO_UDP) {
 		__u64 now = bpf_ktime_get_coarse_ns();
 		if (now - v->touched_ns > cfg->udp_timeout_ns) {
-			count(SHOAL_CNT_CACHE_EXPIRED);
+			*miss = SHOAL_CNT_CACHE_EXPIRED;
 			return NULL;
 		}
 		v->touched_ns = now;

@@ -26,6 +26,10 @@ __all__ = [
 
 u8, u16, u32, u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64
 
+VIP_FILTER_BITS = 16
+VIP_FILTER_WORDS = (1 << VIP_FILTER_BITS) // 64
+VIP_FILTER_MULT = 0x9E3779B1
+
 MAX_VIPS = 4096
 MAX_BACKENDS = 65536
 DEFAULT_SESSIONS = 4_194_304
@@ -54,7 +58,8 @@ class Backend(ctypes.Structure):
         ("addr", u32 * 4),
         ("family", u8),
         ("flags", u8),
-        ("pad", u16),
+        ("vip_flags", u8),
+        ("pad", u8),
         ("gen", u32),
         ("vip_id", u32),
         ("weight", u32),
@@ -177,6 +182,7 @@ LB_MAPS: dict[str, tuple[type[ctypes._SimpleCData] | type[ctypes.Structure], typ
     "shoal_vip_stats_v1": (u32, Traffic, True),
     "shoal_backend_stats_v1": (u32, Traffic, True),
     "shoal_nexthops_v1": (u32, Nexthop, True),
+    "shoal_vip_filter_v1": (u32, u64, False),
 }
 DECAP_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_decap_config_v1": (u32, DecapConfig, False),

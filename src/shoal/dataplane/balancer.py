@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from shoal import netns
-from shoal.dataplane import abi, flowhash, loader, maglev
+from shoal.dataplane import abi, flowhash, loader, maglev, vipfilter
 from shoal.dataplane.config import BackendSpec, DataplaneConfig, Settings, VipSpec
 from shoal.dataplane.maps import FakeMap, KernelMap, MapStore, PerCpuMap, TypedMap
 from shoal.dataplane.tables import FakeTables, KernelTables, TableStore
@@ -49,6 +49,7 @@ class LbMaps:
     vip_stats: PerCpuMap[ctypes.c_uint32, abi.Traffic]
     backend_stats: PerCpuMap[ctypes.c_uint32, abi.Traffic]
     nexthops: PerCpuMap[ctypes.c_uint32, abi.Nexthop]
+    vip_filter: TypedMap[ctypes.c_uint32, ctypes.c_uint64]
     tables: TableStore
 
     @classmethod
@@ -71,6 +72,7 @@ class LbMaps:
             vip_stats=percpu("shoal_vip_stats_v1"),
             backend_stats=percpu("shoal_backend_stats_v1"),
             nexthops=percpu("shoal_nexthops_v1"),
+            vip_filter=typed("shoal_vip_filter_v1"),
             tables=tables,
         )
 
@@ -87,6 +89,11 @@ def vip_key(address: flowhash.IpAddress, port: int, protocol: str) -> abi.VipKey
 def _address(words: Iterable[int], family: int) -> flowhash.IpAddress:
     packed = b"".join(w.to_bytes(4, "little") for w in words)
     return ipaddress.ip_address(packed[:4] if family == 4 else packed)
+
+
+def _vip_address(kb: bytes) -> flowhash.IpAddress:
+    key = abi.VipKey.from_buffer_copy(kb)
+    return _address(key.addr, key.family)
 
 
 def _net_port(port: int) -> int:
@@ -203,6 +210,7 @@ class Balancer:
             "shoal_backends_v1": max_backends,
             "shoal_backend_stats_v1": max_backends,
             "shoal_nexthops_v1": max_backends,
+            "shoal_vip_filter_v1": abi.VIP_FILTER_WORDS,
         }
         pin_dir = loader.PIN_ROOT / instance if pin else None
         obj = loader.BpfObject(loader.bpf_object_path("lb"), pin_dir, sizes)
@@ -231,6 +239,7 @@ class Balancer:
             "shoal_flood_v1": 1,
             "shoal_counters_v1": len(abi.Counter),
             "shoal_nexthops_v1": max_backends,
+            "shoal_vip_filter_v1": abi.VIP_FILTER_WORDS,
         }
         stores: dict[str, MapStore] = {}
         for name, (key, value, percpu) in abi.LB_MAPS.items():
@@ -376,7 +385,7 @@ class Balancer:
             vip_entries[kb] = (vip, vip_id, flags)
             ids = []
             for be in vip.backends:
-                entry = self._backend_entry(be, vip_id)
+                entry = self._backend_entry(be, vip_id, flags)
                 owner = (vip_id, bytes(entry.addr))
                 if owner in by_owner:
                     slot = by_owner[owner]
@@ -440,7 +449,7 @@ class Balancer:
         )
 
     @staticmethod
-    def _backend_entry(be: BackendSpec, vip_id: int) -> abi.Backend:
+    def _backend_entry(be: BackendSpec, vip_id: int, vip_flags: int) -> abi.Backend:
         entry = abi.Backend()
         entry.addr[:] = flowhash.addr_words(be.address)
         entry.family = be.address.version
@@ -448,6 +457,7 @@ class Balancer:
             abi.BE_F_DRAINING if be.weight == 0 else 0
         )
         entry.vip_id = vip_id
+        entry.vip_flags = vip_flags
         entry.weight = be.weight
         return entry
 
@@ -477,6 +487,11 @@ class Balancer:
             if self._table_digests.get(vip_id) != digest:
                 m.tables.swap(vip_id, ids)
                 self._table_digests[vip_id] = digest
+        new_addrs = [spec.address for spec, _, _ in plan.vip_entries.values()]
+        old_addrs = [_vip_address(kb) for kb in plan.removed_vips]
+        # The pre-filter must let a new VIP's packets in before its entry exists, and keep
+        # letting a removed VIP's packets in until its entry is gone.
+        self._write_filter(vipfilter.filter_words(new_addrs + old_addrs))
         for kb, (_, vip_id, flags) in plan.vip_entries.items():
             val = abi.VipVal(vip_id=vip_id, flags=flags)
             m.vips.set(abi.VipKey.from_buffer_copy(kb), val)
@@ -486,7 +501,19 @@ class Balancer:
             self._table_digests.pop(vip_id, None)
         for slot, entry in plan.late_writes.items():
             m.backends.set(slot, entry)
+        self._write_filter(vipfilter.filter_words(new_addrs))
         m.config.set(0, plan.config_words)
+
+    def _write_filter(self, words: np.ndarray) -> None:
+        """Writes the filter words that differ from what the map holds."""
+        store = self.maps.vip_filter.store
+        if isinstance(store, KernelMap):
+            current = np.frombuffer(store.lookup_all_array(), dtype="<u8")
+        else:
+            current = np.array([v.value for _, v in self.maps.vip_filter.items()], dtype="<u8")
+        changed = np.nonzero(current != words)[0].astype("<u4")
+        if len(changed):
+            store.update_many(changed.tobytes(), words[changed].tobytes(), len(changed))
 
     # ---- reading state -------------------------------------------------------------------
 
