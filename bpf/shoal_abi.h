@@ -72,18 +72,18 @@ struct shoal_flow_key {
 struct shoal_flow_val {
 	__u32 backend_id;
 	__u32 backend_gen; /* must equal shoal_backend.gen, or the entry is stale */
-	__u64 touched_ns;  /* coarse monotonic time of last use (UDP expiry) */
+	__u64 touched;     /* jiffies of last use (UDP expiry) */
 };
 
 /* The single entry of shoal_config_v1. */
 struct shoal_config {
 	__u32 hash_seed;
 	__u32 flags;           /* SHOAL_CFG_F_* */
-	__u64 udp_timeout_ns;  /* UDP session entries older than this are ignored */
-	__u64 flood_window_ns; /* new-flow rate measurement window */
+	__u64 udp_timeout;     /* jiffies: UDP session entries older than this are ignored */
+	__u64 flood_window;    /* jiffies: new-flow rate measurement window */
 	__u64 flood_enter_rate; /* new flows/s per CPU above which flood mode starts; 0 = never */
 	__u64 flood_exit_rate;  /* flood mode ends after the rate stays below this ... */
-	__u64 flood_hold_ns;    /* ... for this long */
+	__u64 flood_hold;       /* ... for this many jiffies */
 	__u32 encap_src4;       /* outer IPv4 source: base ... */
 	__u32 encap_src4_mask;  /* ... with these bits taken from the flow */
 	__u32 encap_src6[4];    /* outer IPv6 source prefix; the last 32 bits come from the flow */
@@ -93,35 +93,36 @@ struct shoal_config {
 	__u16 pad0;
 	__u32 anyport_vips;     /* number of any-port VIPs: skip the second lookup when 0 */
 	__u32 nh_epoch;         /* cached next hops are valid while they carry this epoch */
-	__u32 pad1;
+	__u32 hz;               /* jiffies per second (CONFIG_HZ), for rates */
+	__u64 nh_max_age;       /* jiffies: a new flow refreshes an older cached next hop */
 };
 
-/* Per-CPU flood detector, the single entry of shoal_flood_v1. */
+/* Per-CPU flood detector, the single entry of shoal_flood_v1. Times are jiffies: the data
+ * plane reads bpf_jiffies64() (about 4 ns here) rather than a clock source (about 35 ns). */
 struct shoal_flood_state {
-	__u64 window_start_ns;
-	__u64 window_flows;  /* new flows since window_start_ns */
-	__u64 calm_since_ns; /* start of the calm period while in flood mode; 0 = not calm */
+	__u64 window_start;
+	__u64 window_flows;  /* new flows since window_start */
+	__u64 calm_since;    /* start of the calm period while in flood mode; 0 = not calm */
 	__u64 last_rate;     /* new flows/s over the last closed window */
 	__u64 entries;       /* times flood mode started */
 	__u64 exits;         /* times flood mode ended */
-	__u64 changed_ns;    /* time of the last mode change */
-	__u64 last_flow_ns;  /* time of the last new flow */
+	__u64 changed;       /* time of the last mode change */
+	__u64 last_flow;     /* time of the last new flow */
 	__u32 mode;          /* 0 normal, 1 flood */
 	__u32 pad;
 };
 
 /* Per-CPU next-hop cache, indexed by backend id: a FIB lookup costs more than the rest of the
  * fast path, so its answer is reused until user space bumps shoal_config.nh_epoch or a new flow
- * finds the entry older than SHOAL_NH_MAX_AGE_NS. */
+ * finds the entry older than shoal_config.nh_max_age. */
 struct shoal_nexthop {
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u32 ifindex;
 	__u32 epoch;     /* shoal_config.nh_epoch when filled; 0 = empty */
-	__u64 filled_ns; /* coarse monotonic time when filled */
+	__u64 filled;    /* jiffies when filled */
 };
 
-#define SHOAL_NH_MAX_AGE_NS 1000000000ULL
 
 /* Per-VIP and per-backend traffic (per-CPU arrays). */
 struct shoal_traffic {

@@ -35,13 +35,13 @@ static __always_inline int is_tcp_syn(const struct packet *pkt)
 }
 
 /* A new flow (or one the cache cannot place): Maglev, then a session entry unless flooded.
- * *now_out receives the time read for it. */
+ * *now_out receives the time (jiffies) read for it. */
 static __always_inline struct shoal_backend *lb_hash_flow(const struct packet *pkt,
 							  const struct shoal_vip_val *vip,
 							  const struct shoal_config *cfg, __u32 *id,
 							  __u64 *now_out)
 {
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = bpf_jiffies64();
 	*now_out = now;
 	count(SHOAL_CNT_NEW_FLOWS);
 	int flooded = flood_note_new_flow(cfg, now);

@@ -22,7 +22,8 @@ struct nexthop {
 };
 
 /* The cached answer for this backend if it is current. now = 0 on the fast path (no clock
- * read there); a new flow passes its time so stale entries refresh without user space. */
+ * read there); a new flow passes its time (jiffies) so stale entries refresh without user
+ * space. */
 static __always_inline int nexthop_cached(const struct shoal_config *cfg, __u32 backend_id,
 					  __u64 now, struct nexthop *nh,
 					  struct shoal_nexthop **slot)
@@ -31,7 +32,7 @@ static __always_inline int nexthop_cached(const struct shoal_config *cfg, __u32 
 	*slot = c;
 	if (!c || !cfg->nh_epoch || c->epoch != cfg->nh_epoch)
 		return 0;
-	if (now && now - c->filled_ns > SHOAL_NH_MAX_AGE_NS)
+	if (now && now - c->filled > cfg->nh_max_age)
 		return 0;
 	__builtin_memcpy(nh->dmac, c->dmac, 6);
 	__builtin_memcpy(nh->smac, c->smac, 6);
@@ -49,7 +50,7 @@ static __always_inline void nexthop_store(const struct shoal_config *cfg,
 	__builtin_memcpy(c->dmac, nh->dmac, 6);
 	__builtin_memcpy(c->smac, nh->smac, 6);
 	c->ifindex = nh->ifindex;
-	c->filled_ns = now ? now : bpf_ktime_get_coarse_ns();
+	c->filled = now ? now : bpf_jiffies64();
 	c->epoch = cfg->nh_epoch;
 }
 

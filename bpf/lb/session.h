@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /* Session cache: keeps an existing flow on its backend when the table changes. An entry is
  * honoured only while its backend is usable and still the same backend (generation); UDP
- * entries expire after udp_timeout_ns of silence. */
+ * entries expire after udp_timeout jiffies of silence. */
 #ifndef SHOAL_SESSION_H
 #define SHOAL_SESSION_H
 
@@ -28,12 +28,12 @@ static __always_inline struct shoal_backend *session_lookup(const struct shoal_f
 		return NULL;
 	}
 	if (key->proto == IPPROTO_UDP) {
-		__u64 now = bpf_ktime_get_coarse_ns();
-		if (now - v->touched_ns > cfg->udp_timeout_ns) {
+		__u64 now = bpf_jiffies64();
+		if (now - v->touched > cfg->udp_timeout) {
 			*miss = SHOAL_CNT_CACHE_EXPIRED;
 			return NULL;
 		}
-		v->touched_ns = now;
+		v->touched = now;
 	}
 	count(SHOAL_CNT_CACHE_HIT);
 	return be;
@@ -45,7 +45,7 @@ static __always_inline void session_insert(const struct shoal_flow_key *key, __u
 	struct shoal_flow_val v = {
 		.backend_id = backend_id,
 		.backend_gen = gen,
-		.touched_ns = now,
+		.touched = now,
 	};
 	if (!bpf_map_update_elem(&shoal_sessions_v1, key, &v, BPF_ANY))
 		count(SHOAL_CNT_CACHE_INSERT);

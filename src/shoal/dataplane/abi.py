@@ -78,18 +78,18 @@ class FlowKey(ctypes.Structure):
 
 
 class FlowVal(ctypes.Structure):
-    _fields_ = [("backend_id", u32), ("backend_gen", u32), ("touched_ns", u64)]
+    _fields_ = [("backend_id", u32), ("backend_gen", u32), ("touched", u64)]
 
 
 class Config(ctypes.Structure):
     _fields_ = [
         ("hash_seed", u32),
         ("flags", u32),
-        ("udp_timeout_ns", u64),
-        ("flood_window_ns", u64),
+        ("udp_timeout", u64),
+        ("flood_window", u64),
         ("flood_enter_rate", u64),
         ("flood_exit_rate", u64),
-        ("flood_hold_ns", u64),
+        ("flood_hold", u64),
         ("encap_src4", u32),
         ("encap_src4_mask", u32),
         ("encap_src6", u32 * 4),
@@ -99,7 +99,8 @@ class Config(ctypes.Structure):
         ("pad0", u16),
         ("anyport_vips", u32),
         ("nh_epoch", u32),
-        ("pad1", u32),
+        ("hz", u32),
+        ("nh_max_age", u64),
     ]
 
 
@@ -109,20 +110,20 @@ class Nexthop(ctypes.Structure):
         ("smac", u8 * 6),
         ("ifindex", u32),
         ("epoch", u32),
-        ("filled_ns", u64),
+        ("filled", u64),
     ]
 
 
 class FloodState(ctypes.Structure):
     _fields_ = [
-        ("window_start_ns", u64),
+        ("window_start", u64),
         ("window_flows", u64),
-        ("calm_since_ns", u64),
+        ("calm_since", u64),
         ("last_rate", u64),
         ("entries", u64),
         ("exits", u64),
-        ("changed_ns", u64),
-        ("last_flow_ns", u64),
+        ("changed", u64),
+        ("last_flow", u64),
         ("mode", u32),
         ("pad", u32),
     ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import ipaddress
 import shutil
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from shoal import netns
-from shoal.dataplane import abi, flowhash, loader, maglev, vipfilter
+from shoal.dataplane import abi, clock, flowhash, loader, maglev, vipfilter
 from shoal.dataplane.config import BackendSpec, DataplaneConfig, Settings, VipSpec
 from shoal.dataplane.maps import FakeMap, KernelMap, MapStore, PerCpuMap, TypedMap
 from shoal.dataplane.tables import FakeTables, KernelTables, TableStore
@@ -30,12 +29,7 @@ __all__ = ["ApplyReport", "Balancer", "FloodStatus", "FlowTrace", "LbMaps"]
 PROTO_NUM = {"tcp": 6, "udp": 17}
 PROTO_NAME = {6: "tcp", 17: "udp"}
 PROG_NAME = "shoal_lb"
-CLOCK_MONOTONIC_COARSE = getattr(time, "CLOCK_MONOTONIC_COARSE", 6)  # Linux's number
-
-
-def monotonic_coarse_ns() -> int:
-    """The clock the data plane reads (bpf_ktime_get_coarse_ns)."""
-    return time.clock_gettime_ns(CLOCK_MONOTONIC_COARSE)
+NEXTHOP_MAX_AGE = 1.0  # seconds; new flows refresh older cached next hops
 
 
 @dataclass
@@ -327,11 +321,13 @@ class Balancer:
         cfg.flags = (abi.CFG_F_FIB if s.fib_lookup else 0) | (
             abi.CFG_F_GW_MAC if s.gateway_mac else 0
         )
-        cfg.udp_timeout_ns = int(s.udp_timeout * 1e9)
-        cfg.flood_window_ns = int(s.flood.window * 1e9)
+        cfg.hz = clock.hz()
+        cfg.udp_timeout = clock.to_jiffies(s.udp_timeout)
+        cfg.flood_window = clock.to_jiffies(s.flood.window)
         cfg.flood_enter_rate = s.flood.enter_rate
         cfg.flood_exit_rate = s.flood.exit_rate
-        cfg.flood_hold_ns = int(s.flood.hold_down * 1e9)
+        cfg.flood_hold = clock.to_jiffies(s.flood.hold_down)
+        cfg.nh_max_age = clock.to_jiffies(NEXTHOP_MAX_AGE)
         net4 = s.encap_source_v4
         cfg.encap_src4 = int.from_bytes(net4.network_address.packed, "little")
         cfg.encap_src4_mask = int.from_bytes(net4.hostmask.packed, "little")
@@ -551,20 +547,21 @@ class Balancer:
             out[name] = (p + sum(t.packets for t in per_cpu), y + sum(t.bytes for t in per_cpu))
         return out
 
-    def flood_status(self, now_ns: int | None = None) -> FloodStatus:
+    def flood_status(self, now: int | None = None) -> FloodStatus:
+        """Flood mode per CPU; now is in jiffies (default: the kernel's current value)."""
         cfg = self.maps.config.get(0) or abi.Config()
-        now = monotonic_coarse_ns() if now_ns is None else now_ns
+        now = clock.jiffies_now() if now is None else now
         states = self.maps.flood.get(0)
         effective = []
         for st in states:
             eff = bool(st.mode)
-            elapsed = now - st.window_start_ns
-            if eff and now - st.last_flow_ns >= cfg.flood_hold_ns:
+            elapsed = now - st.window_start
+            if eff and now - st.last_flow >= cfg.flood_hold:
                 eff = False  # quiet for the whole hold-down
-            elif eff and cfg.flood_window_ns and elapsed >= cfg.flood_window_ns:
-                rate = (st.window_flows + 1) * 1_000_000_000 // max(elapsed, 1)
-                calm = st.calm_since_ns or st.window_start_ns
-                if rate < cfg.flood_exit_rate and now - calm >= cfg.flood_hold_ns:
+            elif eff and cfg.flood_window and elapsed >= cfg.flood_window:
+                rate = (st.window_flows + 1) * cfg.hz // max(elapsed, 1)
+                calm = st.calm_since or st.window_start
+                if rate < cfg.flood_exit_rate and now - calm >= cfg.flood_hold:
                     eff = False
             effective.append(eff)
         return FloodStatus(
@@ -610,7 +607,7 @@ class Balancer:
                 session_backend = str(_address(b.addr, b.family))
             if usable and (
                 protocol == "tcp"
-                or monotonic_coarse_ns() - session.touched_ns <= cfg.udp_timeout_ns
+                or clock.jiffies_now() - session.touched <= cfg.udp_timeout
             ):
                 return FlowTrace(
                     flow,
