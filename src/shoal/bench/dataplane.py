@@ -100,16 +100,21 @@ class _Runner:
 def _frames(kind: str, n: int) -> list[bytes]:
     """One frame, or n frames of n different flows (client address and port vary)."""
     if kind == "not_vip":
-        return [packets.tcp_frame("192.0.2.1", "10.0.0.7", 40000, 80, packets.TCP_ACK, b"x" * 8,
-                                  dmac=TO_LB)]
+        return [
+            packets.tcp_frame(
+                "192.0.2.1", "10.0.0.7", 40000, 80, packets.TCP_ACK, b"x" * 8, dmac=TO_LB
+            )
+        ]
     if kind.startswith("syn"):
         return [packets.tcp_frame("192.0.2.1", VIP, 40000, 80, packets.TCP_SYN, dmac=TO_LB)]
     if kind == "cache_hit":
-        return [packets.tcp_frame("192.0.2.1", VIP, 40001, 80, packets.TCP_ACK, b"x" * 8,
-                                  dmac=TO_LB)]
+        return [
+            packets.tcp_frame("192.0.2.1", VIP, 40001, 80, packets.TCP_ACK, b"x" * 8, dmac=TO_LB)
+        ]
     flags = packets.TCP_SYN if kind.startswith("new_flow") else packets.TCP_ACK
-    template = bytearray(packets.tcp_frame("198.18.0.0", VIP, 1024, 80, flags, b"x" * 8,
-                                           dmac=TO_LB))
+    template = bytearray(
+        packets.tcp_frame("198.18.0.0", VIP, 1024, 80, flags, b"x" * 8, dmac=TO_LB)
+    )
     out = []
     for i in range(n):  # the data plane checks no checksum: patching addresses is enough
         struct.pack_into("!I", template, 26, 0xC6120000 + i)  # 198.18.0.0 + i
@@ -148,8 +153,9 @@ def _maglev_build_ms(size: int, repeats: int) -> float:
     return statistics.median(times)
 
 
-def run(calls: int = 200_000, rounds: int = 20,
-        progress: Callable[[str, float], None] | None = None) -> DataplaneBench:
+def run(
+    calls: int = 200_000, rounds: int = 20, progress: Callable[[str, float], None] | None = None
+) -> DataplaneBench:
     """Measures every path; calls is the number of samples per path."""
     before = os.sched_getaffinity(0)
     cpu = min(before)
@@ -172,24 +178,34 @@ def trimmed_mean(samples: list[int], cut: float = 0.01) -> float:
 def _lb_config(flood: bool) -> DataplaneConfig:
     backends = [{"address": a} for a in list(SANDBOX_BACKENDS4)[:10]]
     # Flood mode on from the first new flow (rate 1/s) or off (enter_rate 0).
-    flood_cfg = ({"enter_rate": 1, "exit_rate": 0, "hold_down": 3600} if flood
-                 else {"enter_rate": 0, "exit_rate": 0})
-    return parse_config({"settings": {"flood": flood_cfg},
-                         "vips": [{"address": VIP, "port": 80, "protocol": "tcp",
-                                   "backends": backends}]})
+    flood_cfg = (
+        {"enter_rate": 1, "exit_rate": 0, "hold_down": 3600}
+        if flood
+        else {"enter_rate": 0, "exit_rate": 0}
+    )
+    return parse_config(
+        {
+            "settings": {"flood": flood_cfg},
+            "vips": [{"address": VIP, "port": 80, "protocol": "tcp", "backends": backends}],
+        }
+    )
 
 
-def _run(ifindex: int, calls: int, rounds: int, cpu: int,
-         progress: Callable[[str, float], None] | None) -> DataplaneBench:
+def _run(
+    ifindex: int, calls: int, rounds: int, cpu: int, progress: Callable[[str, float], None] | None
+) -> DataplaneBench:
     distinct = calls + 1
     sessions = max(4 * distinct, 1 << 20)
-    with loader.BpfObject(loader.bpf_object_path("trivial"), None) as trivial, \
-            Balancer.load(pin=False, session_cache_size=sessions) as normal, \
-            Balancer.load(pin=False, session_cache_size=sessions) as flooded:
+    with (
+        loader.BpfObject(loader.bpf_object_path("trivial"), None) as trivial,
+        Balancer.load(pin=False, session_cache_size=sessions) as normal,
+        Balancer.load(pin=False, session_cache_size=sessions) as flooded,
+    ):
         normal.apply(_lb_config(flood=False))
         flooded.apply(_lb_config(flood=True))
-        runners = {"floor": _Runner(trivial.prog_fd("shoal_trivial"),
-                                    _frames("not_vip", 1), ifindex)}
+        runners = {
+            "floor": _Runner(trivial.prog_fd("shoal_trivial"), _frames("not_vip", 1), ifindex)
+        }
         lru_prog = trivial.prog_fd("shoal_lru_insert")
         runners["lru_update"] = _Runner(lru_prog, _frames("syn", 1), ifindex)
         runners["lru_insert"] = _Runner(lru_prog, _frames("new_flow", distinct), ifindex)
@@ -217,12 +233,34 @@ def _run(ifindex: int, calls: int, rounds: int, cpu: int,
             expected = {"PASS"} if kind == "not_vip" else {"TX"}
             if actions != expected:
                 verdict = f"unexpected {sorted(actions)}"
-            results.append(PathResult(kind, desc, mean, float(np.median(samples[kind])), above,
-                                      katran, ratio, len(samples[kind]), verdict))
+            results.append(
+                PathResult(
+                    kind,
+                    desc,
+                    mean,
+                    float(np.median(samples[kind])),
+                    above,
+                    katran,
+                    ratio,
+                    len(samples[kind]),
+                    verdict,
+                )
+            )
         for kind, desc in KERNEL_COSTS.items():
             mean = trimmed_mean(samples[kind])
-            results.append(PathResult(kind, desc, mean, float(np.median(samples[kind])),
-                                      mean - floor, None, None, len(samples[kind]), "reference"))
+            results.append(
+                PathResult(
+                    kind,
+                    desc,
+                    mean,
+                    float(np.median(samples[kind])),
+                    mean - floor,
+                    None,
+                    None,
+                    len(samples[kind]),
+                    "reference",
+                )
+            )
     if progress:
         progress("maglev build", 0.0)
     build = _maglev_build_ms(65537, 20)

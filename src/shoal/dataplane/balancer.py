@@ -19,12 +19,21 @@ import numpy as np
 
 from shoal import netns
 from shoal.dataplane import abi, clock, flowhash, loader, maglev, vipfilter
+from shoal.dataplane import libbpf as bpf
 from shoal.dataplane.config import BackendSpec, DataplaneConfig, Settings, VipSpec
 from shoal.dataplane.maps import FakeMap, KernelMap, MapStore, PerCpuMap, TypedMap
 from shoal.dataplane.tables import FakeTables, KernelTables, TableStore
 from shoal.errors import ConfigError, DataplaneError
 
-__all__ = ["ApplyReport", "Balancer", "FloodStatus", "FlowTrace", "LbMaps"]
+__all__ = [
+    "ApplyReport",
+    "BackendStatus",
+    "Balancer",
+    "FloodStatus",
+    "FlowTrace",
+    "LbMaps",
+    "VipStatus",
+]
 
 PROTO_NUM = {"tcp": 6, "udp": 17}
 PROTO_NAME = {6: "tcp", 17: "udp"}
@@ -45,6 +54,15 @@ class LbMaps:
     nexthops: PerCpuMap[ctypes.c_uint32, abi.Nexthop]
     vip_filter: TypedMap[ctypes.c_uint32, ctypes.c_uint64]
     tables: TableStore
+
+    def close(self) -> None:
+        """Closes the file descriptors these maps own (those opened from pins)."""
+        for value in vars(self).values():
+            store = getattr(value, "store", None)
+            if isinstance(store, KernelMap):
+                store.close()
+        if isinstance(self.tables, KernelTables):
+            self.tables.outer.close()
 
     @classmethod
     def from_stores(cls, stores: dict[str, MapStore], tables: TableStore) -> LbMaps:
@@ -137,6 +155,25 @@ class FloodStatus:
 
 
 @dataclass(frozen=True)
+class BackendStatus:
+    address: str
+    weight: int
+    state: str  # active, draining or down
+    packets: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class VipStatus:
+    name: str
+    vip_id: int
+    packets: int
+    bytes: int
+    table_size: int  # 0 = no table (no usable backend: new flows are dropped)
+    backends: list[BackendStatus]
+
+
+@dataclass(frozen=True)
 class FlowTrace:
     flow: str
     vip: str | None
@@ -221,6 +258,31 @@ class Balancer:
         return cls(maps, obj=obj, instance=instance, max_vips=max_vips, max_backends=max_backends)
 
     @classmethod
+    def open(cls, instance: str = "default") -> Balancer:
+        """Opens a loaded instance's pinned maps, without loading a program (CLI, agents)."""
+        pin_dir = loader.PIN_ROOT / instance
+        if not (pin_dir / "shoal_config_v1").exists():
+            raise DataplaneError(
+                f"no data plane instance {instance!r} (nothing pinned under {pin_dir}); "
+                "start one with `shoal dataplane attach`"
+            )
+        lib = bpf.lib()
+        stores: dict[str, MapStore] = {}
+        for name, (_, _, percpu) in abi.LB_MAPS.items():
+            fd = lib.call("bpf_obj_get", str(pin_dir / name).encode())
+            stores[name] = KernelMap(fd, percpu=percpu, own_fd=True)
+        outer = KernelMap(
+            lib.call("bpf_obj_get", str(pin_dir / "shoal_maglev_v1").encode()), own_fd=True
+        )
+        maps = LbMaps.from_stores(stores, KernelTables(outer))
+        return cls(
+            maps,
+            instance=instance,
+            max_vips=stores["shoal_vips_v1"].max_entries,
+            max_backends=stores["shoal_backends_v1"].max_entries,
+        )
+
+    @classmethod
     def fake(cls, *, max_vips: int = 64, max_backends: int = 1024, ncpus: int = 2) -> Balancer:
         """An in-memory balancer with the same logic, for tests without root."""
         sizes = {
@@ -258,6 +320,7 @@ class Balancer:
 
     def close(self) -> None:
         """Closes our handles; the attached program and pinned maps keep working."""
+        self.maps.close()
         if self.obj is not None:
             self.obj.close()
             self.obj = None
@@ -537,6 +600,43 @@ class Balancer:
         per_cpu = self.maps.vip_stats.get(vip_id)
         return sum(t.packets for t in per_cpu), sum(t.bytes for t in per_cpu)
 
+    def status(self) -> list[VipStatus]:
+        """Every VIP with its backends, their state and traffic."""
+        by_vip: dict[int, list[BackendStatus]] = {}
+        for slot, b in sorted(self.backends().items()):
+            per_cpu = self.maps.backend_stats.get(slot)
+            state = (
+                "down"
+                if not b.flags & abi.BE_F_USABLE
+                else "draining"
+                if b.flags & abi.BE_F_DRAINING
+                else "active"
+            )
+            by_vip.setdefault(b.vip_id, []).append(
+                BackendStatus(
+                    str(_address(b.addr, b.family)),
+                    int(b.weight),
+                    state,
+                    sum(t.packets for t in per_cpu),
+                    sum(t.bytes for t in per_cpu),
+                )
+            )
+        out = []
+        for name, st in sorted(self.vips().items()):
+            packets, nbytes = self.vip_traffic(st.vip_id)
+            table = self.maps.tables.read(st.vip_id)
+            out.append(
+                VipStatus(
+                    name,
+                    st.vip_id,
+                    packets,
+                    nbytes,
+                    0 if table is None else len(table),
+                    by_vip.get(st.vip_id, []),
+                )
+            )
+        return out
+
     def backend_traffic(self) -> dict[str, tuple[int, int]]:
         """(packets, bytes) per backend address, over every VIP it serves."""
         out: dict[str, tuple[int, int]] = {}
@@ -606,8 +706,7 @@ class Balancer:
             if b is not None and b.family:
                 session_backend = str(_address(b.addr, b.family))
             if usable and (
-                protocol == "tcp"
-                or clock.jiffies_now() - session.touched <= cfg.udp_timeout
+                protocol == "tcp" or clock.jiffies_now() - session.touched <= cfg.udp_timeout
             ):
                 return FlowTrace(
                     flow,
