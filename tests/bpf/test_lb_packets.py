@@ -280,19 +280,44 @@ def test_cached_next_hops_follow_neighbour_changes(lb: Balancer, net: Net) -> No
     lb.apply(config(vip(backends=[{"address": backend}])))
     assert Ether(send(lb, net, syn()).frame).dst == BACKENDS4[backend]
     new_mac = "02:00:00:00:cc:01"
-    netns.run(["ip", "neigh", "replace", backend, "lladdr", new_mac, "nud", "permanent",
-               "dev", "lb0"])
+    netns.run(
+        ["ip", "neigh", "replace", backend, "lladdr", new_mac, "nud", "permanent", "dev", "lb0"]
+    )
     try:
         # The fast path keeps the cached answer (no FIB lookup per packet) ...
         assert Ether(send(lb, net, ack()).frame).dst == BACKENDS4[backend]
         # ... until user space bumps the epoch (agents do on neighbour events) ...
         lb.refresh_nexthops()
         assert Ether(send(lb, net, ack()).frame).dst == new_mac
-        netns.run(["ip", "neigh", "replace", backend, "lladdr", BACKENDS4[backend], "nud",
-                   "permanent", "dev", "lb0"])
+        netns.run(
+            [
+                "ip",
+                "neigh",
+                "replace",
+                backend,
+                "lladdr",
+                BACKENDS4[backend],
+                "nud",
+                "permanent",
+                "dev",
+                "lb0",
+            ]
+        )
         # ... or a new flow finds the entry older than a second.
         time.sleep(1.1)
         assert Ether(send(lb, net, syn(sport=7)).frame).dst == BACKENDS4[backend]
     finally:
-        netns.run(["ip", "neigh", "replace", backend, "lladdr", BACKENDS4[backend], "nud",
-                   "permanent", "dev", "lb0"])
+        netns.run(
+            [
+                "ip",
+                "neigh",
+                "replace",
+                backend,
+                "lladdr",
+                BACKENDS4[backend],
+                "nud",
+                "permanent",
+                "dev",
+                "lb0",
+            ]
+        )

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from shoal import netns
 from shoal.cli.common import (
     Format,
     console,
@@ -69,7 +70,7 @@ def _apply(lb: Balancer, instance: str, config: DataplaneConfig) -> None:
 def attach(
     interface: Annotated[str, typer.Argument(help="interface to attach XDP to")],
     instance: Instance = "default",
-    netns: Netns = None,
+    netns_name: Netns = None,
     mode: Annotated[str, typer.Option(help="XDP mode: auto, native or generic")] = "auto",
     config: Annotated[Path | None, typer.Option("--config", "-c", help="VIP file to apply")] = None,
     session_cache_size: Annotated[int, typer.Option(help="session cache entries")] = (
@@ -81,6 +82,7 @@ def attach(
     """Load the program (maps pinned per instance) and attach it; replaces a running one
     in place, keeping its sessions."""
     require_root("attaching XDP")
+    netns.ifindex(interface, netns_name)  # an unknown interface fails before anything loads
     desired = load_config(config) if config else _load_applied(instance)
     with Balancer.load(
         instance,
@@ -90,16 +92,16 @@ def attach(
     ) as lb:
         if desired is not None:
             _apply(lb, instance, desired)
-        used = lb.attach(interface, netns_name=netns, mode=mode)
+        used = lb.attach(interface, netns_name=netns_name, mode=mode)
     console.print(f"attached shoal_lb to {interface} ({used} XDP), instance {instance}")
 
 
 @app.command()
 @handle_errors
-def detach(interface: str, netns: Netns = None) -> None:
+def detach(interface: str, netns_name: Netns = None) -> None:
     """Detach the XDP program from an interface (pinned maps stay; see purge)."""
     require_root("detaching XDP")
-    if Balancer.detach(interface, netns_name=netns):
+    if Balancer.detach(interface, netns_name=netns_name):
         console.print(f"detached XDP from {interface}")
     else:
         console.print(f"no XDP program on {interface}")
@@ -214,14 +216,14 @@ def purge(instance: Instance = "default") -> None:
 @handle_errors
 def decap_attach(
     interface: str,
-    netns: Netns = None,
+    netns_name: Netns = None,
     gue_port: Annotated[int, typer.Option(help="UDP port carrying GUE")] = 6080,
 ) -> None:
     """Decapsulate Shoal's tunnels arriving on INTERFACE (tc ingress)."""
     require_root("attaching tc programs")
     decap = Decap(gue_port)
     try:
-        decap.attach(interface, netns)
+        decap.attach(interface, netns_name)
     finally:
         decap.close()
     console.print(f"decap attached to {interface}")
@@ -229,7 +231,7 @@ def decap_attach(
 
 @decap_app.command("detach")
 @handle_errors
-def decap_detach(interface: str, netns: Netns = None) -> None:
+def decap_detach(interface: str, netns_name: Netns = None) -> None:
     """Remove the decap program from INTERFACE."""
     require_root("detaching tc programs")
-    console.print("detached" if Decap.detach(interface, netns) else "not attached")
+    console.print("detached" if Decap.detach(interface, netns_name) else "not attached")
