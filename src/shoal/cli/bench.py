@@ -16,6 +16,32 @@ from shoal.cli.common import console, handle_errors, require_root
 app = typer.Typer(help="Benchmarks (never asserted in tests).", no_args_is_help=True)
 
 
+def print_dataplane(result: dp.DataplaneBench) -> None:
+    table = Table(
+        title=f"XDP paths: {result.calls_per_path} test runs each (repeat=1), CPU {result.cpu}, "
+        f"kernel {result.kernel}; floor = trivial XDP_PASS, {result.floor_ns:.1f} ns",
+        title_justify="left",
+    )
+    for col in ("path", "ns", "- floor", "Katran", "ratio", "<= 0.8x?"):
+        table.add_column(col, justify="left" if col == "path" else "right")
+    for p in result.paths:
+        table.add_row(
+            p.path,
+            f"{p.mean_ns:.1f}",
+            f"{p.above_floor_ns:.1f}",
+            "-" if p.katran_ns is None else f"{p.katran_ns:.0f}",
+            "-" if p.ratio_to_katran is None else f"{p.ratio_to_katran:.2f}",
+            p.verdict,
+        )
+    console.print(table)
+    for p in result.paths:
+        console.print(f"  {p.path}: {p.description}", highlight=False)
+    console.print(
+        f"Maglev build, N=1000: {result.maglev_build_ms:.2f} ms (M=65537), "
+        f"{result.maglev_build_ms_m655373:.1f} ms (M=655373); paper: 1.8 ms and 22.9 ms"
+    )
+
+
 @app.command("dataplane")
 @handle_errors
 def dataplane(
@@ -26,9 +52,7 @@ def dataplane(
     """ns per packet for each XDP path, minus a trivial program's floor, against Katran."""
     require_root("running BPF programs")
     n = calls or (20_000 if quick else 200_000)
-    with Progress(
-        console=console if not as_json else None, transient=True, disable=as_json
-    ) as progress:
+    with Progress(console=console, transient=True, disable=as_json) as progress:
         task = progress.add_task("data-plane paths", total=1.0)
 
         def report(what: str, fraction: float) -> None:
@@ -37,27 +61,5 @@ def dataplane(
         result = dp.run(calls=n, progress=report)
     if as_json:
         sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
-        return
-    table = Table(
-        title=f"XDP paths, {n} test runs each, CPU {result.cpu}, kernel "
-        f"{result.kernel}; floor (trivial XDP_PASS) {result.floor_ns:.1f} ns",
-        title_justify="left",
-    )
-    for col in ("path", "ns", "minus floor", "Katran", "ratio", "target ≤0.8", ""):
-        table.add_column(col, justify="left" if col in ("path", "") else "right")
-    for p in result.paths:
-        table.add_row(
-            p.description,
-            f"{p.mean_ns:.1f}",
-            f"{p.above_floor_ns:.1f}",
-            "-" if p.katran_ns is None else f"{p.katran_ns:.0f}",
-            "-" if p.ratio_to_katran is None else f"{p.ratio_to_katran:.2f}",
-            p.verdict,
-            "",
-        )
-    console.print(table)
-    console.print(
-        f"Maglev build, N=1000: {result.maglev_build_ms:.2f} ms (M=65537), "
-        f"{result.maglev_build_ms_m655373:.1f} ms (M=655373); "
-        "paper: 1.8 ms and 22.9 ms"
-    )
+    else:
+        print_dataplane(result)
