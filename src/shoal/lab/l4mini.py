@@ -126,13 +126,15 @@ class L4MiniLab:
             t.wait_tcp(host.ns, VIP4, 7)
 
     def config(
-        self, backends: list[dict[str, object]] | None = None, **vip: object
+        self, backends: list[dict[str, object]] | None = None, *, family: int = 4, **vip: object
     ) -> DataplaneConfig:
-        """The lab's usual VIP (HTTP and echo on VIP4) with the given backends."""
+        """The lab's usual VIP (HTTP on 80 and echo on 7) with the given backends (default:
+        every backend host, in the VIP's address family)."""
         if backends is None:
-            backends = [{"address": h.ip4} for h in self.backend_hosts]
+            backends = [{"address": h.ip4 if family == 4 else h.ip6} for h in self.backend_hosts]
+        address = VIP4 if family == 4 else VIP6
         vips = [
-            {"address": VIP4, "port": port, "protocol": "tcp", "backends": backends, **vip}
+            {"address": address, "port": port, "protocol": "tcp", "backends": backends, **vip}
             for port in (80, 7)
         ]
         return parse_config({"vips": vips})
