@@ -37,10 +37,10 @@ build: venv $(BPF_PROGS)
 lint: venv
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/mypy src
 
-# Every test, privileged ones included (root, BPF, namespaces).
-test: build
-	$(VENV)/bin/ruff check src tests
+# Every test, privileged ones included (root, BPF, namespaces), after the linters.
+test: build lint
 	$(VENV)/bin/pytest -q
 
 demo: build

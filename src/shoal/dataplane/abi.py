@@ -173,7 +173,7 @@ class DecapCounter(enum.IntEnum):
 
 
 # Map name -> (key type, value type, per-CPU). The names carry the layout version.
-LB_MAPS: dict[str, tuple[type[ctypes._SimpleCData] | type[ctypes.Structure], type, bool]] = {
+LB_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_vips_v1": (VipKey, VipVal, False),
     "shoal_backends_v1": (u32, Backend, False),
     "shoal_sessions_v1": (FlowKey, FlowVal, False),

@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 PROTO_NUM = {"tcp": 6, "udp": 17}
-PROTO_NAME = {6: "tcp", 17: "udp"}
+PROTO_NAME: dict[int, Literal["tcp", "udp"]] = {6: "tcp", 17: "udp"}
 PROG_NAME = "shoal_lb"
 NEXTHOP_MAX_AGE = 1.0  # seconds; new flows refresh older cached next hops
 

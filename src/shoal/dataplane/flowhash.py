@@ -45,7 +45,8 @@ def murmur3_words(words: tuple[int, ...], seed: int) -> int:
 def addr_words(addr: IpAddress) -> tuple[int, int, int, int]:
     """An address as the four u32 words of the ABI (IPv4 in the first word, network order)."""
     packed = addr.packed.ljust(16, b"\0")
-    return struct.unpack("<4I", packed)  # type: ignore[return-value]
+    a, b, c, d = struct.unpack("<4I", packed)
+    return a, b, c, d
 
 
 def flow_key(

@@ -167,7 +167,7 @@ class MapInfo(ctypes.Structure):
 def opts(struct_type: type[ctypes.Structure], **fields: Any) -> ctypes.Structure:
     """An opts struct with sz filled in, as the LIBBPF_OPTS macro does."""
     value = struct_type(**fields)
-    value.sz = ctypes.sizeof(struct_type)  # type: ignore[attr-defined]
+    value.sz = ctypes.sizeof(struct_type)
     return value
 
 

@@ -217,7 +217,7 @@ class FakeMap:
 
 
 def _to_bytes(value: ctypes._CData) -> bytes:
-    return bytes(value)  # type: ignore[call-overload]
+    return bytes(value)
 
 
 class TypedMap(Generic[K, V]):
@@ -243,7 +243,13 @@ class TypedMap(Generic[K, V]):
 
     def get(self, key: K | int) -> V | None:
         raw = self.store.lookup(self._key(key))
-        return None if raw is None else self.value_type.from_buffer_copy(raw)
+        return (
+            None
+            if raw is None
+            else self.value_type.from_buffer_copy(  # type: ignore[attr-defined]
+                raw
+            )
+        )
 
     def set(self, key: K | int, value: V, flags: int = bpf.BPF_ANY) -> None:
         self.store.update(self._key(key), _to_bytes(value), flags)
@@ -255,7 +261,9 @@ class TypedMap(Generic[K, V]):
         for raw_key in self.store.iter_keys():
             raw = self.store.lookup(raw_key)
             if raw is not None:
-                yield self.key_type.from_buffer_copy(raw_key), self.value_type.from_buffer_copy(raw)
+                key = self.key_type.from_buffer_copy(raw_key)  # type: ignore[attr-defined]
+                value = self.value_type.from_buffer_copy(raw)  # type: ignore[attr-defined]
+                yield key, value
 
     def __len__(self) -> int:
         return sum(1 for _ in self.store.iter_keys())
@@ -278,7 +286,12 @@ class PerCpuMap(Generic[K, V]):
     def get(self, key: int) -> list[V]:
         raw = self.store.lookup(_to_bytes(self.key_type(key))) or b""  # type: ignore[call-arg]
         n = len(raw) // self.stride
-        return [self.value_type.from_buffer_copy(raw, i * self.stride) for i in range(n)]
+        return [
+            self.value_type.from_buffer_copy(  # type: ignore[attr-defined]
+                raw, i * self.stride
+            )
+            for i in range(n)
+        ]
 
     def set_all(self, key: int, value: V) -> None:
         """Writes the same value on every CPU (used to reset counters)."""

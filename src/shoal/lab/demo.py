@@ -65,7 +65,7 @@ def run_demo(requests: int = 300, wait: bool | None = None) -> None:
         )
 
         drained = lab.backend_hosts[0]
-        backends = [
+        backends: list[dict[str, object]] = [
             {"address": h.ip4, "weight": 0 if h is drained else 1} for h in lab.backend_hosts
         ]
         lab.lb.apply(lab.config(backends))
