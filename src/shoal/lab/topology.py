@@ -34,6 +34,11 @@ class Topology:
         netns.delete(name)
         netns.add(name)
         self.namespaces.append(name)
+        # No duplicate address detection: link-local addresses would stay tentative for a
+        # second after each link comes up, and neighbour discovery would wait for them.
+        self.sysctl(
+            name, net__ipv6__conf__all__accept_dad=0, net__ipv6__conf__default__accept_dad=0
+        )
         return name
 
     def run(self, ns: str | None, *cmd: str) -> str:
