@@ -10,8 +10,8 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
-from shoal.dataplane import libbpf as bpf
 from shoal.dataplane.decap import Decap
+from shoal.dataplane.testrun import run_prog
 
 pytestmark = pytest.mark.bpf
 TC_ACT_OK, TC_ACT_SHOT = 0, 2
@@ -28,16 +28,8 @@ def decap() -> Iterator[Decap]:
 
 
 def run_tc(decap: Decap, frame: bytes) -> tuple[int, bytes]:
-    import ctypes
-
-    out = ctypes.create_string_buffer(len(frame) + 256)
-    opts = bpf.opts(bpf.TestRunOpts, repeat=1)
-    opts.data_in = ctypes.cast(ctypes.c_char_p(frame), ctypes.c_void_p)
-    opts.data_size_in = len(frame)
-    opts.data_out = ctypes.cast(out, ctypes.c_void_p)
-    opts.data_size_out = len(out)
-    bpf.lib().call("bpf_prog_test_run_opts", decap.obj.prog_fd("shoal_decap"), ctypes.byref(opts))
-    return opts.retval, out.raw[: opts.data_size_out]
+    res = run_prog(decap.obj.prog_fd("shoal_decap"), frame)
+    return res.action_value, res.frame
 
 
 TUNNELS = {

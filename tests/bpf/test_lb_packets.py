@@ -275,49 +275,25 @@ def test_unresolved_neighbour_goes_through_the_kernel(lb: Balancer, net: Net) ->
     assert lb.counters()["pass_no_neigh"] == 1
 
 
+def set_neighbour(ip: str, mac: str) -> None:
+    netns.run(["ip", "neigh", "replace", ip, "lladdr", mac, "nud", "permanent", "dev", "lb0"])
+
+
 def test_cached_next_hops_follow_neighbour_changes(lb: Balancer, net: Net) -> None:
     backend = "10.1.0.1"
     lb.apply(config(vip(backends=[{"address": backend}])))
     assert Ether(send(lb, net, syn()).frame).dst == BACKENDS4[backend]
     new_mac = "02:00:00:00:cc:01"
-    netns.run(
-        ["ip", "neigh", "replace", backend, "lladdr", new_mac, "nud", "permanent", "dev", "lb0"]
-    )
+    set_neighbour(backend, new_mac)
     try:
         # The fast path keeps the cached answer (no FIB lookup per packet) ...
         assert Ether(send(lb, net, ack()).frame).dst == BACKENDS4[backend]
         # ... until user space bumps the epoch (agents do on neighbour events) ...
         lb.refresh_nexthops()
         assert Ether(send(lb, net, ack()).frame).dst == new_mac
-        netns.run(
-            [
-                "ip",
-                "neigh",
-                "replace",
-                backend,
-                "lladdr",
-                BACKENDS4[backend],
-                "nud",
-                "permanent",
-                "dev",
-                "lb0",
-            ]
-        )
+        set_neighbour(backend, BACKENDS4[backend])
         # ... or a new flow finds the entry older than a second.
         time.sleep(1.1)
         assert Ether(send(lb, net, syn(sport=7)).frame).dst == BACKENDS4[backend]
     finally:
-        netns.run(
-            [
-                "ip",
-                "neigh",
-                "replace",
-                backend,
-                "lladdr",
-                BACKENDS4[backend],
-                "nud",
-                "permanent",
-                "dev",
-                "lb0",
-            ]
-        )
+        set_neighbour(backend, BACKENDS4[backend])

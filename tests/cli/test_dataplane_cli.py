@@ -47,6 +47,27 @@ def shoal(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def attach(env: dict[str, str], config: Path) -> subprocess.CompletedProcess[str]:
+    return shoal(
+        env,
+        "dataplane",
+        "attach",
+        "up0",
+        "--netns",
+        env["NS"],
+        "-i",
+        env["INSTANCE"],
+        "--config",
+        str(config),
+        "--session-cache-size",
+        "65536",
+        "--max-vips",
+        "64",
+        "--max-backends",
+        "1024",
+    )
+
+
 def write(path: Path, doc: object) -> Path:
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -67,24 +88,7 @@ GOOD = {
 
 def test_attach_apply_show_trace_detach(env: dict[str, str], tmp_path: Path) -> None:
     good = write(tmp_path / "good.yaml", GOOD)
-    r = shoal(
-        env,
-        "dataplane",
-        "attach",
-        "up0",
-        "--netns",
-        env["NS"],
-        "-i",
-        env["INSTANCE"],
-        "--config",
-        str(good),
-        "--session-cache-size",
-        "65536",
-        "--max-vips",
-        "64",
-        "--max-backends",
-        "1024",
-    )
+    r = attach(env, good)
     assert r.returncode == 0, r.stderr
     assert "attached shoal_lb to up0" in r.stdout
     show = json.loads(shoal(env, "dataplane", "show", "-i", env["INSTANCE"], "-f", "json").stdout)
@@ -149,27 +153,7 @@ BAD = {
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_files_are_refused_and_nothing_changes(env, tmp_path: Path, case: str) -> None:
     good = write(tmp_path / "good.yaml", GOOD)
-    assert (
-        shoal(
-            env,
-            "dataplane",
-            "attach",
-            "up0",
-            "--netns",
-            env["NS"],
-            "-i",
-            env["INSTANCE"],
-            "--config",
-            str(good),
-            "--session-cache-size",
-            "65536",
-            "--max-vips",
-            "64",
-            "--max-backends",
-            "1024",
-        ).returncode
-        == 0
-    )
+    assert attach(env, good).returncode == 0
     before = shoal(env, "dataplane", "show", "-i", env["INSTANCE"], "-f", "json").stdout
     vip, needle = BAD[case]
     bad = write(tmp_path / "bad.yaml", {"vips": [vip]})

@@ -175,6 +175,24 @@ def trimmed_mean(samples: list[int], cut: float = 0.01) -> float:
     return float(arr[k : len(arr) - k].mean()) if len(arr) > 2 * k else float(arr.mean())
 
 
+def _result(
+    kind: str,
+    desc: str,
+    samples: list[int],
+    floor: float,
+    katran: float | None,
+    verdict: str | None,
+) -> PathResult:
+    mean = trimmed_mean(samples)
+    above = mean - floor
+    ratio = above / katran if katran else None
+    if verdict is None:
+        verdict = "-" if ratio is None else ("ok" if ratio <= TARGET_RATIO else "over target")
+    return PathResult(
+        kind, desc, mean, float(np.median(samples)), above, katran, ratio, len(samples), verdict
+    )
+
+
 def _lb_config(flood: bool) -> DataplaneConfig:
     backends = [{"address": a} for a in list(SANDBOX_BACKENDS4)[:10]]
     # Flood mode on from the first new flow (rate 1/s) or off (enter_rate 0).
@@ -224,43 +242,13 @@ def _run(
         floor = trimmed_mean(samples["floor"])
         results = []
         for kind, (desc, _, katran_row) in PATHS.items():
-            mean = trimmed_mean(samples[kind])
-            above = mean - floor
             katran = KATRAN_NS.get(katran_row) if katran_row else None
-            ratio = above / katran if katran else None
-            verdict = "-" if ratio is None else ("ok" if ratio <= TARGET_RATIO else "over target")
             actions = {XdpAction(a).name for a in runners[kind].actions}
             expected = {"PASS"} if kind == "not_vip" else {"TX"}
-            if actions != expected:
-                verdict = f"unexpected {sorted(actions)}"
-            results.append(
-                PathResult(
-                    kind,
-                    desc,
-                    mean,
-                    float(np.median(samples[kind])),
-                    above,
-                    katran,
-                    ratio,
-                    len(samples[kind]),
-                    verdict,
-                )
-            )
+            bad = None if actions == expected else f"unexpected {sorted(actions)}"
+            results.append(_result(kind, desc, samples[kind], floor, katran, bad))
         for kind, desc in KERNEL_COSTS.items():
-            mean = trimmed_mean(samples[kind])
-            results.append(
-                PathResult(
-                    kind,
-                    desc,
-                    mean,
-                    float(np.median(samples[kind])),
-                    mean - floor,
-                    None,
-                    None,
-                    len(samples[kind]),
-                    "reference",
-                )
-            )
+            results.append(_result(kind, desc, samples[kind], floor, None, "reference"))
     if progress:
         progress("maglev build", 0.0)
     build = _maglev_build_ms(65537, 20)

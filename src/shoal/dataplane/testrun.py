@@ -44,11 +44,16 @@ class TestRunResult:
         return XdpAction(self.action_value)
 
 
-def run_xdp(
-    prog_fd: int, frame: bytes, *, ingress_ifindex: int = 0, repeat: int = 1, headroom: int = 256
+def run_prog(
+    prog_fd: int,
+    frame: bytes,
+    *,
+    ctx: ctypes.Structure | None = None,
+    repeat: int = 1,
+    headroom: int = 256,
 ) -> TestRunResult:
-    """Runs the program once (or repeat times on the same buffer: see docs/performance.md for
-    why benchmarks of rewriting programs must use repeat=1)."""
+    """Runs any program type on one frame (or repeat times on the same buffer: see
+    docs/performance.md for why benchmarks of rewriting programs must use repeat=1)."""
     out = ctypes.create_string_buffer(len(frame) + headroom)
     opts = bpf.opts(
         bpf.TestRunOpts,
@@ -58,9 +63,16 @@ def run_xdp(
         data_size_out=len(out),
         repeat=repeat,
     )
-    ctx = XdpMd(data=0, data_end=len(frame), ingress_ifindex=ingress_ifindex)
-    if ingress_ifindex:
+    if ctx is not None:
         opts.ctx_in = ctypes.cast(ctypes.pointer(ctx), ctypes.c_void_p)
         opts.ctx_size_in = ctypes.sizeof(ctx)
     bpf.lib().call("bpf_prog_test_run_opts", prog_fd, ctypes.byref(opts))
     return TestRunResult(opts.retval, out.raw[: opts.data_size_out], opts.duration)
+
+
+def run_xdp(
+    prog_fd: int, frame: bytes, *, ingress_ifindex: int = 0, repeat: int = 1
+) -> TestRunResult:
+    """Runs an XDP program as if the frame arrived on ingress_ifindex (0: loopback)."""
+    ctx = XdpMd(data=0, data_end=len(frame), ingress_ifindex=ingress_ifindex)
+    return run_prog(prog_fd, frame, ctx=ctx if ingress_ifindex else None, repeat=repeat)
