@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from shoal.dataplane import abi, vipfilter
 from shoal.dataplane.balancer import Balancer
-from shoal.dataplane.config import load_config, parse_config
+from shoal.dataplane.config import BackendSpec, VipSpec, load_config, parse_config
 from shoal.errors import ConfigError
 
 
@@ -154,3 +154,28 @@ def test_any_sequence_of_applies_converges(sequence: list[set[int]]) -> None:
         addr = {i: lb.maps.backends.get(i).addr[0] for i in lb.backends()}
         addr2 = {i: fresh.maps.backends.get(i).addr[0] for i in fresh.backends()}
         assert [addr[int(i)] for i in table] == [addr2[int(i)] for i in fresh.maps.tables.read(0)]
+
+
+def test_incremental_changes_and_read_back() -> None:
+    lb = Balancer.fake()
+    with pytest.raises(Exception, match="apply a full configuration first"):
+        lb.remove_vip("10.0.0.1", 80, "tcp")
+    lb.apply(parse_config({"vips": [vip()]}))
+    lb.set_backend("10.0.0.1", 80, "tcp", BackendSpec(address="10.1.0.9", weight=3))
+    lb.set_backend("10.0.0.1", 80, "tcp", BackendSpec(address="10.1.0.1", weight=0))
+    lb.remove_backend("10.0.0.1", 80, "tcp", "10.1.0.2")
+    lb.upsert_vip(VipSpec.model_validate(vip(address="10.0.0.2", backends=["10.1.0.5"])))
+    read_back = {
+        v.name: {(str(b.address), b.weight, b.healthy) for b in v.backends}
+        for v in lb.current_vips()
+    }
+    assert read_back == {
+        "tcp://10.0.0.1:80": {("10.1.0.9", 3, True), ("10.1.0.1", 0, True)},
+        "tcp://10.0.0.2:80": {("10.1.0.5", 1, True)},
+    }
+    lb.remove_vip("10.0.0.1", 80, "tcp")
+    assert [v.name for v in lb.current_vips()] == ["tcp://10.0.0.2:80"]
+    with pytest.raises(ConfigError, match=r"no backend 10\.9\.9\.9"):
+        lb.remove_backend("10.0.0.2", 80, "tcp", "10.9.9.9")
+    with pytest.raises(ConfigError, match="no VIP"):
+        lb.set_backend("10.0.0.3", 80, "tcp", BackendSpec(address="10.1.0.1"))

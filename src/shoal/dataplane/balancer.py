@@ -365,6 +365,84 @@ class Balancer:
         self.desired = config
         return plan.report
 
+    # Incremental changes: each one is a whole-config apply of the last config with one change,
+    # so the same validation and ordering rules hold.
+
+    def current_vips(self) -> list[VipSpec]:
+        """The VIPs the maps hold, read back (for a process that did not make them)."""
+        by_vip: dict[int, list[BackendSpec]] = {}
+        for b in self.backends().values():
+            by_vip.setdefault(b.vip_id, []).append(
+                BackendSpec(
+                    address=_address(b.addr, b.family),
+                    weight=int(b.weight),
+                    healthy=bool(b.flags & abi.BE_F_USABLE),
+                )
+            )
+        out = []
+        for kb, st in self._current_vips().items():
+            key = abi.VipKey.from_buffer_copy(kb)
+            table = self.maps.tables.read(st.vip_id)
+            size = len(table) if table is not None else maglev.DEFAULT_TABLE_SIZE
+            out.append(
+                VipSpec(
+                    address=_address(key.addr, key.family),
+                    port=_net_port(key.port),
+                    protocol=PROTO_NAME[key.proto],
+                    any_port=bool(st.flags & abi.VIP_F_ANY_PORT),
+                    encap="gue" if st.flags & abi.VIP_F_GUE else "ipip",
+                    hash="source_ip" if st.flags & abi.VIP_F_SRC_HASH else "5tuple",
+                    table_size=size,
+                    backends=by_vip.get(st.vip_id, []),
+                )
+            )
+        return out
+
+    def _base(self) -> DataplaneConfig:
+        if self.desired is None:
+            raise DataplaneError(
+                "apply a full configuration first: the node settings (seed) are not known here"
+            )
+        return self.desired
+
+    def upsert_vip(self, vip: VipSpec) -> ApplyReport:
+        """Adds the VIP, or replaces the one with the same (address, port, protocol)."""
+        base = self._base()
+        vips = [v for v in base.vips if v.key != vip.key] + [vip]
+        return self.apply(DataplaneConfig(settings=base.settings, vips=vips))
+
+    def remove_vip(self, address: str, port: int, protocol: str) -> ApplyReport:
+        base = self._base()
+        key = (ipaddress.ip_address(address), port, protocol)
+        if not any(v.key == key for v in base.vips):
+            raise ConfigError(f"no VIP {protocol} {address} port {port}")
+        return self.apply(
+            DataplaneConfig(settings=base.settings, vips=[v for v in base.vips if v.key != key])
+        )
+
+    def set_backend(
+        self, address: str, port: int, protocol: str, backend: BackendSpec
+    ) -> ApplyReport:
+        """Adds a backend to a VIP or changes its weight / health (weight 0 drains it)."""
+        vip = self._vip(address, port, protocol)
+        backends = [b for b in vip.backends if b.address != backend.address] + [backend]
+        return self.upsert_vip(vip.model_copy(update={"backends": backends}))
+
+    def remove_backend(self, address: str, port: int, protocol: str, backend: str) -> ApplyReport:
+        vip = self._vip(address, port, protocol)
+        target = ipaddress.ip_address(backend)
+        if not any(b.address == target for b in vip.backends):
+            raise ConfigError(f"{vip.name} has no backend {backend}")
+        backends = [b for b in vip.backends if b.address != target]
+        return self.upsert_vip(vip.model_copy(update={"backends": backends}))
+
+    def _vip(self, address: str, port: int, protocol: str) -> VipSpec:
+        key = (ipaddress.ip_address(address), port, protocol)
+        for vip in self._base().vips:
+            if vip.key == key:
+                return vip
+        raise ConfigError(f"no VIP {protocol} {address} port {port}")
+
     def _current_vips(self) -> dict[bytes, VipState]:
         return {bytes(k): VipState(v.vip_id, v.flags) for k, v in self.maps.vips.items()}
 
