@@ -33,6 +33,7 @@ $(BPF_OUT)/%.bpf.o: $(BPF_SRC)
 	$(CLANG) $(BPF_CFLAGS) -c $(firstword $(wildcard bpf/*/$*.bpf.c)) -o $@
 
 build: venv $(BPF_PROGS)
+	@$(PY) -m shoal.dataplane.selfcheck
 
 lint: venv
 	$(VENV)/bin/ruff check src tests
