@@ -8,6 +8,7 @@ never follow a reused id to the wrong backend."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ipaddress
 import shutil
@@ -353,6 +354,8 @@ class Balancer:
         if not path.exists():
             return False
         shutil.rmtree(path)
+        with contextlib.suppress(OSError):
+            loader.PIN_ROOT.rmdir()  # only when no other instance is left
         return True
 
     # ---- applying desired state ------------------------------------------------------------
