@@ -1,0 +1,124 @@
+"""Listeners."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from shoal.controller import views
+from shoal.controller.api.common import list_response, paged_query
+from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
+from shoal.controller.api.lbaas._shared import apply_fields, lb_id_for, render
+from shoal.controller.api.lbaas.loadbalancers import STAT_KEYS, lb_stats
+from shoal.controller.db.models import Listener, LoadBalancer, Node
+from shoal.controller.errors import Conflict
+from shoal.controller.schemas.listener import ListenerCreateBody, ListenerUpdateBody
+
+router = APIRouter(tags=["listeners"])
+FILTERS = (
+    "id",
+    "name",
+    "description",
+    "protocol",
+    "protocol_port",
+    "provisioning_status",
+    "admin_state_up",
+    "default_pool_id",
+    "connection_limit",
+)
+CLEARABLE = frozenset({"default_pool_id", "default_tls_container_ref"})
+
+
+def _render(state: State, principal: CurrentPrincipal, ident: str, code: int = 200) -> Response:
+    return render(state, principal, Listener, ident, views.listener, "listener", code)
+
+
+@router.get("/listeners")
+def list_listeners(request: Request, state: State, principal: CurrentPrincipal) -> dict[str, Any]:
+    with state.db.read() as session:
+        query = select(Listener).options(
+            selectinload(Listener.load_balancer).selectinload(LoadBalancer.pools),
+            selectinload(Listener.l7policies),
+        )
+        lb_filter = request.query_params.get("loadbalancer_id")
+        if lb_filter:
+            query = query.where(Listener.load_balancer_id == lb_filter)
+        rows, limit = paged_query(session, Listener, principal, request, query, FILTERS)
+        return list_response(request, "listeners", rows, views.listener, limit)
+
+
+@router.post("/listeners", status_code=201)
+def create_listener(
+    body: ListenerCreateBody, state: State, principal: CurrentPrincipal, expect: IfMatch
+) -> Response:
+    spec = body.listener
+    l4 = "udp" if spec.protocol == "UDP" else "tcp"
+    with state.writer.change(
+        spec.loadbalancer_id, principal, action="create", expect_revision=expect
+    ) as ctx:
+        for other in ctx.lb.listeners:
+            if other.protocol_port == spec.protocol_port and other.l4_protocol == l4:
+                raise Conflict(
+                    f"Another Listener on this Load Balancer is already using "
+                    f"protocol_port {spec.protocol_port} ({other.id})"
+                )
+        li = Listener(
+            project_id=ctx.lb.project_id,
+            load_balancer_id=ctx.lb.id,
+            protocol=spec.protocol,
+            protocol_port=spec.protocol_port,
+            l4_protocol=l4,
+        )
+        apply_fields(li, spec.model_dump(exclude={"protocol", "protocol_port", "loadbalancer_id"}))
+        ctx.lb.listeners.append(li)
+        ctx.session.flush()
+        ctx.pending(li, "PENDING_CREATE")
+        ctx.touched.add("listener")
+        ctx.resource = ("listener", li.id)
+    return _render(state, principal, li.id, 201)
+
+
+@router.get("/listeners/{listener_id}")
+def get_listener(listener_id: str, state: State, principal: CurrentPrincipal) -> Response:
+    return _render(state, principal, listener_id)
+
+
+@router.put("/listeners/{listener_id}")
+def update_listener(
+    listener_id: str,
+    body: ListenerUpdateBody,
+    state: State,
+    principal: CurrentPrincipal,
+    expect: IfMatch,
+) -> Response:
+    lb_id = lb_id_for(state, principal, Listener, listener_id)
+    with state.writer.change(lb_id, principal, action="update", expect_revision=expect) as ctx:
+        li = next(x for x in ctx.lb.listeners if x.id == listener_id)
+        apply_fields(li, body.listener.model_dump(exclude_unset=True), CLEARABLE)
+        ctx.pending(li)
+        ctx.resource = ("listener", listener_id)
+    return _render(state, principal, listener_id)
+
+
+@router.delete("/listeners/{listener_id}", status_code=204)
+def delete_listener(
+    listener_id: str, state: State, principal: CurrentPrincipal, expect: IfMatch
+) -> Response:
+    lb_id = lb_id_for(state, principal, Listener, listener_id)
+    with state.writer.change(lb_id, principal, action="delete", expect_revision=expect) as ctx:
+        li = next(x for x in ctx.lb.listeners if x.id == listener_id)
+        ctx.lb.listeners.remove(li)
+        ctx.resource = ("listener", listener_id)
+    return Response(status_code=204)
+
+
+@router.get("/listeners/{listener_id}/stats")
+def listener_stats(listener_id: str, state: State, principal: CurrentPrincipal) -> dict[str, Any]:
+    lb_id = lb_id_for(state, principal, Listener, listener_id)
+    with state.db.read() as session:
+        nodes = list(session.scalars(select(Node)))
+        stats = lb_stats(nodes, lb_id, listener_id)
+    return {"stats": {k: stats[k] for k in STAT_KEYS}}

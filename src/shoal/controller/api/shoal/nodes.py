@@ -1,0 +1,318 @@
+"""Nodes and the agents' side of the API: register, long-poll the desired state, report what
+was applied (or why not), health-check results, counters and events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from pydantic import Field, StrictBool, StrictInt
+from sqlalchemy import delete, select
+from sqlalchemy.orm import selectinload
+from starlette.concurrency import run_in_threadpool
+
+from shoal.controller.api.deps import CurrentPrincipal, State
+from shoal.controller.auth import Principal
+from shoal.controller.db.models import (
+    Change,
+    Event,
+    LoadBalancer,
+    Member,
+    Node,
+    NodeLbError,
+    Pool,
+    utcnow,
+)
+from shoal.controller.errors import NotFound
+from shoal.controller.schemas.common import Name, OctaviaModel
+from shoal.controller.services import desired, health, status
+from shoal.controller.services.writes import current_seq
+
+router = APIRouter(tags=["nodes"])
+
+
+class NodeRegister(OctaviaModel):
+    name: Name = Field(min_length=1)
+    role: Literal["l4", "l7"]
+    cluster: Name = "default"
+    address: str | None = Field(default=None, max_length=64)
+    capacity: StrictInt = Field(default=100, ge=1, le=1_000_000)
+    version: str | None = Field(default=None, max_length=64)
+
+
+class NodeUpdate(OctaviaModel):
+    admin_state: Literal["ACTIVE", "DRAINING"] | None = None
+    capacity: StrictInt | None = Field(default=None, ge=1, le=1_000_000)
+
+
+class LbError(OctaviaModel):
+    load_balancer_id: str = Field(max_length=36)
+    revision: StrictInt
+    reason: str = Field(max_length=4000)
+
+
+class Report(OctaviaModel):
+    """Level-based: the node applied everything up to seq, except the listed errors."""
+
+    seq: StrictInt = Field(ge=0)
+    errors: list[LbError] = Field(default_factory=list, max_length=100000)
+    digests: dict[str, Any] = Field(default_factory=dict)
+    counters: dict[str, Any] = Field(default_factory=dict)
+    version: str | None = Field(default=None, max_length=64)
+
+
+class HealthResult(OctaviaModel):
+    member_id: str = Field(max_length=36)
+    ok: StrictBool
+    detail: str = Field(default="", max_length=1000)
+
+
+class HealthReport(OctaviaModel):
+    results: list[HealthResult] = Field(max_length=100000)
+
+
+class NodeEvent(OctaviaModel):
+    kind: str = Field(min_length=1, max_length=64)
+    severity: Literal["info", "warning", "error"] = "info"
+    message: str = Field(default="", max_length=4000)
+    load_balancer_id: str | None = Field(default=None, max_length=36)
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventsBody(OctaviaModel):
+    events: list[NodeEvent] = Field(max_length=10000)
+
+
+def node_view(node: Node, settings: Any, now: dt.datetime | None = None) -> dict[str, Any]:
+    now = now or utcnow()
+    alive = (now - node.last_seen).total_seconds() <= settings.node_dead_after
+    return {
+        "id": node.id,
+        "name": node.name,
+        "role": node.role,
+        "cluster": node.cluster,
+        "address": node.address,
+        "capacity": node.capacity,
+        "version": node.version,
+        "admin_state": node.admin_state,
+        "operating_status": "ONLINE" if alive else "OFFLINE",
+        "registered_at": node.registered_at.strftime("%Y-%m-%dT%H:%M:%S"),
+        "last_seen": node.last_seen.strftime("%Y-%m-%dT%H:%M:%S"),
+        "applied_seq": node.applied_seq,
+        "digests": node.digests,
+    }
+
+
+def _node(session: Any, node_id: str) -> Node:
+    node = session.get(Node, node_id)
+    if node is None:
+        raise NotFound.of("Node", node_id)
+    return node  # type: ignore[no-any-return]
+
+
+def _require_node_reader(principal: Principal) -> None:
+    if principal.role not in ("admin", "agent"):
+        principal.require_admin()
+
+
+@router.post("/nodes", status_code=201)
+def register_node(body: NodeRegister, state: State, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Registers a node, or re-registers it by name after a restart (same id)."""
+    principal.require_agent()
+    with state.db.write() as session:
+        node = session.scalar(select(Node).where(Node.name == body.name))
+        if node is None:
+            node = Node(name=body.name, role=body.role)
+            session.add(node)
+        for key, value in body.model_dump().items():
+            setattr(node, key, value)
+        node.last_seen = utcnow()
+        session.flush()
+        session.add(
+            Event(
+                node_id=node.id,
+                kind="node_registered",
+                message=f"{body.role} node {body.name} registered",
+            )
+        )
+        return {"node": node_view(node, state.settings)}
+
+
+@router.get("/nodes")
+def list_nodes(
+    state: State, principal: CurrentPrincipal, role: Literal["l4", "l7"] | None = None
+) -> dict[str, Any]:
+    _require_node_reader(principal)
+    with state.db.read() as session:
+        query = select(Node).order_by(Node.name)
+        if role:
+            query = query.where(Node.role == role)
+        now = utcnow()
+        return {"nodes": [node_view(n, state.settings, now) for n in session.scalars(query)]}
+
+
+@router.get("/nodes/{node_id}")
+def get_node(node_id: str, state: State, principal: CurrentPrincipal) -> dict[str, Any]:
+    _require_node_reader(principal)
+    with state.db.read() as session:
+        return {"node": node_view(_node(session, node_id), state.settings)}
+
+
+@router.put("/nodes/{node_id}")
+def update_node(
+    node_id: str, body: NodeUpdate, state: State, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Drain (admin_state DRAINING: the node withdraws its VIPs, keeps forwarding what it
+    has) or return a node to service."""
+    principal.require_admin()
+    with state.db.write() as session:
+        node = _node(session, node_id)
+        for key, value in body.model_dump(exclude_none=True).items():
+            setattr(node, key, value)
+        session.add(
+            Event(
+                node_id=node.id,
+                kind="node_updated",
+                message=f"node {node.name}: {body.model_dump(exclude_none=True)}",
+            )
+        )
+        change = Change(kind="node")
+        session.add(change)
+        session.flush()
+        seq = change.id
+        view = node_view(node, state.settings)
+    state.notifier.notify(seq)
+    return {"node": view}
+
+
+@router.delete("/nodes/{node_id}", status_code=204)
+def delete_node(node_id: str, state: State, principal: CurrentPrincipal) -> Response:
+    principal.require_admin()
+    with state.db.write() as session:
+        session.delete(_node(session, node_id))
+        status.refresh_pending(session, state.settings)
+    return Response(status_code=204)
+
+
+def _desired(state: State, node_id: str) -> str:
+    with state.db.write() as session:
+        node = _node(session, node_id)
+        return desired.build(session, node, state.settings)
+
+
+@router.get("/nodes/{node_id}/desired-state")
+async def desired_state(
+    node_id: str,
+    state: State,
+    principal: CurrentPrincipal,
+    since: Annotated[int, Query(ge=-1)] = -1,
+    timeout: Annotated[float, Query(ge=0, le=300)] = 0,
+) -> Response:
+    """Everything this node must run. With since=S and timeout=T, answers as soon as the
+    change feed is past S, or after T seconds with {"seq": S, "changed": false}."""
+    principal.require_agent()
+    if since >= 0:
+        seq = await state.notifier.wait_beyond(since, min(timeout, state.settings.long_poll_max))
+        if seq <= since:
+            await run_in_threadpool(_touch, state, node_id)
+            return Response(f'{{"seq":{since},"changed":false}}', media_type="application/json")
+    body = await run_in_threadpool(_desired, state, node_id)
+    return Response(body, media_type="application/json")
+
+
+def _touch(state: State, node_id: str) -> None:
+    with state.db.write() as session:
+        _node(session, node_id).last_seen = utcnow()
+
+
+@router.post("/nodes/{node_id}/report", status_code=204)
+def report(node_id: str, body: Report, state: State, principal: CurrentPrincipal) -> Response:
+    principal.require_agent()
+    with state.db.write() as session:
+        node = _node(session, node_id)
+        node.last_seen = utcnow()
+        node.applied_seq = max(node.applied_seq, min(body.seq, current_seq(session)))
+        node.digests = body.digests
+        node.counters = body.counters
+        if body.version:
+            node.version = body.version
+        session.execute(delete(NodeLbError).where(NodeLbError.node_id == node.id))
+        for err in body.errors:
+            session.add(
+                NodeLbError(
+                    node_id=node.id,
+                    load_balancer_id=err.load_balancer_id,
+                    revision=err.revision,
+                    reason=err.reason,
+                )
+            )
+        session.flush()
+        status.refresh_pending(session, state.settings)
+    return Response(status_code=204)
+
+
+@router.post("/nodes/{node_id}/health", status_code=204)
+def report_health(
+    node_id: str, body: HealthReport, state: State, principal: CurrentPrincipal
+) -> Response:
+    """Check results; the controller decides member health and publishes changes."""
+    principal.require_agent()
+    changed = False
+    with state.db.write() as session:
+        _node(session, node_id).last_seen = utcnow()
+        ids = [r.member_id for r in body.results]
+        members = {
+            m.id: m
+            for m in session.scalars(
+                select(Member)
+                .where(Member.id.in_(ids))
+                .options(selectinload(Member.pool).selectinload(Pool.healthmonitor))
+            )
+        }
+        for result in body.results:
+            member = members.get(result.member_id)
+            if member is not None:
+                changed |= health.record_result(
+                    session, member, health.CheckResult(result.member_id, result.ok, result.detail)
+                )
+        session.flush()
+        seq = current_seq(session)
+    if changed:
+        state.notifier.notify(seq)
+    return Response(status_code=204)
+
+
+@router.post("/nodes/{node_id}/events", status_code=204)
+def post_events(
+    node_id: str, body: EventsBody, state: State, principal: CurrentPrincipal
+) -> Response:
+    principal.require_agent()
+    with state.db.write() as session:
+        node = _node(session, node_id)
+        node.last_seen = utcnow()
+        lb_ids = {ev.load_balancer_id for ev in body.events if ev.load_balancer_id}
+        projects = (
+            dict(
+                session.execute(
+                    select(LoadBalancer.id, LoadBalancer.project_id).where(
+                        LoadBalancer.id.in_(lb_ids)
+                    )
+                ).all()
+            )
+            if lb_ids
+            else {}
+        )
+        for ev in body.events:
+            session.add(
+                Event(
+                    node_id=node.id,
+                    load_balancer_id=ev.load_balancer_id,
+                    project_id=projects.get(ev.load_balancer_id or ""),
+                    kind=ev.kind,
+                    severity=ev.severity,
+                    message=ev.message or f"{node.name}: {ev.kind}",
+                    detail=ev.detail,
+                )
+            )
+    return Response(status_code=204)

@@ -1,0 +1,146 @@
+"""The FastAPI application: Octavia v2 at /v2/lbaas and /v2.0/lbaas, Shoal's API at
+/v2/shoal, an unauthenticated version document at / and /healthcheck."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from shoal import __version__
+from shoal.controller.api import lbaas
+from shoal.controller.api import shoal as shoal_api
+from shoal.controller.api.deps import AppState
+from shoal.controller.auth import Authenticator, TokenAuthenticator, secret_hash
+from shoal.controller.db.engine import Database
+from shoal.controller.db.migrate import upgrade
+from shoal.controller.db.models import Token
+from shoal.controller.errors import install_handlers
+from shoal.controller.services import status
+from shoal.controller.services.notify import ChangeNotifier
+from shoal.controller.services.writes import Writer, current_seq
+from shoal.controller.settings import ControllerSettings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+API_VERSION = "v2.27"  # the Octavia microversion whose resources and fields Shoal serves
+
+
+def bootstrap_admin(db: Database, secret: str) -> None:
+    """Ensures an admin token with this secret exists (first start of a new controller)."""
+    with db.write() as session:
+        if session.scalar(select(Token).where(Token.secret_hash == secret_hash(secret))) is None:
+            session.add(
+                Token(
+                    name="bootstrap-admin",
+                    project_id="admin",
+                    role="admin",
+                    secret_hash=secret_hash(secret),
+                )
+            )
+
+
+async def _background(state: AppState) -> None:
+    """Once a second: settle load balancers whose nodes reported or timed out, and pick up
+    changes other controller processes made."""
+
+    def tick() -> int:
+        with state.db.write() as session:
+            status.refresh_pending(session, state.settings)
+            return current_seq(session)
+
+    while True:
+        await asyncio.sleep(1.0)
+        try:
+            state.notifier.notify(await run_in_threadpool(tick))
+        except Exception:  # keep serving; the next tick retries
+            log.exception("background refresh failed")
+
+
+def create_app(
+    settings: ControllerSettings,
+    *,
+    migrate: bool = True,
+    authenticator: Authenticator | None = None,
+) -> FastAPI:
+    if settings.database_url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    if migrate:
+        upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    if settings.bootstrap_token:
+        bootstrap_admin(db, settings.bootstrap_token)
+    notifier = ChangeNotifier()
+    state = AppState(
+        settings,
+        db,
+        Writer(db, settings, notifier.notify),
+        notifier,
+        authenticator or TokenAuthenticator(),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with db.read() as session:
+            notifier.bind(asyncio.get_running_loop(), current_seq(session))
+        task = asyncio.create_task(_background(state))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            db.dispose()
+
+    app = FastAPI(
+        title="Shoal",
+        version=__version__,
+        lifespan=lifespan,
+        description="Load balancers as a service: the Octavia v2 API "
+        "(/v2/lbaas) and Shoal's own (/v2/shoal).",
+    )
+    app.state.shoal = state
+    install_handlers(app)
+    app.include_router(lbaas.router, prefix="/v2/lbaas")
+    app.include_router(lbaas.router, prefix="/v2.0/lbaas", include_in_schema=False)
+    app.include_router(shoal_api.router, prefix="/v2/shoal")
+
+    @app.get("/", tags=["versions"])
+    def versions(request: Request) -> dict[str, Any]:
+        base = (settings.public_url or str(request.base_url)).rstrip("/")
+        return {
+            "versions": [
+                {
+                    "id": "v2.0",
+                    "status": "SUPPORTED",
+                    "updated": "2016-12-11T00:00:00Z",
+                    "links": [{"href": f"{base}/v2", "rel": "self"}],
+                },
+                {
+                    "id": API_VERSION,
+                    "status": "CURRENT",
+                    "updated": "2023-06-01T00:00:00Z",
+                    "links": [{"href": f"{base}/v2", "rel": "self"}],
+                },
+            ]
+        }
+
+    @app.get("/healthcheck", tags=["versions"], response_class=PlainTextResponse)
+    def healthcheck() -> str:
+        with db.read() as session:
+            current_seq(session)
+        return "OK"
+
+    return app

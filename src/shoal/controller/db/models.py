@@ -1,0 +1,336 @@
+"""SQLAlchemy models: one table per Octavia resource, plus revisions, changes, nodes, tokens,
+quotas, audit and events. Pydantic schemas (controller/schemas) are the other representation;
+there is no third."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "AuditEntry",
+    "Base",
+    "Change",
+    "Event",
+    "HealthMonitor",
+    "L7Policy",
+    "L7Rule",
+    "Listener",
+    "LoadBalancer",
+    "Member",
+    "Node",
+    "NodeLbError",
+    "Pool",
+    "Quota",
+    "Revision",
+    "Token",
+    "new_id",
+    "utcnow",
+]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC, second precision (what Octavia returns)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class _Resource:
+    """Columns every Octavia resource has."""
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    provisioning_status: Mapped[str] = mapped_column(String(16), default="PENDING_CREATE")
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+
+class LoadBalancer(_Resource, Base):
+    __tablename__ = "load_balancers"
+
+    description: Mapped[str] = mapped_column(String(255), default="")
+    kind: Mapped[str] = mapped_column(String(8), default="l7")  # l4 | l7
+    flavor_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    provider: Mapped[str] = mapped_column(String(64), default="shoal")
+    availability_zone: Mapped[str | None] = mapped_column(String(255), default=None)
+    vip_address: Mapped[str] = mapped_column(String(64), unique=True)
+    vip_subnet_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    vip_network_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    vip_port_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Revision bookkeeping: the latest revision, the change that published it, its config.
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    revision_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    current_config: Mapped[str] = mapped_column(Text, default="{}")
+    provisioning_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    pending_since: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+    listeners: Mapped[list[Listener]] = relationship(
+        back_populates="load_balancer", cascade="all, delete-orphan", order_by="Listener.id"
+    )
+    pools: Mapped[list[Pool]] = relationship(
+        back_populates="load_balancer", cascade="all, delete-orphan", order_by="Pool.id"
+    )
+
+
+class Listener(_Resource, Base):
+    __tablename__ = "listeners"
+    __table_args__ = (UniqueConstraint("load_balancer_id", "protocol_port", "l4_protocol"),)
+
+    description: Mapped[str] = mapped_column(String(255), default="")
+    load_balancer_id: Mapped[str] = mapped_column(ForeignKey("load_balancers.id"), index=True)
+    protocol: Mapped[str] = mapped_column(String(32))
+    l4_protocol: Mapped[str] = mapped_column(String(8))  # tcp | udp: what the port is unique in
+    protocol_port: Mapped[int] = mapped_column(Integer)
+    connection_limit: Mapped[int] = mapped_column(Integer, default=-1)
+    default_pool_id: Mapped[str | None] = mapped_column(
+        ForeignKey("pools.id", use_alter=True, ondelete="SET NULL"), default=None
+    )
+    timeout_client_data: Mapped[int] = mapped_column(Integer, default=50000)
+    timeout_member_connect: Mapped[int] = mapped_column(Integer, default=5000)
+    timeout_member_data: Mapped[int] = mapped_column(Integer, default=50000)
+    timeout_tcp_inspect: Mapped[int] = mapped_column(Integer, default=0)
+    allowed_cidrs: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    insert_headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    default_tls_container_ref: Mapped[str | None] = mapped_column(String(255), default=None)
+    sni_container_refs: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+    load_balancer: Mapped[LoadBalancer] = relationship(back_populates="listeners")
+    l7policies: Mapped[list[L7Policy]] = relationship(
+        back_populates="listener", cascade="all, delete-orphan", order_by="L7Policy.position"
+    )
+
+
+class Pool(_Resource, Base):
+    __tablename__ = "pools"
+
+    description: Mapped[str] = mapped_column(String(255), default="")
+    load_balancer_id: Mapped[str] = mapped_column(ForeignKey("load_balancers.id"), index=True)
+    protocol: Mapped[str] = mapped_column(String(32))
+    lb_algorithm: Mapped[str] = mapped_column(String(32))
+    session_persistence: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    tls_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    load_balancer: Mapped[LoadBalancer] = relationship(back_populates="pools")
+    members: Mapped[list[Member]] = relationship(
+        back_populates="pool", cascade="all, delete-orphan", order_by="Member.id"
+    )
+    healthmonitor: Mapped[HealthMonitor | None] = relationship(
+        back_populates="pool", cascade="all, delete-orphan", uselist=False
+    )
+
+
+class Member(_Resource, Base):
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("pool_id", "address", "protocol_port"),)
+
+    pool_id: Mapped[str] = mapped_column(ForeignKey("pools.id"), index=True)
+    address: Mapped[str] = mapped_column(String(64))
+    protocol_port: Mapped[int] = mapped_column(Integer)
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+    backup: Mapped[bool] = mapped_column(Boolean, default=False)
+    subnet_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    monitor_address: Mapped[str | None] = mapped_column(String(64), default=None)
+    monitor_port: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Health, decided here from the agents' check results (not part of revisions).
+    health: Mapped[str] = mapped_column(String(8), default="UNKNOWN")  # UNKNOWN | UP | DOWN
+    health_streak: Mapped[int] = mapped_column(Integer, default=0)  # +n successes, -n failures
+    health_detail: Mapped[str | None] = mapped_column(Text, default=None)
+    health_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+    pool: Mapped[Pool] = relationship(back_populates="members")
+
+
+class HealthMonitor(_Resource, Base):
+    __tablename__ = "health_monitors"
+
+    pool_id: Mapped[str] = mapped_column(ForeignKey("pools.id"), unique=True)
+    type: Mapped[str] = mapped_column(String(16))
+    delay: Mapped[int] = mapped_column(Integer)
+    timeout: Mapped[int] = mapped_column(Integer)
+    max_retries: Mapped[int] = mapped_column(Integer)
+    max_retries_down: Mapped[int] = mapped_column(Integer, default=3)
+    http_method: Mapped[str | None] = mapped_column(String(16), default=None)
+    url_path: Mapped[str | None] = mapped_column(String(2048), default=None)
+    expected_codes: Mapped[str | None] = mapped_column(String(64), default=None)
+    http_version: Mapped[float | None] = mapped_column(default=None)
+    domain_name: Mapped[str | None] = mapped_column(String(255), default=None)
+
+    pool: Mapped[Pool] = relationship(back_populates="healthmonitor")
+
+
+class L7Policy(_Resource, Base):
+    __tablename__ = "l7policies"
+
+    description: Mapped[str] = mapped_column(String(255), default="")
+    listener_id: Mapped[str] = mapped_column(ForeignKey("listeners.id"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(Integer)
+    redirect_pool_id: Mapped[str | None] = mapped_column(
+        ForeignKey("pools.id", ondelete="SET NULL"), default=None
+    )
+    redirect_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    redirect_prefix: Mapped[str | None] = mapped_column(String(2048), default=None)
+    redirect_http_code: Mapped[int | None] = mapped_column(Integer, default=None)
+
+    listener: Mapped[Listener] = relationship(back_populates="l7policies")
+    rules: Mapped[list[L7Rule]] = relationship(
+        back_populates="policy", cascade="all, delete-orphan", order_by="L7Rule.id"
+    )
+
+
+class L7Rule(_Resource, Base):
+    __tablename__ = "l7rules"
+
+    l7policy_id: Mapped[str] = mapped_column(ForeignKey("l7policies.id"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    compare_type: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str | None] = mapped_column(String(255), default=None)
+    value: Mapped[str] = mapped_column(String(255))
+    invert: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    policy: Mapped[L7Policy] = relationship(back_populates="rules")
+
+
+class Revision(Base):
+    """An immutable snapshot of one load balancer's desired configuration."""
+
+    __tablename__ = "revisions"
+    __table_args__ = (UniqueConstraint("load_balancer_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    load_balancer_id: Mapped[str] = mapped_column(String(36), index=True)  # outlives the LB
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    parent: Mapped[int | None] = mapped_column(Integer, default=None)
+    author: Mapped[str] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    config: Mapped[str] = mapped_column(Text)  # canonical JSON; "null" when deleted
+    digest: Mapped[str] = mapped_column(String(64))
+
+
+class Change(Base):
+    """The feed agents long-poll: every revision and every health decision appends one."""
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    load_balancer_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    kind: Mapped[str] = mapped_column(String(16))  # revision | health | node
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    role: Mapped[str] = mapped_column(String(8))  # l4 | l7
+    cluster: Mapped[str] = mapped_column(String(255), default="default")
+    address: Mapped[str | None] = mapped_column(String(64), default=None)
+    capacity: Mapped[int] = mapped_column(Integer, default=100)
+    version: Mapped[str | None] = mapped_column(String(64), default=None)
+    admin_state: Mapped[str] = mapped_column(String(16), default="ACTIVE")  # ACTIVE | DRAINING
+    registered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    applied_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    counters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    digests: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class NodeLbError(Base):
+    """A node's report that it could not apply a load balancer's revision."""
+
+    __tablename__ = "node_lb_errors"
+
+    node_id: Mapped[str] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    load_balancer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Event(Base):
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_lb_at", "load_balancer_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    project_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    load_balancer_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    node_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    kind: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(8), default="info")
+    message: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))  # admin | member | reader | agent
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+
+class Quota(Base):
+    """Per-project limits; None = the configured default, -1 = unlimited."""
+
+    __tablename__ = "quotas"
+
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    load_balancer: Mapped[int | None] = mapped_column(Integer, default=None)
+    listener: Mapped[int | None] = mapped_column(Integer, default=None)
+    pool: Mapped[int | None] = mapped_column(Integer, default=None)
+    member: Mapped[int | None] = mapped_column(Integer, default=None)
+    healthmonitor: Mapped[int | None] = mapped_column(Integer, default=None)
+    l7policy: Mapped[int | None] = mapped_column(Integer, default=None)
+    l7rule: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    principal: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(16))  # create | update | delete | rollback
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[str] = mapped_column(String(36))
+    load_balancer_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    revision: Mapped[int | None] = mapped_column(Integer, default=None)
+    detail: Mapped[str] = mapped_column(Text, default="")

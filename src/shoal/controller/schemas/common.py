@@ -1,0 +1,71 @@
+"""Shared field types and Octavia's enumerations."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+__all__ = [
+    "AdminState",
+    "Description",
+    "IpAddressStr",
+    "Name",
+    "OctaviaModel",
+    "Port",
+    "Tags",
+    "Uuid",
+]
+
+
+class OctaviaModel(BaseModel):
+    """Unknown attributes are refused, as Octavia does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a CIDR") from None
+
+
+IpAddressStr = Annotated[str, Field(max_length=64), AfterValidator(_ip)]
+CidrStr = Annotated[str, Field(max_length=64), AfterValidator(_cidr)]
+Name = Annotated[str, Field(max_length=255)]
+Description = Annotated[str, Field(max_length=255)]
+Uuid = Annotated[str, Field(min_length=1, max_length=64)]
+Port = Annotated[StrictInt, Field(ge=1, le=65535)]
+Tags = Annotated[list[Annotated[str, Field(max_length=255)]], Field(max_length=64)]
+AdminState = StrictBool
+MAX_TIMEOUT_MS = 24 * 24 * 60 * 60 * 1000  # Octavia's ceiling: 24 days
+TimeoutMs = Annotated[StrictInt, Field(ge=0, le=MAX_TIMEOUT_MS)]
+
+ListenerProtocol = Literal["TCP", "UDP", "HTTP", "HTTPS", "TERMINATED_HTTPS", "SCTP", "PROMETHEUS"]
+PoolProtocol = Literal["TCP", "UDP", "HTTP", "HTTPS", "PROXY", "PROXYV2", "SCTP"]
+Algorithm = Literal["ROUND_ROBIN", "LEAST_CONNECTIONS", "SOURCE_IP", "SOURCE_IP_PORT"]
+MonitorType = Literal["HTTP", "HTTPS", "PING", "TCP", "TLS-HELLO", "UDP-CONNECT", "SCTP"]
+HttpMethod = Literal["CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"]
+L7Action = Literal["REDIRECT_TO_POOL", "REDIRECT_TO_URL", "REDIRECT_PREFIX", "REJECT"]
+L7RuleType = Literal[
+    "HOST_NAME",
+    "PATH",
+    "FILE_TYPE",
+    "HEADER",
+    "COOKIE",
+    "SSL_CONN_HAS_CERT",
+    "SSL_VERIFY_RESULT",
+    "SSL_DN_FIELD",
+]
+CompareType = Literal["REGEX", "STARTS_WITH", "ENDS_WITH", "CONTAINS", "EQUAL_TO"]
+PersistenceType = Literal["SOURCE_IP", "HTTP_COOKIE", "APP_COOKIE"]
+RedirectCode = Literal[301, 302, 303, 307, 308]

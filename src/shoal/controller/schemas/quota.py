@@ -1,0 +1,25 @@
+"""Quotas."""
+
+from __future__ import annotations
+
+from pydantic import Field, StrictInt
+
+from shoal.controller.schemas.common import OctaviaModel
+
+Limit = StrictInt | None
+
+
+class QuotaUpdate(OctaviaModel):
+    load_balancer: Limit = Field(default=None, ge=-1)
+    loadbalancer: Limit = Field(default=None, ge=-1)  # Octavia accepts both spellings
+    listener: Limit = Field(default=None, ge=-1)
+    pool: Limit = Field(default=None, ge=-1)
+    member: Limit = Field(default=None, ge=-1)
+    health_monitor: Limit = Field(default=None, ge=-1)
+    healthmonitor: Limit = Field(default=None, ge=-1)
+    l7policy: Limit = Field(default=None, ge=-1)
+    l7rule: Limit = Field(default=None, ge=-1)
+
+
+class QuotaUpdateBody(OctaviaModel):
+    quota: QuotaUpdate

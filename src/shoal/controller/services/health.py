@@ -1,0 +1,61 @@
+"""Member health, decided once here from the agents' check results and published as a change,
+so every L4 node builds the same table. A member goes UP after max_retries consecutive
+successes and DOWN after max_retries_down consecutive failures (Octavia's meaning)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from shoal.controller.db.models import Change, Event, Member, utcnow
+
+__all__ = ["CheckResult", "record_result"]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    member_id: str
+    ok: bool
+    detail: str = ""
+
+
+def next_state(health: str, streak: int, ok: bool, rise: int, fall: int) -> tuple[str, int]:
+    """The member state machine: (health, streak) after one result. streak counts consecutive
+    successes (positive) or failures (negative)."""
+    streak = (streak + 1 if streak > 0 else 1) if ok else (streak - 1 if streak < 0 else -1)
+    if ok and streak >= rise:
+        return "UP", streak
+    if not ok and -streak >= fall:
+        return "DOWN", streak
+    return health, streak
+
+
+def record_result(session: Session, member: Member, result: CheckResult) -> bool:
+    """Applies one result; True when the member's health changed (a change was published)."""
+    hm = member.pool.healthmonitor
+    if hm is None:
+        return False
+    health, streak = next_state(
+        member.health, member.health_streak, result.ok, hm.max_retries, hm.max_retries_down
+    )
+    member.health_streak = streak
+    member.health_detail = result.detail or None
+    if health == member.health:
+        return False
+    member.health = health
+    member.health_changed_at = utcnow()
+    lb_id = member.pool.load_balancer_id
+    session.add(Change(load_balancer_id=lb_id, kind="health"))
+    session.add(
+        Event(
+            project_id=member.project_id,
+            load_balancer_id=lb_id,
+            kind=f"member_{health.lower()}",
+            severity="warning" if health == "DOWN" else "info",
+            message=f"member {member.id} ({member.address}:{member.protocol_port}) "
+            f"is {health}" + (f": {result.detail}" if result.detail else ""),
+            detail={"member_id": member.id},
+        )
+    )
+    return True

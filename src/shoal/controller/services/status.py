@@ -1,0 +1,207 @@
+"""Provisioning status from the nodes' reports, and operating status from member health.
+
+A load balancer is PENDING_* from a write until every node that serves it reports the change
+applied; ACTIVE then. A node's reported failure makes it ERROR with the node's reason, and so
+does a node that has not applied it after `pending_timeout`: nothing stays PENDING. A later
+report that the node caught up, or a new write (a retry or a rollback), recovers it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shoal.controller.db.models import Event, LoadBalancer, Node, NodeLbError, utcnow
+from shoal.controller.settings import ControllerSettings
+
+__all__ = [
+    "alive_nodes",
+    "lb_operating_status",
+    "member_operating_status",
+    "refresh",
+    "refresh_pending",
+]
+
+PENDING = ("PENDING_CREATE", "PENDING_UPDATE", "PENDING_DELETE")
+
+
+def alive_nodes(
+    session: Session, settings: ControllerSettings, now: dt.datetime, role: str | None = None
+) -> list[Node]:
+    cutoff = now - dt.timedelta(seconds=settings.node_dead_after)
+    query = select(Node).where(Node.last_seen >= cutoff)
+    if role:
+        query = query.where(Node.role == role)
+    return list(session.scalars(query))
+
+
+def serving_nodes(
+    session: Session,
+    lb: LoadBalancer,
+    settings: ControllerSettings,
+    now: dt.datetime,
+    alive: list[Node] | None = None,
+) -> list[Node]:
+    """Every live L4 node serves every VIP (ECMP across all of them). The L7 tier joins
+    in issue 4 with placement."""
+    nodes = alive if alive is not None else alive_nodes(session, settings, now)
+    return [n for n in nodes if n.role == "l4"]
+
+
+def _children(lb: LoadBalancer) -> list[Any]:
+    rows: list[Any] = []
+    for li in lb.listeners:
+        rows.append(li)
+        for p in li.l7policies:
+            rows.append(p)
+            rows.extend(p.rules)
+    for pool in lb.pools:
+        rows.append(pool)
+        rows.extend(pool.members)
+        if pool.healthmonitor is not None:
+            rows.append(pool.healthmonitor)
+    return rows
+
+
+def _settle(lb: LoadBalancer, status: str, reason: str | None) -> None:
+    lb.provisioning_status = status
+    lb.provisioning_reason = reason
+    lb.pending_since = None if status == "ACTIVE" else lb.pending_since
+    for row in _children(lb):
+        if row.provisioning_status != status and (
+            row.provisioning_status in PENDING or status == "ACTIVE"
+        ):
+            row.provisioning_status = status
+
+
+def refresh(
+    session: Session,
+    lb: LoadBalancer,
+    settings: ControllerSettings,
+    now: dt.datetime | None = None,
+    alive: list[Node] | None = None,
+) -> str:
+    """Re-derives lb's provisioning status; deletes it once a deletion is applied everywhere."""
+    if lb.provisioning_status == "ACTIVE":
+        return "ACTIVE"
+    now = now or utcnow()
+    nodes = serving_nodes(session, lb, settings, now, alive)
+    deleting = lb.current_config == "null"
+    node_ids = {n.id for n in nodes}
+    errors = [
+        e
+        for e in session.scalars(
+            select(NodeLbError).where(
+                NodeLbError.load_balancer_id == lb.id, NodeLbError.revision == lb.revision
+            )
+        )
+        if e.node_id in node_ids
+    ]
+    behind = [n for n in nodes if n.applied_seq < lb.revision_seq]
+    if errors:
+        names = {n.id: n.name for n in nodes}
+        reason = "; ".join(f"node {names[e.node_id]}: {e.reason}" for e in errors)
+        if lb.provisioning_status != "ERROR" or lb.provisioning_reason != reason:
+            _settle(lb, "ERROR", reason)
+            session.add(
+                Event(
+                    project_id=lb.project_id,
+                    load_balancer_id=lb.id,
+                    kind="error",
+                    severity="error",
+                    message=reason,
+                )
+            )
+    elif not behind:
+        if deleting:
+            session.add(
+                Event(
+                    project_id=lb.project_id,
+                    load_balancer_id=lb.id,
+                    kind="deleted",
+                    message=f"load balancer {lb.id} deleted",
+                )
+            )
+            session.delete(lb)
+            return "DELETED"
+        _settle(lb, "ACTIVE", None)
+    elif (
+        lb.provisioning_status in PENDING
+        and lb.pending_since is not None
+        and (now - lb.pending_since).total_seconds() > settings.pending_timeout
+    ):
+        late = ", ".join(sorted(n.name for n in behind))
+        reason = (
+            f"node(s) {late} did not apply revision {lb.revision} within "
+            f"{settings.pending_timeout:g} s"
+        )
+        _settle(lb, "ERROR", reason)
+        session.add(
+            Event(
+                project_id=lb.project_id,
+                load_balancer_id=lb.id,
+                kind="error",
+                severity="error",
+                message=reason,
+            )
+        )
+    return lb.provisioning_status
+
+
+def refresh_pending(session: Session, settings: ControllerSettings) -> int:
+    """Re-derives every load balancer that is not ACTIVE; returns how many changed."""
+    now = utcnow()
+    alive = alive_nodes(session, settings, now)
+    changed = 0
+    for lb in session.scalars(
+        select(LoadBalancer).where(LoadBalancer.provisioning_status != "ACTIVE")
+    ):
+        before = lb.provisioning_status
+        if refresh(session, lb, settings, now, alive) != before:
+            changed += 1
+    return changed
+
+
+# ---- operating status ---------------------------------------------------------------------
+
+
+def member_operating_status(member: Any, monitored: bool) -> str:
+    if not member.admin_state_up:
+        return "OFFLINE"
+    if not monitored or member.health == "UNKNOWN":
+        return "DRAINING" if member.weight == 0 else "NO_MONITOR"
+    if member.health == "DOWN":
+        return "ERROR"
+    return "DRAINING" if member.weight == 0 else "ONLINE"
+
+
+def pool_operating_status(pool: Any) -> str:
+    if not pool.admin_state_up:
+        return "OFFLINE"
+    monitored = pool.healthmonitor is not None and pool.healthmonitor.admin_state_up
+    states = [member_operating_status(m, monitored) for m in pool.members if m.admin_state_up]
+    down = sum(1 for s in states if s == "ERROR")
+    if states and down == len(states):
+        return "ERROR"
+    return "DEGRADED" if down else "ONLINE"
+
+
+def listener_operating_status(listener: Any, pools: dict[str, Any]) -> str:
+    if not listener.admin_state_up:
+        return "OFFLINE"
+    pool = pools.get(listener.default_pool_id) if listener.default_pool_id else None
+    return pool_operating_status(pool) if pool is not None else "ONLINE"
+
+
+def lb_operating_status(lb: LoadBalancer) -> str:
+    if not lb.admin_state_up:
+        return "OFFLINE"
+    pools = {p.id: p for p in lb.pools}
+    states = [listener_operating_status(li, pools) for li in lb.listeners]
+    if any(s == "ERROR" for s in states) and all(s in ("ERROR", "OFFLINE") for s in states):
+        return "ERROR"
+    if any(s in ("ERROR", "DEGRADED") for s in states):
+        return "DEGRADED"
+    return "ONLINE"

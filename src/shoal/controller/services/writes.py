@@ -1,0 +1,202 @@
+"""The one way to change a load balancer's tree. Each write, in one transaction:
+
+1. locks the load balancer (BEGIN IMMEDIATE on SQLite, SELECT ... FOR UPDATE on PostgreSQL),
+2. refuses with 409 when it is PENDING_* or when the caller's If-Match revision is not the
+   current one (so of two writers based on the same revision exactly one wins),
+3. lets the caller change rows, then validates the whole tree and the project's quotas,
+4. publishes the next revision (canonical JSON of the desired configuration), a change for
+   the agents' feed and an audit entry, and re-derives the provisioning status.
+
+Any exception rolls all of it back: no half-applied config, nothing lost."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, selectinload
+
+from shoal.controller.auth import Principal
+from shoal.controller.db.engine import Database
+from shoal.controller.db.models import (
+    AuditEntry,
+    Change,
+    Listener,
+    LoadBalancer,
+    Pool,
+    Revision,
+    utcnow,
+)
+from shoal.controller.errors import Conflict, NotFound
+from shoal.controller.services import quotas, status, tree, vips
+from shoal.controller.settings import ControllerSettings
+
+__all__ = ["WriteContext", "Writer", "load_tree"]
+
+
+@dataclass
+class WriteContext:
+    session: Session
+    principal: Principal
+    lb: LoadBalancer
+    action: str
+    message: str = ""
+    touched: set[str] = field(default_factory=set)  # quota kinds that may have grown
+    resource: tuple[str, str] | None = None  # (type, id) for the audit log
+
+    def pending(self, row: Any, status_value: str = "PENDING_UPDATE") -> None:
+        row.provisioning_status = status_value
+        row.updated_at = utcnow()
+
+
+def load_tree(session: Session, lb_id: str, *, lock: bool = False) -> LoadBalancer | None:
+    query = (
+        select(LoadBalancer)
+        .where(LoadBalancer.id == lb_id)
+        .options(
+            selectinload(LoadBalancer.listeners).selectinload(Listener.l7policies),
+            selectinload(LoadBalancer.pools).selectinload(Pool.members),
+            selectinload(LoadBalancer.pools).selectinload(Pool.healthmonitor),
+        )
+    )
+    if lock:
+        query = query.with_for_update(of=LoadBalancer)
+    return session.scalars(query).first()
+
+
+class Writer:
+    def __init__(
+        self, db: Database, settings: ControllerSettings, notify: Callable[[int], None]
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.notify = notify
+
+    def _check_writable(
+        self, lb: LoadBalancer | None, lb_id: str, principal: Principal, expect_revision: int | None
+    ) -> LoadBalancer:
+        if lb is None or not principal.can_read(lb.project_id):
+            raise NotFound.of("Load Balancer", lb_id)
+        principal.require_write()
+        if lb.provisioning_status in status.PENDING:
+            raise Conflict(
+                f"Invalid state {lb.provisioning_status} of loadbalancer resource "
+                f"{lb_id}: it is being applied; retry when it is ACTIVE or ERROR"
+            )
+        if expect_revision is not None and expect_revision != lb.revision:
+            raise Conflict(
+                f"revision conflict: the change was based on revision "
+                f"{expect_revision} of load balancer {lb_id}, which is now at "
+                f"revision {lb.revision}"
+            )
+        return lb
+
+    @contextlib.contextmanager
+    def change(
+        self,
+        lb_id: str,
+        principal: Principal,
+        *,
+        action: str,
+        expect_revision: int | None = None,
+        message: str = "",
+        pending: str = "PENDING_UPDATE",
+    ) -> Iterator[WriteContext]:
+        """A write to an existing load balancer's tree."""
+        with self.db.write() as session:
+            lb = self._check_writable(
+                load_tree(session, lb_id, lock=True), lb_id, principal, expect_revision
+            )
+            ctx = WriteContext(session, principal, lb, action, message)
+            yield ctx
+            seq = self._publish(ctx, pending)
+        self.notify(seq)
+
+    @contextlib.contextmanager
+    def create(
+        self,
+        principal: Principal,
+        project_id: str,
+        vip_address: str | None,
+        vip_pool: str | None,
+        message: str = "",
+    ) -> Iterator[WriteContext]:
+        """Creates a load balancer row (VIP allocated under the same lock) for the caller to
+        fill, then publishes revision 1."""
+        principal.require_write()
+        with self.db.write() as session:
+            if not self.db.is_sqlite:  # serialise VIP allocation across controllers
+                session.execute(text("SELECT pg_advisory_xact_lock(7364)"))
+            address, pool_id = vips.allocate(session, self.settings, vip_address, vip_pool)
+            lb = LoadBalancer(project_id=project_id, vip_address=address, vip_subnet_id=pool_id)
+            session.add(lb)
+            ctx = WriteContext(
+                session,
+                principal,
+                lb,
+                "create",
+                message,
+                touched={"load_balancer"},
+                resource=("loadbalancer", ""),
+            )
+            yield ctx
+            session.flush()
+            ctx.resource = ("loadbalancer", lb.id)
+            seq = self._publish(ctx, "PENDING_CREATE")
+        self.notify(seq)
+
+    def _publish(self, ctx: WriteContext, pending: str) -> int:
+        session, lb = ctx.session, ctx.lb
+        session.flush()
+        session.expire(lb, ["listeners", "pools"])  # see rows the caller added or removed
+        deleting = ctx.action == "delete" and ctx.resource == ("loadbalancer", lb.id)
+        if not deleting:
+            tree.validate_tree(lb)
+        quotas.check(session, lb.project_id, ctx.touched, self.settings.quotas)
+        config = "null" if deleting else tree.canonical(tree.config_of(lb))
+        number = lb.revision + 1
+        rtype, rid = ctx.resource or ("loadbalancer", lb.id)
+        session.add(
+            Revision(
+                load_balancer_id=lb.id,
+                project_id=lb.project_id,
+                number=number,
+                parent=lb.revision or None,
+                author=ctx.principal.name,
+                message=ctx.message or f"{ctx.action} {rtype} {rid}",
+                config=config,
+                digest=tree.digest(config),
+            )
+        )
+        change = Change(load_balancer_id=lb.id, kind="revision")
+        session.add(change)
+        session.flush()
+        lb.revision = number
+        lb.revision_seq = change.id
+        lb.current_config = config
+        lb.provisioning_status = "PENDING_DELETE" if deleting else pending
+        lb.provisioning_reason = None
+        lb.pending_since = utcnow()
+        if ctx.action != "create":
+            lb.updated_at = lb.pending_since
+        session.add(
+            AuditEntry(
+                project_id=lb.project_id,
+                principal=ctx.principal.name,
+                action=ctx.action,
+                resource_type=rtype,
+                resource_id=rid,
+                load_balancer_id=lb.id,
+                revision=number,
+                detail=ctx.message,
+            )
+        )
+        status.refresh(session, lb, self.settings)
+        return change.id
+
+
+def current_seq(session: Session) -> int:
+    return session.scalar(select(func.max(Change.id))) or 0

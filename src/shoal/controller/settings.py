@@ -1,0 +1,106 @@
+"""Controller settings: a YAML file (`--config`, or $SHOAL_CONTROLLER_CONFIG) with environment
+overrides for the usual deployment knobs."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shoal.errors import ConfigError
+
+__all__ = ["ControllerSettings", "QuotaDefaults", "VipPool", "load_settings"]
+
+
+class VipPool(BaseModel):
+    """Where VIP addresses are allocated when a load balancer does not name one. Exposed to
+    OpenStack clients as a subnet (vip_subnet_id)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    name: str = ""
+    cidr: ipaddress.IPv4Network | ipaddress.IPv6Network
+
+    def hosts(self) -> list[str]:
+        return [str(h) for h in self.cidr.hosts()]
+
+
+class QuotaDefaults(BaseModel):
+    """Per-project limits when a project has no quota of its own; -1 = unlimited."""
+
+    model_config = ConfigDict(extra="forbid")
+    load_balancer: int = -1
+    listener: int = -1
+    pool: int = -1
+    member: int = -1
+    healthmonitor: int = -1
+    l7policy: int = -1
+    l7rule: int = -1
+
+
+class ControllerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    database_url: str = ""
+    state_dir: Path = Path("/var/lib/shoal")
+    listen: str = "127.0.0.1:9876"
+    public_url: str | None = None  # absolute base for the version document's links
+    vip_pools: list[VipPool] = Field(
+        default_factory=lambda: [
+            VipPool(id="default", name="default", cidr=ipaddress.IPv4Network("10.200.0.0/16"))
+        ]
+    )
+    quotas: QuotaDefaults = Field(default_factory=QuotaDefaults)
+    pending_timeout: Annotated[float, Field(gt=0)] = 30.0  # PENDING_* longer than this: ERROR
+    node_dead_after: Annotated[float, Field(gt=0)] = 15.0  # silent nodes stop counting
+    long_poll_max: Annotated[float, Field(gt=0, le=300)] = 55.0
+    cluster_seed: Annotated[str, Field(min_length=1, max_length=64)] = "shoal"
+    bootstrap_token: str | None = None  # creates an admin token with this secret at start
+
+    @model_validator(mode="after")
+    def _defaults(self) -> ControllerSettings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.state_dir / 'controller.db'}"
+        if not self.vip_pools:
+            raise ValueError("vip_pools must hold at least one pool")
+        return self
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+
+ENV = {
+    "SHOAL_DATABASE_URL": "database_url",
+    "SHOAL_STATE_DIR": "state_dir",
+    "SHOAL_LISTEN": "listen",
+    "SHOAL_PUBLIC_URL": "public_url",
+    "SHOAL_BOOTSTRAP_TOKEN": "bootstrap_token",
+    "SHOAL_CLUSTER_SEED": "cluster_seed",
+}
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> ControllerSettings:
+    data: dict[str, Any] = {}
+    path = path or os.environ.get("SHOAL_CONTROLLER_CONFIG")
+    if path:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    for env, key in ENV.items():
+        if os.environ.get(env):
+            data[key] = os.environ[env]
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return ControllerSettings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"controller settings: {where}: {err['msg']}") from None

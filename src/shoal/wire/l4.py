@@ -1,0 +1,74 @@
+"""From a load balancer's revision (Octavia resources) to the L4 data plane's VIPs. The L4
+agent applies exactly this, and the controller's flow trace computes with it, so both agree on
+which member a flow reaches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shoal.dataplane.config import BackendSpec, VipSpec
+
+__all__ = ["L4Vip", "l4_vips"]
+
+
+@dataclass(frozen=True)
+class L4Vip:
+    spec: VipSpec
+    listener_id: str
+    member_ids: list[str]  # in the order of spec.backends
+
+    @property
+    def port(self) -> int:
+        return self.spec.port
+
+    @property
+    def protocol(self) -> str:
+        return self.spec.protocol
+
+
+def _backends(
+    pool: dict[str, Any] | None, health: dict[str, str]
+) -> tuple[list[BackendSpec], list[str]]:
+    if pool is None or not pool["admin_state_up"]:
+        return [], []
+    members = [m for m in pool["members"] if m["admin_state_up"]]
+    monitored = pool.get("healthmonitor") is not None and pool["healthmonitor"]["admin_state_up"]
+
+    def healthy(m: dict[str, Any]) -> bool:
+        return not monitored or health.get(m["id"], "UNKNOWN") != "DOWN"
+
+    # Backup members take new flows only when no primary can.
+    primaries_up = any(healthy(m) and m["weight"] > 0 for m in members if not m["backup"])
+    specs, ids = [], []
+    for m in sorted(members, key=lambda m: m["id"]):
+        weight = 0 if (m["backup"] and primaries_up) else m["weight"]
+        specs.append(BackendSpec(address=m["address"], weight=weight, healthy=healthy(m)))
+        ids.append(m["id"])
+    return specs, ids
+
+
+def l4_vips(config: dict[str, Any], health: dict[str, str]) -> list[L4Vip]:
+    """The VIPs an L4 node programs for this load balancer (none when it is disabled)."""
+    if not config or not config.get("admin_state_up", True):
+        return []
+    pools = {p["id"]: p for p in config["pools"]}
+    out = []
+    for li in sorted(config["listeners"], key=lambda x: x["id"]):
+        if not li["admin_state_up"] or li["protocol"] not in ("TCP", "UDP"):
+            continue
+        pool = pools.get(li["default_pool_id"]) if li["default_pool_id"] else None
+        backends, ids = _backends(pool, health)
+        source_hash = pool is not None and (
+            pool["lb_algorithm"] == "SOURCE_IP"
+            or (pool.get("session_persistence") or {}).get("type") == "SOURCE_IP"
+        )
+        spec = VipSpec(
+            address=config["vip_address"],
+            port=li["protocol_port"],
+            protocol=li["protocol"].lower(),
+            hash="source_ip" if source_hash else "5tuple",
+            backends=backends,
+        )
+        out.append(L4Vip(spec, li["id"], ids))
+    return out
