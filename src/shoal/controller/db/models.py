@@ -49,8 +49,9 @@ def new_id() -> str:
 
 
 def utcnow() -> dt.datetime:
-    """Naive UTC, second precision (what Octavia returns)."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    """Naive UTC. Stored with microseconds (liveness and timeouts compare them); the API shows
+    seconds, as Octavia does."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):
