@@ -10,7 +10,7 @@ from httpx import Response
 ADMIN_SECRET = "test-admin-secret"
 
 
-class ApiFailure(AssertionError):
+class ApiFailureError(AssertionError):
     pass
 
 
@@ -38,7 +38,7 @@ class Api:
     ) -> Any:
         r = self.request(method, path, body, **kw)
         if r.status_code >= 300 or (expect is not None and r.status_code != expect):
-            raise ApiFailure(f"{method} {path} -> {r.status_code}: {r.text}")
+            raise ApiFailureError(f"{method} {path} -> {r.status_code}: {r.text}")
         return r.json() if r.content else None
 
     def token(self, name: str, project: str, role: str) -> str:

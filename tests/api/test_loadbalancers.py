@@ -191,7 +191,7 @@ def test_l7_policies_rules_and_positions(alice: Api) -> None:
         "POST",
         "/v2/lbaas/l7policies",
         {
-            "l7policy": {  # noqa: E731
+            "l7policy": {
                 "listener_id": li["id"],
                 **f,
             }

@@ -100,6 +100,29 @@ def test_a_stale_precondition_is_refused(alice: Api) -> None:
     assert bad.status_code == 400
 
 
+def race(base: str, headers: dict[str, str], lb_id: str, etag: str, round_: int) -> list[int]:
+    """Two writers, both based on the same revision, released at the same instant."""
+    results: list[int] = []
+    start = threading.Barrier(2)
+
+    def write(name: str) -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as w:
+            start.wait()
+            r = w.put(
+                f"/v2/lbaas/loadbalancers/{lb_id}",
+                json={"loadbalancer": {"name": name}},
+                headers={"If-Match": etag},
+            )
+            results.append(r.status_code)
+
+    threads = [threading.Thread(target=write, args=(f"w{round_}-{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def test_two_racing_writers_exactly_one_wins(live_server: str, alice_secret: str) -> None:
     headers = {"X-Auth-Token": alice_secret}
     with httpx.Client(base_url=live_server, headers=headers, timeout=30) as c:
@@ -107,25 +130,7 @@ def test_two_racing_writers_exactly_one_wins(live_server: str, alice_secret: str
         lb_id = lb["id"]
         for round_ in range(10):
             etag = c.get(f"/v2/lbaas/loadbalancers/{lb_id}").headers["etag"]
-            results: list[int] = []
-            start = threading.Barrier(2)
-
-            def write(name: str, etag: str = etag) -> None:
-                with httpx.Client(base_url=live_server, headers=headers, timeout=30) as w:
-                    start.wait()
-                    r = w.put(
-                        f"/v2/lbaas/loadbalancers/{lb_id}",
-                        json={"loadbalancer": {"name": name}},
-                        headers={"If-Match": etag},
-                    )
-                    results.append(r.status_code)
-
-            threads = [threading.Thread(target=write, args=(f"w{round_}-{i}",)) for i in range(2)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            assert sorted(results) == [200, 409], results
+            assert sorted(race(live_server, headers, lb_id, etag, round_)) == [200, 409]
         revs = c.get(f"/v2/shoal/loadbalancers/{lb_id}/revisions").json()["revisions"]
         assert [r["number"] for r in revs] == list(range(11, 0, -1))
 
