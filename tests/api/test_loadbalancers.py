@@ -187,17 +187,20 @@ def test_l7_policies_rules_and_positions(alice: Api) -> None:
     lb = alice.lb()
     li = alice.listener(lb["id"], 80, "HTTP")
     pool = alice.pool(li["id"], "HTTP", "ROUND_ROBIN")
-    mk = lambda **f: alice.ok(
-        "POST",
-        "/v2/lbaas/l7policies",
-        {
-            "l7policy": {
-                "listener_id": li["id"],
-                **f,
-            }
-        },
-        expect=201,
-    )["l7policy"]
+
+    def mk(**f):
+        return alice.ok(
+            "POST",
+            "/v2/lbaas/l7policies",
+            {
+                "l7policy": {
+                    "listener_id": li["id"],
+                    **f,
+                }
+            },
+            expect=201,
+        )["l7policy"]
+
     first = mk(action="REJECT")
     second = mk(action="REDIRECT_TO_POOL", redirect_pool_id=pool["id"], position=1)
     assert alice.ok("GET", f"/v2/lbaas/l7policies/{second['id']}")["l7policy"]["position"] == 1
