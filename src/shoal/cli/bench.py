@@ -10,6 +10,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
+from shoal.bench import control as ctl
 from shoal.bench import dataplane as dp
 from shoal.cli.common import console, handle_errors, require_root
 
@@ -63,3 +64,53 @@ def dataplane(
         sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
     else:
         print_dataplane(result)
+
+
+@app.command("control")
+@handle_errors
+def control(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    quick: Annotated[bool, typer.Option(help="100 load balancers instead of 1,000")] = False,
+    lbs: Annotated[int | None, typer.Option(help="load balancers to create")] = None,
+    members: Annotated[int, typer.Option(help="members per load balancer")] = 10,
+    db: Annotated[str, typer.Option(help="sqlite or postgresql")] = "sqlite",
+) -> None:
+    """Write latency through the API and agents' full-state fetch time (targets: write p99
+    under 50 ms on SQLite, full state for 1,000 load balancers under 1 s)."""
+    if db not in ("sqlite", "postgresql"):
+        raise typer.BadParameter("--db must be sqlite or postgresql")
+    if db == "postgresql":
+        require_root("a throwaway PostgreSQL")
+    n = lbs or (100 if quick else 1000)
+    with Progress(console=console, transient=True, disable=as_json) as progress:
+        task = progress.add_task("starting the controller", total=1.0)
+
+        def report(what: str, fraction: float) -> None:
+            progress.update(task, description=what, completed=fraction)
+
+        result = ctl.run(n, members, db, report)
+    if as_json:
+        sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
+        return
+    table = Table(
+        title=f"Controller on {db}: {n} L4 load balancers x {members} members, "
+        f"{result.writes} API writes",
+        title_justify="left",
+    )
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("target", justify="right")
+    table.add_row("write latency p50", f"{result.write_p50_ms:.1f} ms", "")
+    table.add_row(
+        "write latency p99", f"{result.write_p99_ms:.1f} ms", "< 50 ms" if db == "sqlite" else ""
+    )
+    table.add_row("write latency max", f"{result.write_max_ms:.1f} ms", "")
+    table.add_row("writes per second (one client)", f"{result.writes_per_second:.0f}", "")
+    table.add_row(
+        "agent full-state fetch",
+        f"{result.full_state_ms:.0f} ms ({result.full_state_bytes / 1e6:.1f} MB)",
+        "< 1 s for 1,000",
+    )
+    table.add_row("write -> long-poll wake-up p50", f"{result.notify_p50_ms:.1f} ms", "")
+    table.add_row("write -> long-poll wake-up p99", f"{result.notify_p99_ms:.1f} ms", "")
+    console.print(table)

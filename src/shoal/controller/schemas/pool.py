@@ -20,7 +20,7 @@ from shoal.controller.schemas.common import (
 class SessionPersistence(OctaviaModel):
     type: PersistenceType
     cookie_name: str | None = Field(default=None, max_length=255, pattern=r"^[\x21-\x7e]+$")
-    persistence_timeout: StrictInt | None = Field(default=None, ge=0)
+    persistence_timeout: StrictInt | None = Field(default=None, ge=0, le=2**31 - 1)
     persistence_granularity: str | None = Field(default=None, max_length=64)
 
     @model_validator(mode="after")

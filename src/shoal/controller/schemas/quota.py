@@ -10,15 +10,15 @@ Limit = StrictInt | None
 
 
 class QuotaUpdate(OctaviaModel):
-    load_balancer: Limit = Field(default=None, ge=-1)
-    loadbalancer: Limit = Field(default=None, ge=-1)  # Octavia accepts both spellings
-    listener: Limit = Field(default=None, ge=-1)
-    pool: Limit = Field(default=None, ge=-1)
-    member: Limit = Field(default=None, ge=-1)
-    health_monitor: Limit = Field(default=None, ge=-1)
-    healthmonitor: Limit = Field(default=None, ge=-1)
-    l7policy: Limit = Field(default=None, ge=-1)
-    l7rule: Limit = Field(default=None, ge=-1)
+    load_balancer: Limit = Field(default=None, ge=-1, le=2**31 - 1)
+    loadbalancer: Limit = Field(default=None, ge=-1, le=2**31 - 1)  # Octavia accepts both spellings
+    listener: Limit = Field(default=None, ge=-1, le=2**31 - 1)
+    pool: Limit = Field(default=None, ge=-1, le=2**31 - 1)
+    member: Limit = Field(default=None, ge=-1, le=2**31 - 1)
+    health_monitor: Limit = Field(default=None, ge=-1, le=2**31 - 1)
+    healthmonitor: Limit = Field(default=None, ge=-1, le=2**31 - 1)
+    l7policy: Limit = Field(default=None, ge=-1, le=2**31 - 1)
+    l7rule: Limit = Field(default=None, ge=-1, le=2**31 - 1)
 
 
 class QuotaUpdateBody(OctaviaModel):

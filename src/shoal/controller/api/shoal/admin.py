@@ -65,7 +65,7 @@ def list_events(
     load_balancer_id: str | None = None,
     node_id: str | None = None,
     kind: str | None = None,
-    since_id: Annotated[int, Query(ge=0)] = 0,
+    since_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Newest first. Node-wide events (no project) are visible to admins and agents."""

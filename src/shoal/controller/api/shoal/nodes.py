@@ -48,14 +48,14 @@ class NodeUpdate(OctaviaModel):
 
 class LbError(OctaviaModel):
     load_balancer_id: str = Field(max_length=36)
-    revision: StrictInt
+    revision: StrictInt = Field(ge=0, le=2**31 - 1)
     reason: str = Field(max_length=4000)
 
 
 class Report(OctaviaModel):
     """Level-based: the node applied everything up to seq, except the listed errors."""
 
-    seq: StrictInt = Field(ge=0)
+    seq: StrictInt = Field(ge=0, le=2**62)
     errors: list[LbError] = Field(default_factory=list, max_length=100000)
     digests: dict[str, Any] = Field(default_factory=dict)
     counters: dict[str, Any] = Field(default_factory=dict)
@@ -206,7 +206,7 @@ async def desired_state(
     node_id: str,
     state: State,
     principal: CurrentPrincipal,
-    since: Annotated[int, Query(ge=-1)] = -1,
+    since: Annotated[int, Query(ge=-1, le=2**62)] = -1,
     timeout: Annotated[float, Query(ge=0, le=300)] = 0,
 ) -> Response:
     """Everything this node must run. With since=S and timeout=T, answers as soon as the

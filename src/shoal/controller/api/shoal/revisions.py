@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import Field
 from sqlalchemy import select
 
@@ -19,6 +19,8 @@ from shoal.controller.services import diff, tree
 from shoal.controller.services.flowtrace import trace_flow
 
 router = APIRouter(tags=["revisions"])
+MAX_INT = 2**31 - 1  # every integer the database stores fits a 32-bit column
+RevisionNumber = Annotated[int, Path(ge=1, le=MAX_INT)]
 
 
 def _view(rev: Revision, with_config: bool = False) -> dict[str, Any]:
@@ -64,7 +66,7 @@ def list_revisions(lb_id: str, state: State, principal: CurrentPrincipal) -> dic
 
 @router.get("/loadbalancers/{lb_id}/revisions/{number}")
 def get_revision(
-    lb_id: str, number: int, state: State, principal: CurrentPrincipal
+    lb_id: str, number: RevisionNumber, state: State, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     with state.db.read() as session:
         return {"revision": _view(_revision(session, principal, lb_id, number), True)}
@@ -72,7 +74,11 @@ def get_revision(
 
 @router.get("/loadbalancers/{lb_id}/revisions/{number}/diff")
 def diff_revision(
-    lb_id: str, number: int, state: State, principal: CurrentPrincipal, against: int | None = None
+    lb_id: str,
+    number: RevisionNumber,
+    state: State,
+    principal: CurrentPrincipal,
+    against: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
 ) -> dict[str, Any]:
     """What changed from revision `against` (default: its parent) to revision `number`."""
     with state.db.read() as session:
@@ -97,7 +103,7 @@ class RollbackBody(OctaviaModel):
 @router.post("/loadbalancers/{lb_id}/revisions/{number}/rollback", status_code=201)
 def rollback(
     lb_id: str,
-    number: int,
+    number: RevisionNumber,
     state: State,
     principal: CurrentPrincipal,
     expect: IfMatch,
