@@ -1,0 +1,108 @@
+"""The agent's side of the controller API, with the error classes the reconcile loop needs:
+a controller that cannot be reached is temporary (keep forwarding, retry with backoff); a
+refusal is reported and not retried blindly."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from shoal.errors import ShoalError
+
+__all__ = ["AgentApi", "ControllerRefusedError", "ControllerUnavailableError", "NodeInfo"]
+
+
+class ControllerUnavailableError(ShoalError):
+    """Temporary: no answer, a timeout or a 5xx."""
+
+
+class ControllerRefusedError(ShoalError):
+    """The controller answered with a 4xx."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"controller refused ({status}): {message}")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    role: str
+    cluster: str = "default"
+    address: str | None = None
+    capacity: int = 100
+    version: str | None = None
+
+
+class AgentApi:
+    def __init__(self, url: str, token: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self._client = httpx.Client(
+            base_url=self.url, headers={"X-Auth-Token": token}, timeout=timeout
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _call(
+        self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        try:
+            r = self._client.request(
+                method,
+                path,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+                **kwargs,
+            )
+        except httpx.HTTPError as exc:
+            raise ControllerUnavailableError(
+                f"cannot reach the controller at {self.url}: {exc.__class__.__name__}: {exc}"
+            ) from None
+        if r.status_code >= 500:
+            raise ControllerUnavailableError(f"controller error {r.status_code}: {r.text[:200]}")
+        if r.status_code >= 400:
+            try:
+                message = r.json().get("faultstring", r.text)
+            except (ValueError, AttributeError):
+                message = r.text
+            raise ControllerRefusedError(r.status_code, str(message)[:500])
+        return r
+
+    def register(self, node: NodeInfo) -> str:
+        body = {k: v for k, v in node.__dict__.items() if v is not None}
+        return str(self._call("POST", "/v2/shoal/nodes", json=body).json()["node"]["id"])
+
+    def desired_state(self, node_id: str, since: int = -1, wait: float = 0) -> dict[str, Any]:
+        """The node's complete desired state; with since/wait, a long poll that may answer
+        {"seq": since, "changed": false}."""
+        params = {"since": since, "timeout": wait} if since >= 0 else {}
+        r = self._call(
+            "GET", f"/v2/shoal/nodes/{node_id}/desired-state", params=params, timeout=wait + 15
+        )
+        doc: dict[str, Any] = json.loads(r.content)
+        return doc
+
+    def report(
+        self,
+        node_id: str,
+        seq: int,
+        errors: list[dict[str, Any]],
+        digests: dict[str, Any],
+        counters: dict[str, Any],
+        version: str | None = None,
+    ) -> None:
+        body = {"seq": seq, "errors": errors, "digests": digests, "counters": counters}
+        if version:
+            body["version"] = version
+        self._call("POST", f"/v2/shoal/nodes/{node_id}/report", json=body)
+
+    def health(self, node_id: str, results: list[dict[str, Any]]) -> None:
+        if results:
+            self._call("POST", f"/v2/shoal/nodes/{node_id}/health", json={"results": results})
+
+    def events(self, node_id: str, events: list[dict[str, Any]]) -> None:
+        if events:
+            self._call("POST", f"/v2/shoal/nodes/{node_id}/events", json={"events": events})

@@ -1,0 +1,238 @@
+"""Health checks run by an agent for the pools the controller assigns to its node. The agent
+only measures; the controller decides up/down from consecutive results (max_retries,
+max_retries_down) so every node agrees."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import queue
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from shoal.dataplane import packets
+
+__all__ = ["CheckSpec", "HealthScheduler", "codes_match", "run_check", "specs_from"]
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    member_id: str
+    address: str
+    port: int
+    type: str  # TCP, HTTP, HTTPS, TLS-HELLO, UDP-CONNECT, PING
+    delay: float
+    timeout: float
+    url_path: str = "/"
+    http_method: str = "GET"
+    expected_codes: str = "200"
+    domain_name: str | None = None
+
+
+def specs_from(desired: dict[str, Any]) -> list[CheckSpec]:
+    """The checks this node must run: members of the pools listed in health_checks."""
+    out = []
+    for lb in desired.get("load_balancers", []):
+        assigned = set(lb.get("health_checks", []))
+        for pool in lb["config"].get("pools", []):
+            hm = pool.get("healthmonitor")
+            if pool["id"] not in assigned or hm is None or not hm["admin_state_up"]:
+                continue
+            for m in pool["members"]:
+                if not m["admin_state_up"]:
+                    continue
+                out.append(
+                    CheckSpec(
+                        member_id=m["id"],
+                        address=m["monitor_address"] or m["address"],
+                        port=m["monitor_port"] or m["protocol_port"],
+                        type=hm["type"],
+                        delay=float(hm["delay"]),
+                        timeout=float(hm["timeout"]),
+                        url_path=hm.get("url_path") or "/",
+                        http_method=hm.get("http_method") or "GET",
+                        expected_codes=hm.get("expected_codes") or "200",
+                        domain_name=hm.get("domain_name"),
+                    )
+                )
+    return out
+
+
+def codes_match(expected: str, status: int) -> bool:
+    """Octavia's expected_codes: "200", "200,202,204" or "200-299"."""
+    for part in expected.split(","):
+        if "-" in part:
+            low, high = part.split("-", 1)
+            if int(low) <= status <= int(high):
+                return True
+        elif part.strip() and int(part) == status:
+            return True
+    return False
+
+
+def _family(address: str) -> int:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+def _tcp(spec: CheckSpec) -> tuple[bool, str]:
+    with socket.create_connection((spec.address, spec.port), timeout=spec.timeout):
+        return True, ""
+
+
+def _http(spec: CheckSpec) -> tuple[bool, str]:
+    conn: http.client.HTTPConnection
+    if spec.type == "HTTPS":
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # liveness, not identity
+        conn = http.client.HTTPSConnection(
+            spec.address, spec.port, timeout=spec.timeout, context=ctx
+        )
+    else:
+        conn = http.client.HTTPConnection(spec.address, spec.port, timeout=spec.timeout)
+    try:
+        headers = {"Host": spec.domain_name} if spec.domain_name else {}
+        conn.request(spec.http_method, spec.url_path, headers=headers)
+        status = conn.getresponse().status
+    finally:
+        conn.close()
+    if codes_match(spec.expected_codes, status):
+        return True, ""
+    return False, f"HTTP {status}, expected {spec.expected_codes}"
+
+
+def _tls_hello(spec: CheckSpec) -> tuple[bool, str]:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    with (
+        socket.create_connection((spec.address, spec.port), timeout=spec.timeout) as raw,
+        ctx.wrap_socket(raw, server_hostname=spec.domain_name or spec.address),
+    ):
+        return True, ""
+
+
+def _udp(spec: CheckSpec) -> tuple[bool, str]:
+    """Up unless the member answers with ICMP port unreachable (Octavia's UDP-CONNECT)."""
+    with socket.socket(_family(spec.address), socket.SOCK_DGRAM) as s:
+        s.settimeout(spec.timeout)
+        s.connect((spec.address, spec.port))
+        s.send(b"shoal-health-check")
+        with contextlib.suppress(TimeoutError):
+            s.recv(512)
+        return True, ""
+
+
+def _ping(spec: CheckSpec) -> tuple[bool, str]:
+    v6 = ":" in spec.address
+    proto = socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP
+    ident = os.getpid() & 0xFFFF
+    with socket.socket(_family(spec.address), socket.SOCK_RAW, proto) as s:
+        s.settimeout(spec.timeout)
+        kind = 128 if v6 else 8
+        header = struct.pack("!BBHHH", kind, 0, 0, ident, 1)
+        payload = b"shoal"
+        checksum = 0 if v6 else packets.checksum(header + payload)  # the kernel fills ICMPv6's
+        s.sendto(struct.pack("!BBHHH", kind, 0, checksum, ident, 1) + payload, (spec.address, 0))
+        deadline = time.monotonic() + spec.timeout
+        while time.monotonic() < deadline:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            packet, _ = s.recvfrom(2048)
+            icmp = packet if v6 else packet[(packet[0] & 0x0F) * 4 :]
+            reply = 129 if v6 else 0
+            if icmp[0] == reply and struct.unpack("!H", icmp[4:6])[0] == ident:
+                return True, ""
+    return False, "no echo reply"
+
+
+CHECKS: dict[str, Callable[[CheckSpec], tuple[bool, str]]] = {
+    "TCP": _tcp,
+    "HTTP": _http,
+    "HTTPS": _http,
+    "TLS-HELLO": _tls_hello,
+    "UDP-CONNECT": _udp,
+    "PING": _ping,
+}
+
+
+def run_check(spec: CheckSpec) -> tuple[bool, str]:
+    check = CHECKS.get(spec.type)
+    if check is None:
+        return False, f"{spec.type} checks are not supported here"
+    try:
+        return check(spec)
+    except TimeoutError:
+        return False, f"timed out after {spec.timeout:g} s"
+    except ConnectionRefusedError:
+        return False, "connection refused"
+    except (OSError, ssl.SSLError, http.client.HTTPException, ValueError) as exc:
+        return False, f"{exc.__class__.__name__}: {exc}"[:300]
+
+
+class HealthScheduler:
+    """Runs each member's check every `delay` seconds on a thread pool; results queue up for
+    the agent to send in batches."""
+
+    def __init__(self, workers: int = 32) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health")
+        self._specs: dict[str, CheckSpec] = {}
+        self._due: dict[str, float] = {}
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+        self.results: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="health-scheduler", daemon=True)
+        self._thread.start()
+
+    def update(self, specs: Iterable[CheckSpec]) -> None:
+        with self._lock:
+            new = {s.member_id: s for s in specs}
+            now = time.monotonic()
+            for member_id in new:
+                if member_id not in self._specs:
+                    self._due[member_id] = now  # a new member is checked at once
+            for member_id in set(self._due) - set(new):
+                del self._due[member_id]
+            self._specs = new
+
+    def drain(self) -> list[dict[str, Any]]:
+        out = []
+        while True:
+            try:
+                out.append(self.results.get_nowait())
+            except queue.Empty:
+                return out
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.05):
+            now = time.monotonic()
+            with self._lock:
+                due = [
+                    self._specs[m]
+                    for m, t in self._due.items()
+                    if t <= now and m not in self._running
+                ]
+                for spec in due:
+                    self._due[spec.member_id] = now + spec.delay
+                    self._running.add(spec.member_id)
+            for spec in due:
+                self._pool.submit(self._run, spec)
+
+    def _run(self, spec: CheckSpec) -> None:
+        try:
+            ok, detail = run_check(spec)
+            self.results.put({"member_id": spec.member_id, "ok": ok, "detail": detail})
+        finally:
+            with self._lock:
+                self._running.discard(spec.member_id)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,331 @@
+"""The L4 agent: registers its node, long-polls the controller, programs the XDP data plane
+(whole configuration, atomic per VIP), announces the VIPs it serves through BGP, runs the
+health checks it is assigned, and reports the applied position, per-load-balancer errors,
+table digests, counters and flood-mode events.
+
+Reconcile by level: every answer from the controller is the complete desired state, and
+the data plane is made to hold exactly that. When the controller cannot be reached the data
+plane keeps its last good state (it lives in the kernel, pinned) and the agent retries."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shoal import __version__, netns
+from shoal.agents.api import AgentApi, ControllerRefusedError, ControllerUnavailableError, NodeInfo
+from shoal.agents.bgp import NullSpeaker, Speaker
+from shoal.agents.health import HealthScheduler, specs_from
+from shoal.agents.l4.translate import Translation, translate
+from shoal.dataplane import loader
+from shoal.dataplane.balancer import Balancer
+from shoal.dataplane.config import Settings
+from shoal.errors import ShoalError
+
+__all__ = ["L4Agent", "L4AgentConfig"]
+
+log = logging.getLogger("shoal.agent.l4")
+
+
+@dataclass
+class L4AgentConfig:
+    controller: str
+    token: str
+    name: str
+    interface: str
+    cluster: str = "default"
+    netns: str | None = None
+    instance: str | None = None  # data plane instance (pins); default: the node name
+    xdp_mode: str = "auto"
+    session_cache_size: int = 1 << 20
+    max_vips: int = 4096
+    max_backends: int = 65536
+    dataplane: dict[str, Any] = field(default_factory=dict)  # Settings fields except seed
+    poll_wait: float = 25.0
+    state_dir: Path = Path("/var/lib/shoal/agent")
+    address: str | None = None
+
+
+class L4Agent:
+    def __init__(
+        self, config: L4AgentConfig, api: AgentApi, speaker: Speaker | None = None
+    ) -> None:
+        self.cfg = config
+        self.api = api
+        self.speaker = speaker or NullSpeaker()
+        self.instance = config.instance or config.name
+        self.node_id: str | None = None
+        self.seq = -1
+        self.lb: Balancer | None = None
+        self.health = HealthScheduler()
+        self.applied: set[str] = set()  # load balancers in the data plane now
+        self.vip_owner: dict[str, str] = {}  # VIP name -> load balancer id
+        self.listener_of: dict[str, str] = {}  # VIP name -> listener id
+        self.errors: list[dict[str, Any]] = []
+        self.digests: dict[str, dict[str, str]] = {}
+        self.draining = False
+        self.dataplane_ok = False
+        self._flood_active = False
+        self._pending_events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._state_file = config.state_dir / f"{config.name}.desired.json"
+
+    # ---- data plane ------------------------------------------------------------------------
+
+    def ensure_dataplane(self) -> None:
+        """Loads the program on the pinned maps (keeping sessions across restarts) and attaches
+        it, replacing any running version in place."""
+        if self.lb is None:
+            self.lb = Balancer.load(
+                self.instance,
+                session_cache_size=self.cfg.session_cache_size,
+                max_vips=self.cfg.max_vips,
+                max_backends=self.cfg.max_backends,
+            )
+        self.lb.attach(self.cfg.interface, netns_name=self.cfg.netns, mode=self.cfg.xdp_mode)
+        self.dataplane_ok = True
+
+    def dataplane_attached(self) -> bool:
+        with netns.entered(self.cfg.netns):
+            return loader.xdp_prog_id(netns.ifindex(self.cfg.interface)) != 0
+
+    def settings(self, seed: str) -> Settings:
+        return Settings.model_validate({**self.cfg.dataplane, "seed": seed})
+
+    # ---- applying ----------------------------------------------------------------------------
+
+    def _fit(self, tr: Translation) -> set[str]:
+        """The load balancers that fit the data plane's capacity, previously applied ones
+        first; the rest are reported, not half-applied."""
+        assert self.lb is not None
+        order = sorted(tr.vips_by_lb, key=lambda k: (k not in self.applied, k))
+        chosen, vips, backends = set(), 0, 0
+        for lb_id in order:
+            specs = tr.vips_by_lb[lb_id]
+            need_b = sum(len(s.backends) for s in specs)
+            if vips + len(specs) > self.lb.max_vips or backends + need_b > self.lb.max_backends:
+                tr.errors[lb_id] = (
+                    f"the data plane is full ({self.lb.max_vips} VIPs, "
+                    f"{self.lb.max_backends} backends)"
+                )
+                continue
+            chosen.add(lb_id)
+            vips += len(specs)
+            backends += need_b
+        return chosen
+
+    def apply(self, desired: dict[str, Any]) -> None:
+        assert self.lb is not None
+        tr = translate(desired)
+        chosen = self._fit(tr)
+        config = tr.config(self.settings(desired["settings"]["seed"]), chosen)
+        report = self.lb.apply(config)
+        vip_owner = {s.name: lb_id for lb_id in chosen for s in tr.vips_by_lb[lb_id]}
+        digests: dict[str, dict[str, str]] = {}
+        for name, digest in report.digests.items():
+            digests.setdefault(vip_owner[name], {})[name] = digest
+        errors = [
+            {"load_balancer_id": k, "revision": tr.revisions[k], "reason": v}
+            for k, v in tr.errors.items()
+        ]
+        with self._lock:
+            self.applied, self.vip_owner, self.digests, self.errors = (
+                chosen,
+                vip_owner,
+                digests,
+                errors,
+            )
+            self.listener_of = {}
+        self.draining = desired.get("node", {}).get("admin_state") == "DRAINING"
+        self.health.update(specs_from(desired))
+        self.update_announcements(config.vips)
+        if report.added or report.changed or report.removed:
+            log.info("applied seq %s: %s", desired["seq"], report.summary())
+
+    def update_announcements(self, vips: list[Any] | None = None) -> None:
+        """Announce what this node serves, unless it is draining or has lost its data plane."""
+        assert self.lb is not None
+        addresses = {str(v.address) for v in (vips if vips is not None else [])}
+        if vips is None:
+            addresses = {
+                name.split("://")[1].rsplit(":", 1)[0].strip("[]") for name in self.lb.vips()
+            }
+        if self.draining or not self.dataplane_ok:
+            addresses = set()
+        if self.speaker.announce(addresses):
+            log.info(
+                "announcing %d VIP(s)%s", len(addresses), " (draining)" if self.draining else ""
+            )
+
+    def cache_desired(self, desired: dict[str, Any]) -> None:
+        self._state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(desired))
+        os.replace(tmp, self._state_file)
+
+    # ---- reporting ---------------------------------------------------------------------------
+
+    def counters(self) -> dict[str, Any]:
+        assert self.lb is not None
+        per_lb: dict[str, dict[str, Any]] = {}
+        for name, state in self.lb.vips().items():
+            owner = self.vip_owner.get(name)
+            if owner is None:
+                continue
+            packets, nbytes = self.lb.vip_traffic(state.vip_id)
+            entry = per_lb.setdefault(owner, {"bytes_in": 0, "packets_in": 0})
+            entry["bytes_in"] += nbytes
+            entry["packets_in"] += packets
+        flood = self.lb.flood_status()
+        return {
+            "load_balancers": per_lb,
+            "dataplane": self.lb.counters(),
+            "flood": {
+                "active": flood.active,
+                "entries": flood.entries,
+                "exits": flood.exits,
+                "rate_per_cpu": flood.rate,
+            },
+        }
+
+    def report(self) -> None:
+        assert self.node_id is not None
+        with self._lock:
+            errors, digests = list(self.errors), dict(self.digests)
+        self.api.report(
+            self.node_id, self.seq, errors, digests, self.counters(), version=__version__
+        )
+
+    def watch(self) -> None:
+        """Checks between polls: flood-mode transitions, the data plane still attached."""
+        assert self.lb is not None
+        active = self.lb.flood_status().active
+        if active != self._flood_active:
+            self._flood_active = active
+            status = self.lb.flood_status()
+            self._pending_events.append(
+                {
+                    "kind": "flood_mode_entered" if active else "flood_mode_exited",
+                    "severity": "warning" if active else "info",
+                    "message": f"{self.cfg.name}: flood mode {'on' if active else 'off'} "
+                    f"(new flows/s per CPU: {status.rate})",
+                    "detail": {"entries": status.entries, "exits": status.exits},
+                }
+            )
+        attached = self.dataplane_attached()
+        if attached != self.dataplane_ok:
+            self.dataplane_ok = attached
+            self._pending_events.append(
+                {
+                    "kind": "dataplane_lost" if not attached else "dataplane_restored",
+                    "severity": "error" if not attached else "info",
+                    "message": f"{self.cfg.name}: XDP program "
+                    f"{'detached' if not attached else 'attached again'}",
+                }
+            )
+            if not attached:
+                self.update_announcements([])
+                try:
+                    self.ensure_dataplane()
+                    self.update_announcements(None)
+                except ShoalError as exc:
+                    log.error("cannot re-attach the data plane: %s", exc)
+
+    # ---- loops -------------------------------------------------------------------------------
+
+    def register(self) -> None:
+        info = NodeInfo(
+            name=self.cfg.name,
+            role="l4",
+            cluster=self.cfg.cluster,
+            address=self.cfg.address,
+            version=__version__,
+        )
+        self.node_id = self.api.register(info)
+        log.info("registered as node %s (%s)", self.cfg.name, self.node_id)
+
+    def _side_loop(self) -> None:
+        """Twice a second: health results, events, data-plane checks (the main loop may be
+        waiting on a long poll)."""
+        while not self._stop.wait(0.5):
+            if self.node_id is None or self.lb is None:
+                continue
+            try:
+                self.watch()
+                self.api.health(self.node_id, self.health.drain())
+                events, self._pending_events = self._pending_events, []
+                self.api.events(self.node_id, events)
+            except (ControllerUnavailableError, ControllerRefusedError) as exc:
+                log.debug("side loop: %s", exc)
+            except ShoalError as exc:
+                log.warning("side loop: %s", exc)
+
+    def run(self) -> None:
+        self.ensure_dataplane()
+        side = threading.Thread(target=self._side_loop, name="agent-side", daemon=True)
+        side.start()
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                if self.node_id is None:
+                    self.register()
+                desired = self.api.desired_state(
+                    self.node_id or "",
+                    since=self.seq,
+                    wait=self.cfg.poll_wait if self.seq >= 0 else 0,
+                )
+                if desired.get("changed") is False:
+                    self.report()
+                else:
+                    self.apply(desired)
+                    self.seq = int(desired["seq"])
+                    self.cache_desired(desired)
+                    self.report()
+                backoff = 0.5
+            except ControllerUnavailableError as exc:
+                log.warning(
+                    "%s; forwarding on the last good state, retrying in %.1f s", exc, backoff
+                )
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+            except ControllerRefusedError as exc:
+                if exc.status == 404:  # the node was deleted: register again
+                    self.node_id, self.seq = None, -1
+                log.error("%s", exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+            except ShoalError as exc:
+                log.error("cannot apply seq: %s", exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+        side.join(2)
+
+    def stop(self, withdraw: bool = True) -> None:
+        self._stop.set()
+        if withdraw:
+            try:
+                self.speaker.announce([])
+            except ShoalError as exc:
+                log.error("could not withdraw VIPs: %s", exc)
+        self.health.close()
+
+    def close(self) -> None:
+        if self.lb is not None:
+            self.lb.close()
+        self.api.close()
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
