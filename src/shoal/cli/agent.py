@@ -1,0 +1,103 @@
+"""`shoal agent l4`: run a node's L4 agent."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from shoal.cli.common import fail, handle_errors, require_root
+
+app = typer.Typer(help="Node agents.", no_args_is_help=True)
+
+
+def _enter_netns(name: str) -> None:
+    """The whole process joins the node's network namespace before it starts any thread, so
+    every thread (health checks, API calls, BIRD control) runs there. The mount namespace stays
+    the host's: pinned maps in /sys/fs/bpf survive the agent (unlike under `ip netns exec`)."""
+    import ctypes
+
+    from shoal.netns import CLONE_NEWNET, NETNS_DIR
+
+    fd = os.open(NETNS_DIR / name, os.O_RDONLY)
+    try:
+        if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+            fail(f"cannot enter network namespace {name}: {os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(fd)
+
+
+@app.command("l4")
+@handle_errors
+def l4(
+    name: Annotated[str, typer.Option(help="node name (unique)")],
+    interface: Annotated[str, typer.Option(help="uplink to attach XDP to")],
+    controller: Annotated[str, typer.Option(envvar="SHOAL_URL", help="controller URL")] = (
+        "http://127.0.0.1:9876"
+    ),
+    token: Annotated[
+        str | None, typer.Option(envvar="SHOAL_AGENT_TOKEN", help="agent token")
+    ] = None,
+    cluster: Annotated[str, typer.Option(help="cluster name")] = "default",
+    netns_name: Annotated[
+        str | None, typer.Option("--netns", help="run inside this network namespace")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML: data plane settings (dataplane:) and sizes")
+    ] = None,
+    bird_socket: Annotated[
+        Path | None, typer.Option(help="BIRD control socket: announce VIPs through this BIRD")
+    ] = None,
+    bird_include_dir: Annotated[
+        Path | None, typer.Option(help="where the VIP include files go")
+    ] = None,
+    state_dir: Annotated[Path, typer.Option(help="agent state")] = Path("/var/lib/shoal/agent"),
+    address: Annotated[str | None, typer.Option(help="node address (shown to operators)")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+) -> None:
+    """Program this node's XDP data plane from the controller and announce its VIPs."""
+    require_root("the L4 agent")
+    if not token:
+        fail("an agent token is needed: --token or SHOAL_AGENT_TOKEN")
+    logging.basicConfig(
+        level=log_level.upper(), format=f"%(asctime)s {name} %(levelname)s %(message)s"
+    )
+    if netns_name:
+        _enter_netns(netns_name)
+    extra: dict[str, Any] = {}
+    if config:
+        extra = yaml.safe_load(config.read_text()) or {}
+    from shoal.agents.api import AgentApi
+    from shoal.agents.bgp import BirdSpeaker, NullSpeaker, Speaker
+    from shoal.agents.l4.agent import L4Agent, L4AgentConfig
+
+    cfg = L4AgentConfig(
+        controller=controller,
+        token=token or "",
+        name=name,
+        interface=interface,
+        cluster=cluster,
+        state_dir=state_dir,
+        address=address,
+        **extra,
+    )
+    speaker: Speaker = NullSpeaker()
+    if bird_socket:
+        speaker = BirdSpeaker(bird_include_dir or state_dir / name, bird_socket)
+    agent = L4Agent(cfg, AgentApi(controller, token or ""), speaker)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        agent.stop(withdraw=True)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        agent.run()
+    finally:
+        agent.close()

@@ -1,0 +1,100 @@
+"""BIRD 2 configurations for the lab: a router that learns every VIP from every L4 node and
+installs one multipath route (ECMP), and the L4 nodes' speakers that announce what their
+agent puts in the VIP include files. Both sides run BFD, so a hung node leaves the ECMP set
+in a few hundred milliseconds. The same shapes, with real addresses, are documented for
+production in docs/bgp.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["BfdTimers", "node_config", "router_config"]
+
+
+@dataclass(frozen=True)
+class BfdTimers:
+    interval_ms: int = 100
+    multiplier: int = 3
+
+
+def router_config(
+    router_id: str, local_as: int, peers: dict[str, str], peer_as: int, bfd: BfdTimers
+) -> str:
+    """peers: name -> address of each L4 node."""
+    sessions = "\n".join(
+        f"""
+protocol bgp {name} from l4_nodes {{
+  neighbor {address} as {peer_as};
+}}"""
+        for name, address in sorted(peers.items())
+    )
+    return f"""# Shoal lab router: ECMP over every L4 node that announces a VIP.
+router id {router_id};
+log stderr all;
+
+protocol device {{ scan time 10; }}
+
+protocol kernel {{
+  ipv4 {{ export all; }};
+  merge paths on;          # one route with a next hop per L4 node
+}}
+
+protocol bfd {{
+  interface "*" {{
+    interval {bfd.interval_ms} ms;
+    multiplier {bfd.multiplier};
+  }};
+}}
+
+template bgp l4_nodes {{
+  local as {local_as};
+  bfd on;
+  hold time 3;
+  keepalive time 1;
+  error wait time 1, 2;    # re-peer within seconds, not the default minute
+  ipv4 {{ import all; export none; }};
+}}
+{sessions}
+"""
+
+
+def node_config(
+    router_id: str, local_as: int, router: str, router_as: int, include_dir: str, bfd: BfdTimers
+) -> str:
+    return f"""# Shoal L4 node speaker: announces the VIPs the agent writes to {include_dir}.
+router id {router_id};
+log stderr all;
+
+protocol device {{ scan time 10; }}
+
+protocol static shoal_vips4 {{
+  ipv4;
+  include "{include_dir}/vips4.conf";
+}}
+
+protocol bfd {{
+  interface "*" {{
+    interval {bfd.interval_ms} ms;
+    multiplier {bfd.multiplier};
+  }};
+}}
+
+protocol bgp uplink {{
+  local as {local_as};
+  neighbor {router} as {router_as};
+  bfd on;
+  hold time 3;
+  keepalive time 1;
+  error wait time 1, 2;
+  ipv4 {{
+    import none;
+    # ORIGIN IGP on every node, so the router's paths tie and merge into one ECMP route.
+    export filter {{
+      if proto != "shoal_vips4" then reject;
+      bgp_origin = ORIGIN_IGP;
+      accept;
+    }};
+    next hop self;
+  }};
+}}
+"""

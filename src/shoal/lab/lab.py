@@ -1,0 +1,547 @@
+"""`shoal lab`: the whole system inside network namespaces on one machine.
+
+    client ── router (BIRD, BGP + BFD, ECMP) ── fabric ─┬─ L4 node a (XDP, BIRD, agent)
+                                                        ├─ L4 node b ...
+                                                        └─ backends b1..b3 (decap, VIPs on lo)
+    controller ── management bridge ── the L4 nodes' agents
+
+Replies go from the backends to the router and back to the client (DSR); they never cross
+an L4 node. Every namespace and process is recorded in a state file, so `shoal lab down`
+(also run on failure and Ctrl-C) removes exactly what `up` made; `up` is idempotent."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from shoal import netns
+from shoal.dataplane.balancer import Balancer
+from shoal.dataplane.decap import Decap
+from shoal.errors import NetnsError, ShoalError
+from shoal.lab.bird import BfdTimers, node_config, router_config
+from shoal.lab.topology import Topology
+
+__all__ = ["Lab", "LabSpec", "LabState"]
+
+CLIENT_NET, FABRIC, MGMT, VIP_POOL = "10.88.0", "10.88.1", "10.88.9", "10.88.100.0/24"
+ROUTER_AS, NODE_AS = 65000, 65001
+CONTROLLER_PORT = 9876
+
+
+@dataclass
+class LabSpec:
+    prefix: str = "shoal"
+    l4_nodes: int = 2
+    backends: int = 3
+    root: Path = Path("/run/shoal-lab")
+    bfd: BfdTimers = field(default_factory=BfdTimers)
+    # Low thresholds so a SYN flood from one namespace is "well above" them.
+    dataplane: dict[str, Any] = field(
+        default_factory=lambda: {
+            "flood": {"enter_rate": 3000, "exit_rate": 1000, "hold_down": 3.0, "window": 0.1}
+        }
+    )
+    session_cache_size: int = 1 << 18
+    pending_timeout: float = 15.0
+
+
+@dataclass
+class LabState:
+    prefix: str
+    namespaces: list[str] = field(default_factory=list)
+    processes: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> pid, cmd
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    controller_url: str = f"http://127.0.0.1:{CONTROLLER_PORT}"  # from inside the ctl ns
+    admin_token: str = ""
+    agent_token: str = ""
+    vip_pool: str = VIP_POOL
+
+    @property
+    def ctl_ns(self) -> str:
+        return f"{self.prefix}-ctl"
+
+
+def _alive(pid: int, cmd: list[str]) -> bool:
+    """The pid is running and is still the process we started (not a reused pid)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return False
+    return bool(args) and cmd[-1].encode() in args
+
+
+class Lab:
+    def __init__(
+        self, spec: LabSpec | None = None, progress: Callable[[str], None] | None = None
+    ) -> None:
+        self.spec = spec or LabSpec()
+        self.dir = self.spec.root / self.spec.prefix
+        self.state_file = self.dir / "state.json"
+        self.progress = progress or (lambda msg: None)
+        self.state = LabState(self.spec.prefix)
+        self.topo = Topology(self.spec.prefix, self.dir / "logs")
+
+    # ---- state -------------------------------------------------------------------------------
+
+    def load(self) -> LabState | None:
+        if not self.state_file.exists():
+            return None
+        return LabState(**json.loads(self.state_file.read_text()))
+
+    def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self.state), indent=2))
+        os.replace(tmp, self.state_file)
+
+    def healthy(self) -> bool:
+        state = self.load()
+        if state is None:
+            return False
+        procs_ok = all(_alive(p["pid"], p["cmd"]) for p in state.processes.values())
+        return procs_ok and all(netns.exists(n) for n in state.namespaces)
+
+    # ---- up / down ---------------------------------------------------------------------------
+
+    def up(self) -> LabState:
+        if self.healthy():
+            state = self.load()
+            assert state is not None
+            self.state = state
+            self.progress("lab already up")
+            return state
+        self.down(quiet=True)
+        try:
+            self._build()
+        except BaseException:
+            self.down(quiet=True)
+            raise
+        return self.state
+
+    def down(self, quiet: bool = False) -> None:
+        state = self.load() or self.state
+        for proc in reversed(list(state.processes.values())):
+            if _alive(proc["pid"], proc["cmd"]):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for proc in state.processes.values():
+            while _alive(proc["pid"], proc["cmd"]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(proc["pid"], proc["cmd"]):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc["pid"], signal.SIGKILL)
+        for ns in reversed(state.namespaces):
+            netns.delete(ns)
+        for i in range(self.spec.l4_nodes + 4):
+            Balancer.purge(f"{self.spec.prefix}-l4{chr(ord('a') + i)}")
+        with contextlib.suppress(FileNotFoundError):
+            self.state_file.unlink()
+        if not quiet:
+            self.progress("lab removed")
+
+    # ---- processes ---------------------------------------------------------------------------
+
+    def spawn(
+        self, name: str, cmd: list[str], ns: str | None, env: dict[str, str] | None = None
+    ) -> int:
+        """Starts a tracked background process (inside ns via ip netns exec, unless None)."""
+        log_dir = self.dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        full = ["ip", "netns", "exec", ns, *cmd] if ns else cmd
+        with open(log_dir / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(
+                full,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+            )
+        self.state.processes[name] = {"pid": proc.pid, "cmd": full}
+        self.save()
+        return proc.pid
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, wait: float = 5.0) -> None:
+        proc = self.state.processes.get(name)
+        if proc is None or not _alive(proc["pid"], proc["cmd"]):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc["pid"], sig)
+        deadline = time.monotonic() + wait
+        while _alive(proc["pid"], proc["cmd"]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def running(self, name: str) -> bool:
+        proc = self.state.processes.get(name)
+        return proc is not None and _alive(proc["pid"], proc["cmd"])
+
+    # ---- building ----------------------------------------------------------------------------
+
+    def _host(self, name: str, **info: Any) -> None:
+        self.state.hosts[name] = info
+
+    def _build(self) -> None:
+        t, p = self.topo, self.spec.prefix
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.progress("namespaces and links")
+        sw, rtr, cli, ctl = t.ns("sw"), t.ns("rtr"), t.ns("client"), t.ns("ctl")
+        self.state.namespaces = list(t.namespaces)
+        self.save()
+        nodes = [f"l4{chr(ord('a') + i)}" for i in range(self.spec.l4_nodes)]
+        backends = [f"b{i + 1}" for i in range(self.spec.backends)]
+        for name in nodes + backends:
+            t.ns(name)
+        self.state.namespaces = list(t.namespaces)
+        self.save()
+
+        t.link(cli, "eth0", rtr, "c0")
+        t.run(cli, "ip", "addr", "add", f"{CLIENT_NET}.2/24", "dev", "eth0")
+        t.run(cli, "ip", "route", "add", "default", "via", f"{CLIENT_NET}.1")
+        t.run(cli, "ethtool", "-K", "eth0", "tx", "off")  # no partial checksums into tunnels
+        t.run(rtr, "ip", "addr", "add", f"{CLIENT_NET}.1/24", "dev", "c0")
+        self._host("client", ns=cli, ip=f"{CLIENT_NET}.2")
+
+        fabric_ports, mgmt_ports = ["f-rtr"], ["m-ctl"]
+        t.link(rtr, "f0", sw, "f-rtr")
+        t.run(rtr, "ip", "addr", "add", f"{FABRIC}.1/24", "dev", "f0")
+        t.sysctl(
+            rtr,
+            net__ipv4__ip_forward=1,
+            net__ipv4__fib_multipath_hash_policy=1,
+            net__ipv4__conf__all__rp_filter=0,
+            net__ipv4__conf__default__rp_filter=0,
+        )
+        t.run(rtr, "ethtool", "-K", "f0", "tx", "off")
+        self._host("router", ns=rtr, ip=f"{FABRIC}.1", client_side=f"{CLIENT_NET}.1")
+        t.link(ctl, "eth0", sw, "m-ctl")
+        t.run(ctl, "ip", "addr", "add", f"{MGMT}.1/24", "dev", "eth0")
+        self._host("controller", ns=ctl, ip=f"{MGMT}.1")
+
+        for i, name in enumerate(nodes):
+            ns = f"{p}-{name}"
+            t.link(ns, "up0", sw, f"f-{name}")
+            t.link(ns, "mg0", sw, f"m-{name}")
+            t.run(ns, "ip", "addr", "add", f"{FABRIC}.{11 + i}/24", "dev", "up0")
+            t.run(ns, "ip", "addr", "add", f"{MGMT}.{11 + i}/24", "dev", "mg0")
+            t.sysctl(
+                ns,
+                net__ipv4__ip_forward=1,
+                net__ipv4__conf__all__rp_filter=0,
+                net__ipv4__conf__default__rp_filter=0,
+                net__ipv4__conf__up0__rp_filter=0,
+                net__ipv4__conf__all__send_redirects=0,
+                net__ipv4__conf__up0__send_redirects=0,
+            )
+            fabric_ports.append(f"f-{name}")
+            mgmt_ports.append(f"m-{name}")
+            self._host(
+                name,
+                ns=ns,
+                ip=f"{FABRIC}.{11 + i}",
+                mgmt=f"{MGMT}.{11 + i}",
+                mac=t.mac(ns, "up0"),
+                role="l4",
+                instance=f"{p}-{name}",
+            )
+        for i, name in enumerate(backends):
+            ns = f"{p}-{name}"
+            t.link(ns, "eth0", sw, f"f-{name}")
+            t.run(ns, "ip", "addr", "add", f"{FABRIC}.{21 + i}/24", "dev", "eth0")
+            t.run(ns, "ip", "route", "add", "default", "via", f"{FABRIC}.1")
+            # Every VIP of the pool is local (AnyIP): the backend answers for whichever VIP
+            # the controller allocated, straight to the client.
+            t.run(ns, "ip", "route", "add", "local", VIP_POOL, "dev", "lo")
+            t.sysctl(
+                ns,
+                net__ipv4__conf__all__arp_ignore=1,
+                net__ipv4__conf__all__arp_announce=2,
+                net__ipv4__conf__all__rp_filter=0,
+                net__ipv4__conf__eth0__rp_filter=0,
+            )
+            fabric_ports.append(f"f-{name}")
+            self._host(name, ns=ns, ip=f"{FABRIC}.{21 + i}", role="backend")
+        t.bridge(sw, "br-fab", fabric_ports)
+        t.bridge(sw, "br-mgmt", mgmt_ports)
+        for name in nodes:  # XDP_TX out of a node is only accepted by a peer running XDP
+            t.xdp_pass(sw, f"f-{name}")
+        self.save()
+
+        self.progress("backends: decap and services")
+        decap = Decap()
+        try:
+            for name in backends:
+                decap.attach("eth0", f"{p}-{name}")
+        finally:
+            decap.close()
+        py = sys.executable
+        for name in backends:
+            ns = f"{p}-{name}"
+            self.spawn(
+                f"http-{name}",
+                [py, "-m", "shoal.lab.servers", "http", "--name", name, "--port", "80"],
+                ns,
+            )
+            self.spawn(f"echo-{name}", [py, "-m", "shoal.lab.servers", "echo", "--port", "7"], ns)
+
+        self.progress("controller")
+        self._start_controller()
+
+        self.progress("router and L4 nodes: BIRD, agents")
+        bird_dir = self.dir / "bird"
+        bird_dir.mkdir(parents=True, exist_ok=True)
+        peers = {name: self.state.hosts[name]["ip"] for name in nodes}
+        (bird_dir / "router.conf").write_text(
+            router_config(f"{FABRIC}.1", ROUTER_AS, peers, NODE_AS, self.spec.bfd)
+        )
+        self.spawn(
+            "bird-router",
+            ["bird", "-f", "-c", str(bird_dir / "router.conf"), "-s", str(bird_dir / "router.ctl")],
+            rtr,
+        )
+        for name in nodes:
+            self.start_speaker(name)
+            self.start_agent(name)
+        for name in backends:
+            for port in (80, 7):
+                self.wait_tcp(f"{p}-{name}", self.state.hosts[name]["ip"], port)
+        self.wait_nodes(len(nodes))
+        self.save()
+
+    def node_dir(self, name: str) -> Path:
+        return self.dir / "nodes" / name
+
+    def start_speaker(self, name: str) -> None:
+        host = self.state.hosts[name]
+        node_dir = self.node_dir(name)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        for family in (4, 6):
+            vips = node_dir / f"vips{family}.conf"
+            if not vips.exists():
+                vips.write_text("")
+        (node_dir / "bird.conf").write_text(
+            node_config(host["ip"], NODE_AS, f"{FABRIC}.1", ROUTER_AS, str(node_dir), self.spec.bfd)
+        )
+        self.spawn(
+            f"bird-{name}",
+            ["bird", "-f", "-c", str(node_dir / "bird.conf"), "-s", str(node_dir / "bird.ctl")],
+            host["ns"],
+        )
+
+    def start_agent(self, name: str) -> None:
+        host = self.state.hosts[name]
+        node_dir = self.node_dir(name)
+        agent_cfg = node_dir / "agent.yaml"
+        agent_cfg.write_text(
+            yaml.safe_dump(
+                {
+                    "instance": host["instance"],
+                    "session_cache_size": self.spec.session_cache_size,
+                    "max_vips": 256,
+                    "max_backends": 4096,
+                    "dataplane": self.spec.dataplane,
+                    "poll_wait": 20.0,
+                }
+            )
+        )
+        self.spawn(
+            f"agent-{name}",
+            [
+                sys.executable,
+                "-m",
+                "shoal.cli.main",
+                "agent",
+                "l4",
+                "--name",
+                name,
+                "--interface",
+                "up0",
+                "--netns",
+                host["ns"],
+                "--cluster",
+                "lab",
+                "--controller",
+                f"http://{MGMT}.1:{CONTROLLER_PORT}",
+                "--config",
+                str(agent_cfg),
+                "--bird-socket",
+                str(node_dir / "bird.ctl"),
+                "--bird-include-dir",
+                str(node_dir),
+                "--state-dir",
+                str(node_dir),
+                "--address",
+                host["ip"],
+            ],
+            None,
+            env={"SHOAL_AGENT_TOKEN": self.state.agent_token},
+        )
+
+    def _start_controller(self) -> None:
+        cfg = self.dir / "controller.yaml"
+        if not self.state.admin_token:
+            self.state.admin_token = "lab-admin-" + secrets.token_urlsafe(16)
+        cfg.write_text(
+            yaml.safe_dump(
+                {
+                    "database_url": f"sqlite:///{self.dir / 'controller.db'}",
+                    "state_dir": str(self.dir),
+                    "listen": f"0.0.0.0:{CONTROLLER_PORT}",
+                    "vip_pools": [{"id": "lab", "name": "lab", "cidr": VIP_POOL}],
+                    "pending_timeout": self.spec.pending_timeout,
+                    "node_dead_after": 10.0,
+                    "cluster_seed": f"lab-{self.spec.prefix}",
+                    "bootstrap_token": self.state.admin_token,
+                }
+            )
+        )
+        self.spawn(
+            "controller",
+            [sys.executable, "-m", "shoal.cli.main", "controller", "serve", "--config", str(cfg)],
+            self.state.ctl_ns,
+        )
+        self.wait_controller()
+        if not self.state.agent_token:
+            token = self.api(
+                "POST",
+                "/v2/shoal/tokens",
+                {"token": {"name": "lab-agents", "project_id": "infra", "role": "agent"}},
+            )
+            self.state.agent_token = token["token"]["secret"]
+        self.save()
+
+    def start_controller(self) -> None:
+        """Starts the controller again (after stop("controller")), on the same database."""
+        self._start_controller()
+
+    # ---- talking to the lab ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def api_client(self) -> Iterator[httpx.Client]:
+        """An HTTP client inside the controller's namespace, with the admin token."""
+        with (
+            netns.entered(self.state.ctl_ns),
+            httpx.Client(
+                base_url=self.state.controller_url,
+                headers={"X-Auth-Token": self.state.admin_token},
+                timeout=30,
+            ) as client,
+        ):
+            yield client
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        with self.api_client() as c:
+            r = c.request(method, path, json=body)
+        if r.status_code >= 400:
+            raise ShoalError(f"{method} {path}: {r.status_code} {r.text}")
+        return r.json() if r.content else None
+
+    def wait_controller(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with netns.entered(self.state.ctl_ns):
+                    if (
+                        httpx.get(f"{self.state.controller_url}/healthcheck", timeout=1).status_code
+                        == 200
+                    ):
+                        return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or not self.running("controller"):
+                raise ShoalError(
+                    f"the controller did not start (see {self.dir}/logs/controller.log)"
+                )
+            time.sleep(0.1)
+
+    def wait_nodes(self, count: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            nodes = self.api("GET", "/v2/shoal/nodes")["nodes"]
+            if sum(1 for n in nodes if n["operating_status"] == "ONLINE") >= count:
+                return
+            if time.monotonic() > deadline:
+                raise ShoalError(
+                    f"only {len(nodes)} of {count} L4 agents registered (see "
+                    f"{self.dir}/logs/agent-*.log)"
+                )
+            time.sleep(0.2)
+
+    def wait_tcp(self, ns: str, host: str, port: int, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with netns.entered(ns):
+                try:
+                    socket.create_connection((host, port), timeout=0.5).close()
+                    return
+                except OSError:
+                    pass
+            if time.monotonic() > deadline:
+                raise NetnsError(f"nothing listens on {host}:{port} in {ns}")
+            time.sleep(0.05)
+
+    def ecmp_nexthops(self, vip: str) -> list[str]:
+        """The L4 nodes the router currently spreads a VIP over."""
+        out = netns.run(
+            ["ip", "-j", "route", "show", f"{vip}/32"], f"{self.spec.prefix}-rtr"
+        ).stdout
+        routes = json.loads(out or "[]")
+        hops: list[str] = []
+        for route in routes:
+            if "nexthops" in route:
+                hops += [h["gateway"] for h in route["nexthops"]]
+            elif "gateway" in route:
+                hops.append(route["gateway"])
+        return sorted(hops)
+
+    def status(self) -> dict[str, Any]:
+        state = self.load()
+        if state is None:
+            return {"up": False, "prefix": self.spec.prefix}
+        self.state = state
+        procs = {
+            name: {"pid": p["pid"], "running": _alive(p["pid"], p["cmd"])}
+            for name, p in state.processes.items()
+        }
+        out: dict[str, Any] = {
+            "up": self.healthy(),
+            "prefix": state.prefix,
+            "namespaces": state.namespaces,
+            "hosts": state.hosts,
+            "processes": procs,
+            "controller": {
+                "namespace": state.ctl_ns,
+                "url": state.controller_url,
+                "admin_token": state.admin_token,
+            },
+            "vip_pool": state.vip_pool,
+        }
+        with contextlib.suppress(ShoalError, httpx.HTTPError, OSError):
+            out["nodes"] = self.api("GET", "/v2/shoal/nodes")["nodes"]
+            lbs = self.api("GET", "/v2/lbaas/loadbalancers")["loadbalancers"]
+            out["vips"] = [
+                {
+                    "load_balancer": lb["id"],
+                    "name": lb["name"],
+                    "vip": lb["vip_address"],
+                    "status": lb["provisioning_status"],
+                    "ecmp": self.ecmp_nexthops(lb["vip_address"]),
+                }
+                for lb in lbs
+            ]
+        return out
