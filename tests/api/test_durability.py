@@ -46,11 +46,19 @@ def check_consistent(database_url: str) -> int:
         for (lb_id,) in session.execute(select(LoadBalancer.id)):
             lb = load_tree(session, lb_id)
             assert lb is not None
-            numbers = list(session.scalars(select(Revision.number).where(
-                Revision.load_balancer_id == lb_id).order_by(Revision.number)))
+            numbers = list(
+                session.scalars(
+                    select(Revision.number)
+                    .where(Revision.load_balancer_id == lb_id)
+                    .order_by(Revision.number)
+                )
+            )
             assert numbers == list(range(1, lb.revision + 1)), (lb_id, numbers)
-            latest = session.scalar(select(Revision).where(
-                Revision.load_balancer_id == lb_id, Revision.number == lb.revision))
+            latest = session.scalar(
+                select(Revision).where(
+                    Revision.load_balancer_id == lb_id, Revision.number == lb.revision
+                )
+            )
             assert latest is not None and latest.config == lb.current_config
             if lb.current_config != "null":
                 assert tree.canonical(tree.config_of(lb)) == lb.current_config
@@ -67,10 +75,17 @@ def test_restart_keeps_everything(database_url: str, tmp_path: Path) -> None:
         stack = admin.with_token(secret).l4_stack(members=3)
     with TestClient(create_app(settings)) as client:
         alice = Api(client, secret)  # tokens survived
-        assert len(alice.ok("GET", f"/v2/lbaas/pools/{stack['pool']['id']}/members")[
-            "members"]) == 3
-        assert len(alice.ok("GET", f"/v2/shoal/loadbalancers/{stack['lb']['id']}/revisions")[
-            "revisions"]) == 6
+        assert (
+            len(alice.ok("GET", f"/v2/lbaas/pools/{stack['pool']['id']}/members")["members"]) == 3
+        )
+        assert (
+            len(
+                alice.ok("GET", f"/v2/shoal/loadbalancers/{stack['lb']['id']}/revisions")[
+                    "revisions"
+                ]
+            )
+            == 6
+        )
     assert check_consistent(database_url) == 1
 
 
@@ -81,8 +96,10 @@ def _free_port() -> int:
 
 
 def _start(database_url: str, tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, database_url, str(tmp_path),
-                             ADMIN_SECRET, str(port)], start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, database_url, str(tmp_path), ADMIN_SECRET, str(port)],
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 20
     while True:
         try:
@@ -95,8 +112,7 @@ def _start(database_url: str, tmp_path: Path, port: int) -> subprocess.Popen[byt
 
 
 @pytest.mark.timeout(120)
-def test_a_crash_mid_write_loses_no_acknowledged_write(database_url: str,
-                                                       tmp_path: Path) -> None:
+def test_a_crash_mid_write_loses_no_acknowledged_write(database_url: str, tmp_path: Path) -> None:
     port = _free_port()
     proc = _start(database_url, tmp_path, port)
     base = f"http://127.0.0.1:{port}"
@@ -104,20 +120,29 @@ def test_a_crash_mid_write_loses_no_acknowledged_write(database_url: str,
     stop = threading.Event()
 
     def writer(n: int) -> None:
-        with httpx.Client(base_url=base, headers={"X-Auth-Token": ADMIN_SECRET},
-                          timeout=10) as c:
+        with httpx.Client(base_url=base, headers={"X-Auth-Token": ADMIN_SECRET}, timeout=10) as c:
             i = 0
             while not stop.is_set():
                 i += 1
                 try:
-                    lb = c.post("/v2/lbaas/loadbalancers", json={"loadbalancer": {
-                        "name": f"w{n}-{i}", "flavor_id": "l4"}})
+                    lb = c.post(
+                        "/v2/lbaas/loadbalancers",
+                        json={"loadbalancer": {"name": f"w{n}-{i}", "flavor_id": "l4"}},
+                    )
                     if lb.status_code != 201:
                         continue
                     lb_id = lb.json()["loadbalancer"]["id"]
                     acked.append(("lb", lb_id))
-                    li = c.post("/v2/lbaas/listeners", json={"listener": {
-                        "loadbalancer_id": lb_id, "protocol": "TCP", "protocol_port": 80}})
+                    li = c.post(
+                        "/v2/lbaas/listeners",
+                        json={
+                            "listener": {
+                                "loadbalancer_id": lb_id,
+                                "protocol": "TCP",
+                                "protocol_port": 80,
+                            }
+                        },
+                    )
                     if li.status_code == 201:
                         acked.append(("listener", li.json()["listener"]["id"]))
                 except httpx.HTTPError:

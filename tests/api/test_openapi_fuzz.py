@@ -15,11 +15,15 @@ from shoal.controller.settings import load_settings
 from .helpers import ADMIN_SECRET
 
 _state = tempfile.mkdtemp(prefix="shoal-fuzz-")
-APP = create_app(load_settings(database_url=f"sqlite:///{_state}/controller.db",
-                               state_dir=_state, bootstrap_token=ADMIN_SECRET))
+APP = create_app(
+    load_settings(
+        database_url=f"sqlite:///{_state}/controller.db",
+        state_dir=_state,
+        bootstrap_token=ADMIN_SECRET,
+    )
+)
 # The long poll may wait for minutes by design: everything else is fair game.
-schema = schemathesis.openapi.from_asgi("/openapi.json", APP).exclude(
-    path_regex="desired-state")
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP).exclude(path_regex="desired-state")
 EXAMPLES = int(os.environ.get("SHOAL_API_FUZZ_EXAMPLES", "20"))
 
 
@@ -28,7 +32,8 @@ EXAMPLES = int(os.environ.get("SHOAL_API_FUZZ_EXAMPLES", "20"))
 def test_no_server_errors(case: schemathesis.Case) -> None:
     response = case.call(headers={"X-Auth-Token": ADMIN_SECRET})
     assert response.status_code < 500, (
-        f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}")
+        f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}"
+    )
     if response.status_code >= 400:
         body = response.json()
         assert set(body) == {"faultcode", "faultstring", "debuginfo"}, body

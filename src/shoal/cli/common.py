@@ -33,23 +33,36 @@ class Format(StrEnum):
 
 
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"shoal: error: {message}", highlight=False, markup=False)
+    # Plain write: rich would wrap at 80 columns when stderr is not a terminal, and scripts
+    # read this line.
+    sys.stderr.write(f"shoal: error: {' '.join(message.split())}\n")
     raise typer.Exit(code)
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turns Shoal's own errors into one line on stderr and exit code 1."""
+    """Shoal's errors as one `shoal: error: ...` line and exit code 1; an unexpected exception
+    (a bug) too, with its traceback when SHOAL_DEBUG is set."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        debug = bool(os.environ.get("SHOAL_DEBUG"))
         try:
             return fn(*args, **kwargs)
         except ShoalError as exc:
-            fail(str(exc).splitlines()[0] if not os.environ.get("SHOAL_DEBUG") else str(exc))
+            if debug:
+                sys.stderr.write(f"{exc}\n")
+            fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             raise  # unreachable: fail() raises
+        except (typer.Exit, typer.BadParameter, typer.Abort):
+            raise
         except KeyboardInterrupt:
-            err_console.print("shoal: interrupted")
+            sys.stderr.write("shoal: interrupted\n")
             raise typer.Exit(130) from None
+        except Exception as exc:
+            if debug:
+                raise
+            fail(f"unexpected {type(exc).__name__}: {exc} (SHOAL_DEBUG=1 shows the traceback)")
+            raise
 
     return wrapper
 

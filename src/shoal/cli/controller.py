@@ -1,0 +1,124 @@
+"""`shoal controller`: run the API server, migrate its database, and make the first admin
+token (written straight into the database, for an operator bootstrapping a new controller)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from shoal.cli.common import console, err_console, handle_errors
+from shoal.cli.options import Role
+from shoal.errors import ConfigError
+
+if TYPE_CHECKING:
+    from shoal.controller.settings import ControllerSettings
+
+app = typer.Typer(help="Run and set up the controller.", no_args_is_help=True)
+token_app = typer.Typer(help="Tokens written directly into the database.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+Config = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="settings file (else $SHOAL_CONTROLLER_CONFIG)"),
+]
+Db = Annotated[
+    str | None,
+    typer.Option("--db", help="database URL: sqlite:///FILE or postgresql+psycopg://..."),
+]
+
+
+def _settings(config: Path | None, **overrides: object) -> ControllerSettings:
+    # The controller's modules (FastAPI, SQLAlchemy) load only for these commands.
+    from shoal.controller.settings import load_settings
+
+    return load_settings(config, **overrides)
+
+
+@contextlib.contextmanager
+def _database(settings: ControllerSettings) -> Iterator[None]:
+    """Database failures as one line naming the database (without its password)."""
+    from alembic.util.exc import CommandError
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = make_url(settings.database_url)
+    try:
+        if url.get_backend_name() == "sqlite" and url.database:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        yield
+    except (SQLAlchemyError, CommandError, OSError) as exc:
+        shown = url.render_as_string(hide_password=True)
+        raise ConfigError(f"database {shown}: {str(exc).splitlines()[0]}") from None
+
+
+def _migrate(settings: ControllerSettings) -> None:
+    from shoal.controller.db.migrate import upgrade
+
+    with _database(settings):
+        upgrade(settings.database_url)
+
+
+@app.command()
+@handle_errors
+def serve(
+    config: Config = None,
+    listen: Annotated[str | None, typer.Option(help="HOST:PORT (default 127.0.0.1:9876)")] = None,
+    db: Db = None,
+    state_dir: Annotated[Path | None, typer.Option(help="where the default SQLite lives")] = None,
+) -> None:
+    """Serve the API (Octavia v2 at /v2/lbaas, Shoal's at /v2/shoal); migrates first."""
+    import uvicorn
+
+    from shoal.controller.app import create_app
+
+    settings = _settings(config, listen=listen, database_url=db, state_dir=state_dir)
+    try:
+        host, port = settings.host_port
+    except ValueError:
+        raise ConfigError(f"listen must be HOST:PORT, not {settings.listen!r}") from None
+    with _database(settings):
+        application = create_app(settings)
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@app.command()
+@handle_errors
+def migrate(config: Config = None, db: Db = None) -> None:
+    """Bring the database to the latest schema."""
+    _migrate(_settings(config, database_url=db))
+    console.print("the database schema is up to date")
+
+
+@token_app.command("create")
+@handle_errors
+def token_create(
+    name: Annotated[str, typer.Option(help="who or what uses it")],
+    project: Annotated[str, typer.Option(help="the project it acts in")],
+    role: Annotated[Role, typer.Option(help="what it may do")],
+    config: Config = None,
+    db: Db = None,
+) -> None:
+    """Create a token in the database and print its secret (shown this once)."""
+    from shoal.controller.auth import new_secret, secret_hash
+    from shoal.controller.db.engine import Database
+    from shoal.controller.db.models import Token
+
+    settings = _settings(config, database_url=db)
+    _migrate(settings)
+    secret = new_secret()
+    with _database(settings):
+        database = Database(settings.database_url)
+        try:
+            with database.write() as session:
+                token = Token(
+                    name=name, project_id=project, role=role.value, secret_hash=secret_hash(secret)
+                )
+                session.add(token)
+        finally:
+            database.dispose()
+    err_console.print(f"{role.value} token {name} for project {project} created; its secret:")
+    typer.echo(secret)
