@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -14,7 +12,7 @@ import pytest
 from shoal import netns
 from shoal.dataplane.balancer import Balancer
 from shoal.lab.l4mini import VIP4, VIP6, L4MiniLab
-from shoal.lab.traffic import http_requests
+from shoal.lab.traffic import EchoSessions, http_requests
 
 pytestmark = pytest.mark.netns
 
@@ -84,54 +82,10 @@ def test_gue_encapsulation(lab: L4MiniLab) -> None:
     assert lab.decap.counters()["gue4"] - before >= 60 * 3
 
 
-class EchoClients:
-    """Long-lived TCP connections through the VIP, each exchanging data every 50 ms."""
-
-    def __init__(self, ns: str, count: int) -> None:
-        with netns.entered(ns):
-            self.socks = [socket.create_connection((VIP4, 7), timeout=2) for _ in range(count)]
-        self.broken: list[str] = []
-        self.rounds = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for i, s in enumerate(self.socks):
-                if s.fileno() < 0:
-                    continue
-                msg = f"{i}:{self.rounds}\n".encode()
-                try:
-                    s.sendall(msg)
-                    got = b""
-                    while len(got) < len(msg):
-                        chunk = s.recv(len(msg) - len(got))
-                        if not chunk:
-                            raise OSError("closed")
-                        got += chunk
-                    if got != msg:
-                        raise OSError("corrupted")
-                except OSError as exc:
-                    self.broken.append(f"{i}: {exc}")
-                    s.close()
-            self.rounds += 1
-            time.sleep(0.05)
-
-    def __enter__(self) -> EchoClients:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for s in self.socks:
-            s.close()
-
-
 def test_reloading_the_program_under_traffic_breaks_nothing(lab: L4MiniLab) -> None:
     lab.lb.apply(lab.config())
     client = lab.hosts["client"]
-    with EchoClients(client.ns, 30) as echo:
+    with EchoSessions(client.ns, VIP4, 30, interval=0.05) as echo:
         time.sleep(0.3)
         for _ in range(3):
             # What an agent restart or an upgrade does: load again on the pinned maps, attach.
@@ -147,5 +101,5 @@ def test_reloading_the_program_under_traffic_breaks_nothing(lab: L4MiniLab) -> N
             assert result.failed == 0, result.errors
         time.sleep(0.3)
         rounds = echo.rounds
-    assert echo.broken == []
+    assert echo.broken == {}
     assert rounds >= 10

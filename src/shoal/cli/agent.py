@@ -17,6 +17,11 @@ from shoal.cli.common import fail, handle_errors, require_root
 app = typer.Typer(help="Node agents.", no_args_is_help=True)
 
 
+@app.callback()
+def agents() -> None:
+    """Node agents (a group, so that `shoal agent l4` keeps its name as more roles come)."""
+
+
 def _enter_netns(name: str) -> None:
     """The whole process joins the node's network namespace before it starts any thread, so
     every thread (health checks, API calls, BIRD control) runs there. The mount namespace stays

@@ -21,7 +21,7 @@ from shoal.controller.api.deps import AppState
 from shoal.controller.auth import Authenticator, TokenAuthenticator, secret_hash
 from shoal.controller.db.engine import Database
 from shoal.controller.db.migrate import upgrade
-from shoal.controller.db.models import Token
+from shoal.controller.db.models import Token, utcnow
 from shoal.controller.errors import install_handlers
 from shoal.controller.services import status
 from shoal.controller.services.notify import ChangeNotifier
@@ -79,6 +79,7 @@ def create_app(
         )
     if migrate:
         upgrade(settings.database_url)
+    status.STARTED_AT = utcnow()  # nodes get node_dead_after to reach this controller
     db = Database(settings.database_url)
     if settings.bootstrap_token:
         bootstrap_admin(db, settings.bootstrap_token)

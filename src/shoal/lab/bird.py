@@ -52,6 +52,8 @@ template bgp l4_nodes {{
   hold time 3;
   keepalive time 1;
   error wait time 1, 2;    # re-peer within seconds, not the default minute
+  connect delay time 1;
+  connect retry time 2;
   ipv4 {{ import all; export none; }};
 }}
 {sessions}
@@ -86,6 +88,8 @@ protocol bgp uplink {{
   hold time 3;
   keepalive time 1;
   error wait time 1, 2;
+  connect delay time 1;
+  connect retry time 2;
   ipv4 {{
     import none;
     # ORIGIN IGP on every node, so the router's paths tie and merge into one ECMP route.

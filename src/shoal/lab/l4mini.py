@@ -120,7 +120,16 @@ class L4MiniLab:
                 "--port",
                 "80",
             )
-            t.python(ns, f"echo-{host.name}", "shoal.lab.servers", "echo", "--port", "7")
+            t.python(
+                ns,
+                f"echo-{host.name}",
+                "shoal.lab.servers",
+                "echo",
+                "--name",
+                host.name,
+                "--port",
+                "7",
+            )
         for host in self.backend_hosts:
             t.wait_tcp(host.ns, VIP4, 80)
             t.wait_tcp(host.ns, VIP4, 7)

@@ -297,7 +297,11 @@ class Lab:
                 [py, "-m", "shoal.lab.servers", "http", "--name", name, "--port", "80"],
                 ns,
             )
-            self.spawn(f"echo-{name}", [py, "-m", "shoal.lab.servers", "echo", "--port", "7"], ns)
+            self.spawn(
+                f"echo-{name}",
+                [py, "-m", "shoal.lab.servers", "echo", "--name", name, "--port", "7"],
+                ns,
+            )
 
         self.progress("controller")
         self._start_controller()
@@ -321,6 +325,7 @@ class Lab:
             for port in (80, 7):
                 self.wait_tcp(f"{p}-{name}", self.state.hosts[name]["ip"], port)
         self.wait_nodes(len(nodes))
+        self.wait_bgp(nodes)
         self.save()
 
     def node_dir(self, name: str) -> Path:
@@ -481,6 +486,27 @@ class Lab:
                     f"{self.dir}/logs/agent-*.log)"
                 )
             time.sleep(0.2)
+
+    def bgp_sessions(self) -> dict[str, str]:
+        """The router's BGP sessions: node name -> state (Established when up)."""
+        out = netns.run(["birdc", "-s", str(self.dir / "bird" / "router.ctl"), "show",
+                         "protocols"], f"{self.spec.prefix}-rtr", check=False).stdout
+        states = {}
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) >= 6 and parts[1] == "BGP":
+                states[parts[0]] = parts[-1]
+        return states
+
+    def wait_bgp(self, nodes: list[str], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.bgp_sessions()
+            if all(states.get(n) == "Established" for n in nodes):
+                return
+            if time.monotonic() > deadline:
+                raise ShoalError(f"BGP sessions not established: {states}")
+            time.sleep(0.1)
 
     def wait_tcp(self, ns: str, host: str, port: int, timeout: float = 15) -> None:
         deadline = time.monotonic() + timeout

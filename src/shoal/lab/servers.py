@@ -34,11 +34,18 @@ def http_handler(name: str) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class EchoHandler(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        sock: socket.socket = self.request
-        while data := sock.recv(65536):
-            sock.sendall(data)
+def echo_handler(name: str) -> type[socketserver.BaseRequestHandler]:
+    class EchoHandler(socketserver.BaseRequestHandler):
+        """Greets with the backend's name (so a client knows where its connection landed),
+        then echoes."""
+
+        def handle(self) -> None:
+            sock: socket.socket = self.request
+            sock.sendall(f"shoal-echo {name}\n".encode())
+            while data := sock.recv(65536):
+                sock.sendall(data)
+
+    return EchoHandler
 
 
 class DualStackServer(ThreadingHTTPServer):
@@ -70,7 +77,7 @@ def main() -> None:
     if args.kind == "http":
         server = DualStackServer(("::", args.port), http_handler(args.name))
     else:
-        server = EchoServer(("::", args.port), EchoHandler)
+        server = EchoServer(("::", args.port), echo_handler(args.name))
     server.serve_forever()
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["HttpResult", "http_requests"]
+__all__ = ["EchoSessions", "HttpResult", "http_requests"]
 
 
 @dataclass
@@ -63,3 +65,80 @@ def http_requests(
             progress(i + 1)
     result.seconds = time.monotonic() - start
     return result
+
+
+class EchoSessions:
+    """Long-lived TCP connections through a VIP to the lab's echo service, each exchanging a
+    line every `interval` seconds from one thread. A connection that is reset, closed or gets
+    wrong bytes is broken; a slow answer is only a stall (TCP may retransmit through a
+    failover), recorded as the longest wait."""
+
+    def __init__(
+        self,
+        netns_name: str,
+        host: str,
+        count: int,
+        port: int = 7,
+        interval: float = 0.1,
+        timeout: float = 10.0,
+    ) -> None:
+        from shoal import netns
+
+        self.interval = interval
+        self.backend_of: list[str] = []
+        self.socks: list[socket.socket] = []
+        with netns.entered(netns_name):
+            for _ in range(count):
+                s = socket.create_connection((host, port), timeout=timeout)
+                greeting = s.makefile("rb").readline().decode().split()
+                self.backend_of.append(greeting[-1] if greeting else "?")
+                self.socks.append(s)
+        self.broken: dict[int, str] = {}
+        self.rounds = 0
+        self.max_stall = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="echo-sessions", daemon=True)
+
+    def _exchange(self, i: int, s: socket.socket) -> None:
+        msg = f"{i}:{self.rounds}\n".encode()
+        started = time.monotonic()
+        s.sendall(msg)
+        got = b""
+        while len(got) < len(msg):
+            chunk = s.recv(len(msg) - len(got))
+            if not chunk:
+                raise OSError("closed by peer")
+            got += chunk
+        if got != msg:
+            raise OSError(f"corrupted: {got!r}")
+        self.max_stall = max(self.max_stall, time.monotonic() - started)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            for i, s in enumerate(self.socks):
+                if i in self.broken:
+                    continue
+                try:
+                    self._exchange(i, s)
+                except OSError as exc:
+                    self.broken[i] = f"{exc.__class__.__name__}: {exc}"
+            self.rounds += 1
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    @property
+    def alive(self) -> int:
+        return len(self.socks) - len(self.broken)
+
+    def on(self, backend: str) -> list[int]:
+        return [i for i, b in enumerate(self.backend_of) if b == backend]
+
+    def __enter__(self) -> EchoSessions:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(15)
+        for s in self.socks:
+            s.close()

@@ -294,17 +294,17 @@ class L4Agent:
                     "%s; forwarding on the last good state, retrying in %.1f s", exc, backoff
                 )
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, 5.0)
             except ControllerRefusedError as exc:
                 if exc.status == 404:  # the node was deleted: register again
                     self.node_id, self.seq = None, -1
                 log.error("%s", exc)
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, 5.0)
             except ShoalError as exc:
                 log.error("cannot apply seq: %s", exc)
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, 5.0)
         side.join(2)
 
     def stop(self, withdraw: bool = True) -> None:

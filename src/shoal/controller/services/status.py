@@ -27,11 +27,23 @@ __all__ = [
 PENDING = ("PENDING_CREATE", "PENDING_UPDATE", "PENDING_DELETE")
 
 
+# When this controller process started: right after a (re)start no node has had the chance
+# to reach it yet, so silence only counts as death once node_dead_after has passed since.
+STARTED_AT = utcnow()
+
+
+def liveness_cutoff(settings: ControllerSettings, now: dt.datetime) -> dt.datetime:
+    """Nodes last seen at or after this are alive."""
+    grace = dt.timedelta(seconds=settings.node_dead_after)
+    if now - STARTED_AT < grace:
+        return dt.datetime.min
+    return now - grace
+
+
 def alive_nodes(
     session: Session, settings: ControllerSettings, now: dt.datetime, role: str | None = None
 ) -> list[Node]:
-    cutoff = now - dt.timedelta(seconds=settings.node_dead_after)
-    query = select(Node).where(Node.last_seen >= cutoff)
+    query = select(Node).where(Node.last_seen >= liveness_cutoff(settings, now))
     if role:
         query = query.where(Node.role == role)
     return list(session.scalars(query))

@@ -86,7 +86,7 @@ class EventsBody(OctaviaModel):
 
 def node_view(node: Node, settings: Any, now: dt.datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
-    alive = (now - node.last_seen).total_seconds() <= settings.node_dead_after
+    alive = node.last_seen >= status.liveness_cutoff(settings, now)
     return {
         "id": node.id,
         "name": node.name,

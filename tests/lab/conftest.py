@@ -1,0 +1,45 @@
+"""The whole system in namespaces: router, two L4 nodes, three backends, client, controller.
+Built once for this package; every figure the tests measure is printed at the end."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from shoal.lab.lab import Lab, LabSpec
+
+pytestmark = pytest.mark.netns
+FIGURES: dict[str, Any] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("lab figures")
+        for key, value in FIGURES.items():
+            terminalreporter.write_line(f"{key}: {value}")
+
+
+@pytest.fixture(scope="package")
+def lab() -> Iterator[Lab]:
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    lab = Lab(LabSpec(prefix=f"sl{os.getpid() % 100000}"))
+    lab.up()
+    try:
+        yield lab
+    finally:
+        lab.down(quiet=True)
+
+
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> float:
+    """Seconds until predicate() held; fails the test after timeout."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(interval)
+    return time.monotonic() - start
