@@ -1,4 +1,5 @@
-"""The demo behind `make demo`: a one-node L4 lab with real traffic through a VIP."""
+"""The demo behind `make demo`: the whole system in namespaces, a load balancer created through
+the API, real traffic, and where it went."""
 
 from __future__ import annotations
 
@@ -8,95 +9,170 @@ import sys
 import time
 from collections import Counter
 from types import FrameType
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from shoal import netns
-from shoal.lab.l4mini import CLIENT4, VIP4, L4MiniLab
+from shoal.dataplane.balancer import Balancer
+from shoal.lab.lab import Lab, LabSpec
 from shoal.lab.traffic import http_requests
 
 __all__ = ["run_demo"]
-
-
-def _distribution(console: Console, title: str, counts: Counter[str], lab: L4MiniLab) -> None:
-    table = Table(title=title, title_justify="left")
-    for col in ("backend", "address", "requests", "share"):
-        table.add_column(col, justify="right" if col in ("requests", "share") else "left")
-    total = sum(counts.values()) or 1
-    for host in lab.backend_hosts:
-        n = counts.get(host.name, 0)
-        table.add_row(host.name, host.ip4, str(n), f"{100 * n / total:.1f}%")
-    console.print(table)
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def run_demo(requests: int = 300, wait: bool | None = None) -> None:
+def _wait_active(lab: Lab, lb_id: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = lab.api("GET", f"/v2/lbaas/loadbalancers/{lb_id}")["loadbalancer"][
+            "provisioning_status"
+        ]
+        if status in ("ACTIVE", "ERROR") or time.monotonic() > deadline:
+            return str(status)
+        time.sleep(0.05)
+
+
+def _create_lb(lab: Lab, console: Console) -> dict[str, Any]:
+    backends = [h for h in lab.state.hosts if lab.state.hosts[h].get("role") == "backend"]
+    started = time.monotonic()
+    lb = lab.api(
+        "POST", "/v2/lbaas/loadbalancers", {"loadbalancer": {"name": "demo-web", "flavor_id": "l4"}}
+    )["loadbalancer"]
+    _wait_active(lab, lb["id"])
+    li = lab.api(
+        "POST",
+        "/v2/lbaas/listeners",
+        {"listener": {"loadbalancer_id": lb["id"], "protocol": "TCP", "protocol_port": 80}},
+    )["listener"]
+    _wait_active(lab, lb["id"])
+    pool = lab.api(
+        "POST",
+        "/v2/lbaas/pools",
+        {"pool": {"listener_id": li["id"], "protocol": "TCP", "lb_algorithm": "SOURCE_IP_PORT"}},
+    )["pool"]
+    _wait_active(lab, lb["id"])
+    lab.api(
+        "POST",
+        "/v2/lbaas/healthmonitors",
+        {
+            "healthmonitor": {
+                "pool_id": pool["id"],
+                "type": "HTTP",
+                "delay": 2,
+                "timeout": 1,
+                "max_retries": 2,
+            }
+        },
+    )
+    _wait_active(lab, lb["id"])
+    lab.api(
+        "PUT",
+        f"/v2/lbaas/pools/{pool['id']}/members",
+        {
+            "members": [
+                {"address": lab.state.hosts[b]["ip"], "protocol_port": 80, "name": b}
+                for b in backends
+            ]
+        },
+    )
+    status = _wait_active(lab, lb["id"])
+    console.print(
+        f"load balancer [bold]{lb['name']}[/bold]: VIP {lb['vip_address']}:80, "
+        f"{len(backends)} members, {status} "
+        f"({(time.monotonic() - started) * 1000:.0f} ms for 6 API calls)"
+    )
+    return {"id": lb["id"], "vip": lb["vip_address"], "backends": backends}
+
+
+def _tables(
+    console: Console, lab: Lab, counts: Counter[str], backends: list[str], packets: dict[str, int]
+) -> None:
+    total = sum(counts.values()) or 1
+    by_backend = Table(title="Requests per backend (Maglev)", title_justify="left")
+    for col in ("backend", "address", "requests", "share"):
+        by_backend.add_column(col, justify="right" if col in ("requests", "share") else "left")
+    for b in backends:
+        by_backend.add_row(
+            b,
+            lab.state.hosts[b]["ip"],
+            str(counts.get(b, 0)),
+            f"{100 * counts.get(b, 0) / total:.1f}%",
+        )
+    console.print(by_backend)
+    all_packets = sum(packets.values()) or 1
+    by_node = Table(title="Client packets per L4 node (router ECMP)", title_justify="left")
+    for col in ("L4 node", "address", "packets", "share"):
+        by_node.add_column(col, justify="right" if col in ("packets", "share") else "left")
+    for node, n in packets.items():
+        by_node.add_row(node, lab.state.hosts[node]["ip"], str(n), f"{100 * n / all_packets:.1f}%")
+    console.print(by_node)
+
+
+def _node_packets(lab: Lab) -> dict[str, int]:
+    out = {}
+    for name, host in lab.state.hosts.items():
+        if host.get("role") == "l4":
+            with Balancer.open(host["instance"]) as dp:
+                out[name] = sum(dp.vip_traffic(st.vip_id)[0] for st in dp.vips().values())
+    return out
+
+
+def run_demo(requests: int = 300, wait: bool | None = None, l4_nodes: int = 2) -> None:
     console = Console()
     signal.signal(signal.SIGTERM, _sigterm)
     wait = sys.stdin.isatty() if wait is None else wait
-    lab = L4MiniLab(prefix=f"shoal-demo{os.getpid() % 10000}")
+    lab = Lab(
+        LabSpec(prefix=f"demo{os.getpid() % 10000}", l4_nodes=l4_nodes),
+        progress=lambda msg: console.print(f"[dim]…[/dim] {msg}"),
+    )
     try:
-        with console.status("building the lab: client, L4 node (XDP), 3 backends (tc decap)"):
-            lab.up()
-        console.print(f"[green]lab up[/green]: namespaces {', '.join(lab.topo.namespaces)}")
-        assert lab.lb is not None
-        lab.lb.apply(lab.config())
+        state = lab.up()
         console.print(
-            f"VIP {VIP4}:80 (HTTP) and :7 (echo) -> " + ", ".join(h.ip4 for h in lab.backend_hosts)
+            f"[green]lab up[/green]: router (BIRD, ECMP), {l4_nodes} L4 nodes "
+            "(XDP + BIRD + agent), 3 backends, client, controller"
         )
-
-        client = lab.hosts["client"]
+        lb = _create_lb(lab, console)
+        deadline = time.monotonic() + 10
+        while len(lab.ecmp_nexthops(lb["vip"])) < l4_nodes and time.monotonic() < deadline:
+            time.sleep(0.05)
+        console.print(f"router: {lb['vip']}/32 via {', '.join(lab.ecmp_nexthops(lb['vip']))}")
         with (
             console.status(f"{requests} HTTP requests from the client, one connection each"),
-            netns.entered(client.ns),
+            netns.entered(state.hosts["client"]["ns"]),
         ):
-            result = http_requests(VIP4, requests, deadline=120)
+            result = http_requests(lb["vip"], requests, deadline=120)
         console.print(f"{result.ok} ok, {result.failed} failed in {result.seconds:.1f} s")
-        _distribution(console, "Requests per backend (Maglev)", result.by_backend, lab)
-
-        flow = lab.lb.trace(CLIENT4, 45678, VIP4, 80, "tcp")
+        _tables(console, lab, result.by_backend, lb["backends"], _node_packets(lab))
+        trace = lab.api(
+            "POST",
+            f"/v2/shoal/loadbalancers/{lb['id']}/flow-trace",
+            {"source_ip": state.hosts["client"]["ip"], "source_port": 40000, "protocol_port": 80},
+        )["flow_trace"]
         console.print(
-            f"trace of tcp {CLIENT4}:45678 -> {VIP4}:80: {flow.via} -> {flow.backend}"
-            + (f" (slot {flow.slot} of {flow.table_size})" if flow.slot is not None else "")
+            f"flow trace {state.hosts['client']['ip']}:40000 -> {lb['vip']}:80: "
+            f"{trace.get('address')} (Maglev slot {trace['slot']} of "
+            f"{trace['table_size']}; every L4 node computes the same)"
         )
-
-        drained = lab.backend_hosts[0]
-        backends: list[dict[str, object]] = [
-            {"address": h.ip4, "weight": 0 if h is drained else 1} for h in lab.backend_hosts
-        ]
-        lab.lb.apply(lab.config(backends))
-        with (
-            console.status(f"draining {drained.name}: {requests // 2} more requests"),
-            netns.entered(client.ns),
-        ):
-            after = http_requests(VIP4, requests // 2, deadline=120)
-        _distribution(console, f"After draining {drained.name} (weight 0)", after.by_backend, lab)
-
-        counters = {k: v for k, v in lab.lb.counters().items() if v}
-        table = Table(title="XDP counters", title_justify="left")
-        table.add_column("counter")
-        table.add_column("value", justify="right")
-        for k, v in counters.items():
-            table.add_row(k, str(v))
-        console.print(table)
         console.print(
-            "replies went from the backends straight to the client (DSR); "
-            "the L4 node only saw client -> VIP packets"
+            "replies went from the backends to the router and the client: they never "
+            "crossed an L4 node (DSR)"
+        )
+        console.print(
+            f"API: ip netns exec {state.ctl_ns} env SHOAL_URL={state.controller_url} "
+            f"SHOAL_TOKEN={state.admin_token} shoal status {lb['id']}"
         )
         if wait:
-            console.print(
-                "[bold]lab is up; press Ctrl-C to tear it down[/bold] "
-                f"(try: ip netns exec {client.ns} curl http://{VIP4}/)"
-            )
+            console.print("[bold]the lab is up; press Ctrl-C to tear it down[/bold]")
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
         console.print("interrupted")
     finally:
         with console.status("tearing down"):
-            lab.close()
+            lab.down(quiet=True)
         console.print("lab removed")

@@ -489,8 +489,11 @@ class Lab:
 
     def bgp_sessions(self) -> dict[str, str]:
         """The router's BGP sessions: node name -> state (Established when up)."""
-        out = netns.run(["birdc", "-s", str(self.dir / "bird" / "router.ctl"), "show",
-                         "protocols"], f"{self.spec.prefix}-rtr", check=False).stdout
+        out = netns.run(
+            ["birdc", "-s", str(self.dir / "bird" / "router.ctl"), "show", "protocols"],
+            f"{self.spec.prefix}-rtr",
+            check=False,
+        ).stdout
         states = {}
         for line in out.splitlines():
             parts = line.split()
