@@ -256,11 +256,19 @@ def test_controller_down_for_30_seconds(lab: Lab) -> None:
         back = time.monotonic()
         # A change made after it returns is applied by both nodes.
         for port, pool in LB["pools"].items():
-            lab.api("PUT", f"/v2/lbaas/pools/{pool}/members", {"members": [
-                member_body(lab, b, port, w) for b, w in {"b1": 1, "b2": 2, "b3": 1}.items()]})
+            lab.api(
+                "PUT",
+                f"/v2/lbaas/pools/{pool}/members",
+                {
+                    "members": [
+                        member_body(lab, b, port, w) for b, w in {"b1": 1, "b2": 2, "b3": 1}.items()
+                    ]
+                },
+            )
             wait_active(lab, timeout=30)
         FIGURES["controller back -> a change made then is applied on every node"] = (
-            f"{time.monotonic() - back:.1f} s")
+            f"{time.monotonic() - back:.1f} s"
+        )
     assert echo.broken == {} and failures == 0
     nodes = lab.api("GET", "/v2/shoal/nodes")["nodes"]
     assert all(n["operating_status"] == "ONLINE" for n in nodes)
