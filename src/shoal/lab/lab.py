@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -150,8 +151,10 @@ class Lab:
             netns.delete(ns)
         for i in range(self.spec.l4_nodes + 4):
             Balancer.purge(f"{self.spec.prefix}-l4{chr(ord('a') + i)}")
-        with contextlib.suppress(FileNotFoundError):
-            self.state_file.unlink()
+        # Configuration, logs and the controller's database go with the lab.
+        shutil.rmtree(self.dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.spec.root.rmdir()
         if not quiet:
             self.progress("lab removed")
 
