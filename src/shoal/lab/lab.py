@@ -130,11 +130,11 @@ class Lab:
         try:
             self._build()
         except BaseException:
-            self.down(quiet=True)
+            self.down(quiet=True, keep_logs=True)  # the error message points at the logs
             raise
         return self.state
 
-    def down(self, quiet: bool = False) -> None:
+    def down(self, quiet: bool = False, keep_logs: bool = False) -> None:
         state = self.load() or self.state
         for proc in reversed(list(state.processes.values())):
             if _alive(proc["pid"], proc["cmd"]):
@@ -152,9 +152,16 @@ class Lab:
         for i in range(self.spec.l4_nodes + 4):
             Balancer.purge(f"{self.spec.prefix}-l4{chr(ord('a') + i)}")
         # Configuration, logs and the controller's database go with the lab.
-        shutil.rmtree(self.dir, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            self.spec.root.rmdir()
+        if keep_logs:
+            for item in self.dir.glob("*"):
+                if item.is_dir() and item.name != "logs":
+                    shutil.rmtree(item, ignore_errors=True)
+                elif item.is_file():
+                    item.unlink()
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                self.spec.root.rmdir()
         if not quiet:
             self.progress("lab removed")
 
