@@ -245,3 +245,20 @@ def test_desired_state_is_valid_json_for_many_lbs(alice: Api, agent: Api) -> Non
 def test_only_agents_use_the_agent_api(admin: Api, role: str) -> None:
     user = admin.with_token(admin.token("u", "alpha", role))
     assert user.request("POST", "/v2/shoal/nodes", {"name": "n", "role": "l4"}).status_code == 403
+
+
+def test_table_digests_show_whether_nodes_agree(alice: Api, agent: Api) -> None:
+    lb = alice.l4_stack(members=2)["lb"]
+    a, b = register(agent, "l4-a"), register(agent, "l4-b")
+    seq = state(agent, a["id"])["seq"]
+    same = {lb["id"]: {"tcp://10.200.0.1:80": "d1"}}
+    for node in (a, b):
+        agent.ok("POST", f"/v2/shoal/nodes/{node['id']}/report", {"seq": seq, "digests": same})
+    view = alice.ok("GET", f"/v2/shoal/loadbalancers/{lb['id']}/nodes")
+    assert view["tables_agree"] is True and all(n["applied"] for n in view["nodes"])
+    agent.ok(
+        "POST",
+        f"/v2/shoal/nodes/{b['id']}/report",
+        {"seq": seq, "digests": {lb["id"]: {"tcp://10.200.0.1:80": "other"}}},
+    )
+    assert alice.ok("GET", f"/v2/shoal/loadbalancers/{lb['id']}/nodes")["tables_agree"] is False

@@ -113,6 +113,26 @@ def test_api_call_to_first_request(lab: Lab) -> None:
             per_node[name] = sum(dp.vip_traffic(st.vip_id)[0] for st in dp.vips().values())
     assert all(per_node.values()), f"ECMP should use both nodes: {per_node}"
     FIGURES["packets per L4 node for 100 requests"] = per_node
+    where = lab.api("GET", f"/v2/shoal/loadbalancers/{LB['id']}/nodes")
+    assert len(where["nodes"]) == 2 and all(n["applied"] for n in where["nodes"])
+    assert all(n["table_digests"] for n in where["nodes"]) and where["tables_agree"]
+
+
+def test_node_drain_withdraws_its_vips(lab: Lab) -> None:
+    node = next(n for n in lab.api("GET", "/v2/shoal/nodes")["nodes"] if n["name"] == "l4a")
+    with EchoSessions(client_ns(lab), LB["vip"], 30, interval=0.1) as echo:
+        lab.api("PUT", f"/v2/shoal/nodes/{node['id']}", {"admin_state": "DRAINING"})
+        left = wait_for(
+            lambda: lab.ecmp_nexthops(LB["vip"]) == [lab.state.hosts["l4b"]["ip"]],
+            10,
+            "the drained node withdrawing its VIPs",
+        )
+        FIGURES["node drain -> withdrawn from the router"] = f"{left * 1000:.0f} ms"
+        assert http(lab, 30).failed == 0
+        lab.api("PUT", f"/v2/shoal/nodes/{node['id']}", {"admin_state": "ACTIVE"})
+        wait_for(lambda: len(lab.ecmp_nexthops(LB["vip"])) == 2, 10, "undrained node back")
+        time.sleep(0.5)
+    assert echo.broken == {}
 
 
 def test_l4_node_failure_breaks_no_connection(lab: Lab) -> None:

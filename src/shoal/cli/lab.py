@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -44,9 +45,11 @@ def up(
         f"[green]lab {prefix} is up[/green]: {len(state.namespaces)} namespaces, "
         f"{len(state.processes)} processes"
     )
+    shoal = Path(sys.executable).parent / "shoal"
     console.print(
         f"API: ip netns exec {state.ctl_ns} env SHOAL_URL={state.controller_url} "
-        f"SHOAL_TOKEN={state.admin_token} shoal lb list"
+        f"SHOAL_TOKEN={state.admin_token} {shoal} lb list",
+        soft_wrap=True,
     )
 
 

@@ -207,6 +207,12 @@ class Lab:
         self.state.hosts[name] = info
 
     def _build(self) -> None:
+        missing = [b for b in ("bird", "birdc", "ethtool", "ip") if shutil.which(b) is None]
+        if missing:
+            raise ShoalError(
+                f"the lab needs {', '.join(missing)} (Debian packages bird2, "
+                "ethtool, iproute2): run `make deps`"
+            )
         t, p = self.topo, self.spec.prefix
         self.dir.mkdir(parents=True, exist_ok=True)
         self.progress("namespaces and links")

@@ -316,3 +316,43 @@ def post_events(
                 )
             )
     return Response(status_code=204)
+
+
+@router.get("/loadbalancers/{lb_id}/nodes")
+def lb_nodes(lb_id: str, state: State, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Where a load balancer runs: per serving node, whether it applied the latest revision,
+    its error if any, and the digests of the Maglev tables it built. `tables_agree` says
+    whether every node built the same tables (they must: the same seed, the same inputs)."""
+    with state.db.read() as session:
+        lb = session.get(LoadBalancer, lb_id)
+        if lb is None or not principal.can_read(lb.project_id):
+            raise NotFound.of("Load Balancer", lb_id)
+        now = utcnow()
+        errors = {
+            e.node_id: e
+            for e in session.scalars(
+                select(NodeLbError).where(NodeLbError.load_balancer_id == lb_id)
+            )
+        }
+        out, seen = [], []
+        for node in status.serving_nodes(session, lb, state.settings, now):
+            digests = (node.digests or {}).get(lb_id, {})
+            err = errors.get(node.id)
+            out.append(
+                {
+                    "node_id": node.id,
+                    "name": node.name,
+                    "applied": node.applied_seq >= lb.revision_seq and err is None,
+                    "error": err.reason if err is not None else None,
+                    "table_digests": digests,
+                }
+            )
+            if digests:
+                seen.append(digests)
+        agree = all(d == seen[0] for d in seen)
+        return {
+            "load_balancer_id": lb_id,
+            "revision": lb.revision,
+            "nodes": out,
+            "tables_agree": agree,
+        }
