@@ -214,7 +214,8 @@ def _check_listener(lb: LoadBalancer, li: Listener, pools: dict[str, Pool]) -> N
             for m in pool.members:
                 if m.protocol_port != li.protocol_port:
                     raise BadRequest(
-                        f"member {m.id}: on an L4 load balancer a member's protocol_port "
+                        f"member {m.address}:{m.protocol_port}: on an L4 load balancer a member's "
+                        "protocol_port "
                         f"must equal the listener's ({li.protocol_port}): packets reach "
                         "members unchanged (direct server return)"
                     )
@@ -268,7 +269,9 @@ def _check_pool(lb: LoadBalancer, pool: Pool) -> None:
         vip_v6 = ":" in lb.vip_address
         for m in pool.members:
             if vip_v6 and ":" not in m.address:
-                raise BadRequest(f"member {m.id}: an IPv6 VIP cannot reach IPv4 member {m.address}")
+                raise BadRequest(
+                    f"member {m.address}:{m.protocol_port}: an IPv6 VIP cannot reach IPv4 members"
+                )
     elif pool.protocol in ("UDP", "SCTP"):
         raise BadRequest(f"pool {pool.id}: {pool.protocol} pools need an L4 load balancer")
     hm = pool.healthmonitor

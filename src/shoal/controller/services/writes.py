@@ -12,6 +12,7 @@ Any exception rolls all of it back: no half-applied config, nothing lost."""
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,7 @@ from shoal.controller.db.models import (
     utcnow,
 )
 from shoal.controller.errors import Conflict, NotFound
-from shoal.controller.services import quotas, status, tree, vips
+from shoal.controller.services import diff, quotas, status, tree, vips
 from shoal.controller.settings import ControllerSettings
 
 __all__ = ["WriteContext", "Writer", "load_tree"]
@@ -166,7 +167,7 @@ class Writer:
                 number=number,
                 parent=lb.revision or None,
                 author=ctx.principal.name,
-                message=ctx.message or f"{ctx.action} {rtype} {rid}",
+                message=ctx.message or _summary(lb.current_config, config, f"{ctx.action} {rtype}"),
                 config=config,
                 digest=tree.digest(config),
             )
@@ -196,6 +197,17 @@ class Writer:
         )
         status.refresh(session, lb, self.settings)
         return change.id
+
+
+def _summary(before: str, after: str, fallback: str) -> str:
+    """A revision's default message: what changed, as the readable diff says it."""
+    old = json.loads(before) if before not in ("", "{}") else None
+    changes = diff.diff_configs(old, json.loads(after)) if after != "null" else []
+    if not changes:
+        return fallback
+    lines = diff.render_text(changes).splitlines()
+    more = f" (+{len(lines) - 3} more)" if len(lines) > 3 else ""
+    return "; ".join(lines[:3]) + more
 
 
 def current_seq(session: Session) -> int:

@@ -127,7 +127,7 @@ def delete_loadbalancer(
         if (ctx.lb.listeners or ctx.lb.pools) and not cascade:
             raise BadRequest(
                 f"Cannot delete Load Balancer {lb_id} - it has children "
-                "(listeners or pools); delete them first or use cascade=true"
+                "(listeners or pools); delete them first, or delete with cascade"
             )
         ctx.resource = ("loadbalancer", lb_id)
     return Response(status_code=204)
