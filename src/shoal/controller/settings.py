@@ -59,6 +59,10 @@ class ControllerSettings(BaseModel):
     long_poll_max: Annotated[float, Field(gt=0, le=300)] = 55.0
     cluster_seed: Annotated[str, Field(min_length=1, max_length=64)] = "shoal"
     bootstrap_token: str | None = None  # creates an admin token with this secret at start
+    # Encrypts TLS private keys at rest. Unset: a random key kept in <state_dir>/secret.key
+    # (fine for one controller; several controllers must share one value).
+    secret_key: str | None = None
+    l7_drain_seconds: Annotated[float, Field(ge=0)] = 60.0  # a moved L7 VIP's old node
 
     @model_validator(mode="after")
     def _defaults(self) -> ControllerSettings:
@@ -67,6 +71,22 @@ class ControllerSettings(BaseModel):
         if not self.vip_pools:
             raise ValueError("vip_pools must hold at least one pool")
         return self
+
+    def resolve_secret_key(self) -> str:
+        """The configured secret_key, or the one kept in the state directory (created once,
+        mode 0600)."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.state_dir / "secret.key"
+        if not path.exists():
+            import secrets
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+        self.secret_key = path.read_text().strip()
+        return self.secret_key
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -81,6 +101,7 @@ ENV = {
     "SHOAL_PUBLIC_URL": "public_url",
     "SHOAL_BOOTSTRAP_TOKEN": "bootstrap_token",
     "SHOAL_CLUSTER_SEED": "cluster_seed",
+    "SHOAL_SECRET_KEY": "secret_key",
 }
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 __all__ = [
     "AuditEntry",
     "Base",
+    "Certificate",
     "Change",
     "Event",
     "HealthMonitor",
@@ -35,9 +36,11 @@ __all__ = [
     "Member",
     "Node",
     "NodeLbError",
+    "Placement",
     "Pool",
     "Quota",
     "Revision",
+    "Secret",
     "Token",
     "new_id",
     "utcnow",
@@ -248,6 +251,55 @@ class Change(Base):
     kind: Mapped[str] = mapped_column(String(16))  # revision | health | node
 
 
+class Certificate(Base):
+    """A TLS certificate with its chain; the private key is encrypted at rest and never
+    leaves the controller except towards the L7 nodes that terminate TLS with it."""
+
+    __tablename__ = "certificates"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    certificate: Mapped[str] = mapped_column(Text)  # PEM, the leaf
+    chain: Mapped[str] = mapped_column(Text, default="")  # PEM, intermediates leaf-first
+    private_key: Mapped[str] = mapped_column(Text)  # Fernet token of the PEM key
+    common_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    dns_names: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    issuer: Mapped[str] = mapped_column(String(1024), default="")
+    not_before: Mapped[dt.datetime] = mapped_column(DateTime)
+    not_after: Mapped[dt.datetime] = mapped_column(DateTime)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of the leaf, hex
+    source: Mapped[str] = mapped_column(String(16), default="upload")  # upload|pkcs12|internal-ca
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Secret(Base):
+    """Controller-wide secrets, encrypted like keys (the internal CA)."""
+
+    __tablename__ = "secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Placement(Base):
+    """Where an L7 load balancer runs: one row per (load balancer, L7 node). ACTIVE rows take
+    new connections; DRAINING rows keep the ones they have until drain_until."""
+
+    __tablename__ = "placements"
+
+    load_balancer_id: Mapped[str] = mapped_column(
+        ForeignKey("load_balancers.id", ondelete="CASCADE"), primary_key=True
+    )
+    node_id: Mapped[str] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default="ACTIVE")  # ACTIVE | DRAINING
+    since: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    drain_until: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+
 class Node(Base):
     __tablename__ = "nodes"
 
@@ -264,6 +316,10 @@ class Node(Base):
     applied_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     counters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     digests: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # L7 nodes: reachability as the L4 nodes' checks see it (decided here, like members).
+    health: Mapped[str] = mapped_column(String(8), default="UNKNOWN")
+    health_streak: Mapped[int] = mapped_column(Integer, default=0)
+    data_address: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class NodeLbError(Base):

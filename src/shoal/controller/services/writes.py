@@ -24,6 +24,7 @@ from shoal.controller.auth import Principal
 from shoal.controller.db.engine import Database
 from shoal.controller.db.models import (
     AuditEntry,
+    Certificate,
     Change,
     Listener,
     LoadBalancer,
@@ -31,8 +32,8 @@ from shoal.controller.db.models import (
     Revision,
     utcnow,
 )
-from shoal.controller.errors import Conflict, NotFound
-from shoal.controller.services import diff, quotas, status, tree, vips
+from shoal.controller.errors import BadRequest, Conflict, NotFound
+from shoal.controller.services import certs, diff, quotas, status, tree, vips
 from shoal.controller.settings import ControllerSettings
 
 __all__ = ["WriteContext", "Writer", "load_tree"]
@@ -156,6 +157,7 @@ class Writer:
         deleting = ctx.action == "delete" and ctx.resource == ("loadbalancer", lb.id)
         if not deleting:
             tree.validate_tree(lb)
+            _check_certificates(session, lb)
         quotas.check(session, lb.project_id, ctx.touched, self.settings.quotas)
         config = "null" if deleting else tree.canonical(tree.config_of(lb))
         number = lb.revision + 1
@@ -197,6 +199,19 @@ class Writer:
         )
         status.refresh(session, lb, self.settings)
         return change.id
+
+
+def _check_certificates(session: Session, lb: LoadBalancer) -> None:
+    """Every certificate a listener names exists and belongs to the load balancer's project."""
+    for li in lb.listeners:
+        refs = [li.default_tls_container_ref, *(li.sni_container_refs or [])]
+        for ref in filter(None, refs):
+            cert = session.get(Certificate, certs.cert_id_of(ref))
+            if cert is None or cert.project_id != lb.project_id:
+                raise BadRequest(
+                    f"listener {li.protocol}:{li.protocol_port}: certificate "
+                    f"{ref} does not exist in project {lb.project_id}"
+                )
 
 
 def _summary(before: str, after: str, fallback: str) -> str:
