@@ -1,0 +1,261 @@
+"""A node's L7 desired state as plain dicts for the template: every value the config needs,
+already validated and escaped, and nothing else (the template holds no logic beyond loops)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Backend", "Frontend", "NodeConfig", "Server", "acl", "build", "quote"]
+
+ALGORITHMS = {
+    "ROUND_ROBIN": "roundrobin",
+    "LEAST_CONNECTIONS": "leastconn",
+    "SOURCE_IP": "source",
+    "SOURCE_IP_PORT": "source",
+}
+MATCH = {
+    "EQUAL_TO": "str",
+    "STARTS_WITH": "beg",
+    "ENDS_WITH": "end",
+    "CONTAINS": "sub",
+    "REGEX": "reg",
+}
+HTTP_MODES = {"HTTP", "TERMINATED_HTTPS"}
+
+
+def quote(value: str) -> str:
+    """A double-quoted HAProxy string: backslashes and quotes escaped, nothing expanded."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def acl(rule: dict[str, Any]) -> str:
+    """One L7 rule as an anonymous ACL, `{ fetch -m method "value" }`, negated on invert."""
+    kind, method = rule["type"], MATCH[rule["compare_type"]]
+    fetch = {
+        "HOST_NAME": "req.hdr(host),field(1,:) -i",  # without the port, case-insensitive
+        "PATH": "path",
+        "FILE_TYPE": "path,field(-1,/),field(-1,.) -i",  # the last segment's extension
+        "HEADER": f"req.hdr({rule.get('key')})",
+        "COOKIE": f"req.cook({rule.get('key')})",
+    }.get(kind)
+    if fetch is None:
+        # SSL_* rules test client certificates, which Shoal's listeners do not request:
+        # they never match.
+        expr = "{ always_false }"
+    else:
+        expr = f"{{ {fetch} -m {method} {quote(rule['value'])} }}"
+    return f"!{expr}" if rule["invert"] else expr
+
+
+@dataclass
+class Server:
+    name: str
+    address: str
+    port: int
+    weight: int
+    enabled: bool
+    backup: bool
+    check: bool
+    options: str  # send-proxy, ssl, cookie ...
+
+
+@dataclass
+class Backend:
+    name: str
+    mode: str
+    balance: str
+    lines: list[str] = field(default_factory=list)  # persistence, checks, timeouts
+    default_server: str = ""
+    servers: list[Server] = field(default_factory=list)
+
+
+@dataclass
+class Frontend:
+    name: str
+    address: str
+    port: int
+    mode: str
+    bind_options: str = ""
+    lines: list[str] = field(default_factory=list)
+    default_backend: str | None = None
+
+
+@dataclass
+class NodeConfig:
+    frontends: list[Frontend] = field(default_factory=list)
+    backends: list[Backend] = field(default_factory=list)
+    crt_lists: dict[str, list[str]] = field(default_factory=dict)  # listener -> cert names
+
+
+def codes_regex(expected: str | None) -> str:
+    """Octavia's expected_codes ("200", "200,202", "200-204") as a status regex."""
+    codes: list[str] = []
+    for part in (expected or "200").split(","):
+        if "-" in part:
+            low, high = part.split("-", 1)
+            codes += [str(c) for c in range(int(low), int(high) + 1)]
+        else:
+            codes.append(part.strip())
+    return "^(" + "|".join(codes) + ")$"
+
+
+def _ms(value: int) -> str:
+    return f"{value}ms"
+
+
+def _backend(pool: dict[str, Any], mode: str, listener: dict[str, Any] | None) -> Backend:
+    be = Backend(name=f"p_{pool['id']}", mode=mode, balance=ALGORITHMS[pool["lb_algorithm"]])
+    sp = pool.get("session_persistence") or {}
+    timeout = sp.get("persistence_timeout") or 1800
+    if sp.get("type") == "HTTP_COOKIE" and mode == "http":
+        be.lines.append("cookie SRV insert indirect nocache")
+    elif sp.get("type") == "APP_COOKIE" and mode == "http":
+        be.lines += [
+            f"stick-table type string len 64 size 100k expire {timeout}s",
+            f"stick store-response res.cook({sp['cookie_name']})",
+            f"stick match req.cook({sp['cookie_name']})",
+        ]
+    elif sp.get("type") == "SOURCE_IP":
+        be.lines += [f"stick-table type ipv6 size 100k expire {timeout}s", "stick on src"]
+    if listener is not None:
+        be.lines += [
+            f"timeout connect {_ms(listener['timeout_member_connect'])}",
+            f"timeout server {_ms(listener['timeout_member_data'])}",
+        ]
+    hm = pool.get("healthmonitor")
+    check = hm is not None and hm["admin_state_up"]
+    check_opts = ""
+    if check:
+        assert hm is not None
+        if hm["type"] in ("HTTP", "HTTPS") and mode == "http":
+            be.lines.append("option httpchk")
+            send = f"http-check send meth {hm['http_method'] or 'GET'} uri {hm['url_path'] or '/'}"
+            if hm.get("domain_name"):
+                send += f" ver HTTP/1.1 hdr Host {hm['domain_name']}"
+            be.lines.append(send)
+            be.lines.append(f"http-check expect rstatus {codes_regex(hm['expected_codes'])}")
+            if hm["type"] == "HTTPS":
+                check_opts = " check-ssl verify none"
+        elif hm["type"] == "TLS-HELLO":
+            be.lines.append("option ssl-hello-chk")
+        be.default_server = (
+            f"inter {hm['delay']}s fastinter {hm['delay']}s "
+            f"downinter {hm['delay']}s rise {hm['max_retries']} "
+            f"fall {hm['max_retries_down']}"
+        )
+    proxy = {"PROXY": " send-proxy", "PROXYV2": " send-proxy-v2"}.get(pool["protocol"], "")
+    tls = " ssl verify none" if pool["protocol"] == "HTTPS" and mode == "http" else ""
+    cookie = sp.get("type") == "HTTP_COOKIE" and mode == "http"
+    for m in sorted(pool["members"], key=lambda m: m["id"]):
+        options = proxy + tls + check_opts + (f" cookie {m['id']}" if cookie else "")
+        be.servers.append(
+            Server(
+                name=f"m_{m['id']}",
+                address=m["address"],
+                port=m["protocol_port"],
+                weight=m["weight"],
+                enabled=m["admin_state_up"] and pool["admin_state_up"],
+                backup=m["backup"],
+                check=check,
+                options=options,
+            )
+        )
+    return be
+
+
+def _policies(listener: dict[str, Any]) -> list[str]:
+    """First matching policy wins, whatever its action: each policy's match is computed into
+    a variable first, then actions run in position order, each guarded against earlier
+    matches (HAProxy would otherwise run every deny/redirect before any use_backend)."""
+    lines: list[str] = []
+    earlier: list[int] = []
+    policies = [p for p in listener["l7policies"] if p["admin_state_up"]]
+    for p in policies:
+        rules = [acl(r) for r in p["rules"] if r["admin_state_up"]]
+        if not rules:
+            continue  # a policy without rules never matches (Octavia's meaning)
+        lines.append(f"http-request set-var(txn.p_{p['position']}) bool(1) if {' '.join(rules)}")
+    for p in policies:
+        if not any(r["admin_state_up"] for r in p["rules"]):
+            continue
+        cond = f"{{ var(txn.p_{p['position']}) -m bool }}" + "".join(
+            f" !{{ var(txn.p_{e}) -m bool }}" for e in earlier
+        )
+        code = p.get("redirect_http_code") or 302
+        if p["action"] == "REJECT":
+            lines.append(f"http-request deny deny_status 403 if {cond}")
+        elif p["action"] == "REDIRECT_TO_URL":
+            lines.append(
+                f"http-request redirect location {quote(p['redirect_url'])} code {code} if {cond}"
+            )
+        elif p["action"] == "REDIRECT_PREFIX":
+            lines.append(
+                f"http-request redirect prefix {quote(p['redirect_prefix'])} code {code} if {cond}"
+            )
+        else:
+            lines.append(f"use_backend p_{p['redirect_pool_id']} if {cond}")
+        earlier.append(p["position"])
+    return lines
+
+
+def _frontend(lb: dict[str, Any], li: dict[str, Any], crt_list: str) -> Frontend:
+    http = li["protocol"] in HTTP_MODES
+    fe = Frontend(
+        name=f"l_{li['id']}",
+        address=lb["vip_address"],
+        port=li["protocol_port"],
+        mode="http" if http else "tcp",
+    )
+    if li["protocol"] == "TERMINATED_HTTPS":
+        fe.bind_options = f"ssl crt-list {crt_list} alpn h2,http/1.1"
+    if li["connection_limit"] and li["connection_limit"] > 0:
+        fe.lines.append(f"maxconn {li['connection_limit']}")
+    fe.lines.append(f"timeout client {_ms(li['timeout_client_data'])}")
+    if li["timeout_tcp_inspect"]:
+        fe.lines.append(f"tcp-request inspect-delay {_ms(li['timeout_tcp_inspect'])}")
+    if li.get("allowed_cidrs"):
+        cidrs = " ".join(li["allowed_cidrs"])
+        fe.lines.append(f"tcp-request connection reject if !{{ src {cidrs} }}")
+    if http:
+        headers = li.get("insert_headers") or {}
+        if str(headers.get("X-Forwarded-For", "true")).lower() == "true":
+            fe.lines.append("option forwardfor")
+        if str(headers.get("X-Forwarded-Port", "false")).lower() == "true":
+            fe.lines.append("http-request set-header X-Forwarded-Port %[dst_port]")
+        if str(headers.get("X-Forwarded-Proto", "false")).lower() == "true":
+            proto = "https" if li["protocol"] == "TERMINATED_HTTPS" else "http"
+            fe.lines.append(f"http-request set-header X-Forwarded-Proto {proto}")
+        fe.lines += _policies(li)
+    if li["default_pool_id"]:
+        fe.default_backend = f"p_{li['default_pool_id']}"
+    return fe
+
+
+def build(lbs: list[dict[str, Any]], crt_dir: str) -> NodeConfig:
+    """The frontends and backends of every listener and pool of these load balancers
+    (their revision configs, as the controller sends them). TLS listeners read their
+    certificates from <crt_dir>/<listener id>.crtlist."""
+    out = NodeConfig()
+    for lb in sorted(lbs, key=lambda x: x["id"]):
+        if not lb.get("admin_state_up", True):
+            continue
+        listeners = {li["id"]: li for li in lb["listeners"] if li["admin_state_up"]}
+        modes: dict[str, tuple[str, dict[str, Any] | None]] = {}
+        for li in listeners.values():
+            mode = "http" if li["protocol"] in HTTP_MODES else "tcp"
+            refs = [li["default_tls_container_ref"], *li.get("sni_container_refs", [])]
+            names = [r.rstrip("/").rsplit("/", 1)[-1] for r in refs if r]
+            out.crt_lists[li["id"]] = names
+            out.frontends.append(_frontend(lb, li, f"{crt_dir}/{li['id']}.crtlist"))
+            if li["default_pool_id"]:
+                modes[li["default_pool_id"]] = (mode, li)
+            for p in li["l7policies"]:
+                if p.get("redirect_pool_id"):
+                    modes.setdefault(p["redirect_pool_id"], (mode, li))
+        for pool in sorted(lb["pools"], key=lambda p: p["id"]):
+            mode, li = modes.get(
+                pool["id"], ("http" if pool["protocol"] in ("HTTP", "HTTPS") else "tcp", None)
+            )
+            out.backends.append(_backend(pool, mode, li))
+    return out

@@ -1,0 +1,64 @@
+"""Renders a node's HAProxy configuration and its certificate files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from shoal.agents.l7.model import NodeConfig, build
+
+__all__ = ["Rendered", "render"]
+
+TEMPLATES = Path(__file__).parent / "templates"
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    autoescape=False,
+    keep_trailing_newline=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+@dataclass
+class Rendered:
+    config: str
+    model: NodeConfig
+    files: dict[str, str]  # file name in crt_dir -> content (PEM bundles, crt-lists)
+
+
+def render(
+    node: str,
+    lbs: list[dict[str, Any]],
+    certificates: dict[str, str],
+    *,
+    run_dir: str,
+    crt_dir: str,
+    monitor_address: str,
+    monitor_port: int = 8404,
+    maxconn: int = 100000,
+    hard_stop_after: str = "60s",
+) -> Rendered:
+    """certificates: id -> PEM bundle (certificate, chain, key) as the controller sends it."""
+    model = build(lbs, crt_dir)
+    files: dict[str, str] = {}
+    for listener_id, names in model.crt_lists.items():
+        if not names:
+            continue
+        lines = []
+        for name in names:
+            if name in certificates:
+                files[f"{name}.pem"] = certificates[name]
+                lines.append(f"{crt_dir}/{name}.pem")
+        files[f"{listener_id}.crtlist"] = "\n".join(lines) + "\n"
+    config = _env.get_template("haproxy.cfg.j2").render(
+        node=node,
+        config=model,
+        run_dir=run_dir,
+        monitor_address=monitor_address,
+        monitor_port=monitor_port,
+        maxconn=maxconn,
+        hard_stop_after=hard_stop_after,
+    )
+    return Rendered(config, model, files)
