@@ -23,7 +23,10 @@ def test_version_document_and_healthcheck_need_no_token(client) -> None:
 
 def test_create_get_list_update_delete(alice: Api) -> None:
     lb = alice.lb(name="web", description="front", tags=["prod"])
-    assert lb["provisioning_status"] == "ACTIVE"  # no node serves it yet: applied nowhere
+    # An L7 load balancer needs L7 nodes; with none registered it cannot be placed.
+    assert lb["provisioning_status"] == "ERROR"
+    tree = alice.ok("GET", f"/v2/lbaas/loadbalancers/{lb['id']}/status")["statuses"]
+    assert "not placed" in tree["loadbalancer"]["provisioning_reason"]
     assert lb["vip_address"] == "10.200.0.1" and lb["vip_subnet_id"] == "default"
     assert lb["project_id"] == "alpha" and lb["tenant_id"] == "alpha"
     assert lb["flavor_id"] == "5b0a1e4d-0000-4000-8000-000000000007"  # l7 by default

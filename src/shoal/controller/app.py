@@ -23,7 +23,7 @@ from shoal.controller.db.engine import Database
 from shoal.controller.db.migrate import upgrade
 from shoal.controller.db.models import Token, utcnow
 from shoal.controller.errors import install_handlers
-from shoal.controller.services import status
+from shoal.controller.services import placement, status
 from shoal.controller.services.notify import ChangeNotifier
 from shoal.controller.services.writes import Writer, current_seq
 from shoal.controller.settings import ControllerSettings
@@ -49,11 +49,13 @@ def bootstrap_admin(db: Database, secret: str) -> None:
 
 
 async def _background(state: AppState) -> None:
-    """Once a second: settle load balancers whose nodes reported or timed out, and pick up
-    changes other controller processes made."""
+    """Once a second: re-plan L7 placements (nodes that left, drains that ended, new nodes
+    to rebalance onto), settle load balancers whose nodes reported or timed out, and pick
+    up changes other controller processes made."""
 
     def tick() -> int:
         with state.db.write() as session:
+            placement.reconcile(session, state.settings)
             status.refresh_pending(session, state.settings)
             return current_seq(session)
 

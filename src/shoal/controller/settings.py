@@ -63,6 +63,13 @@ class ControllerSettings(BaseModel):
     # (fine for one controller; several controllers must share one value).
     secret_key: str | None = None
     l7_drain_seconds: Annotated[float, Field(ge=0)] = 60.0  # a moved L7 VIP's old node
+    l7_clusters_per_lb: Annotated[int, Field(ge=1, le=8)] = 2  # active-active L7 clusters
+    l7_moves_per_tick: Annotated[int, Field(ge=0, le=10000)] = 8  # rebalancing pace
+    # How the L4 nodes check the L7 nodes they send traffic to (HTTP GET /healthz).
+    l7_monitor_port: Annotated[int, Field(ge=1, le=65535)] = 8404
+    l7_check_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
+    l7_check_rise: Annotated[int, Field(ge=1, le=10)] = 2
+    l7_check_fall: Annotated[int, Field(ge=1, le=10)] = 2
 
     @model_validator(mode="after")
     def _defaults(self) -> ControllerSettings:

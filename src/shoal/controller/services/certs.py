@@ -18,10 +18,18 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy.orm import Session
 
-from shoal.controller.db.models import Secret
+from shoal.controller.db.models import Certificate, Secret
 from shoal.controller.errors import BadRequest
 
-__all__ = ["Keyring", "ParsedCertificate", "cert_id_of", "issue", "parse_pem", "parse_pkcs12"]
+__all__ = [
+    "Keyring",
+    "ParsedCertificate",
+    "bundle",
+    "cert_id_of",
+    "issue",
+    "parse_pem",
+    "parse_pkcs12",
+]
 
 EXPIRY_WARNING_DAYS = 30
 
@@ -292,3 +300,10 @@ def issue(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     return validate(cert, [ca_cert], key_pem)
+
+
+def bundle(cert: Certificate, keyring: Keyring) -> str:
+    """The PEM an L7 node loads: leaf, chain, then the decrypted key (HAProxy's order)."""
+    key = keyring.decrypt(cert.private_key).decode().strip()
+    parts = [cert.certificate.strip(), cert.chain.strip(), key]
+    return "\n".join(p for p in parts if p) + "\n"

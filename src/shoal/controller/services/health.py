@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from shoal.controller.db.models import Change, Event, Member, utcnow
+from shoal.controller.db.models import Change, Event, Member, Node, utcnow
+from shoal.controller.settings import ControllerSettings
 
-__all__ = ["CheckResult", "record_result"]
+__all__ = ["CheckResult", "record_node_result", "record_result"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,33 @@ def record_result(session: Session, member: Member, result: CheckResult) -> bool
             message=f"member {member.id} ({member.address}:{member.protocol_port}) "
             f"is {health}" + (f": {result.detail}" if result.detail else ""),
             detail={"member_id": member.id},
+        )
+    )
+    return True
+
+
+def record_node_result(
+    session: Session, node_id: str, ok: bool, detail: str, settings: ControllerSettings
+) -> bool:
+    """An L4 node's check of an L7 node's monitor endpoint; True when the L7 node's health
+    changed (the L4 tier then stops or resumes sending it new flows)."""
+    node = session.get(Node, node_id)
+    if node is None or node.role != "l7":
+        return False
+    health, streak = next_state(
+        node.health, node.health_streak, ok, settings.l7_check_rise, settings.l7_check_fall
+    )
+    node.health_streak = streak
+    if health == node.health:
+        return False
+    node.health = health
+    session.add(Change(kind="health"))
+    session.add(
+        Event(
+            node_id=node.id,
+            kind=f"node_{health.lower()}",
+            severity="warning" if health == "DOWN" else "info",
+            message=f"L7 node {node.name} is {health}" + (f": {detail}" if detail else ""),
         )
     )
     return True

@@ -13,7 +13,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shoal.controller.db.models import Event, LoadBalancer, Node, NodeLbError, utcnow
+from shoal.controller.db.models import (
+    Event,
+    LoadBalancer,
+    Node,
+    NodeLbError,
+    Placement,
+    utcnow,
+)
 from shoal.controller.settings import ControllerSettings
 
 __all__ = [
@@ -56,10 +63,16 @@ def serving_nodes(
     now: dt.datetime,
     alive: list[Node] | None = None,
 ) -> list[Node]:
-    """Every live L4 node serves every VIP (ECMP across all of them). The L7 tier joins
-    in issue 4 with placement."""
+    """Every live L4 node serves every VIP (ECMP across all of them); an L7 load balancer is
+    also served by the live L7 nodes it is placed on (draining placements included: they
+    still hold it)."""
     nodes = alive if alive is not None else alive_nodes(session, settings, now)
-    return [n for n in nodes if n.role == "l4"]
+    placed: set[str] = set()
+    if lb.kind == "l7":
+        placed = set(
+            session.scalars(select(Placement.node_id).where(Placement.load_balancer_id == lb.id))
+        )
+    return [n for n in nodes if n.role == "l4" or n.id in placed]
 
 
 def _children(lb: LoadBalancer) -> list[Any]:
@@ -112,7 +125,30 @@ def refresh(
         if e.node_id in node_ids
     ]
     behind = [n for n in nodes if n.applied_seq < lb.revision_seq]
-    if errors:
+    placed = (
+        lb.kind != "l7"
+        or deleting
+        or session.scalar(
+            select(Placement.node_id).where(
+                Placement.load_balancer_id == lb.id, Placement.state == "ACTIVE"
+            )
+        )
+        is not None
+    )
+    if not placed:
+        reason = "not placed: no L7 node has free capacity (register or undrain L7 nodes)"
+        if lb.provisioning_status != "ERROR" or lb.provisioning_reason != reason:
+            _settle(lb, "ERROR", reason)
+            session.add(
+                Event(
+                    project_id=lb.project_id,
+                    load_balancer_id=lb.id,
+                    kind="error",
+                    severity="error",
+                    message=reason,
+                )
+            )
+    elif errors:
         names = {n.id: n.name for n in nodes}
         reason = "; ".join(f"node {names[e.node_id]}: {e.reason}" for e in errors)
         if lb.provisioning_status != "ERROR" or lb.provisioning_reason != reason:

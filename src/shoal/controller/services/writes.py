@@ -33,7 +33,7 @@ from shoal.controller.db.models import (
     utcnow,
 )
 from shoal.controller.errors import BadRequest, Conflict, NotFound
-from shoal.controller.services import certs, diff, quotas, status, tree, vips
+from shoal.controller.services import certs, diff, placement, quotas, status, tree, vips
 from shoal.controller.settings import ControllerSettings
 
 __all__ = ["WriteContext", "Writer", "load_tree"]
@@ -197,6 +197,8 @@ class Writer:
                 detail=ctx.message,
             )
         )
+        if lb.kind == "l7" and not deleting:
+            placement.place(session, lb, self.settings)
         status.refresh(session, lb, self.settings)
         return change.id
 

@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import Field, StrictBool, StrictInt, model_validator
 from sqlalchemy import delete, select
 from sqlalchemy.orm import selectinload
 from starlette.concurrency import run_in_threadpool
@@ -21,12 +21,13 @@ from shoal.controller.db.models import (
     Member,
     Node,
     NodeLbError,
+    Placement,
     Pool,
     utcnow,
 )
 from shoal.controller.errors import NotFound
 from shoal.controller.schemas.common import Name, OctaviaModel
-from shoal.controller.services import desired, health, status
+from shoal.controller.services import desired, health, placement, status
 from shoal.controller.services.writes import current_seq
 
 router = APIRouter(tags=["nodes"])
@@ -37,6 +38,8 @@ class NodeRegister(OctaviaModel):
     role: Literal["l4", "l7"]
     cluster: Name = "default"
     address: str | None = Field(default=None, max_length=64)
+    # Where the L4 tier sends an L7 node its VIPs' packets (and checks it); default: address.
+    data_address: str | None = Field(default=None, max_length=64)
     capacity: StrictInt = Field(default=100, ge=1, le=1_000_000)
     version: str | None = Field(default=None, max_length=64)
 
@@ -63,9 +66,18 @@ class Report(OctaviaModel):
 
 
 class HealthResult(OctaviaModel):
-    member_id: str = Field(max_length=36)
+    """One check of a member, or (from L4 nodes) of an L7 node's monitor endpoint."""
+
+    member_id: str | None = Field(default=None, max_length=36)
+    node_id: str | None = Field(default=None, max_length=36)
     ok: StrictBool
     detail: str = Field(default="", max_length=1000)
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> HealthResult:
+        if (self.member_id is None) == (self.node_id is None):
+            raise ValueError("a result names exactly one of member_id and node_id")
+        return self
 
 
 class HealthReport(OctaviaModel):
@@ -93,10 +105,12 @@ def node_view(node: Node, settings: Any, now: dt.datetime | None = None) -> dict
         "role": node.role,
         "cluster": node.cluster,
         "address": node.address,
+        "data_address": node.data_address,
         "capacity": node.capacity,
         "version": node.version,
         "admin_state": node.admin_state,
         "operating_status": "ONLINE" if alive else "OFFLINE",
+        "health": node.health,
         "registered_at": node.registered_at.strftime("%Y-%m-%dT%H:%M:%S"),
         "last_seen": node.last_seen.strftime("%Y-%m-%dT%H:%M:%S"),
         "applied_seq": node.applied_seq,
@@ -136,7 +150,12 @@ def register_node(body: NodeRegister, state: State, principal: CurrentPrincipal)
                 message=f"{body.role} node {body.name} registered",
             )
         )
-        return {"node": node_view(node, state.settings)}
+        moved = body.role == "l7" and placement.reconcile(session, state.settings)
+        session.flush()
+        view, seq = node_view(node, state.settings), current_seq(session)
+    if moved:
+        state.notifier.notify(seq)
+    return {"node": view}
 
 
 @router.get("/nodes")
@@ -163,8 +182,10 @@ def get_node(node_id: str, state: State, principal: CurrentPrincipal) -> dict[st
 def update_node(
     node_id: str, body: NodeUpdate, state: State, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    """Drain (admin_state DRAINING: the node withdraws its VIPs, keeps forwarding what it
-    has) or return a node to service."""
+    """Drain (admin_state DRAINING) or return a node to service. A drained L4 node
+    withdraws its VIPs and keeps forwarding the flows it has; a drained L7 node's load
+    balancers move to other nodes of its cluster while it finishes what it serves
+    (l7_drain_seconds)."""
     principal.require_admin()
     with state.db.write() as session:
         node = _node(session, node_id)
@@ -177,10 +198,12 @@ def update_node(
                 message=f"node {node.name}: {body.model_dump(exclude_none=True)}",
             )
         )
-        change = Change(kind="node")
-        session.add(change)
+        session.add(Change(kind="node"))
+        if node.role == "l7":
+            placement.reconcile(session, state.settings)
+        status.refresh_pending(session, state.settings)
         session.flush()
-        seq = change.id
+        seq = current_seq(session)
         view = node_view(node, state.settings)
     state.notifier.notify(seq)
     return {"node": view}
@@ -190,8 +213,14 @@ def update_node(
 def delete_node(node_id: str, state: State, principal: CurrentPrincipal) -> Response:
     principal.require_admin()
     with state.db.write() as session:
-        session.delete(_node(session, node_id))
+        node = _node(session, node_id)
+        session.delete(node)
+        session.flush()
+        if node.role == "l7":
+            placement.reconcile(session, state.settings)
         status.refresh_pending(session, state.settings)
+        seq = current_seq(session)
+    state.notifier.notify(seq)
     return Response(status_code=204)
 
 
@@ -261,7 +290,7 @@ def report_health(
     changed = False
     with state.db.write() as session:
         _node(session, node_id).last_seen = utcnow()
-        ids = [r.member_id for r in body.results]
+        ids = [r.member_id for r in body.results if r.member_id]
         members = {
             m.id: m
             for m in session.scalars(
@@ -271,10 +300,15 @@ def report_health(
             )
         }
         for result in body.results:
-            member = members.get(result.member_id)
+            if result.node_id is not None:
+                changed |= health.record_node_result(
+                    session, result.node_id, result.ok, result.detail, state.settings
+                )
+                continue
+            member = members.get(result.member_id or "")
             if member is not None:
                 changed |= health.record_result(
-                    session, member, health.CheckResult(result.member_id, result.ok, result.detail)
+                    session, member, health.CheckResult(member.id, result.ok, result.detail)
                 )
         session.flush()
         seq = current_seq(session)
@@ -320,9 +354,11 @@ def post_events(
 
 @router.get("/loadbalancers/{lb_id}/nodes")
 def lb_nodes(lb_id: str, state: State, principal: CurrentPrincipal) -> dict[str, Any]:
-    """Where a load balancer runs: per serving node, whether it applied the latest revision,
-    its error if any, and the digests of the Maglev tables it built. `tables_agree` says
-    whether every node built the same tables (they must: the same seed, the same inputs)."""
+    """Where a load balancer runs: per serving node (every L4 node; for an L7 load balancer
+    also the L7 nodes it is placed on, with the placement's state), whether it applied the
+    latest revision, its error if any, and the digests of the Maglev tables it built.
+    `tables_agree` says whether every node built the same tables (they must: the same seed,
+    the same inputs)."""
     with state.db.read() as session:
         lb = session.get(LoadBalancer, lb_id)
         if lb is None or not principal.can_read(lb.project_id):
@@ -334,6 +370,14 @@ def lb_nodes(lb_id: str, state: State, principal: CurrentPrincipal) -> dict[str,
                 select(NodeLbError).where(NodeLbError.load_balancer_id == lb_id)
             )
         }
+        placements = {
+            node_id: state_
+            for node_id, state_ in session.execute(
+                select(Placement.node_id, Placement.state).where(
+                    Placement.load_balancer_id == lb_id
+                )
+            )
+        }
         out, seen = [], []
         for node in status.serving_nodes(session, lb, state.settings, now):
             digests = (node.digests or {}).get(lb_id, {})
@@ -342,6 +386,9 @@ def lb_nodes(lb_id: str, state: State, principal: CurrentPrincipal) -> dict[str,
                 {
                     "node_id": node.id,
                     "name": node.name,
+                    "role": node.role,
+                    "cluster": node.cluster,
+                    "placement": placements.get(node.id),
                     "applied": node.applied_seq >= lb.revision_seq and err is None,
                     "error": err.reason if err is not None else None,
                     "table_digests": digests,

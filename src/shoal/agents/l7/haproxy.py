@@ -1,0 +1,175 @@
+"""One HAProxy in master-worker mode: safe config installs (check, keep a -failed copy, atomic
+rename), hitless reloads through the master socket, and the runtime API on the stats socket
+for changes that need no reload (member weight, state, addition, removal)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from shoal.errors import ShoalError
+
+__all__ = ["ConfigRejectedError", "HAProxy", "RuntimeCommandError"]
+
+
+class ConfigRejectedError(ShoalError):
+    """`haproxy -c` refused a configuration (the running one stays)."""
+
+
+class RuntimeCommandError(ShoalError):
+    """A runtime API command failed."""
+
+
+def _unix(path: Path, command: str, timeout: float = 5.0) -> str:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(path))
+        s.sendall(command.encode() + b"\n")
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+class HAProxy:
+    def __init__(self, run_dir: Path, binary: str = "haproxy") -> None:
+        self.run_dir = run_dir
+        self.binary = binary
+        self.config = run_dir / "haproxy.cfg"
+        self.stats_socket = run_dir / "haproxy.sock"
+        self.master_socket = run_dir / "master.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+    # ---- configuration -----------------------------------------------------------------
+
+    def check(self, text: str) -> None:
+        candidate = self.run_dir / "haproxy.cfg.new"
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        proc = subprocess.run(
+            [self.binary, "-c", "-q", "-f", str(candidate)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if proc.returncode != 0:
+            os.replace(candidate, self.run_dir / "haproxy.cfg-failed")
+            lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "ALERT" in ln]
+            raise ConfigRejectedError("; ".join(lines[:3]) or "haproxy -c failed")
+
+    def install(self, text: str) -> None:
+        """Checks the configuration and makes it the one on disk, atomically."""
+        self.check(text)
+        os.replace(self.run_dir / "haproxy.cfg.new", self.config)
+
+    def write_unchecked(self, text: str) -> None:
+        """For member-only changes already applied at runtime: the file follows, so that the
+        next reload keeps them."""
+        tmp = self.run_dir / "haproxy.cfg.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.config)
+
+    # ---- process -----------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "-W", "-S", str(self.master_socket), "-f", str(self.config)],
+            stdout=open(self.run_dir / "haproxy.log", "ab"),  # noqa: SIM115 - the child owns it
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError):
+                if "Name" in _unix(self.stats_socket, "show info", 1.0):
+                    return
+            if not self.running or time.monotonic() > deadline:
+                raise ShoalError(f"HAProxy did not start (see {self.run_dir}/haproxy.log)")
+            time.sleep(0.05)
+
+    def reloads(self) -> int:
+        out = _unix(self.master_socket, "show proc")
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[1] == "master":
+                return int(parts[2])
+        raise ShoalError(f"unexpected `show proc` answer: {out[:200]!r}")
+
+    def reload(self) -> None:
+        """Hitless: the master starts new workers on the installed config; old workers finish
+        their connections (idle keep-alive ones close after their next response)."""
+        if not self.running:
+            self.start()
+            return
+        before = self.reloads()
+        _unix(self.master_socket, "reload")
+        deadline = time.monotonic() + 10
+        while self.reloads() == before:
+            if time.monotonic() > deadline:
+                raise ShoalError("HAProxy did not reload within 10 s")
+            time.sleep(0.02)
+        # The new worker serves once the stats socket answers again.
+        while True:
+            with contextlib.suppress(OSError):
+                if "Name" in _unix(self.stats_socket, "show info", 1.0):
+                    return
+            if time.monotonic() > deadline:
+                raise ShoalError("the new HAProxy worker is not answering")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGUSR1)  # soft stop: finish connections
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+    # ---- runtime API -------------------------------------------------------------------
+
+    def command(self, cmd: str) -> str:
+        try:
+            out = _unix(self.stats_socket, cmd)
+        except OSError as exc:
+            raise RuntimeCommandError(f"{cmd}: {exc}") from None
+        text = out.strip()
+        if any(
+            word in text
+            for word in (
+                "Unknown",
+                "No such",
+                "failed",
+                "Require",
+                "invalid",
+                "Invalid",
+                "not found",
+                "can't",
+                "cannot",
+            )
+        ):
+            raise RuntimeCommandError(f"{cmd}: {text.splitlines()[0]}")
+        return out
+
+    def stats(self) -> list[dict[str, str]]:
+        """`show stat` as rows (pxname, svname, scur, stot, status, bin, bout, ...)."""
+        out = self.command("show stat")
+        return list(csv.DictReader(io.StringIO(out.lstrip("# "))))
