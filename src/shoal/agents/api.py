@@ -33,6 +33,7 @@ class NodeInfo:
     role: str
     cluster: str = "default"
     address: str | None = None
+    data_address: str | None = None
     capacity: int = 100
     version: str | None = None
 

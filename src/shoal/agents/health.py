@@ -35,10 +35,12 @@ class CheckSpec:
     http_method: str = "GET"
     expected_codes: str = "200"
     domain_name: str | None = None
+    subject: str = "member_id"  # or node_id: an L4 node checking an L7 node
 
 
 def specs_from(desired: dict[str, Any]) -> list[CheckSpec]:
-    """The checks this node must run: members of the pools listed in health_checks."""
+    """The checks this node must run: members of the pools listed in health_checks, and
+    the monitor endpoints of the L7 nodes listed in node_checks."""
     out = []
     for lb in desired.get("load_balancers", []):
         assigned = set(lb.get("health_checks", []))
@@ -63,6 +65,19 @@ def specs_from(desired: dict[str, Any]) -> list[CheckSpec]:
                         domain_name=hm.get("domain_name"),
                     )
                 )
+    for check in desired.get("node_checks", []):
+        out.append(
+            CheckSpec(
+                member_id=check["node_id"],
+                address=check["address"],
+                port=check["port"],
+                type="HTTP",
+                delay=float(check["interval"]),
+                timeout=max(0.2, min(1.0, float(check["interval"]))),
+                url_path="/healthz",
+                subject="node_id",
+            )
+        )
     return out
 
 
@@ -227,7 +242,7 @@ class HealthScheduler:
     def _run(self, spec: CheckSpec) -> None:
         try:
             ok, detail = run_check(spec)
-            self.results.put({"member_id": spec.member_id, "ok": ok, "detail": detail})
+            self.results.put({spec.subject: spec.member_id, "ok": ok, "detail": detail})
         finally:
             with self._lock:
                 self._running.discard(spec.member_id)

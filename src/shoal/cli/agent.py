@@ -1,4 +1,4 @@
-"""`shoal agent l4`: run a node's L4 agent."""
+"""`shoal agent l4|l7`: run a node's agent."""
 
 from __future__ import annotations
 
@@ -106,3 +106,73 @@ def l4(
         agent.run()
     finally:
         agent.close()
+
+
+@app.command("l7")
+@handle_errors
+def l7(
+    name: Annotated[str, typer.Option(help="node name (unique)")],
+    data_address: Annotated[
+        str, typer.Option(help="address the L4 tier sends VIP traffic to (and checks)")
+    ],
+    controller: Annotated[str, typer.Option(envvar="SHOAL_URL", help="controller URL")] = (
+        "http://127.0.0.1:9876"
+    ),
+    token: Annotated[
+        str | None, typer.Option(envvar="SHOAL_AGENT_TOKEN", help="agent token")
+    ] = None,
+    cluster: Annotated[str, typer.Option(help="L7 cluster of this node")] = "default",
+    capacity: Annotated[
+        int, typer.Option(min=1, help="how many load balancers this node can hold")
+    ] = 100,
+    netns_name: Annotated[
+        str | None, typer.Option("--netns", help="run inside this network namespace")
+    ] = None,
+    run_dir: Annotated[Path, typer.Option(help="HAProxy's files and sockets")] = Path(
+        "/run/shoal/l7"
+    ),
+    state_dir: Annotated[Path, typer.Option(help="agent state")] = Path("/var/lib/shoal/agent"),
+    haproxy: Annotated[str, typer.Option(help="HAProxy binary")] = "haproxy",
+    monitor_port: Annotated[int, typer.Option(help="health endpoint the L4 tier checks")] = 8404,
+    address: Annotated[str | None, typer.Option(help="node address (shown to operators)")] = None,
+    stop_haproxy: Annotated[
+        bool, typer.Option(help="stop HAProxy when the agent exits (default: it keeps serving)")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+) -> None:
+    """Run HAProxy for the L7 load balancers placed on this node."""
+    require_root("the L7 agent")
+    if not token:
+        fail("an agent token is needed: --token or SHOAL_AGENT_TOKEN")
+    logging.basicConfig(
+        level=log_level.upper(), format=f"%(asctime)s {name} %(levelname)s %(message)s"
+    )
+    if netns_name:
+        _enter_netns(netns_name)
+    from shoal.agents.api import AgentApi
+    from shoal.agents.l7.agent import L7Agent, L7AgentConfig
+
+    cfg = L7AgentConfig(
+        controller=controller,
+        token=token or "",
+        name=name,
+        data_address=data_address,
+        cluster=cluster,
+        capacity=capacity,
+        address=address,
+        run_dir=run_dir,
+        state_dir=state_dir,
+        haproxy_binary=haproxy,
+        monitor_port=monitor_port,
+    )
+    agent = L7Agent(cfg, AgentApi(controller, token or ""))
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        agent.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        agent.run()
+    finally:
+        agent.close(stop_proxy=stop_haproxy)

@@ -20,9 +20,16 @@ def http_handler(name: str) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             body = json.dumps(
-                {"backend": name, "path": self.path, "client": self.client_address[0]}
+                {
+                    "backend": name,
+                    "path": self.path,
+                    "client": self.client_address[0],
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                }
             ).encode()
             self.send_response(200)
+            if self.path.startswith("/session/"):  # an application's own session cookie
+                self.send_header("Set-Cookie", f"APPSESSION={self.path[9:]}; Path=/")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -48,10 +48,42 @@ def _backends(
     return specs, ids
 
 
-def l4_vips(config: dict[str, Any], health: dict[str, str]) -> list[L4Vip]:
-    """The VIPs an L4 node programs for this load balancer (none when it is disabled)."""
+def _l7_backends(l7_nodes: list[dict[str, Any]]) -> tuple[list[BackendSpec], list[str]]:
+    """An L7 load balancer's VIP goes to the L7 nodes it is placed on; a draining placement
+    keeps the flows it has (weight 0) and takes no new ones."""
+    specs, ids = [], []
+    for n in sorted(l7_nodes, key=lambda n: n["id"]):
+        weight = 1 if n["state"] == "ACTIVE" else 0
+        specs.append(BackendSpec(address=n["address"], weight=weight, healthy=n["healthy"]))
+        ids.append(n["id"])
+    return specs, ids
+
+
+def l4_vips(
+    config: dict[str, Any],
+    health: dict[str, str],
+    l7_nodes: list[dict[str, Any]] | None = None,
+) -> list[L4Vip]:
+    """The VIPs an L4 node programs for this load balancer (none when it is disabled). For
+    an L7 load balancer, member_ids are the ids of the L7 nodes behind the VIP."""
     if not config or not config.get("admin_state_up", True):
         return []
+    if config.get("kind") == "l7":
+        backends, ids = _l7_backends(l7_nodes or [])
+        return [
+            L4Vip(
+                VipSpec(
+                    address=config["vip_address"],
+                    port=li["protocol_port"],
+                    protocol="tcp",
+                    backends=backends,
+                ),
+                li["id"],
+                ids,
+            )
+            for li in sorted(config["listeners"], key=lambda x: x["id"])
+            if li["admin_state_up"]
+        ]
     pools = {p["id"]: p for p in config["pools"]}
     out = []
     for li in sorted(config["listeners"], key=lambda x: x["id"]):

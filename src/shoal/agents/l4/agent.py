@@ -9,9 +9,7 @@ plane keeps its last good state (it lives in the kernel, pinned) and the agent r
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from shoal import __version__, netns
-from shoal.agents.api import AgentApi, ControllerRefusedError, ControllerUnavailableError, NodeInfo
+from shoal.agents.api import AgentApi, NodeInfo
 from shoal.agents.bgp import NullSpeaker, Speaker
 from shoal.agents.health import HealthScheduler, specs_from
 from shoal.agents.l4.translate import Translation, translate
+from shoal.agents.loop import AgentLoop
 from shoal.dataplane import loader
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.config import Settings
@@ -52,16 +51,16 @@ class L4AgentConfig:
     address: str | None = None
 
 
-class L4Agent:
+class L4Agent(AgentLoop):
     def __init__(
         self, config: L4AgentConfig, api: AgentApi, speaker: Speaker | None = None
     ) -> None:
+        super().__init__(
+            api, config.state_dir / f"{config.name}.desired.json", config.poll_wait, log
+        )
         self.cfg = config
-        self.api = api
         self.speaker = speaker or NullSpeaker()
         self.instance = config.instance or config.name
-        self.node_id: str | None = None
-        self.seq = -1
         self.lb: Balancer | None = None
         self.health = HealthScheduler()
         self.applied: set[str] = set()  # load balancers in the data plane now
@@ -74,8 +73,6 @@ class L4Agent:
         self._flood_active = False
         self._pending_events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._state_file = config.state_dir / f"{config.name}.desired.json"
 
     # ---- data plane ------------------------------------------------------------------------
 
@@ -164,12 +161,6 @@ class L4Agent:
                 "announcing %d VIP(s)%s", len(addresses), " (draining)" if self.draining else ""
             )
 
-    def cache_desired(self, desired: dict[str, Any]) -> None:
-        self._state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(desired))
-        os.replace(tmp, self._state_file)
-
     # ---- reporting ---------------------------------------------------------------------------
 
     def counters(self) -> dict[str, Any]:
@@ -238,7 +229,7 @@ class L4Agent:
                 except ShoalError as exc:
                     log.error("cannot re-attach the data plane: %s", exc)
 
-    # ---- loops -------------------------------------------------------------------------------
+    # ---- loop --------------------------------------------------------------------------------
 
     def register(self) -> None:
         info = NodeInfo(
@@ -251,61 +242,18 @@ class L4Agent:
         self.node_id = self.api.register(info)
         log.info("registered as node %s (%s)", self.cfg.name, self.node_id)
 
-    def _side_loop(self) -> None:
-        """Twice a second: health results, events, data-plane checks (the main loop may be
-        waiting on a long poll)."""
-        while not self._stop.wait(0.5):
-            if self.node_id is None or self.lb is None:
-                continue
-            try:
-                self.watch()
-                self.api.health(self.node_id, self.health.drain())
-                events, self._pending_events = self._pending_events, []
-                self.api.events(self.node_id, events)
-            except (ControllerUnavailableError, ControllerRefusedError) as exc:
-                log.debug("side loop: %s", exc)
-            except ShoalError as exc:
-                log.warning("side loop: %s", exc)
-
-    def run(self) -> None:
+    def prepare(self) -> None:
         self.ensure_dataplane()
-        side = threading.Thread(target=self._side_loop, name="agent-side", daemon=True)
-        side.start()
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                if self.node_id is None:
-                    self.register()
-                desired = self.api.desired_state(
-                    self.node_id or "",
-                    since=self.seq,
-                    wait=self.cfg.poll_wait if self.seq >= 0 else 0,
-                )
-                if desired.get("changed") is False:
-                    self.report()
-                else:
-                    self.apply(desired)
-                    self.seq = int(desired["seq"])
-                    self.cache_desired(desired)
-                    self.report()
-                backoff = 0.5
-            except ControllerUnavailableError as exc:
-                log.warning(
-                    "%s; forwarding on the last good state, retrying in %.1f s", exc, backoff
-                )
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except ControllerRefusedError as exc:
-                if exc.status == 404:  # the node was deleted: register again
-                    self.node_id, self.seq = None, -1
-                log.error("%s", exc)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except ShoalError as exc:
-                log.error("cannot apply seq: %s", exc)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-        side.join(2)
+
+    def side_tick(self) -> None:
+        """Health results, events, data-plane checks (the main loop may be waiting on a
+        long poll)."""
+        if self.node_id is None or self.lb is None:
+            return
+        self.watch()
+        self.api.health(self.node_id, self.health.drain())
+        events, self._pending_events = self._pending_events, []
+        self.api.events(self.node_id, events)
 
     def stop(self, withdraw: bool = True) -> None:
         self._stop.set()

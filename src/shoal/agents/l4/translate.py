@@ -38,10 +38,9 @@ def translate(desired: dict[str, Any]) -> Translation:
     for lb in desired.get("load_balancers", []):
         lb_id, config = lb["id"], lb["config"]
         out.revisions[lb_id] = lb["revision"]
-        if config.get("kind") != "l4":
-            continue  # L7 load balancers reach the L4 tier through placement (L7 tier)
         try:
-            specs = [v.spec for v in l4_vips(config, lb.get("member_health", {}))]
+            vips = l4_vips(config, lb.get("member_health", {}), lb.get("l7_nodes"))
+            specs = [v.spec for v in vips]
         except (ValidationError, ValueError, KeyError) as exc:
             out.errors[lb_id] = f"cannot translate revision {lb['revision']}: {exc}"
             continue

@@ -32,6 +32,7 @@ def _unix(path: Path, command: str, timeout: float = 5.0) -> str:
         s.settimeout(timeout)
         s.connect(str(path))
         s.sendall(command.encode() + b"\n")
+        s.shutdown(socket.SHUT_WR)  # the master CLI answers once it sees the end of input
         chunks = []
         while chunk := s.recv(65536):
             chunks.append(chunk)
@@ -85,9 +86,26 @@ class HAProxy:
 
     @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return self.master_pid() is not None
+
+    def master_pid(self) -> int | None:
+        """The master's PID if one answers on the master socket (also one a previous agent
+        started: HAProxy outlives agent restarts, like the L4 data plane)."""
+        try:
+            out = _unix(self.master_socket, "show proc", 1.0)
+        except OSError:
+            return None
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[1] == "master":
+                return int(parts[0])
+        return None
 
     def start(self) -> None:
+        if self.running:
+            return
         self.proc = subprocess.Popen(
             [self.binary, "-W", "-S", str(self.master_socket), "-f", str(self.config)],
             stdout=open(self.run_dir / "haproxy.log", "ab"),  # noqa: SIM115 - the child owns it
@@ -119,9 +137,14 @@ class HAProxy:
             self.start()
             return
         before = self.reloads()
+        tables = self.table_sizes()
         _unix(self.master_socket, "reload")
         deadline = time.monotonic() + 10
-        while self.reloads() == before:
+        while True:
+            # The master re-executes itself: its socket refuses connections for a moment.
+            with contextlib.suppress(OSError, ShoalError):
+                if self.reloads() != before:
+                    break
             if time.monotonic() > deadline:
                 raise ShoalError("HAProxy did not reload within 10 s")
             time.sleep(0.02)
@@ -129,20 +152,50 @@ class HAProxy:
         while True:
             with contextlib.suppress(OSError):
                 if "Name" in _unix(self.stats_socket, "show info", 1.0):
-                    return
+                    break
             if time.monotonic() > deadline:
                 raise ShoalError("the new HAProxy worker is not answering")
             time.sleep(0.02)
+        # Persistence tables come over from the old worker through the local peer; wait
+        # (briefly) so that requests right after the reload find their entries.
+        sync_deadline = time.monotonic() + 3
+        while time.monotonic() < sync_deadline:
+            now = self.table_sizes()
+            if all(now.get(name, used) >= used for name, used in tables.items() if name in now):
+                break
+            time.sleep(0.02)
 
-    def stop(self) -> None:
+    def table_sizes(self) -> dict[str, int]:
+        """Stick table name -> entries in use."""
+        out: dict[str, int] = {}
+        with contextlib.suppress(OSError):
+            for line in _unix(self.stats_socket, "show table", 2.0).splitlines():
+                if line.startswith("# table: ") and "used:" in line:
+                    name = line[len("# table: ") :].split(",")[0]
+                    out[name] = int(line.rsplit("used:", 1)[1].split()[0].rstrip(","))
+        return out
+
+    def stop(self, timeout: float = 10) -> None:
+        """Soft stop (connections finish), then a hard one after timeout."""
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGUSR1)  # soft stop: finish connections
+                os.killpg(self.proc.pid, signal.SIGUSR1)
             try:
-                self.proc.wait(10)
+                self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+            return
+        pid = self.master_pid()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while self.master_pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
 
     # ---- runtime API -------------------------------------------------------------------
 
@@ -152,6 +205,8 @@ class HAProxy:
         except OSError as exc:
             raise RuntimeCommandError(f"{cmd}: {exc}") from None
         text = out.strip()
+        if cmd.startswith("show "):
+            return out
         if any(
             word in text
             for word in (

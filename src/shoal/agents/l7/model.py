@@ -3,10 +3,21 @@ already validated and escaped, and nothing else (the template holds no logic bey
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Backend", "Frontend", "NodeConfig", "Server", "acl", "build", "quote"]
+__all__ = [
+    "Backend",
+    "Frontend",
+    "NodeConfig",
+    "RuntimePlan",
+    "Server",
+    "acl",
+    "build",
+    "quote",
+    "runtime_plan",
+]
 
 ALGORITHMS = {
     "ROUND_ROBIN": "roundrobin",
@@ -51,13 +62,24 @@ def acl(rule: dict[str, Any]) -> str:
 @dataclass
 class Server:
     name: str
+    id: int  # stable across reloads and nodes: consistent hashing and cookies use it
     address: str
     port: int
     weight: int
     enabled: bool
     backup: bool
     check: bool
+    check_params: str  # inter/rise/fall (dynamic servers do not inherit default-server)
     options: str  # send-proxy, ssl, cookie ...
+
+    def runtime_args(self) -> str:
+        """The `add server` arguments; the server starts in maintenance, then is enabled."""
+        check = f" check {self.check_params}" if self.check else ""
+        backup = " backup" if self.backup else ""
+        return (
+            f"{self.address}:{self.port} id {self.id} weight {self.weight}"
+            f"{check}{backup}{self.options}"
+        )
 
 
 @dataclass
@@ -104,20 +126,35 @@ def _ms(value: int) -> str:
     return f"{value}ms"
 
 
+def server_ids(member_ids: list[str]) -> dict[str, int]:
+    """A stable numeric id per member: from its UUID, probing past collisions in sorted
+    order, so adding or removing one member never renumbers the others (in practice)."""
+    taken: set[int] = set()
+    out = {}
+    for mid in sorted(member_ids):
+        n = int(hashlib.sha256(mid.encode()).hexdigest()[:7], 16) % 999_999 + 1
+        while n in taken:
+            n = n % 999_999 + 1
+        taken.add(n)
+        out[mid] = n
+    return out
+
+
 def _backend(pool: dict[str, Any], mode: str, listener: dict[str, Any] | None) -> Backend:
     be = Backend(name=f"p_{pool['id']}", mode=mode, balance=ALGORITHMS[pool["lb_algorithm"]])
+    # Persistence without shared state, so it holds across reloads and across L7 nodes
+    # (a client the L4 tier moves to another node keeps its member): cookies carry the
+    # member, and SOURCE_IP is a consistent hash of the client address (like the L4 tier).
     sp = pool.get("session_persistence") or {}
-    timeout = sp.get("persistence_timeout") or 1800
+    if sp.get("type") == "SOURCE_IP":
+        be.balance = "source"
+    if be.balance == "source":
+        be.lines.append("hash-type consistent")  # also lets members change without reload
     if sp.get("type") == "HTTP_COOKIE" and mode == "http":
         be.lines.append("cookie SRV insert indirect nocache")
     elif sp.get("type") == "APP_COOKIE" and mode == "http":
-        be.lines += [
-            f"stick-table type string len 64 size 100k expire {timeout}s",
-            f"stick store-response res.cook({sp['cookie_name']})",
-            f"stick match req.cook({sp['cookie_name']})",
-        ]
-    elif sp.get("type") == "SOURCE_IP":
-        be.lines += [f"stick-table type ipv6 size 100k expire {timeout}s", "stick on src"]
+        # The member's id goes in front of the application's own cookie value.
+        be.lines.append(f"cookie {sp['cookie_name']} prefix nocache")
     if listener is not None:
         be.lines += [
             f"timeout connect {_ms(listener['timeout_member_connect'])}",
@@ -146,18 +183,21 @@ def _backend(pool: dict[str, Any], mode: str, listener: dict[str, Any] | None) -
         )
     proxy = {"PROXY": " send-proxy", "PROXYV2": " send-proxy-v2"}.get(pool["protocol"], "")
     tls = " ssl verify none" if pool["protocol"] == "HTTPS" and mode == "http" else ""
-    cookie = sp.get("type") == "HTTP_COOKIE" and mode == "http"
+    cookie = sp.get("type") in ("HTTP_COOKIE", "APP_COOKIE") and mode == "http"
+    ids = server_ids([m["id"] for m in pool["members"]])
     for m in sorted(pool["members"], key=lambda m: m["id"]):
-        options = proxy + tls + check_opts + (f" cookie {m['id']}" if cookie else "")
+        options = proxy + tls + check_opts + (f" cookie {ids[m['id']]}" if cookie else "")
         be.servers.append(
             Server(
                 name=f"m_{m['id']}",
+                id=ids[m["id"]],
                 address=m["address"],
                 port=m["protocol_port"],
                 weight=m["weight"],
                 enabled=m["admin_state_up"] and pool["admin_state_up"],
                 backup=m["backup"],
                 check=check,
+                check_params=be.default_server,
                 options=options,
             )
         )
@@ -258,4 +298,62 @@ def build(lbs: list[dict[str, Any]], crt_dir: str) -> NodeConfig:
                 pool["id"], ("http" if pool["protocol"] in ("HTTP", "HTTPS") else "tcp", None)
             )
             out.backends.append(_backend(pool, mode, li))
+    return out
+
+
+@dataclass
+class RuntimePlan:
+    commands: list[str]  # runtime API commands, in order
+    deletions: list[str]  # "backend/server" to delete once they have no connections left
+
+
+def runtime_plan(old: NodeConfig, new: NodeConfig) -> RuntimePlan | None:
+    """The runtime API commands that turn the running `old` into `new` without a reload:
+    member additions, removals, weight and admin-state changes. None when anything else
+    differs (that needs a reload)."""
+    if old.frontends != new.frontends or old.crt_lists != new.crt_lists:
+        return None
+    before = {b.name: b for b in old.backends}
+    after = {b.name: b for b in new.backends}
+    if before.keys() != after.keys():
+        return None
+    out = RuntimePlan([], [])
+    for name, nb in after.items():
+        ob = before[name]
+        if (ob.mode, ob.balance, ob.lines, ob.default_server) != (
+            nb.mode,
+            nb.balance,
+            nb.lines,
+            nb.default_server,
+        ):
+            return None
+        olds = {s.name: s for s in ob.servers}
+        news = {s.name: s for s in nb.servers}
+        for sname in sorted(olds.keys() - news.keys()):
+            out.commands.append(f"set server {name}/{sname} state maint")
+            out.deletions.append(f"{name}/{sname}")
+        for sname in sorted(news.keys() - olds.keys()):
+            s = news[sname]
+            out.commands.append(f"add server {name}/{sname} {s.runtime_args()}")
+            if s.check:
+                out.commands.append(f"enable health {name}/{sname}")
+            if s.enabled:
+                out.commands.append(f"set server {name}/{sname} state ready")
+        for sname in sorted(olds.keys() & news.keys()):
+            o, n = olds[sname], news[sname]
+            if (o.id, o.address, o.port, o.backup, o.check, o.check_params, o.options) != (
+                n.id,
+                n.address,
+                n.port,
+                n.backup,
+                n.check,
+                n.check_params,
+                n.options,
+            ):
+                return None
+            if o.weight != n.weight:
+                out.commands.append(f"set server {name}/{sname} weight {n.weight}")
+            if o.enabled != n.enabled:
+                state = "ready" if n.enabled else "maint"
+                out.commands.append(f"set server {name}/{sname} state {state}")
     return out

@@ -31,7 +31,7 @@ from shoal.controller.services import certs, status
 from shoal.controller.services.writes import current_seq
 from shoal.controller.settings import ControllerSettings
 
-__all__ = ["build", "checker_for"]
+__all__ = ["build", "checker_for", "l7_backends"]
 
 
 def checker_for(subject_id: str, nodes: list[Node]) -> str | None:
@@ -62,17 +62,21 @@ def _head(seq: int, node: Node, settings: ControllerSettings, **extra: Any) -> s
     )
 
 
-def _l7_backends(
-    session: Session, settings: ControllerSettings, now: dt.datetime
+def l7_backends(
+    session: Session, settings: ControllerSettings, now: dt.datetime, lb_id: str | None = None
 ) -> dict[str, list[dict[str, Any]]]:
-    """Per L7 load balancer, the L7 nodes that serve its VIP, in a stable order."""
+    """Per L7 load balancer (or just lb_id), the L7 nodes that serve its VIP, in a stable
+    order."""
     cutoff = status.liveness_cutoff(settings, now)
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for lb_id, state, node in session.execute(
+    query = (
         select(Placement.load_balancer_id, Placement.state, Node)
         .join(Node, Node.id == Placement.node_id)
         .order_by(Placement.load_balancer_id, Node.id)
-    ):
+    )
+    if lb_id is not None:
+        query = query.where(Placement.load_balancer_id == lb_id)
+    for lb_id, state, node in session.execute(query):
         address = node.data_address or node.address
         if not address:
             continue
@@ -116,7 +120,7 @@ def _l4(session: Session, node: Node, settings: ControllerSettings, now: dt.date
     ):
         if checker_for(pool_id, checkers) == node.id:
             checks[lb_id].append(pool_id)
-    l7_nodes = _l7_backends(session, settings, now)
+    l7_nodes = l7_backends(session, settings, now)
     node_checks = [
         {
             "node_id": n.id,

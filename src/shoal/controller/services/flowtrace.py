@@ -9,8 +9,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shoal.controller.db.models import HealthMonitor, LoadBalancer, Member, Pool
+from shoal.controller.db.models import HealthMonitor, LoadBalancer, Member, Pool, utcnow
 from shoal.controller.errors import BadRequest
+from shoal.controller.services import desired
+from shoal.controller.settings import ControllerSettings
 from shoal.dataplane import flowhash, maglev
 from shoal.wire.l4 import l4_vips
 
@@ -18,8 +20,16 @@ __all__ = ["trace_flow"]
 
 
 def trace_flow(
-    session: Session, lb: LoadBalancer, src: str, sport: int, dport: int, protocol: str, seed: str
+    session: Session,
+    lb: LoadBalancer,
+    src: str,
+    sport: int,
+    dport: int,
+    protocol: str,
+    settings: ControllerSettings,
 ) -> dict[str, Any]:
+    """For an L7 load balancer the answer is the L7 node (l7_node_id) the flow reaches."""
+    seed = settings.cluster_seed
     config = json.loads(lb.current_config)
     if not config:
         raise BadRequest(f"load balancer {lb.id} has no configuration")
@@ -32,7 +42,9 @@ def trace_flow(
         ).all()
     )
     proto = protocol.lower()
-    for vip in l4_vips(config, health):
+    l7 = lb.kind == "l7"
+    l7_nodes = desired.l7_backends(session, settings, utcnow(), lb.id).get(lb.id) if l7 else None
+    for vip in l4_vips(config, health, l7_nodes):
         if vip.port != dport or vip.protocol != proto:
             continue
         names = [(str(b.address), b.weight if b.healthy else 0) for b in vip.spec.backends]
@@ -49,11 +61,10 @@ def trace_flow(
                 "slot": slot,
                 "table_size": len(table),
             }
-        member_id = vip.member_ids[index]
         return {
             "verdict": "forward",
             "listener_id": vip.listener_id,
-            "member_id": member_id,
+            ("l7_node_id" if l7 else "member_id"): vip.member_ids[index],
             "address": names[index][0],
             "hash": h,
             "slot": slot,

@@ -32,14 +32,20 @@ def next_state(health: str, streak: int, ok: bool, rise: int, fall: int) -> tupl
     return health, streak
 
 
-def record_result(session: Session, member: Member, result: CheckResult) -> bool:
-    """Applies one result; True when the member's health changed (a change was published)."""
+def record_result(
+    session: Session, member: Member, result: CheckResult, *, decided: bool = False
+) -> bool:
+    """Applies one result; True when the member's health changed (a change was published).
+    decided: the checker already applied rise/fall (HAProxy on an L7 node)."""
     hm = member.pool.healthmonitor
     if hm is None:
         return False
-    health, streak = next_state(
-        member.health, member.health_streak, result.ok, hm.max_retries, hm.max_retries_down
-    )
+    if decided:
+        health, streak = ("UP", 1) if result.ok else ("DOWN", -1)
+    else:
+        health, streak = next_state(
+            member.health, member.health_streak, result.ok, hm.max_retries, hm.max_retries_down
+        )
     member.health_streak = streak
     member.health_detail = result.detail or None
     if health == member.health:

@@ -72,6 +72,8 @@ class HealthResult(OctaviaModel):
     node_id: str | None = Field(default=None, max_length=36)
     ok: StrictBool
     detail: str = Field(default="", max_length=1000)
+    # The checker applied rise/fall itself (an L7 node's HAProxy): the state is final.
+    decided: StrictBool = False
 
     @model_validator(mode="after")
     def _one_subject(self) -> HealthResult:
@@ -308,7 +310,10 @@ def report_health(
             member = members.get(result.member_id or "")
             if member is not None:
                 changed |= health.record_result(
-                    session, member, health.CheckResult(member.id, result.ok, result.detail)
+                    session,
+                    member,
+                    health.CheckResult(member.id, result.ok, result.detail),
+                    decided=result.decided,
                 )
         session.flush()
         seq = current_seq(session)

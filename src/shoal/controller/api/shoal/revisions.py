@@ -142,8 +142,9 @@ class FlowTraceBody(OctaviaModel):
 def flow_trace(
     lb_id: str, body: FlowTraceBody, state: State, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    """Which member a new flow reaches on an L4 load balancer (Maglev, as every L4 node
-    computes it; an existing flow stays where the session cache keeps it)."""
+    """Which member a new flow reaches on an L4 load balancer, or which L7 node on an L7 one
+    (Maglev, as every L4 node computes it; an existing flow stays where the session cache
+    keeps it)."""
     try:
         ipaddress.ip_address(body.source_ip)
     except ValueError:
@@ -163,6 +164,6 @@ def flow_trace(
                 body.source_port,
                 body.protocol_port,
                 body.protocol,
-                state.settings.cluster_seed,
+                state.settings,
             )
         }

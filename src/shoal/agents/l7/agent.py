@@ -1,0 +1,278 @@
+"""The L7 agent: registers its node (cluster, capacity, data address), long-polls the
+controller for the load balancers placed on it, and drives one HAProxy in master-worker mode.
+
+- Member additions, removals, weight and admin-state changes go through the runtime API (no
+  reload) and are written to the configuration file too, so a later reload keeps them.
+- Anything else is a checked configuration and a hitless reload. A load balancer HAProxy
+  refuses is left out and reported; the others go ahead; the running configuration stays if
+  nothing can be made to pass.
+- Reports the applied position, per-load-balancer errors, per-listener and per-member stats;
+  posts member health as HAProxy's checks decide it.
+
+HAProxy outlives the agent: a restarted agent adopts the running master, so traffic does not
+notice agent upgrades."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import resource
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shoal import __version__
+from shoal.agents.api import AgentApi, NodeInfo
+from shoal.agents.l7.haproxy import ConfigRejectedError, HAProxy, RuntimeCommandError
+from shoal.agents.l7.model import runtime_plan
+from shoal.agents.l7.render import Rendered, render
+from shoal.agents.l7.stats import Ownership, counters_from, health_from
+from shoal.agents.l7.vips import VipAddresses
+from shoal.agents.loop import AgentLoop
+
+__all__ = ["L7Agent", "L7AgentConfig"]
+
+log = logging.getLogger("shoal.agent.l7")
+
+
+@dataclass
+class L7AgentConfig:
+    controller: str
+    token: str
+    name: str
+    data_address: str  # the L4 tier encapsulates VIP traffic to it; the monitor binds here
+    cluster: str = "default"
+    capacity: int = 100
+    address: str | None = None
+    run_dir: Path = Path("/run/shoal/l7")
+    state_dir: Path = Path("/var/lib/shoal/agent")
+    haproxy_binary: str = "haproxy"
+    monitor_port: int = 8404
+    vip_device: str = "lo"
+    poll_wait: float = 25.0
+    maxconn: int = 100000
+    hard_stop_after: str = "60s"
+
+
+@dataclass
+class Applied:
+    rendered: Rendered
+    tls_dir: Path
+    lbs: list[dict[str, Any]]  # the configs in it
+
+
+class L7Agent(AgentLoop):
+    def __init__(self, config: L7AgentConfig, api: AgentApi) -> None:
+        super().__init__(
+            api, config.state_dir / f"{config.name}.desired.json", config.poll_wait, log
+        )
+        self.cfg = config
+        self.home = config.run_dir / config.name
+        self.proxy = HAProxy(self.home, config.haproxy_binary)
+        self.vips = VipAddresses(config.state_dir / f"{config.name}.vips.json", config.vip_device)
+        self.applied: Applied | None = None
+        self.errors: list[dict[str, Any]] = []
+        self.pending_deletions: set[str] = set()
+        self.reloads = 0
+        self.runtime_changes = 0
+        self._reported_health: dict[str, bool] = {}
+        self._lock = threading.Lock()
+
+    # ---- rendering ---------------------------------------------------------------------------
+
+    def _render(self, lbs: list[dict[str, Any]], certificates: dict[str, str]) -> Applied:
+        """Renders into a TLS directory named by its content: the same input gives the same
+        configuration text, and files a running configuration uses are never rewritten."""
+        probe = render(
+            self.cfg.name, lbs, certificates, run_dir=str(self.home), crt_dir="@", **self._opts()
+        )
+        digest = hashlib.sha256(
+            "".join(f"{k}\0{v}\0" for k, v in sorted(probe.files.items())).encode()
+        ).hexdigest()[:16]
+        tls_dir = self.home / "tls" / digest
+        rendered = render(
+            self.cfg.name,
+            lbs,
+            certificates,
+            run_dir=str(self.home),
+            crt_dir=str(tls_dir),
+            **self._opts(),
+        )
+        if rendered.files and not tls_dir.exists():
+            tmp = tls_dir.with_name(tls_dir.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True, mode=0o700)
+            for name, content in rendered.files.items():
+                fd = os.open(tmp / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(content)
+            os.replace(tmp, tls_dir)
+        return Applied(rendered, tls_dir, lbs)
+
+    def _opts(self) -> dict[str, Any]:
+        # HAProxy needs two descriptors per connection and refuses to start when the hard
+        # limit cannot cover maxconn: ask for what the limit allows.
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        allowed = self.cfg.maxconn if hard == resource.RLIM_INFINITY else (hard - 200) // 2
+        return {
+            "monitor_address": self.cfg.data_address,
+            "monitor_port": self.cfg.monitor_port,
+            "maxconn": max(256, min(self.cfg.maxconn, allowed)),
+            "hard_stop_after": self.cfg.hard_stop_after,
+        }
+
+    def _checked(
+        self, lbs: list[dict[str, Any]], certificates: dict[str, str]
+    ) -> tuple[Applied, dict[str, str]]:
+        """A configuration HAProxy accepts, leaving out the load balancers it refuses (each
+        tried alone to find them), with their reasons."""
+        candidate = self._render(lbs, certificates)
+        try:
+            self.proxy.check(candidate.rendered.config)
+            return candidate, {}
+        except ConfigRejectedError as exc:
+            log.warning("HAProxy refused the configuration (%s); isolating", exc)
+        refused: dict[str, str] = {}
+        for lb in lbs:
+            try:
+                self.proxy.check(self._render([lb], certificates).rendered.config)
+            except ConfigRejectedError as exc:
+                refused[lb["id"]] = f"HAProxy refused its configuration: {exc}"
+        rest = [lb for lb in lbs if lb["id"] not in refused]
+        candidate = self._render(rest, certificates)
+        self.proxy.check(candidate.rendered.config)  # still refused: keep the running one
+        return candidate, refused
+
+    # ---- applying ----------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Starts HAProxy on an empty configuration, or adopts the one already running."""
+        if self.proxy.running:
+            log.info("adopting the running HAProxy (pid %s)", self.proxy.master_pid())
+            return
+        empty = self._render([], {})
+        self.proxy.install(empty.rendered.config)
+        self.proxy.start()
+        self.applied = empty
+
+    def apply(self, desired: dict[str, Any]) -> None:
+        entries = desired.get("load_balancers", [])
+        lbs = [e["config"] for e in entries]
+        revisions = {e["id"]: e["revision"] for e in entries}
+        try:
+            new, refused = self._checked(lbs, desired.get("certificates", {}))
+        except ConfigRejectedError as exc:
+            reason = f"HAProxy refused the node's configuration: {exc}"
+            with self._lock:
+                self.errors = [
+                    {"load_balancer_id": k, "revision": v, "reason": reason}
+                    for k, v in revisions.items()
+                ]
+            return
+        plan = None
+        if self.applied is not None and self.applied.tls_dir == new.tls_dir:
+            plan = runtime_plan(self.applied.rendered.model, new.rendered.model)
+        if plan is not None and not plan.commands:
+            self.proxy.write_unchecked(new.rendered.config)
+        elif plan is not None and self._runtime(plan.commands):
+            self.pending_deletions |= set(plan.deletions)
+            self.proxy.write_unchecked(new.rendered.config)
+            self.runtime_changes += 1
+            log.info("seq %s applied at runtime (%d commands)", desired["seq"], len(plan.commands))
+        else:
+            self._reload(new)
+        self.applied = new
+        for stale in (self.home / "tls").glob("*"):
+            if stale != new.tls_dir:  # older generations and refused candidates
+                shutil.rmtree(stale, ignore_errors=True)
+        with self._lock:
+            self.errors = [
+                {"load_balancer_id": k, "revision": revisions[k], "reason": v}
+                for k, v in refused.items()
+            ]
+
+    def _runtime(self, commands: list[str]) -> bool:
+        for cmd in commands:
+            try:
+                self.proxy.command(cmd)
+            except RuntimeCommandError as exc:
+                log.warning("runtime change failed (%s); reloading instead", exc)
+                return False
+        return True
+
+    def _reload(self, new: Applied) -> None:
+        wanted = {lb["vip_address"] for lb in new.lbs}
+        self.vips.ensure(wanted)  # before HAProxy binds them
+        self.proxy.install(new.rendered.config)
+        self.proxy.reload()
+        self.pending_deletions.clear()  # the new process has none of the removed servers
+        self.reloads += 1
+        self.vips.prune(wanted)
+        log.info("reloaded HAProxy (%d load balancers)", len(new.lbs))
+
+    def delete_drained_servers(self) -> None:
+        """Removed members left in maintenance until their last connection ends."""
+        for target in sorted(self.pending_deletions):
+            try:
+                self.proxy.command(f"del server {target}")
+                self.pending_deletions.discard(target)
+            except RuntimeCommandError as exc:
+                if "No such" in str(exc) or "Unknown" in str(exc):
+                    self.pending_deletions.discard(target)
+
+    # ---- reporting ---------------------------------------------------------------------------
+
+    def _ownership(self) -> Ownership:
+        return Ownership.of(self.applied.lbs if self.applied else [])
+
+    def report(self) -> None:
+        assert self.node_id is not None
+        rows = self.proxy.stats()
+        counters = counters_from(rows, self._ownership())
+        counters["haproxy"] = {
+            "reloads": self.reloads,
+            "runtime_changes": self.runtime_changes,
+            "pending_deletions": len(self.pending_deletions),
+        }
+        with self._lock:
+            errors = list(self.errors)
+        self.api.report(self.node_id, self.seq, errors, {}, counters, version=__version__)
+
+    def side_tick(self) -> None:
+        assert self.node_id is not None
+        if self.pending_deletions:
+            self.delete_drained_servers()
+        health = health_from(self.proxy.stats())
+        changed = {m: ok for m, ok in health.items() if self._reported_health.get(m) != ok}
+        if changed:
+            self.api.health(
+                self.node_id,
+                [{"member_id": m, "ok": ok, "decided": True} for m, ok in changed.items()],
+            )
+            self._reported_health.update(changed)
+
+    def register(self) -> None:
+        info = NodeInfo(
+            name=self.cfg.name,
+            role="l7",
+            cluster=self.cfg.cluster,
+            address=self.cfg.address or self.cfg.data_address,
+            data_address=self.cfg.data_address,
+            capacity=self.cfg.capacity,
+            version=__version__,
+        )
+        self.node_id = self.api.register(info)
+        self._reported_health.clear()
+        log.info("registered as L7 node %s (%s)", self.cfg.name, self.node_id)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self, stop_proxy: bool = False) -> None:
+        if stop_proxy:
+            self.proxy.stop()
+            self.vips.prune(set())
+        self.api.close()

@@ -1,0 +1,107 @@
+"""The reconcile loop every agent runs: register, long-poll the controller for the complete
+desired state, apply it, report; a side thread does what cannot wait for the long poll
+(health results, events, local checks). A controller that cannot be reached is temporary:
+the node keeps serving its last good state and the loop retries with backoff."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from shoal.agents.api import AgentApi, ControllerRefusedError, ControllerUnavailableError
+from shoal.errors import ShoalError
+
+__all__ = ["AgentLoop"]
+
+
+class AgentLoop(ABC):
+    side_interval = 0.5
+
+    def __init__(self, api: AgentApi, state_file: Path, poll_wait: float, log: logging.Logger):
+        self.api = api
+        self.node_id: str | None = None
+        self.seq = -1
+        self._state_file = state_file
+        self._poll_wait = poll_wait
+        self._log = log
+        self._stop = threading.Event()
+
+    @abstractmethod
+    def register(self) -> None:
+        """Registers the node and sets node_id."""
+
+    @abstractmethod
+    def apply(self, desired: dict[str, Any]) -> None:
+        """Makes the node hold exactly this desired state (what cannot be applied is
+        recorded for the next report, not raised)."""
+
+    @abstractmethod
+    def report(self) -> None: ...
+
+    @abstractmethod
+    def side_tick(self) -> None:
+        """Twice a second, on the side thread."""
+
+    @abstractmethod
+    def prepare(self) -> None:
+        """Before the first poll (e.g. attach the data plane, adopt a running proxy)."""
+
+    def cache_desired(self, desired: dict[str, Any]) -> None:
+        self._state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(desired))
+        os.replace(tmp, self._state_file)
+
+    def _side_loop(self) -> None:
+        while not self._stop.wait(self.side_interval):
+            if self.node_id is None:
+                continue
+            try:
+                self.side_tick()
+            except (ControllerUnavailableError, ControllerRefusedError) as exc:
+                self._log.debug("side loop: %s", exc)
+            except ShoalError as exc:
+                self._log.warning("side loop: %s", exc)
+
+    def run(self) -> None:
+        self.prepare()
+        side = threading.Thread(target=self._side_loop, name="agent-side", daemon=True)
+        side.start()
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                if self.node_id is None:
+                    self.register()
+                desired = self.api.desired_state(
+                    self.node_id or "",
+                    since=self.seq,
+                    wait=self._poll_wait if self.seq >= 0 else 0,
+                )
+                if desired.get("changed") is not False:
+                    self.apply(desired)
+                    self.seq = int(desired["seq"])
+                    self.cache_desired(desired)
+                self.report()
+                backoff = 0.5
+            except ControllerUnavailableError as exc:
+                self._log.warning(
+                    "%s; serving the last good state, retrying in %.1f s", exc, backoff
+                )
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except ControllerRefusedError as exc:
+                if exc.status == 404:  # the node was deleted: register again
+                    self.node_id, self.seq = None, -1
+                self._log.error("%s", exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except ShoalError as exc:
+                self._log.error("cannot apply seq: %s", exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        side.join(2)
