@@ -231,3 +231,49 @@ def test_controller_token_create(controller: Controller, env: dict[str, str]) ->
     lb = as_json({**env, "SHOAL_TOKEN": secret}, "lb create --name ops-lb")
     assert lb["project_id"] == "ops"
     assert [t["name"] for t in as_json(env, "token list")].count("ops") == 1
+
+
+def test_certificate_commands(env: dict[str, str], tmp_path: Path) -> None:
+    from ..pki import Pki
+
+    pki = Pki()
+    leaf, other, soon = (
+        pki.leaf("shop.example"),
+        pki.leaf("other.example"),
+        pki.leaf("soon.example", days=10),
+    )
+    files = {
+        "cert.pem": leaf.cert_pem,
+        "key.pem": leaf.key_pem(),
+        "chain.pem": pki.intermediate.cert_pem,
+        "other-key.pem": other.key_pem(),
+        "soon.pem": soon.cert_pem,
+        "soon-key.pem": soon.key_pem(),
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    p = str(tmp_path)
+    cert = as_json(
+        env,
+        f"certificate upload --name shop --cert {p}/cert.pem --key {p}/key.pem "
+        f"--chain {p}/chain.pem",
+    )
+    assert cert["common_name"] == "shop.example" and cert["expires_in_days"] >= 360
+    assert "private_key" not in cert
+    # Each refusal is one readable line, and nothing is stored.
+    err = refused(env, f"certificate upload --cert {p}/cert.pem --key {p}/other-key.pem")
+    assert "does not match" in err
+    err = refused(env, f"certificate upload --cert {p}/missing.pem --key {p}/key.pem")
+    assert "cannot read the certificate" in err
+    refused(env, f"certificate upload --cert {p}/cert.pem", code=2)  # usage error
+    # Expiry shows, with a warning under 30 days.
+    r = shoal(env, f"certificate upload --name soon --cert {p}/soon.pem --key {p}/soon-key.pem")
+    assert r.returncode == 0 and "warning: certificate soon" in r.stderr
+    listed = as_json(env, "certificate list")
+    assert {c["name"] for c in listed} == {"shop", "soon"}
+    assert "expires in" in shoal(env, "certificate list").stderr
+    issued = as_json(env, "certificate issue --common-name api.internal --dns-name api2.internal")
+    assert issued["source"] == "internal-ca"
+    assert "BEGIN CERTIFICATE" in ok(env, "certificate ca")
+    ok(env, "certificate delete shop")
+    assert {c["name"] for c in as_json(env, "certificate list")} == {"soon", ""}

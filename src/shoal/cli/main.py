@@ -18,6 +18,7 @@ LAZY = {
     "pool": "shoal.cli.pool:app",
     "member": "shoal.cli.member:app",
     "healthmonitor": "shoal.cli.healthmonitor:app",
+    "certificate": "shoal.cli.certificates:app",
     "status": "shoal.cli.status:app",
     "revision": "shoal.cli.revision:app",
     "node": "shoal.cli.node:app",

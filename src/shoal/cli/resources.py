@@ -16,6 +16,7 @@ from shoal.cli.options import LbOption
 from shoal.errors import ShoalError
 
 __all__ = [
+    "CERTIFICATE",
     "HEALTHMONITOR",
     "LB",
     "LISTENER",
@@ -97,6 +98,14 @@ NODE = Kind(
     ("id", "name", "role", "cluster", "address", "admin_state", "operating_status", "last_seen"),
     "node",
     name_filter=False,
+)
+CERTIFICATE = Kind(
+    "certificate",
+    "/v2/shoal/certificates",
+    ("id", "name", "common_name", "dns_names", "not_after", "expires_in_days", "source"),
+    "certificate",
+    name_filter=False,
+    metavar="CERT",
 )
 TOKEN = Kind(
     "token",
