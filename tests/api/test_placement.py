@@ -72,7 +72,8 @@ def test_an_l7_lb_lands_on_one_node_in_each_of_two_clusters(alice: Api, agent: A
     assert sorted(n["address"] for n in entry["l7_nodes"]) == sorted(
         nodes[name]["data_address"] for name in where
     )
-    assert all(n["healthy"] and n["state"] == "ACTIVE" for n in entry["l7_nodes"])
+    # PENDING: no new flows to a node before it has applied the load balancer.
+    assert all(n["healthy"] and n["state"] == "PENDING" for n in entry["l7_nodes"])
     assert {c["node_id"] for c in l4["node_checks"]} == {
         n["id"] for k, n in nodes.items() if k != "l4"
     }
@@ -82,6 +83,8 @@ def test_an_l7_lb_lands_on_one_node_in_each_of_two_clusters(alice: Api, agent: A
     assert alice.get_lb(lb["id"])["provisioning_status"] == "PENDING_CREATE"
     settle(agent, [nodes[name] for name in where])
     assert alice.get_lb(lb["id"])["provisioning_status"] == "ACTIVE"
+    (entry,) = desired(agent, nodes["l4"])["load_balancers"]
+    assert {n["state"] for n in entry["l7_nodes"]} == {"ACTIVE"}
 
 
 def test_l7_nodes_get_the_certificates_of_their_listeners(alice: Api, agent: Api) -> None:
@@ -119,9 +122,15 @@ def test_draining_an_l7_node_moves_its_lbs_inside_the_cluster(
     # The drained node still holds the load balancer (finishing what it serves); the L4
     # tier sends it no new flows.
     assert desired(agent, nodes[drained])["load_balancers"][0]["placement"] == "DRAINING"
-    l4 = {n["id"]: n for n in desired(agent, nodes["l4"])["load_balancers"][0]["l7_nodes"]}
-    assert l4[nodes[drained]["id"]]["state"] == "DRAINING"
-    assert l4[nodes[sibling]["id"]]["state"] == "ACTIVE"
+
+    def l4_view() -> dict[str, dict]:
+        entry = desired(agent, nodes["l4"])["load_balancers"][0]
+        return {n["id"]: n for n in entry["l7_nodes"]}
+
+    assert l4_view()[nodes[drained]["id"]]["state"] == "DRAINING"
+    assert l4_view()[nodes[sibling]["id"]]["state"] == "PENDING"
+    settle(agent, [nodes[sibling]])
+    assert l4_view()[nodes[sibling]["id"]]["state"] == "ACTIVE"
     kinds = {
         e["kind"] for e in alice.ok("GET", "/v2/shoal/events", load_balancer_id=lb["id"])["events"]
     }

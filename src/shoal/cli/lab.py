@@ -18,11 +18,16 @@ console = Console(stderr=True)
 Prefix = Annotated[str, typer.Option(help="name prefix of the lab's namespaces")]
 
 
-def _lab(prefix: str, l4_nodes: int = 2) -> Any:
+def _lab(prefix: str, l4_nodes: int = 2, l7_clusters: int = 2, l7_per_cluster: int = 2) -> Any:
     from shoal.lab.lab import Lab, LabSpec
 
     return Lab(
-        LabSpec(prefix=prefix, l4_nodes=l4_nodes),
+        LabSpec(
+            prefix=prefix,
+            l4_nodes=l4_nodes,
+            l7_clusters=l7_clusters,
+            l7_nodes_per_cluster=l7_per_cluster,
+        ),
         progress=lambda msg: console.print(f"[dim]…[/dim] {msg}"),
     )
 
@@ -30,11 +35,16 @@ def _lab(prefix: str, l4_nodes: int = 2) -> Any:
 @app.command()
 @handle_errors
 def up(
-    prefix: Prefix = "shoal", l4_nodes: Annotated[int, typer.Option("--l4-nodes", min=1, max=8)] = 2
+    prefix: Prefix = "shoal",
+    l4_nodes: Annotated[int, typer.Option("--l4-nodes", min=1, max=8)] = 2,
+    l7_clusters: Annotated[
+        int, typer.Option("--l7-clusters", min=0, max=8, help="0: no L7 tier")
+    ] = 2,
+    l7_per_cluster: Annotated[int, typer.Option("--l7-nodes-per-cluster", min=1, max=8)] = 2,
 ) -> None:
     """Build the lab (idempotent: an intact lab is left as it is)."""
     require_root("the lab")
-    lab = _lab(prefix, l4_nodes)
+    lab = _lab(prefix, l4_nodes, l7_clusters, l7_per_cluster)
     try:
         state = lab.up()
     except KeyboardInterrupt:

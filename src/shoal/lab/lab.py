@@ -2,12 +2,15 @@
 
     client ── router (BIRD, BGP + BFD, ECMP) ── fabric ─┬─ L4 node a (XDP, BIRD, agent)
                                                         ├─ L4 node b ...
+                                                        ├─ L7 nodes l7a1 l7a2 | l7b1 l7b2
+                                                        │   (decap, HAProxy, agent; 2 clusters)
                                                         └─ backends b1..b3 (decap, VIPs on lo)
-    controller ── management bridge ── the L4 nodes' agents
+    controller ── management bridge ── the agents
 
-Replies go from the backends to the router and back to the client (DSR); they never cross
-an L4 node. Every namespace and process is recorded in a state file, so `shoal lab down`
-(also run on failure and Ctrl-C) removes exactly what `up` made; `up` is idempotent."""
+Replies go from the backends (L4 load balancers) or the L7 nodes (L7 ones) to the router
+and back to the client (DSR); they never cross an L4 node. Every namespace and process is
+recorded in a state file, so `shoal lab down` (also run on failure and Ctrl-C) removes
+exactly what `up` made; `up` is idempotent."""
 
 from __future__ import annotations
 
@@ -58,6 +61,18 @@ class LabSpec:
     )
     session_cache_size: int = 1 << 18
     pending_timeout: float = 15.0
+    l7_clusters: int = 2  # 0: no L7 tier
+    l7_nodes_per_cluster: int = 2
+    l7_capacity: int = 50
+    l7_drain_seconds: float = 5.0
+
+    def l7_nodes(self) -> list[tuple[str, str]]:
+        """(node, cluster) of the L7 tier."""
+        return [
+            (f"l7{c}{i + 1}", c)
+            for c in "abcdefgh"[: self.l7_clusters]
+            for i in range(self.l7_nodes_per_cluster)
+        ]
 
 
 @dataclass
@@ -147,6 +162,9 @@ class Lab:
             if _alive(proc["pid"], proc["cmd"]):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc["pid"], signal.SIGKILL)
+        for host in state.hosts.values():
+            if host.get("role") == "l7":
+                self._stop_haproxy(host)
         for ns in reversed(state.namespaces):
             netns.delete(ns)
         for i in range(self.spec.l4_nodes + 4):
@@ -164,6 +182,15 @@ class Lab:
                 self.spec.root.rmdir()
         if not quiet:
             self.progress("lab removed")
+
+    def _stop_haproxy(self, host: dict[str, Any], sig: int = signal.SIGKILL) -> None:
+        """HAProxy outlives its agent by design: the lab stops the master the agent
+        started, found by its pidfile and checked by its command line."""
+        pidfile = Path(host["run_dir"]) / host["node"] / "haproxy.pid"
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pidfile.read_text().split()[0])
+            if b"haproxy" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.killpg(pid, sig)
 
     # ---- processes ---------------------------------------------------------------------------
 
@@ -221,7 +248,8 @@ class Lab:
         self.save()
         nodes = [f"l4{chr(ord('a') + i)}" for i in range(self.spec.l4_nodes)]
         backends = [f"b{i + 1}" for i in range(self.spec.backends)]
-        for name in nodes + backends:
+        l7_nodes = self.spec.l7_nodes()
+        for name in nodes + backends + [n for n, _ in l7_nodes]:
             t.ns(name)
         self.state.namespaces = list(t.namespaces)
         self.save()
@@ -292,6 +320,32 @@ class Lab:
             )
             fabric_ports.append(f"f-{name}")
             self._host(name, ns=ns, ip=f"{FABRIC}.{21 + i}", role="backend")
+        for i, (name, cluster) in enumerate(l7_nodes):
+            ns = f"{p}-{name}"
+            t.link(ns, "eth0", sw, f"f-{name}")
+            t.link(ns, "mg0", sw, f"m-{name}")
+            t.run(ns, "ip", "addr", "add", f"{FABRIC}.{31 + i}/24", "dev", "eth0")
+            t.run(ns, "ip", "addr", "add", f"{MGMT}.{31 + i}/24", "dev", "mg0")
+            t.run(ns, "ip", "route", "add", "default", "via", f"{FABRIC}.1")
+            t.sysctl(
+                ns,
+                net__ipv4__conf__all__arp_ignore=1,
+                net__ipv4__conf__all__arp_announce=2,
+                net__ipv4__conf__all__rp_filter=0,
+                net__ipv4__conf__eth0__rp_filter=0,
+            )
+            fabric_ports.append(f"f-{name}")
+            mgmt_ports.append(f"m-{name}")
+            self._host(
+                name,
+                node=name,
+                ns=ns,
+                ip=f"{FABRIC}.{31 + i}",
+                mgmt=f"{MGMT}.{31 + i}",
+                role="l7",
+                cluster=cluster,
+                run_dir=str(self.node_dir(name) / "run"),
+            )
         t.bridge(sw, "br-fab", fabric_ports)
         t.bridge(sw, "br-mgmt", mgmt_ports)
         for name in nodes:  # XDP_TX out of a node is only accepted by a peer running XDP
@@ -301,7 +355,7 @@ class Lab:
         self.progress("backends: decap and services")
         decap = Decap()
         try:
-            for name in backends:
+            for name in backends + [n for n, _ in l7_nodes]:
                 decap.attach("eth0", f"{p}-{name}")
         finally:
             decap.close()
@@ -337,10 +391,14 @@ class Lab:
         for name in nodes:
             self.start_speaker(name)
             self.start_agent(name)
+        if l7_nodes:
+            self.progress("L7 nodes: HAProxy, agents")
+        for name, _ in l7_nodes:
+            self.start_l7_agent(name)
         for name in backends:
             for port in (80, 7):
                 self.wait_tcp(f"{p}-{name}", self.state.hosts[name]["ip"], port)
-        self.wait_nodes(len(nodes))
+        self.wait_nodes(len(nodes) + len(l7_nodes))
         self.wait_bgp(nodes)
         self.save()
 
@@ -413,6 +471,44 @@ class Lab:
             env={"SHOAL_AGENT_TOKEN": self.state.agent_token},
         )
 
+    def start_l7_agent(self, name: str) -> None:
+        host = self.state.hosts[name]
+        node_dir = self.node_dir(name)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        self.spawn(
+            f"agent-{name}",
+            [
+                sys.executable,
+                "-m",
+                "shoal.cli.main",
+                "agent",
+                "l7",
+                "--name",
+                name,
+                "--cluster",
+                host["cluster"],
+                "--data-address",
+                host["ip"],
+                "--capacity",
+                str(self.spec.l7_capacity),
+                "--netns",
+                host["ns"],
+                "--controller",
+                f"http://{MGMT}.1:{CONTROLLER_PORT}",
+                "--run-dir",
+                host["run_dir"],
+                "--state-dir",
+                str(node_dir),
+            ],
+            None,
+            env={"SHOAL_AGENT_TOKEN": self.state.agent_token},
+        )
+
+    def fail_l7_node(self, name: str) -> None:
+        """A hard failure: agent and HAProxy killed at once."""
+        self.stop(f"agent-{name}", signal.SIGKILL)
+        self._stop_haproxy(self.state.hosts[name])
+
     def _start_controller(self) -> None:
         cfg = self.dir / "controller.yaml"
         if not self.state.admin_token:
@@ -426,6 +522,7 @@ class Lab:
                     "vip_pools": [{"id": "lab", "name": "lab", "cidr": VIP_POOL}],
                     "pending_timeout": self.spec.pending_timeout,
                     "node_dead_after": 10.0,
+                    "l7_drain_seconds": self.spec.l7_drain_seconds,
                     "cluster_seed": f"lab-{self.spec.prefix}",
                     "bootstrap_token": self.state.admin_token,
                 }
@@ -498,7 +595,7 @@ class Lab:
                 return
             if time.monotonic() > deadline:
                 raise ShoalError(
-                    f"only {len(nodes)} of {count} L4 agents registered (see "
+                    f"only {len(nodes)} of {count} agents registered (see "
                     f"{self.dir}/logs/agent-*.log)"
                 )
             time.sleep(0.2)

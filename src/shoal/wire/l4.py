@@ -50,7 +50,8 @@ def _backends(
 
 def _l7_backends(l7_nodes: list[dict[str, Any]]) -> tuple[list[BackendSpec], list[str]]:
     """An L7 load balancer's VIP goes to the L7 nodes it is placed on; a draining placement
-    keeps the flows it has (weight 0) and takes no new ones."""
+    keeps the flows it has (weight 0) and takes no new ones, and so does a pending one (the
+    node has not applied it yet)."""
     specs, ids = [], []
     for n in sorted(l7_nodes, key=lambda n: n["id"]):
         weight = 1 if n["state"] == "ACTIVE" else 0

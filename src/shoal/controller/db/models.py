@@ -298,6 +298,9 @@ class Placement(Base):
     state: Mapped[str] = mapped_column(String(16), default="ACTIVE")  # ACTIVE | DRAINING
     since: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     drain_until: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    # The change that made it ACTIVE: until the node has applied that, the L4 tier gives it
+    # no new flows (HAProxy would not be listening yet).
+    ready_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Node(Base):

@@ -70,13 +70,13 @@ def l7_backends(
     cutoff = status.liveness_cutoff(settings, now)
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     query = (
-        select(Placement.load_balancer_id, Placement.state, Node)
+        select(Placement.load_balancer_id, Placement.state, Placement.ready_seq, Node)
         .join(Node, Node.id == Placement.node_id)
         .order_by(Placement.load_balancer_id, Node.id)
     )
     if lb_id is not None:
         query = query.where(Placement.load_balancer_id == lb_id)
-    for lb_id, state, node in session.execute(query):
+    for lb_id, state, ready_seq, node in session.execute(query):
         address = node.data_address or node.address
         if not address:
             continue
@@ -84,7 +84,8 @@ def l7_backends(
             {
                 "id": node.id,
                 "address": address,
-                "state": state,
+                # PENDING: placed, but the node has not applied it yet (no new flows).
+                "state": "PENDING" if state == "ACTIVE" and node.applied_seq < ready_seq else state,
                 "healthy": node.health != "DOWN" and node.last_seen >= cutoff,
             }
         )

@@ -248,6 +248,7 @@ def _lock(session: Session) -> None:
 def _apply(session: Session, before: list[Placement], result: Plan, now: dt.datetime) -> bool:
     old = {(p.load_balancer_id, p.node_id): p for p in before}
     new = {(s.lb_id, s.node_id): s for s in result.slots}
+    activated: list[Placement] = []
     changed = False
     for key, gone in old.items():
         if key not in new:
@@ -256,38 +257,50 @@ def _apply(session: Session, before: list[Placement], result: Plan, now: dt.date
     for key, s in new.items():
         row = old.get(key)
         if row is None:
-            session.add(
-                Placement(
-                    load_balancer_id=s.lb_id,
-                    node_id=s.node_id,
-                    state=s.state,
-                    since=now,
-                    drain_until=s.drain_until,
-                )
+            row = Placement(
+                load_balancer_id=s.lb_id,
+                node_id=s.node_id,
+                state=s.state,
+                since=now,
+                drain_until=s.drain_until,
             )
-            changed = True
+            session.add(row)
+            activated.append(row)
         elif row.state != s.state or row.drain_until != s.drain_until:
+            if s.state == ACTIVE:
+                activated.append(row)
             row.state, row.drain_until, row.since = s.state, s.drain_until, now
-            changed = True
-    if changed:
-        projects = dict(
-            session.execute(
-                select(LoadBalancer.id, LoadBalancer.project_id).where(
-                    LoadBalancer.id.in_({lb for lb, _, _ in result.events})
-                )
-            ).all()
-        )
-        for lb_id, kind, message in result.events:
-            session.add(
-                Event(
-                    project_id=projects.get(lb_id),
-                    load_balancer_id=lb_id,
-                    kind=kind,
-                    message=f"load balancer {lb_id}: {message}",
-                )
+    changed = (
+        bool(activated)
+        or old.keys() != new.keys()
+        or any(old[k].state != new[k].state for k in old.keys() & new.keys())
+    )
+    if not changed and not any(
+        old[k].drain_until != new[k].drain_until for k in old.keys() & new.keys()
+    ):
+        return False
+    projects = dict(
+        session.execute(
+            select(LoadBalancer.id, LoadBalancer.project_id).where(
+                LoadBalancer.id.in_({lb for lb, _, _ in result.events})
             )
-        session.add(Change(kind="placement"))
-    return changed
+        ).all()
+    )
+    for lb_id, kind, message in result.events:
+        session.add(
+            Event(
+                project_id=projects.get(lb_id),
+                load_balancer_id=lb_id,
+                kind=kind,
+                message=f"load balancer {lb_id}: {message}",
+            )
+        )
+    change = Change(kind="placement")
+    session.add(change)
+    session.flush()
+    for row in activated:
+        row.ready_seq = change.id
+    return True
 
 
 def _slot(p: Placement) -> Slot:

@@ -263,7 +263,18 @@ def report(node_id: str, body: Report, state: State, principal: CurrentPrincipal
     with state.db.write() as session:
         node = _node(session, node_id)
         node.last_seen = utcnow()
+        before = node.applied_seq
         node.applied_seq = max(node.applied_seq, min(body.seq, current_seq(session)))
+        # An L7 node that now serves new placements: the L4 tier may send it new flows.
+        ready = node.role == "l7" and session.scalar(
+            select(Placement.node_id).where(
+                Placement.node_id == node.id,
+                Placement.ready_seq > before,
+                Placement.ready_seq <= node.applied_seq,
+            )
+        )
+        if ready:
+            session.add(Change(kind="placement"))
         node.digests = body.digests
         node.counters = body.counters
         if body.version:
@@ -280,6 +291,9 @@ def report(node_id: str, body: Report, state: State, principal: CurrentPrincipal
             )
         session.flush()
         status.refresh_pending(session, state.settings)
+        seq = current_seq(session)
+    if ready:
+        state.notifier.notify(seq)
     return Response(status_code=204)
 
 

@@ -1,0 +1,366 @@
+"""End-to-end through the L7 tier: client → router → L4 (XDP, Maglev) → L7 (HAProxy on two
+clusters) → servers. An HTTPS load balancer with a certificate and L7 rules, persistence that
+holds across L7 nodes, an L7 node failure, and a drain that fails no request."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from shoal import netns
+from shoal.lab.lab import Lab
+from shoal.lab.traffic import http_requests
+
+from .conftest import FIGURES, wait_for
+
+pytestmark = pytest.mark.netns
+LB: dict[str, Any] = {}
+
+
+def status(lab: Lab, lb_id: str) -> str:
+    return str(
+        lab.api("GET", f"/v2/lbaas/loadbalancers/{lb_id}")["loadbalancer"]["provisioning_status"]
+    )
+
+
+def wait_active(lab: Lab, lb_id: str, timeout: float = 20) -> float:
+    return wait_for(lambda: status(lab, lb_id) == "ACTIVE", timeout, "load balancer ACTIVE")
+
+
+def create(lab: Lab, lb_id: str, path: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
+    obj: dict[str, Any] = lab.api("POST", path, {key: body})[key]
+    wait_active(lab, lb_id)
+    return obj
+
+
+def policy(lab: Lab, lb_id: str, body: dict[str, Any], *rules: dict[str, Any]) -> None:
+    created = create(lab, lb_id, "/v2/lbaas/l7policies", "l7policy", body)
+    for rule in rules:
+        create(lab, lb_id, f"/v2/lbaas/l7policies/{created['id']}/rules", "rule", rule)
+
+
+def https_get(
+    lab: Lab, host: str, path: str = "/", ca: str | None = None, headers: str = ""
+) -> tuple[int, dict[str, Any], str]:
+    """(status, JSON body, certificate subject) of one request on a new TLS connection."""
+    ctx = ssl.create_default_context(cadata=ca) if ca else ssl.create_default_context()
+    if not ca:
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    with (
+        netns.entered(lab.state.hosts["client"]["ns"]),
+        socket.create_connection((LB["vip"], 443), timeout=3) as raw,
+        ctx.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        tls.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n".encode()
+        )
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+        cert = tls.getpeercert()
+    head, _, body = data.partition(b"\r\n\r\n")
+    code = int(head.split()[1])
+    subject = dict(x[0] for x in cert["subject"]) if cert else {}
+    return code, json.loads(body) if body.startswith(b"{") else {}, subject.get("commonName", "")
+
+
+def http_get(
+    lab: Lab, path: str = "/", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    import http.client
+
+    with netns.entered(lab.state.hosts["client"]["ns"]):
+        conn = http.client.HTTPConnection(LB["vip"], 80, timeout=3)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            r = conn.getresponse()
+            raw = r.read()
+            body = json.loads(raw) if raw.startswith(b"{") else {}
+            return r.status, body, {k.lower(): v for k, v in r.getheaders()}
+        finally:
+            conn.close()
+
+
+def placed(lab: Lab) -> dict[str, str]:
+    view = lab.api("GET", f"/v2/shoal/loadbalancers/{LB['id']}/nodes")
+    return {n["name"]: n["placement"] for n in view["nodes"] if n.get("placement")}
+
+
+def test_https_load_balancer_with_a_certificate_and_rules(lab: Lab) -> None:
+    start = time.monotonic()
+    cert = lab.api(
+        "POST",
+        "/v2/shoal/certificates",
+        {"certificate": {"name": "shop", "issue": {"common_name": "shop.lab", "days": 30}}},
+    )["certificate"]
+    ca = lab.api("GET", "/v2/shoal/ca")["ca"]["certificate"]
+    lb = lab.api("POST", "/v2/lbaas/loadbalancers", {"loadbalancer": {"name": "shop"}})[
+        "loadbalancer"
+    ]
+    LB.update(id=lb["id"], vip=lb["vip_address"], ca=ca)
+    wait_active(lab, lb["id"])
+    ips = {b: lab.state.hosts[b]["ip"] for b in ("b1", "b2", "b3")}
+    https = create(
+        lab,
+        lb["id"],
+        "/v2/lbaas/listeners",
+        "listener",
+        {
+            "loadbalancer_id": lb["id"],
+            "protocol": "TERMINATED_HTTPS",
+            "protocol_port": 443,
+            "default_tls_container_ref": cert["id"],
+        },
+    )
+    web = create(
+        lab,
+        lb["id"],
+        "/v2/lbaas/pools",
+        "pool",
+        {
+            "listener_id": https["id"],
+            "protocol": "HTTP",
+            "lb_algorithm": "ROUND_ROBIN",
+            "session_persistence": {"type": "HTTP_COOKIE"},
+        },
+    )
+    api = create(
+        lab,
+        lb["id"],
+        "/v2/lbaas/pools",
+        "pool",
+        {
+            "loadbalancer_id": lb["id"],
+            "protocol": "HTTP",
+            "lb_algorithm": "LEAST_CONNECTIONS",
+        },
+    )
+    lab.api(
+        "PUT",
+        f"/v2/lbaas/pools/{web['id']}/members",
+        {"members": [{"address": ips[b], "protocol_port": 80} for b in ("b1", "b2")]},
+    )
+    wait_active(lab, lb["id"])
+    lab.api(
+        "PUT",
+        f"/v2/lbaas/pools/{api['id']}/members",
+        {"members": [{"address": ips["b3"], "protocol_port": 80}]},
+    )
+    wait_active(lab, lb["id"])
+    policy(
+        lab,
+        lb["id"],
+        {
+            "listener_id": https["id"],
+            "action": "REDIRECT_TO_POOL",
+            "redirect_pool_id": api["id"],
+            "position": 1,
+        },
+        {"type": "PATH", "compare_type": "STARTS_WITH", "value": "/api"},
+    )
+    policy(
+        lab,
+        lb["id"],
+        {
+            "listener_id": https["id"],
+            "action": "REDIRECT_PREFIX",
+            "redirect_prefix": "https://shop.lab",
+            "position": 2,
+        },
+        {"type": "HOST_NAME", "compare_type": "EQUAL_TO", "value": "old.shop.lab"},
+    )
+    http = create(
+        lab,
+        lb["id"],
+        "/v2/lbaas/listeners",
+        "listener",
+        {
+            "loadbalancer_id": lb["id"],
+            "protocol": "HTTP",
+            "protocol_port": 80,
+            "default_pool_id": None,
+        },
+    )
+    policy(
+        lab,
+        lb["id"],
+        {
+            "listener_id": http["id"],
+            "action": "REDIRECT_PREFIX",
+            "redirect_prefix": "https://shop.lab",
+            "redirect_http_code": 301,
+            "position": 1,
+        },
+        {"type": "PATH", "compare_type": "STARTS_WITH", "value": "/"},
+    )
+    code, body, subject = https_get(lab, "shop.lab", ca=ca)  # verified against the CA
+    FIGURES["L7 HTTPS load balancer: API calls to first verified request (s)"] = round(
+        time.monotonic() - start, 2
+    )
+    assert code == 200 and subject == "shop.lab" and body["backend"] in ("b1", "b2")
+    assert {https_get(lab, "shop.lab", "/api/v1", ca)[1]["backend"] for _ in range(6)} == {"b3"}
+    code, _, _ = https_get(lab, "old.shop.lab")
+    assert code == 302
+    status_code, _, headers = http_get(lab, "/cart")
+    assert status_code == 301 and headers["location"] == "https://shop.lab/cart"
+    where = placed(lab)
+    assert len(where) == 2 and {name[2] for name in where} == {"a", "b"}
+
+
+def test_cookie_persistence_holds_across_l7_nodes(lab: Lab) -> None:
+    """Fresh connections spread over both L7 clusters; the cookie names the member, so
+    every node sends the client to the same one."""
+    _, body, _ = https_get(lab, "shop.lab", ca=LB["ca"])
+    first = body["backend"]
+    # The cookie HAProxy set is SRV=<member's server id>; read it from a raw response.
+    ctx = ssl.create_default_context(cadata=LB["ca"])
+    with (
+        netns.entered(lab.state.hosts["client"]["ns"]),
+        socket.create_connection((LB["vip"], 443), timeout=3) as raw,
+        ctx.wrap_socket(raw, server_hostname="shop.lab") as tls,
+    ):
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: shop.lab\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+    head = data.split(b"\r\n\r\n")[0].decode()
+    cookie = next(
+        line.split(":", 1)[1].split(";")[0].strip()
+        for line in head.split("\r\n")
+        if line.lower().startswith("set-cookie:")
+    )
+    first = json.loads(data.split(b"\r\n\r\n", 1)[1])["backend"]
+    seen = Counter(
+        https_get(lab, "shop.lab", ca=LB["ca"], headers=f"Cookie: {cookie}\r\n")[1]["backend"]
+        for _ in range(20)
+    )
+    assert seen == {first: 20}
+
+
+class Load:
+    """Requests on fresh connections from the client, in a thread, until stopped."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.ok = 0
+        self.failed: list[tuple[float, str]] = []
+        self.by_backend: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        end = time.monotonic() + 90
+        while not self._stop.is_set() and time.monotonic() < end:
+            with netns.entered(self.lab.state.hosts["client"]["ns"]):
+                r = http_requests(LB["vip"], 1, port=80, timeout=2, deadline=5)
+            if r.failed:
+                self.failed.append((time.monotonic(), next(iter(r.errors))))
+            self.ok += r.ok
+            time.sleep(0.01)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def _serve_plain_http(lab: Lab) -> None:
+    """Port 80 answers from the web pool (not a redirect) for the traffic tests."""
+    listeners = lab.api("GET", f"/v2/lbaas/listeners?loadbalancer_id={LB['id']}")["listeners"]
+    http = next(li for li in listeners if li["protocol"] == "HTTP")
+    web = next(
+        p
+        for p in lab.api("GET", "/v2/lbaas/pools")["pools"]
+        if p["session_persistence"] and p["loadbalancers"][0]["id"] == LB["id"]
+    )
+    for policy in http["l7policies"]:
+        lab.api("DELETE", f"/v2/lbaas/l7policies/{policy['id']}")
+        wait_active(lab, LB["id"])
+    pool = create(
+        lab,
+        LB["id"],
+        "/v2/lbaas/pools",
+        "pool",
+        {
+            "listener_id": http["id"],
+            "protocol": "HTTP",
+            "lb_algorithm": "ROUND_ROBIN",
+        },
+    )
+    members = lab.api("GET", f"/v2/lbaas/pools/{web['id']}/members")["members"]
+    lab.api(
+        "PUT",
+        f"/v2/lbaas/pools/{pool['id']}/members",
+        {"members": [{"address": m["address"], "protocol_port": 80} for m in members]},
+    )
+    wait_active(lab, LB["id"])
+
+
+def test_drain_moves_the_vip_without_failing_a_request(lab: Lab) -> None:
+    _serve_plain_http(lab)
+    where = placed(lab)
+    drained = sorted(where)[0]
+    node_id = next(
+        n["id"] for n in lab.api("GET", "/v2/shoal/nodes")["nodes"] if n["name"] == drained
+    )
+    with Load(lab) as load:
+        time.sleep(1)
+        start = time.monotonic()
+        lab.api("PUT", f"/v2/shoal/nodes/{node_id}", {"admin_state": "DRAINING"})
+        moved = wait_for(
+            lambda: (
+                placed(lab).get(drained) == "DRAINING"
+                and list(placed(lab).values()).count("ACTIVE") == 2
+            ),
+            10,
+            "moved",
+        )
+        gone = wait_for(lambda: drained not in placed(lab), 30, "drain ended")
+        time.sleep(1)
+    FIGURES["L7 drain: placement moved (s)"] = round(moved, 2)
+    FIGURES["L7 drain: old node released after (s)"] = round(time.monotonic() - start, 1)
+    FIGURES["L7 drain: requests / failed"] = f"{load.ok} / {len(load.failed)}"
+    assert gone > 0 and load.ok > 50
+    assert not load.failed, load.failed[:5]
+    lab.api("PUT", f"/v2/shoal/nodes/{node_id}", {"admin_state": "ACTIVE"})
+
+
+def test_an_l7_node_failure_keeps_the_vip_serving(lab: Lab) -> None:
+    victim = sorted(placed(lab))[0]
+    nodes = {n["name"]: n["id"] for n in lab.api("GET", "/v2/shoal/nodes")["nodes"]}
+
+    def health() -> str:
+        return str(lab.api("GET", f"/v2/shoal/nodes/{nodes[victim]}")["node"]["health"])
+
+    with Load(lab) as load:
+        time.sleep(1)
+        failed_at = time.monotonic()
+        lab.fail_l7_node(victim)
+        detected = wait_for(lambda: health() == "DOWN", 15, "L4 checks mark the node DOWN")
+        # Once the L4 tier applied that, every request goes to the other cluster.
+        time.sleep(1.5)
+        settled = time.monotonic()
+        time.sleep(3)
+    after = [f for f in load.failed if f[0] > settled]
+    during = [f for f in load.failed if failed_at <= f[0] <= settled]
+    FIGURES["L7 node failure: detected DOWN after (s)"] = round(detected, 2)
+    FIGURES["L7 node failure: failed requests while detecting"] = (
+        f"{len(during)} of {load.ok + len(load.failed)}"
+    )
+    assert not after, after[:5]
+    with netns.entered(lab.state.hosts["client"]["ns"]):
+        result = http_requests(LB["vip"], 50, timeout=2, deadline=30)
+    assert result.failed == 0
+    # The node comes back: its agent restarts HAProxy, the checks see it UP again.
+    lab.start_l7_agent(victim)
+    wait_for(lambda: health() == "UP", 30, "the node is UP again")
