@@ -5,8 +5,6 @@ holds across L7 nodes, an L7 node failure, and a drain that fails no request."""
 from __future__ import annotations
 
 import json
-import socket
-import ssl
 import threading
 import time
 from collections import Counter
@@ -15,6 +13,7 @@ from typing import Any
 import pytest
 
 from shoal import netns
+from shoal.lab import traffic
 from shoal.lab.lab import Lab
 from shoal.lab.traffic import http_requests
 
@@ -47,28 +46,16 @@ def policy(lab: Lab, lb_id: str, body: dict[str, Any], *rules: dict[str, Any]) -
 
 
 def https_get(
-    lab: Lab, host: str, path: str = "/", ca: str | None = None, headers: str = ""
+    lab: Lab,
+    host: str,
+    path: str = "/",
+    ca: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, Any], str]:
-    """(status, JSON body, certificate subject) of one request on a new TLS connection."""
-    ctx = ssl.create_default_context(cadata=ca) if ca else ssl.create_default_context()
-    if not ca:
-        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    with (
-        netns.entered(lab.state.hosts["client"]["ns"]),
-        socket.create_connection((LB["vip"], 443), timeout=3) as raw,
-        ctx.wrap_socket(raw, server_hostname=host) as tls,
-    ):
-        tls.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n".encode()
-        )
-        data = b""
-        while chunk := tls.recv(65536):
-            data += chunk
-        cert = tls.getpeercert()
-    head, _, body = data.partition(b"\r\n\r\n")
-    code = int(head.split()[1])
-    subject = dict(x[0] for x in cert["subject"]) if cert else {}
-    return code, json.loads(body) if body.startswith(b"{") else {}, subject.get("commonName", "")
+    """(status, JSON body, certificate name) of one request from the client."""
+    with netns.entered(lab.state.hosts["client"]["ns"]):
+        answer = traffic.https_get(LB["vip"], host, path, ca=ca, headers=headers)
+    return answer.status, answer.body, answer.peer_name
 
 
 def http_get(
@@ -217,31 +204,14 @@ def test_https_load_balancer_with_a_certificate_and_rules(lab: Lab) -> None:
 def test_cookie_persistence_holds_across_l7_nodes(lab: Lab) -> None:
     """Fresh connections spread over both L7 clusters; the cookie names the member, so
     every node sends the client to the same one."""
-    _, body, _ = https_get(lab, "shop.lab", ca=LB["ca"])
-    first = body["backend"]
-    # The cookie HAProxy set is SRV=<member's server id>; read it from a raw response.
-    ctx = ssl.create_default_context(cadata=LB["ca"])
-    with (
-        netns.entered(lab.state.hosts["client"]["ns"]),
-        socket.create_connection((LB["vip"], 443), timeout=3) as raw,
-        ctx.wrap_socket(raw, server_hostname="shop.lab") as tls,
-    ):
-        tls.sendall(b"GET / HTTP/1.1\r\nHost: shop.lab\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := tls.recv(65536):
-            data += chunk
-    head = data.split(b"\r\n\r\n")[0].decode()
-    cookie = next(
-        line.split(":", 1)[1].split(";")[0].strip()
-        for line in head.split("\r\n")
-        if line.lower().startswith("set-cookie:")
-    )
-    first = json.loads(data.split(b"\r\n\r\n", 1)[1])["backend"]
+    with netns.entered(lab.state.hosts["client"]["ns"]):
+        first = traffic.https_get(LB["vip"], "shop.lab", ca=LB["ca"])
+    cookie = first.headers["set-cookie"].split(";")[0]  # SRV=<the member's server id>
     seen = Counter(
-        https_get(lab, "shop.lab", ca=LB["ca"], headers=f"Cookie: {cookie}\r\n")[1]["backend"]
+        https_get(lab, "shop.lab", ca=LB["ca"], headers={"Cookie": cookie})[1]["backend"]
         for _ in range(20)
     )
-    assert seen == {first: 20}
+    assert seen == {first.body["backend"]: 20}
 
 
 class Load:

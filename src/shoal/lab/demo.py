@@ -1,5 +1,6 @@
-"""The demo behind `make demo`: the whole system in namespaces, a load balancer created through
-the API, real traffic, and where it went."""
+"""The demo behind `make demo`: the whole system in namespaces, load balancers created through
+the API (an L4 one, and an HTTPS one with a certificate and L7 rules), real traffic, and where
+it went."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from rich.table import Table
 from shoal import netns
 from shoal.dataplane.balancer import Balancer
 from shoal.lab.lab import Lab, LabSpec
-from shoal.lab.traffic import http_requests
+from shoal.lab.traffic import http_requests, https_get
 
 __all__ = ["run_demo"]
 
@@ -89,6 +90,106 @@ def _create_lb(lab: Lab, console: Console) -> dict[str, Any]:
     return {"id": lb["id"], "vip": lb["vip_address"], "backends": backends}
 
 
+def _create_https_lb(lab: Lab, console: Console) -> dict[str, Any]:
+    """An L7 load balancer: TLS with a certificate from the internal CA, a default pool and
+    two L7 rules (a path and a header) sending requests to other pools."""
+    hosts = lab.state.hosts
+    started = time.monotonic()
+    cert = lab.api(
+        "POST",
+        "/v2/shoal/certificates",
+        {"certificate": {"name": "shop", "issue": {"common_name": "shop.demo", "days": 30}}},
+    )["certificate"]
+    lb = lab.api("POST", "/v2/lbaas/loadbalancers", {"loadbalancer": {"name": "demo-shop"}})[
+        "loadbalancer"
+    ]
+
+    def post(path: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        _wait_active(lab, lb["id"])
+        obj: dict[str, Any] = lab.api("POST", path, {key: body})[key]
+        return obj
+
+    li = post(
+        "/v2/lbaas/listeners",
+        "listener",
+        {
+            "loadbalancer_id": lb["id"],
+            "protocol": "TERMINATED_HTTPS",
+            "protocol_port": 443,
+            "default_tls_container_ref": cert["id"],
+        },
+    )
+    pools: dict[str, list[str]] = {"web": ["b1", "b2"], "api": ["b3"], "canary": ["b1"]}
+    ids = {}
+    for name, members in pools.items():
+        where = {"listener_id": li["id"]} if name == "web" else {"loadbalancer_id": lb["id"]}
+        pool = post(
+            "/v2/lbaas/pools",
+            "pool",
+            {"name": name, "protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN", **where},
+        )
+        ids[name] = pool["id"]
+        _wait_active(lab, lb["id"])
+        lab.api(
+            "PUT",
+            f"/v2/lbaas/pools/{pool['id']}/members",
+            {"members": [{"address": hosts[b]["ip"], "protocol_port": 80} for b in members]},
+        )
+    rules = {
+        "api": {"type": "PATH", "compare_type": "STARTS_WITH", "value": "/api"},
+        "canary": {"type": "HEADER", "key": "X-Canary", "compare_type": "EQUAL_TO", "value": "1"},
+    }
+    for position, (name, rule) in enumerate(rules.items(), start=1):
+        policy = post(
+            "/v2/lbaas/l7policies",
+            "l7policy",
+            {
+                "listener_id": li["id"],
+                "action": "REDIRECT_TO_POOL",
+                "redirect_pool_id": ids[name],
+                "position": position,
+            },
+        )
+        post(f"/v2/lbaas/l7policies/{policy['id']}/rules", "rule", rule)
+    status = _wait_active(lab, lb["id"])
+    view = lab.api("GET", f"/v2/shoal/loadbalancers/{lb['id']}/nodes")
+    placed = [f"{n['name']} ({n['cluster']})" for n in view["nodes"] if n.get("placement")]
+    console.print(
+        f"load balancer [bold]{lb['name']}[/bold]: https://shop.demo on VIP "
+        f"{lb['vip_address']}:443, certificate from the internal CA, 3 pools, 2 L7 rules, "
+        f"{status} ({time.monotonic() - started:.1f} s); HAProxy on {', '.join(placed)}"
+    )
+    ca = lab.api("GET", "/v2/shoal/ca")["ca"]["certificate"]
+    return {"id": lb["id"], "vip": lb["vip_address"], "ca": ca, "pools": pools}
+
+
+def _https_traffic(lab: Lab, console: Console, lb: dict[str, Any], per_case: int) -> None:
+    cases = [
+        ("GET /", "/", {}, "web"),
+        ("GET /api/orders", "/api/orders", {}, "api"),
+        ("GET / with X-Canary: 1", "/", {"X-Canary": "1"}, "canary"),
+    ]
+    table = Table(title="HTTPS requests by L7 rule (SNI shop.demo, verified)", title_justify="left")
+    for col in ("request", "expected pool", "answered by", "ok"):
+        table.add_column(col)
+    with netns.entered(lab.state.hosts["client"]["ns"]):
+        for label, path, headers, pool in cases:
+            seen: Counter[str] = Counter()
+            ok = 0
+            for _ in range(per_case):
+                try:
+                    answer = https_get(lb["vip"], "shop.demo", path, ca=lb["ca"], headers=headers)
+                except OSError as exc:
+                    seen[f"error: {exc.__class__.__name__}"] += 1
+                    continue
+                seen[answer.body.get("backend", f"HTTP {answer.status}")] += 1
+                ok += answer.status == 200
+            answered = ", ".join(f"{b} {n}" for b, n in sorted(seen.items()))
+            expected = f"{pool} ({', '.join(lb['pools'][pool])})"
+            table.add_row(label, expected, answered, f"{ok}/{per_case}")
+    console.print(table)
+
+
 def _tables(
     console: Console, lab: Lab, counts: Counter[str], backends: list[str], packets: dict[str, int]
 ) -> None:
@@ -134,7 +235,8 @@ def run_demo(requests: int = 300, wait: bool | None = None, l4_nodes: int = 2) -
         state = lab.up()
         console.print(
             f"[green]lab up[/green]: router (BIRD, ECMP), {l4_nodes} L4 nodes "
-            "(XDP + BIRD + agent), 3 backends, client, controller"
+            "(XDP + BIRD + agent), 2 L7 clusters of 2 nodes (HAProxy + agent), 3 backends, "
+            "client, controller"
         )
         lb = _create_lb(lab, console)
         deadline = time.monotonic() + 10
@@ -162,6 +264,8 @@ def run_demo(requests: int = 300, wait: bool | None = None, l4_nodes: int = 2) -
             "replies went from the backends to the router and the client: they never "
             "crossed an L4 node (DSR)"
         )
+        https_lb = _create_https_lb(lab, console)
+        _https_traffic(lab, console, https_lb, per_case=max(10, requests // 10))
         console.print(
             f"API: ip netns exec {state.ctl_ns} env SHOAL_URL={state.controller_url} "
             f"SHOAL_TOKEN={state.admin_token} shoal status {lb['id']}"
