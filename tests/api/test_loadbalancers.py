@@ -237,3 +237,21 @@ def test_l7_policies_rules_and_positions(alice: Api) -> None:
     assert [x["id"] for x in rules] == [rule["id"]]
     assert alice.request("DELETE", f"/v2/lbaas/l7policies/{second['id']}").status_code == 204
     assert alice.ok("GET", f"/v2/lbaas/l7policies/{first['id']}")["l7policy"]["position"] == 1
+    # Octavia's inline rules: the policy and its rules in one revision.
+    inline = mk(
+        action="REJECT",
+        rules=[
+            {"type": "HEADER", "key": "X-Debug", "compare_type": "EQUAL_TO", "value": "1"},
+            {"type": "PATH", "compare_type": "ENDS_WITH", "value": ".php"},
+        ],
+    )
+    assert len(inline["rules"]) == 2
+    listed = alice.ok("GET", f"/v2/lbaas/l7policies/{inline['id']}/rules")["rules"]
+    assert {x["type"] for x in listed} == {"HEADER", "PATH"}
+    # A key is written into HAProxy's configuration unquoted: only token characters.
+    r = alice.request(
+        "POST",
+        f"/v2/lbaas/l7policies/{inline['id']}/rules",
+        {"rule": {"type": "HEADER", "key": "X)#", "compare_type": "EQUAL_TO", "value": "1"}},
+    )
+    assert r.status_code == 400 and "key" in r.json()["faultstring"]

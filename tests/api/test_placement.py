@@ -197,3 +197,27 @@ def test_l4_checks_decide_an_l7_nodes_health(alice: Api, agent: Api, admin: Api)
         {"results": [{"node_id": target["id"], "member_id": "x", "ok": True}]},
     )
     assert r.status_code == 400 and "exactly one" in r.json()["faultstring"]
+
+
+def test_l7_nodes_report_member_health_as_haproxy_decided_it(alice: Api, agent: Api) -> None:
+    nodes = tier(agent)
+    lb = http_lb(alice)
+    settle(agent, list(nodes.values()))
+    li = alice.listener(lb["id"], 80, "HTTP")
+    settle(agent, list(nodes.values()))
+    pool = alice.pool(li["id"], "HTTP", "ROUND_ROBIN")
+    settle(agent, list(nodes.values()))
+    member = alice.member(pool["id"], "10.1.0.1", 80)
+    settle(agent, list(nodes.values()))
+    alice.monitor(pool["id"], "HTTP")
+    settle(agent, list(nodes.values()))
+    # No L4 node is asked to check an L7 load balancer's members: HAProxy does.
+    assert desired(agent, nodes["l4"])["load_balancers"][0]["health_checks"] == []
+    node = nodes[next(iter(placed_on(alice, lb["id"])))]
+    agent.ok(
+        "POST",
+        f"/v2/shoal/nodes/{node['id']}/health",
+        {"results": [{"member_id": member["id"], "ok": False, "decided": True}]},
+    )
+    got = alice.ok("GET", f"/v2/lbaas/pools/{pool['id']}/members/{member['id']}")["member"]
+    assert got["operating_status"] == "ERROR"  # at once: HAProxy applied rise/fall already

@@ -114,3 +114,51 @@ def control(
     table.add_row("write -> long-poll wake-up p50", f"{result.notify_p50_ms:.1f} ms", "")
     table.add_row("write -> long-poll wake-up p99", f"{result.notify_p99_ms:.1f} ms", "")
     console.print(table)
+
+
+@app.command("l7")
+@handle_errors
+def l7(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    duration: Annotated[float, typer.Option(min=1, help="seconds per wrk run")] = 5.0,
+    connections: Annotated[int, typer.Option(min=1, help="wrk connections")] = 64,
+    rounds: Annotated[int, typer.Option(min=1, help="alternating rounds (median)")] = 3,
+) -> None:
+    """HTTP requests per second through router, L4 and L7 tiers against HAProxy alone
+    serving the same servers (target: at least 0.9x), in a lab of its own."""
+    require_root("the lab")
+    from shoal.bench import l7 as l7bench
+
+    with Progress(console=console, transient=True, disable=as_json) as progress:
+        task = progress.add_task("starting", total=1.0)
+
+        def report(what: str, fraction: float) -> None:
+            progress.update(task, description=what, completed=fraction)
+
+        result = l7bench.run(duration, connections, rounds, report)
+    if as_json:
+        sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
+        return
+    table = Table(
+        title=f"HTTP through Shoal vs HAProxy alone: wrk -c{connections}, {rounds} x "
+        f"{duration:g} s each, alternating (median)",
+        title_justify="left",
+    )
+    for col in ("path", "requests/s", "p50", "p99", "errors"):
+        table.add_column(col, justify="left" if col == "path" else "right")
+    for label, runs in (
+        ("client→router→L4→L7→server", result.full_path),
+        ("client→router→HAProxy→server", result.haproxy_alone),
+    ):
+        rps = sorted(r.requests_per_second for r in runs)[len(runs) // 2]
+        mid = min(runs, key=lambda r: abs(r.requests_per_second - rps))
+        table.add_row(
+            label,
+            f"{rps:.0f}",
+            f"{mid.latency_p50_ms:.2f} ms",
+            f"{mid.latency_p99_ms:.2f} ms",
+            str(sum(r.errors for r in runs)),
+        )
+    console.print(table)
+    verdict = "meets" if result.ratio >= 0.9 else "misses"
+    console.print(f"ratio {result.ratio:.2f}: {verdict} the 0.9x target")

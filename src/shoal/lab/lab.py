@@ -95,10 +95,11 @@ def _alive(pid: int, cmd: list[str]) -> bool:
     """The pid is running and is still the process we started (not a reused pid)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            args = f.read().split(b"\0")
+            raw = f.read()
     except OSError:
         return False
-    return bool(args) and cmd[-1].encode() in args
+    # Some daemons (nginx) rewrite their command line into one string.
+    return bool(raw) and (cmd[-1].encode() in raw.split(b"\0") or cmd[-1].encode() in raw)
 
 
 class Lab:

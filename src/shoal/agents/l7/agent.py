@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import resource
 import shutil
 import threading
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from shoal import __version__
 from shoal.agents.api import AgentApi, NodeInfo
 from shoal.agents.l7.haproxy import ConfigRejectedError, HAProxy, RuntimeCommandError
 from shoal.agents.l7.model import runtime_plan
-from shoal.agents.l7.render import Rendered, render
+from shoal.agents.l7.render import Rendered, fitting_maxconn, render
 from shoal.agents.l7.stats import Ownership, counters_from, health_from
 from shoal.agents.l7.vips import VipAddresses
 from shoal.agents.loop import AgentLoop
@@ -113,14 +112,10 @@ class L7Agent(AgentLoop):
         return Applied(rendered, tls_dir, lbs)
 
     def _opts(self) -> dict[str, Any]:
-        # HAProxy needs two descriptors per connection and refuses to start when the hard
-        # limit cannot cover maxconn: ask for what the limit allows.
-        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-        allowed = self.cfg.maxconn if hard == resource.RLIM_INFINITY else (hard - 200) // 2
         return {
             "monitor_address": self.cfg.data_address,
             "monitor_port": self.cfg.monitor_port,
-            "maxconn": max(256, min(self.cfg.maxconn, allowed)),
+            "maxconn": fitting_maxconn(self.cfg.maxconn),
             "hard_stop_after": self.cfg.hard_stop_after,
         }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import jinja2
 
 from shoal.agents.l7.model import NodeConfig, build
 
-__all__ = ["Rendered", "render"]
+__all__ = ["Rendered", "fitting_maxconn", "render"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 _env = jinja2.Environment(
@@ -19,6 +20,14 @@ _env = jinja2.Environment(
     keep_trailing_newline=True,
     undefined=jinja2.StrictUndefined,
 )
+
+
+def fitting_maxconn(wanted: int) -> int:
+    """HAProxy needs two descriptors per connection and refuses to start when the hard
+    limit cannot cover maxconn: what the limit allows, at most `wanted`."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    allowed = wanted if hard == resource.RLIM_INFINITY else (hard - 200) // 2
+    return max(256, min(wanted, allowed))
 
 
 @dataclass

@@ -38,6 +38,7 @@ class L7PolicyCreate(_PolicyFields):
     action: L7Action
     project_id: Uuid | None = None
     tenant_id: Uuid | None = None
+    rules: list[L7RuleCreate] = Field(default_factory=list, max_length=50)  # in one revision
 
 
 class L7PolicyUpdate(_PolicyFields):
@@ -47,7 +48,9 @@ class L7PolicyUpdate(_PolicyFields):
 class L7RuleFields(OctaviaModel):
     type: L7RuleType | None = None
     compare_type: CompareType | None = None
-    key: str | None = Field(default=None, max_length=255, pattern=r"^[\x21-\x7e]+$")
+    # A header or cookie name token (RFC 9110), without the characters HAProxy's
+    # configuration parser gives a meaning to ('#', quotes, '$'): it is written unquoted.
+    key: str | None = Field(default=None, max_length=255, pattern=r"^[A-Za-z0-9!%&*+.^_`|~-]+$")
     value: str | None = Field(default=None, min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$")
     invert: StrictBool | None = None
     admin_state_up: AdminState | None = None
@@ -76,3 +79,6 @@ class L7RuleCreateBody(OctaviaModel):
 
 class L7RuleUpdateBody(OctaviaModel):
     rule: L7RuleFields
+
+
+L7PolicyCreate.model_rebuild()

@@ -19,9 +19,9 @@ from shoal.controller.schemas.common import (
 
 class SessionPersistence(OctaviaModel):
     type: PersistenceType
-    # An HTTP cookie-name token (RFC 6265), without '#' (HAProxy's comment character).
+    # A cookie-name token (RFC 6265), without what HAProxy's parser gives a meaning to.
     cookie_name: str | None = Field(
-        default=None, max_length=255, pattern=r"^[A-Za-z0-9!$%&'*+.^_`|~-]+$"
+        default=None, max_length=255, pattern=r"^[A-Za-z0-9!%&*+.^_`|~-]+$"
     )
     persistence_timeout: StrictInt | None = Field(default=None, ge=0, le=2**31 - 1)
     persistence_granularity: str | None = Field(default=None, max_length=64)

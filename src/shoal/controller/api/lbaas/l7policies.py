@@ -86,11 +86,23 @@ def create_l7policy(
     with state.writer.change(lb_id, principal, action="create", expect_revision=expect) as ctx:
         li = next(x for x in ctx.lb.listeners if x.id == spec.listener_id)
         policy = L7Policy(project_id=ctx.lb.project_id, action=spec.action, position=1)
-        apply_fields(policy, spec.model_dump(exclude={"listener_id", "position"}))
+        apply_fields(policy, spec.model_dump(exclude={"listener_id", "position", "rules"}))
+        for r in spec.rules:  # Octavia's inline rules: created with the policy
+            rule = L7Rule(
+                project_id=ctx.lb.project_id,
+                type=r.type,
+                compare_type=r.compare_type,
+                value=r.value,
+            )
+            apply_fields(rule, r.model_dump())
+            policy.rules.append(rule)
+            ctx.touched.add("l7rule")
         li.l7policies.append(policy)
         _renumber(li, policy, spec.position)
         ctx.session.flush()
         ctx.pending(policy, "PENDING_CREATE")
+        for rule in policy.rules:
+            ctx.pending(rule, "PENDING_CREATE")
         ctx.touched.add("l7policy")
         ctx.resource = ("l7policy", policy.id)
     return render(state, principal, L7Policy, policy.id, views.l7policy, "l7policy", 201)
