@@ -221,3 +221,52 @@ def test_l7_nodes_report_member_health_as_haproxy_decided_it(alice: Api, agent: 
     )
     got = alice.ok("GET", f"/v2/lbaas/pools/{pool['id']}/members/{member['id']}")["member"]
     assert got["operating_status"] == "ERROR"  # at once: HAProxy applied rise/fall already
+
+
+def test_stats_of_an_l7_lb_are_the_l7_nodes_counters(alice: Api, agent: Api) -> None:
+    nodes = tier(agent)
+    lb = http_lb(alice)
+    settle(agent, list(nodes.values()))
+    li = alice.listener(lb["id"], 80, "HTTP")
+    counters = {
+        "load_balancers": {
+            lb["id"]: {
+                "bytes_in": 100,
+                "bytes_out": 1000,
+                "active_connections": 2,
+                "total_connections": 7,
+                "request_errors": 1,
+                "listeners": {
+                    li["id"]: {
+                        "bytes_in": 100,
+                        "bytes_out": 1000,
+                        "active_connections": 2,
+                        "total_connections": 7,
+                        "request_errors": 1,
+                    }
+                },
+            }
+        }
+    }
+    for name in placed_on(alice, lb["id"]):
+        node = nodes[name]
+        seq = desired(agent, node)["seq"]
+        agent.ok("POST", f"/v2/shoal/nodes/{node['id']}/report", {"seq": seq, "counters": counters})
+    # The L4 node's packets at the VIP are not added in (they are the same requests).
+    l4_counters = {"load_balancers": {lb["id"]: {"bytes_in": 5000, "packets_in": 50}}}
+    seq = desired(agent, nodes["l4"])["seq"]
+    agent.ok(
+        "POST",
+        f"/v2/shoal/nodes/{nodes['l4']['id']}/report",
+        {"seq": seq, "counters": l4_counters},
+    )
+    stats = alice.ok("GET", f"/v2/lbaas/loadbalancers/{lb['id']}/stats")["stats"]
+    assert stats == {
+        "bytes_in": 200,
+        "bytes_out": 2000,
+        "active_connections": 4,
+        "total_connections": 14,
+        "request_errors": 2,
+    }
+    per_listener = alice.ok("GET", f"/v2/lbaas/listeners/{li['id']}/stats")["stats"]
+    assert per_listener["total_connections"] == 14

@@ -277,3 +277,14 @@ def test_certificate_commands(env: dict[str, str], tmp_path: Path) -> None:
     assert "BEGIN CERTIFICATE" in ok(env, "certificate ca")
     ok(env, "certificate delete shop")
     assert {c["name"] for c in as_json(env, "certificate list")} == {"soon", ""}
+    # Listeners name certificates by name or id; one in use cannot be deleted.
+    ok(env, "lb create --name tls")
+    li = as_json(
+        env,
+        "listener create tls --protocol terminated_https --port 443 --certificate soon "
+        f"--sni-certificate {issued['id']}",
+    )
+    soon_id = next(c["id"] for c in listed if c["name"] == "soon")
+    assert li["default_tls_container_ref"] == soon_id
+    assert li["sni_container_refs"] == [issued["id"]]
+    assert "used by listener" in refused(env, "certificate delete soon")

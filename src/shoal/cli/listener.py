@@ -32,6 +32,14 @@ def _listener_options(
     timeout_member_connect: TimeoutMs = None,
     timeout_member_data: TimeoutMs = None,
     timeout_tcp_inspect: TimeoutMs = None,
+    default_tls_container_ref: Annotated[
+        str | None,
+        typer.Option("--certificate", help="TERMINATED_HTTPS: default certificate (id or name)"),
+    ] = None,
+    sni_container_refs: Annotated[
+        list[str] | None,
+        typer.Option("--sni-certificate", help="more certificates chosen by SNI (repeatable)"),
+    ] = None,
 ) -> None:
     """The options create and set share (see api_command)."""
 
@@ -40,6 +48,13 @@ def _fields(cmd: Cmd, fields: dict[str, Any]) -> dict[str, Any]:
     body = res.given(**fields)
     if "default_pool_id" in body:
         body["default_pool_id"] = res.find(cmd.api, res.POOL, body["default_pool_id"])["id"]
+    if "default_tls_container_ref" in body:
+        ref = body["default_tls_container_ref"]
+        body["default_tls_container_ref"] = res.find(cmd.api, res.CERTIFICATE, ref)["id"]
+    if "sni_container_refs" in body:
+        body["sni_container_refs"] = [
+            res.find(cmd.api, res.CERTIFICATE, ref)["id"] for ref in body["sni_container_refs"]
+        ]
     return body
 
 

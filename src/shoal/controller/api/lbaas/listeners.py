@@ -120,5 +120,6 @@ def listener_stats(listener_id: str, state: State, principal: CurrentPrincipal) 
     lb_id = lb_id_for(state, principal, Listener, listener_id)
     with state.db.read() as session:
         nodes = list(session.scalars(select(Node)))
-        stats = lb_stats(nodes, lb_id, listener_id)
+        kind = session.scalar(select(LoadBalancer.kind).where(LoadBalancer.id == lb_id))
+        stats = lb_stats(nodes, lb_id, listener_id, kind=kind or "l4")
     return {"stats": {k: stats[k] for k in STAT_KEYS}}

@@ -222,10 +222,15 @@ def loadbalancer_status(lb_id: str, state: State, principal: CurrentPrincipal) -
 STAT_KEYS = ("bytes_in", "bytes_out", "active_connections", "total_connections", "request_errors")
 
 
-def lb_stats(nodes: list[Node], lb_id: str, listener_id: str | None = None) -> dict[str, int]:
-    """Sums what the nodes reported for this load balancer (or one of its listeners)."""
+def lb_stats(
+    nodes: list[Node], lb_id: str, listener_id: str | None = None, kind: str = "l4"
+) -> dict[str, int]:
+    """Sums what the nodes reported for this load balancer (or one of its listeners): the
+    L4 nodes for an L4 one, the L7 nodes (HAProxy's counters) for an L7 one."""
     total = dict.fromkeys(STAT_KEYS, 0)
     for node in nodes:
+        if node.role != kind:
+            continue
         per_lb = (node.counters or {}).get("load_balancers", {}).get(lb_id, {})
         source = per_lb.get("listeners", {}).get(listener_id, {}) if listener_id else per_lb
         for key in STAT_KEYS:
@@ -236,6 +241,6 @@ def lb_stats(nodes: list[Node], lb_id: str, listener_id: str | None = None) -> d
 @router.get("/loadbalancers/{lb_id}/stats")
 def loadbalancer_stats(lb_id: str, state: State, principal: CurrentPrincipal) -> dict[str, Any]:
     with state.db.read() as session:
-        get_visible(session, LoadBalancer, lb_id, principal)
+        lb = get_visible(session, LoadBalancer, lb_id, principal)
         nodes = list(session.scalars(select(Node)))
-        return {"stats": lb_stats(nodes, lb_id)}
+        return {"stats": lb_stats(nodes, lb_id, kind=lb.kind)}
