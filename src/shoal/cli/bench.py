@@ -161,4 +161,7 @@ def l7(
         )
     console.print(table)
     verdict = "meets" if result.ratio >= 0.9 else "misses"
-    console.print(f"ratio {result.ratio:.2f}: {verdict} the 0.9x target")
+    rounds_text = ", ".join(f"{r:.2f}" for r in result.round_ratios)
+    console.print(
+        f"ratio {result.ratio:.2f} (median of rounds: {rounds_text}): {verdict} the 0.9x target"
+    )
