@@ -79,14 +79,18 @@ class Node:
             state_dir=tmp / "state",
         )
         self.agent = L7Agent(cfg, AgentApi(cfg.controller, cfg.token))
-        with netns.entered(ns):
-            self.agent.prepare()
         self.seq = 0
-        deadline = time.monotonic() + 10
-        for port in SERVERS.values():
-            while not self._open(port):
-                assert time.monotonic() < deadline, "test servers did not start"
-                time.sleep(0.05)
+        try:
+            with netns.entered(ns):
+                self.agent.prepare()
+            deadline = time.monotonic() + 10
+            for port in SERVERS.values():
+                while not self._open(port):
+                    assert time.monotonic() < deadline, "test servers did not start"
+                    time.sleep(0.05)
+        except BaseException:
+            self.close()
+            raise
 
     def _open(self, port: int) -> bool:
         with netns.entered(self.ns), socket.socket() as s:
