@@ -262,3 +262,20 @@ def test_table_digests_show_whether_nodes_agree(alice: Api, agent: Api) -> None:
         {"seq": seq, "digests": {lb["id"]: {"tcp://10.200.0.1:80": "other"}}},
     )
     assert alice.ok("GET", f"/v2/shoal/loadbalancers/{lb['id']}/nodes")["tables_agree"] is False
+
+
+def test_a_node_that_only_long_polls_stays_alive(database_url: str, tmp_path: Path) -> None:
+    """The wait is cut to a third of node_dead_after, whatever the agent asks for: an agent
+    with nothing else to say is never counted dead (its placements would flap)."""
+    settings = make_settings(database_url, tmp_path / "short", node_dead_after=1.5)
+    with TestClient(create_app(settings)) as client:
+        api = Api(client, ADMIN_SECRET)
+        node = register(api, "quiet-l7", "l7")
+        seq = state(api, node["id"])["seq"]
+        start = time.monotonic()
+        while time.monotonic() - start < 4:  # past node_dead_after and the startup grace
+            t = time.monotonic()
+            assert state(api, node["id"], since=seq, timeout=30) == {"seq": seq, "changed": False}
+            assert time.monotonic() - t < 1.0
+        got = api.ok("GET", f"/v2/shoal/nodes/{node['id']}")["node"]
+        assert got["operating_status"] == "ONLINE"

@@ -386,6 +386,41 @@ def test_member_changes_apply_at_runtime_without_reload(node: Node) -> None:
     assert set(spread(node.ns)) == {"s2"}
 
 
+def test_servers_added_at_runtime_are_consolidated_for_connection_reuse(node: Node) -> None:
+    """HAProxy 2.6 reuses no server connection to a server added at runtime; once members
+    are quiet, a reload makes it an ordinary server again."""
+
+    def reuse(server: str) -> tuple[int, int]:
+        row = next(r for r in node.agent.proxy.stats() if r["svname"] == server)
+        return int(row["connect"] or 0), int(row["reuse"] or 0)
+
+    lb = simple_lb(names=("s1",))
+    node.apply(lb)
+    lb["pools"][0]["members"] = members("s2")
+    node.apply(lb)
+    assert node.agent.consolidate_at is not None
+    assert not node.agent.consolidate(now=time.monotonic())  # not yet quiet long enough
+
+    def keep_alive_requests(count: int) -> None:
+        with netns.entered(node.ns):
+            conn = http.client.HTTPConnection(VIP, 80, timeout=3)
+        try:
+            for _ in range(count):
+                assert get(node.ns, conn=conn)[0] == 200
+        finally:
+            conn.close()
+
+    keep_alive_requests(20)
+    connects, reused = reuse("m_m-s2")
+    assert connects == 20 and reused == 0  # a new server connection per request
+    reloads = node.reloads()
+    assert node.agent.consolidate(now=time.monotonic() + 3600)
+    assert node.reloads() == reloads + 1 and node.agent.consolidate_at is None
+    keep_alive_requests(20)
+    connects, reused = reuse("m_m-s2")
+    assert reused >= 15, (connects, reused)
+
+
 def test_proxy_protocol_towards_servers(node: Node) -> None:
     lines: list[bytes] = []
     with netns.entered(node.ns):

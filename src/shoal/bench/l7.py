@@ -230,6 +230,10 @@ def run(
         node = next(n["name"] for n in view["nodes"] if n.get("placement") == "ACTIVE")
         alone = _haproxy_alone(lab, lb_id, node)
         client = lab.state.hosts["client"]["ns"]
+        # Members went in at runtime; the L7 agents make them ordinary servers (connection
+        # reuse) after consolidate_after (5 s) of quiet.
+        report("waiting for the L7 nodes to consolidate", 0.12)
+        time.sleep(6)
         report("warming up", 0.15)
         _wrk(client, f"http://{vip}/", duration, connections)  # not counted
         _wrk(client, alone, duration, connections)

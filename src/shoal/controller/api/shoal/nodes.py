@@ -241,10 +241,15 @@ async def desired_state(
     timeout: Annotated[float, Query(ge=0, le=300)] = 0,
 ) -> Response:
     """Everything this node must run. With since=S and timeout=T, answers as soon as the
-    change feed is past S, or after T seconds with {"seq": S, "changed": false}."""
+    change feed is past S, or after T seconds (at most a third of node_dead_after) with
+    {"seq": S, "changed": false}."""
     principal.require_agent()
     if since >= 0:
-        seq = await state.notifier.wait_beyond(since, min(timeout, state.settings.long_poll_max))
+        # A node that waits here is alive: the wait is cut to a third of node_dead_after, so
+        # the agent's next poll (or this answer) comes before the controller would count it
+        # dead, whatever wait the agent asked for.
+        limit = min(timeout, state.settings.long_poll_max, state.settings.node_dead_after / 3)
+        seq = await state.notifier.wait_beyond(since, limit)
         if seq <= since:
             await run_in_threadpool(_touch, state, node_id)
             return Response(f'{{"seq":{since},"changed":false}}', media_type="application/json")
