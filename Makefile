@@ -5,13 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BPF_OUT := src/shoal/_bpf
 BPF_SRC := $(shell find bpf -name '*.h' -o -name '*.c')
-BPF_PROGS := $(BPF_OUT)/lb.bpf.o $(BPF_OUT)/decap.bpf.o $(BPF_OUT)/trivial.bpf.o $(BPF_OUT)/probe.bpf.o
+BPF_PROGS := $(BPF_OUT)/lb.bpf.o $(BPF_OUT)/decap.bpf.o $(BPF_OUT)/trivial.bpf.o $(BPF_OUT)/probe.bpf.o $(BPF_OUT)/trafgen.bpf.o
 MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 CLANG ?= clang
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -Wno-unused-function \
 	-I bpf -I /usr/include/$(MULTIARCH)
 
-.PHONY: all preflight deps venv build test test-fast lint demo bench clean
+.PHONY: all preflight deps venv build test test-fast lint demo bench bench-gate clean
 all: build
 
 preflight:
@@ -47,8 +47,13 @@ test: build lint
 demo: build
 	$(VENV)/bin/shoal demo
 
+# Every benchmark, full sizes, with a report; bench-gate is the quick variant CI runs: a
+# metric more than 15% worse than bench/baseline.json fails it.
 bench: build
-	$(VENV)/bin/shoal bench dataplane
+	$(VENV)/bin/shoal bench all --report bench-results/report
+
+bench-gate: build
+	$(VENV)/bin/shoal bench all --quick
 
 clean:
 	rm -rf $(BPF_OUT) build *.egg-info
