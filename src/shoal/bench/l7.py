@@ -143,15 +143,9 @@ def _nginx(lab: Lab, backend: str) -> None:
     )
 
 
-def _wait_active(lab: Lab, lb_id: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while (
-        lab.api("GET", f"/v2/lbaas/loadbalancers/{lb_id}")["loadbalancer"]["provisioning_status"]
-        != "ACTIVE"
-    ):
-        if time.monotonic() > deadline:
-            raise ShoalError(f"load balancer {lb_id} did not become ACTIVE")
-        time.sleep(0.05)
+def _wait_active(lab: Lab, lb_id: str) -> None:
+    if lab.wait_lb(lb_id) != "ACTIVE":
+        raise ShoalError(f"load balancer {lb_id} did not become ACTIVE")
 
 
 def _load_balancer(lab: Lab, backends: list[str]) -> tuple[str, str]:

@@ -38,6 +38,18 @@ def _enter_netns(name: str) -> None:
         os.close(fd)
 
 
+def _start(what: str, name: str, token: str | None, log_level: str, netns: str | None) -> None:
+    """What every agent checks and sets up before it imports anything heavy."""
+    require_root(what)
+    if not token:
+        fail("an agent token is needed: --token or SHOAL_AGENT_TOKEN")
+    logging.basicConfig(
+        level=log_level.upper(), format=f"%(asctime)s {name} %(levelname)s %(message)s"
+    )
+    if netns:
+        _enter_netns(netns)
+
+
 @app.command("l4")
 @handle_errors
 def l4(
@@ -67,14 +79,7 @@ def l4(
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
     """Program this node's XDP data plane from the controller and announce its VIPs."""
-    require_root("the L4 agent")
-    if not token:
-        fail("an agent token is needed: --token or SHOAL_AGENT_TOKEN")
-    logging.basicConfig(
-        level=log_level.upper(), format=f"%(asctime)s {name} %(levelname)s %(message)s"
-    )
-    if netns_name:
-        _enter_netns(netns_name)
+    _start("the L4 agent", name, token, log_level, netns_name)
     extra: dict[str, Any] = {}
     if config:
         extra = yaml.safe_load(config.read_text()) or {}
@@ -141,14 +146,7 @@ def l7(
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
     """Run HAProxy for the L7 load balancers placed on this node."""
-    require_root("the L7 agent")
-    if not token:
-        fail("an agent token is needed: --token or SHOAL_AGENT_TOKEN")
-    logging.basicConfig(
-        level=log_level.upper(), format=f"%(asctime)s {name} %(levelname)s %(message)s"
-    )
-    if netns_name:
-        _enter_netns(netns_name)
+    _start("the L7 agent", name, token, log_level, netns_name)
     from shoal.agents.api import AgentApi
     from shoal.agents.l7.agent import L7Agent, L7AgentConfig
 

@@ -27,36 +27,25 @@ def _sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _wait_active(lab: Lab, lb_id: str, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = lab.api("GET", f"/v2/lbaas/loadbalancers/{lb_id}")["loadbalancer"][
-            "provisioning_status"
-        ]
-        if status in ("ACTIVE", "ERROR") or time.monotonic() > deadline:
-            return str(status)
-        time.sleep(0.05)
-
-
 def _create_lb(lab: Lab, console: Console) -> dict[str, Any]:
     backends = [h for h in lab.state.hosts if lab.state.hosts[h].get("role") == "backend"]
     started = time.monotonic()
     lb = lab.api(
         "POST", "/v2/lbaas/loadbalancers", {"loadbalancer": {"name": "demo-web", "flavor_id": "l4"}}
     )["loadbalancer"]
-    _wait_active(lab, lb["id"])
+    lab.wait_lb(lb["id"])
     li = lab.api(
         "POST",
         "/v2/lbaas/listeners",
         {"listener": {"loadbalancer_id": lb["id"], "protocol": "TCP", "protocol_port": 80}},
     )["listener"]
-    _wait_active(lab, lb["id"])
+    lab.wait_lb(lb["id"])
     pool = lab.api(
         "POST",
         "/v2/lbaas/pools",
         {"pool": {"listener_id": li["id"], "protocol": "TCP", "lb_algorithm": "SOURCE_IP_PORT"}},
     )["pool"]
-    _wait_active(lab, lb["id"])
+    lab.wait_lb(lb["id"])
     lab.api(
         "POST",
         "/v2/lbaas/healthmonitors",
@@ -70,7 +59,7 @@ def _create_lb(lab: Lab, console: Console) -> dict[str, Any]:
             }
         },
     )
-    _wait_active(lab, lb["id"])
+    lab.wait_lb(lb["id"])
     lab.api(
         "PUT",
         f"/v2/lbaas/pools/{pool['id']}/members",
@@ -81,7 +70,7 @@ def _create_lb(lab: Lab, console: Console) -> dict[str, Any]:
             ]
         },
     )
-    status = _wait_active(lab, lb["id"])
+    status = lab.wait_lb(lb["id"])
     console.print(
         f"load balancer [bold]{lb['name']}[/bold]: VIP {lb['vip_address']}:80, "
         f"{len(backends)} members, {status} "
@@ -105,7 +94,7 @@ def _create_https_lb(lab: Lab, console: Console) -> dict[str, Any]:
     ]
 
     def post(path: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
-        _wait_active(lab, lb["id"])
+        lab.wait_lb(lb["id"])
         obj: dict[str, Any] = lab.api("POST", path, {key: body})[key]
         return obj
 
@@ -129,7 +118,7 @@ def _create_https_lb(lab: Lab, console: Console) -> dict[str, Any]:
             {"name": name, "protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN", **where},
         )
         ids[name] = pool["id"]
-        _wait_active(lab, lb["id"])
+        lab.wait_lb(lb["id"])
         lab.api(
             "PUT",
             f"/v2/lbaas/pools/{pool['id']}/members",
@@ -151,7 +140,7 @@ def _create_https_lb(lab: Lab, console: Console) -> dict[str, Any]:
             },
         )
         post(f"/v2/lbaas/l7policies/{policy['id']}/rules", "rule", rule)
-    status = _wait_active(lab, lb["id"])
+    status = lab.wait_lb(lb["id"])
     view = lab.api("GET", f"/v2/shoal/loadbalancers/{lb['id']}/nodes")
     placed = [f"{n['name']} ({n['cluster']})" for n in view["nodes"] if n.get("placement")]
     console.print(

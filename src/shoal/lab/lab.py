@@ -570,6 +570,17 @@ class Lab:
             raise ShoalError(f"{method} {path}: {r.status_code} {r.text}")
         return r.json() if r.content else None
 
+    def wait_lb(self, lb_id: str, timeout: float = 30) -> str:
+        """The load balancer's provisioning status once it is ACTIVE or ERROR (or the last
+        one seen when timeout passes)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lb = self.api("GET", f"/v2/lbaas/loadbalancers/{lb_id}")["loadbalancer"]
+            status = str(lb["provisioning_status"])
+            if status in ("ACTIVE", "ERROR") or time.monotonic() > deadline:
+                return status
+            time.sleep(0.05)
+
     def wait_controller(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while True:

@@ -101,6 +101,22 @@ def _settle(lb: LoadBalancer, status: str, reason: str | None) -> None:
             row.provisioning_status = status
 
 
+def _fail(session: Session, lb: LoadBalancer, reason: str) -> None:
+    """ERROR with this reason, and an event (once per reason)."""
+    if lb.provisioning_status == "ERROR" and lb.provisioning_reason == reason:
+        return
+    _settle(lb, "ERROR", reason)
+    session.add(
+        Event(
+            project_id=lb.project_id,
+            load_balancer_id=lb.id,
+            kind="error",
+            severity="error",
+            message=reason,
+        )
+    )
+
+
 def refresh(
     session: Session,
     lb: LoadBalancer,
@@ -136,32 +152,12 @@ def refresh(
         is not None
     )
     if not placed:
-        reason = "not placed: no L7 node has free capacity (register or undrain L7 nodes)"
-        if lb.provisioning_status != "ERROR" or lb.provisioning_reason != reason:
-            _settle(lb, "ERROR", reason)
-            session.add(
-                Event(
-                    project_id=lb.project_id,
-                    load_balancer_id=lb.id,
-                    kind="error",
-                    severity="error",
-                    message=reason,
-                )
-            )
+        _fail(
+            session, lb, "not placed: no L7 node has free capacity (register or undrain L7 nodes)"
+        )
     elif errors:
         names = {n.id: n.name for n in nodes}
-        reason = "; ".join(f"node {names[e.node_id]}: {e.reason}" for e in errors)
-        if lb.provisioning_status != "ERROR" or lb.provisioning_reason != reason:
-            _settle(lb, "ERROR", reason)
-            session.add(
-                Event(
-                    project_id=lb.project_id,
-                    load_balancer_id=lb.id,
-                    kind="error",
-                    severity="error",
-                    message=reason,
-                )
-            )
+        _fail(session, lb, "; ".join(f"node {names[e.node_id]}: {e.reason}" for e in errors))
     elif not behind:
         if deleting:
             session.add(
@@ -185,16 +181,7 @@ def refresh(
             f"node(s) {late} did not apply revision {lb.revision} within "
             f"{settings.pending_timeout:g} s"
         )
-        _settle(lb, "ERROR", reason)
-        session.add(
-            Event(
-                project_id=lb.project_id,
-                load_balancer_id=lb.id,
-                kind="error",
-                severity="error",
-                message=reason,
-            )
-        )
+        _fail(session, lb, reason)
     return lb.provisioning_status
 
 

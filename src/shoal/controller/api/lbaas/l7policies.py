@@ -22,6 +22,7 @@ from shoal.controller.errors import NotFound
 from shoal.controller.schemas.l7 import (
     L7PolicyCreateBody,
     L7PolicyUpdateBody,
+    L7RuleCreate,
     L7RuleCreateBody,
     L7RuleUpdateBody,
 )
@@ -60,6 +61,17 @@ def _policy(ctx: WriteContext, policy_id: str) -> L7Policy:
     raise NotFound.of("L7 Policy", policy_id)
 
 
+def _new_rule(ctx: WriteContext, spec: L7RuleCreate) -> L7Rule:
+    rule = L7Rule(
+        project_id=ctx.lb.project_id,
+        type=spec.type,
+        compare_type=spec.compare_type,
+        value=spec.value,
+    )
+    apply_fields(rule, spec.model_dump())
+    return rule
+
+
 def _renumber(listener: Listener, moved: L7Policy, position: int | None) -> None:
     """Positions stay 1..n: a policy inserted at k pushes the later ones down."""
     others = [p for p in sorted(listener.l7policies, key=lambda p: p.position) if p is not moved]
@@ -88,14 +100,7 @@ def create_l7policy(
         policy = L7Policy(project_id=ctx.lb.project_id, action=spec.action, position=1)
         apply_fields(policy, spec.model_dump(exclude={"listener_id", "position", "rules"}))
         for r in spec.rules:  # Octavia's inline rules: created with the policy
-            rule = L7Rule(
-                project_id=ctx.lb.project_id,
-                type=r.type,
-                compare_type=r.compare_type,
-                value=r.value,
-            )
-            apply_fields(rule, r.model_dump())
-            policy.rules.append(rule)
+            policy.rules.append(_new_rule(ctx, r))
             ctx.touched.add("l7rule")
         li.l7policies.append(policy)
         _renumber(li, policy, spec.position)
@@ -172,13 +177,7 @@ def create_l7rule(
     spec = body.rule
     with state.writer.change(lb_id, principal, action="create", expect_revision=expect) as ctx:
         policy = _policy(ctx, policy_id)
-        rule = L7Rule(
-            project_id=ctx.lb.project_id,
-            type=spec.type,
-            compare_type=spec.compare_type,
-            value=spec.value,
-        )
-        apply_fields(rule, spec.model_dump())
+        rule = _new_rule(ctx, spec)
         policy.rules.append(rule)
         ctx.session.flush()
         ctx.pending(rule, "PENDING_CREATE")
