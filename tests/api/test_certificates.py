@@ -165,3 +165,12 @@ def test_listeners_use_certificates_by_id_or_ref(alice: Api, bob: Api) -> None:
     )
     assert r.status_code == 400
     assert bob.request("GET", f"/v2/shoal/certificates/{cert['id']}").status_code == 404
+
+
+def test_issue_refuses_names_that_are_not_ascii_dns(alice: Api) -> None:
+    r = alice.request(
+        "POST",
+        "/v2/shoal/certificates",
+        {"certificate": {"issue": {"common_name": "api.internal", "dns_names": ["\u0080"]}}},
+    )
+    assert r.status_code == 400 and "dns_names" in r.json()["faultstring"]

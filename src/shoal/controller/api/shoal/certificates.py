@@ -4,7 +4,7 @@ Private keys go in and never come out of this API."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
 from pydantic import Field, StrictInt, model_validator
@@ -22,9 +22,12 @@ router = APIRouter(tags=["certificates"])
 PEM_MAX = 200_000
 
 
+DnsName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9*.-]+$")]
+
+
 class IssueSpec(OctaviaModel):
-    common_name: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9*.-]+$")
-    dns_names: list[str] = Field(default_factory=list, max_length=100)
+    common_name: DnsName
+    dns_names: list[DnsName] = Field(default_factory=list, max_length=100)
     days: StrictInt = Field(default=90, ge=1, le=825)
 
 
