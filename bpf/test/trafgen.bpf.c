@@ -15,6 +15,7 @@
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include "lib/consts.h"
+#include "lib/csum.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -60,10 +61,7 @@ struct {
 /* One's-complement update of a checksum for one 16-bit word changing (RFC 1624, eqn. 3). */
 static __always_inline __u16 csum_replace16(__u16 check, __u16 from, __u16 to)
 {
-	__u32 sum = (__u16)~check + (__u32)(__u16)~from + to;
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
+	return csum_fold((__u16)~check + (__u32)(__u16)~from + to);
 }
 
 static __always_inline __u16 csum_replace32(__u16 check, __u32 from, __u32 to)

@@ -22,6 +22,7 @@ from shoal import netns
 from shoal.bench import gate, harness, machine, registry
 from shoal.bench.registry import BenchContext, Benchmark, Direction, Metric, NotAvailable, Outcome
 from shoal.dataplane import packets
+from shoal.errors import DataplaneError
 
 LOWER, HIGHER = Direction.LOWER, Direction.HIGHER
 
@@ -111,7 +112,7 @@ def test_harness_medians_statuses_and_progress():
     assert st["a"]["status"] == "ok" and st["a"]["info"] == {"quick": True}
     assert (st["b"]["status"], st["b"]["note"]) == ("not available", "not here")
     assert st["c"]["status"] == "error" and "boom" in st["c"]["note"]
-    assert result["mode"] == "quick" and result["machine"]["cores"] == os.cpu_count()
+    assert result["mode"] == "quick" and result["machine"]["kernel"]
     assert {s.bench.name for s in steps} == {"a", "b", "c"}
     assert steps[0].left == ["b", "c"] and steps[0].total == 9
     assert any(s.what == "working" and s.fraction == 0.5 for s in steps)
@@ -245,12 +246,11 @@ def test_generator_delivers_between_namespaces_within_its_bounds(pair):
         assert (sent.packets, sent.stopped_by) == (20_000, "packets")
         # Counted by destination; a busy machine may overflow a veth ring now and then.
         assert 19_000 <= tg.received_by_slot()[7] <= 20_000
-        t0 = time.perf_counter()
         timed = tg.send(frame, "g0", a, packets=10**12, seconds=0.3)
-        elapsed = time.perf_counter() - t0
+        with pytest.raises(DataplaneError, match="inside a network namespace"):
+            tg.send(frame, "g0", "", packets=1, seconds=1)
+    # The time bound ended it, not the packet bound.
     assert timed.stopped_by == "seconds" and 0 < timed.packets < 10**12
-    assert elapsed < 0.3 + 2.0  # one chunk (~0.1 s of sending) and set-up past the bound
-    assert 0 < timed.busy_seconds <= timed.seconds
 
 
 def test_e2e_without_trafgen_says_so(monkeypatch):

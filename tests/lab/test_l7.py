@@ -295,12 +295,12 @@ def test_drain_moves_the_vip_without_failing_a_request(lab: Lab) -> None:
             10,
             "moved",
         )
-        gone = wait_for(lambda: drained not in placed(lab), 30, "drain ended")
+        wait_for(lambda: drained not in placed(lab), 30, "drain ended")
         time.sleep(1)
     FIGURES["L7 drain: placement moved (s)"] = round(moved, 2)
     FIGURES["L7 drain: old node released after (s)"] = round(time.monotonic() - start, 1)
     FIGURES["L7 drain: requests / failed"] = f"{load.ok} / {len(load.failed)}"
-    assert gone > 0 and load.ok > 50
+    assert load.ok > 50
     assert not load.failed, load.failed[:5]
     lab.api("PUT", f"/v2/shoal/nodes/{node_id}", {"admin_state": "ACTIVE"})
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from shoal import netns
+from shoal.dataplane import loader
 from shoal.dataplane.balancer import Balancer
 from shoal.lab.lab import Lab
 from shoal.lab.traffic import EchoSessions, http_get, http_requests
@@ -161,6 +162,13 @@ def test_l4_node_failure_breaks_no_connection(lab: Lab) -> None:
             lambda: len(lab.ecmp_nexthops(LB["vip"])) == 2, 20, "l4a back in the ECMP set"
         )
         FIGURES["recovered L4 node -> back in the ECMP set"] = f"{back:.1f} s"
+
+        # Settled once its agent has put XDP back (the next tests change tables).
+        def attached() -> bool:
+            with netns.entered(lab.state.hosts["l4a"]["ns"]):
+                return loader.xdp_prog_id(netns.ifindex("up0")) != 0
+
+        wait_for(attached, 10, "l4a's agent re-attaching XDP")
         time.sleep(1.0)
         rounds = echo.rounds
     assert broken_during_failure == {} and echo.broken == {}, echo.broken

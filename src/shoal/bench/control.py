@@ -8,7 +8,6 @@ takes to fetch its complete desired state, and how soon a long-polling agent hea
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import statistics
 import tempfile
@@ -25,7 +24,7 @@ from shoal.controller.app import create_app
 from shoal.controller.settings import load_settings
 from shoal.lab.postgres import throwaway_postgres
 
-__all__ = ["ControlBench", "run"]
+__all__ = ["ControlBench", "controller", "database_url", "measure", "percentile", "run"]
 
 ADMIN = "bench-admin-secret"
 
@@ -49,14 +48,15 @@ class ControlBench:
         return asdict(self)
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @contextlib.contextmanager
-def _controller(database_url: str, state_dir: str) -> Iterator[str]:
-    settings = load_settings(database_url=database_url, state_dir=state_dir, bootstrap_token=ADMIN)
+def controller(url: str, state_dir: str) -> Iterator[str]:
+    """A controller on a free port of 127.0.0.1, in this process: its base URL."""
+    settings = load_settings(database_url=url, state_dir=state_dir, bootstrap_token=ADMIN)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -76,7 +76,8 @@ def _controller(database_url: str, state_dir: str) -> Iterator[str]:
         thread.join(10)
 
 
-def _database(kind: str, tmp: str) -> contextlib.AbstractContextManager[str]:
+def database_url(kind: str, tmp: str) -> contextlib.AbstractContextManager[str]:
+    """A SQLite file in tmp, or a throwaway PostgreSQL: the URL, for the duration."""
     if kind == "postgresql":
         return throwaway_postgres("shoal_bench")
     return contextlib.nullcontext(f"sqlite:///{tmp}/controller.db")
@@ -90,13 +91,13 @@ def run(
 ) -> ControlBench:
     with (
         tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp,
-        _database(database, tmp) as url,
-        _controller(url, tmp) as base,
+        database_url(database, tmp) as url,
+        controller(url, tmp) as base,
     ):
-        return _run(base, lbs, members, database, progress)
+        return measure(base, lbs, members, database, progress)
 
 
-def _run(
+def measure(
     base: str, lbs: int, members: int, database: str, progress: Callable[[str, float], None] | None
 ) -> ControlBench:
     headers = {"X-Auth-Token": ADMIN}
@@ -174,14 +175,14 @@ def _run(
         lbs,
         members,
         len(latencies),
-        _percentile(latencies, 0.5),
-        _percentile(latencies, 0.99),
+        percentile(latencies, 0.5),
+        percentile(latencies, 0.99),
         max(latencies),
         len(latencies) / elapsed,
         statistics.median(fetches),
         size,
-        _percentile(notify, 0.5),
-        _percentile(notify, 0.99),
+        percentile(notify, 0.5),
+        percentile(notify, 0.99),
     )
 
 
@@ -224,7 +225,3 @@ def _notify_latency(
             out.append(ms)
             agent.post(f"/v2/shoal/nodes/{node_id}/report", json={"seq": seq})
     return out
-
-
-def machine() -> str:
-    return f"{os.cpu_count()} CPUs, kernel {os.uname().release}"

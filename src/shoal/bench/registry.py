@@ -2,9 +2,9 @@
 
 A benchmark is a function of a BenchContext that returns an Outcome (metrics plus JSON-able
 details), or raises NotAvailable when it cannot run here (a tier not built yet, a missing
-tool). The built-in ones live in `shoal.bench.suites`; another module adds or replaces one
-with `register(Benchmark("l7", "L7 requests per second", run_l7))`, which takes the place of
-the built-in placeholder of the same name. The harness runs them all, `repeats` times."""
+tool). The built-in ones live in `shoal.bench.suites`; another module adds one, or replaces
+the built-in of the same name, with `register(Benchmark(...))`. The harness runs them all,
+`repeats` times."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ _REGISTRY: dict[str, Benchmark] = {}
 
 
 def register(bench: Benchmark) -> Benchmark:
-    """Adds a benchmark; one with a built-in's name replaces it (the l7 placeholder, say)."""
+    """Adds a benchmark; one with a built-in's name replaces it."""
     _REGISTRY[bench.name] = bench
     return bench
 

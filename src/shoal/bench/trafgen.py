@@ -35,6 +35,14 @@ FIRST_CHUNK = 8192
 MAX_CHUNK = 1 << 20
 
 
+def _own_namespace(ns: str) -> str:
+    """Generated frames leave only inside a namespace a benchmark made: never in the host's,
+    where XDP_TX would put them on a real interface."""
+    if not ns:
+        raise DataplaneError("the traffic generator runs only inside a network namespace")
+    return ns
+
+
 class _Config(ctypes.Structure):
     """struct trafgen_config (host byte order)."""
 
@@ -136,9 +144,9 @@ class Trafgen:
         )
         self._config.update(bytes(4), bytes(cfg))
 
-    def attach_sink(self, ifname: str, ns: str | None) -> None:
-        """Counts and drops every frame arriving on ifname (native XDP)."""
-        with netns.entered(ns):
+    def attach_sink(self, ifname: str, ns: str) -> None:
+        """Counts and drops every frame arriving on ifname (native XDP) in namespace ns."""
+        with netns.entered(_own_namespace(ns)):
             loader.attach_xdp(
                 netns.ifindex(ifname), self.obj.prog_fd("shoal_trafgen_sink"), "native"
             )
@@ -153,7 +161,7 @@ class Trafgen:
         self,
         frame: bytes,
         ifname: str,
-        ns: str | None,
+        ns: str,
         *,
         packets: int,
         seconds: float,
@@ -170,7 +178,7 @@ class Trafgen:
             raise DataplaneError("a send needs a packet bound and a time bound")
         self.set_frame(frame)
         buf = ctypes.create_string_buffer(frame, len(frame))
-        with netns.entered(ns):
+        with netns.entered(_own_namespace(ns)):
             ctx = XdpMd(data_end=len(frame), ingress_ifindex=netns.ifindex(ifname))
             opts = bpf.opts(
                 bpf.TestRunOpts,

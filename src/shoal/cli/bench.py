@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 import typer
@@ -16,6 +18,20 @@ from shoal.cli.benchall import all_command
 from shoal.cli.common import console, handle_errors, require_root
 
 app = typer.Typer(help="Benchmarks (never asserted in tests).", no_args_is_help=True)
+
+
+@contextlib.contextmanager
+def _progress(first: str, quiet: bool) -> Iterator[Callable[[str, float], None]]:
+    """A progress bar fed by a benchmark's (what, fraction) callback; none for --json."""
+    with Progress(console=console, transient=True, disable=quiet) as progress:
+        task = progress.add_task(first, total=1.0)
+
+        def report(what: str, fraction: float) -> None:
+            progress.update(task, description=what, completed=fraction)
+
+        yield report
+
+
 app.command("all")(all_command)
 
 
@@ -39,6 +55,8 @@ def print_dataplane(result: dp.DataplaneBench) -> None:
     console.print(table)
     for p in result.paths:
         console.print(f"  {p.path}: {p.description}", highlight=False)
+    if result.maglev_build_ms is None or result.maglev_build_ms_m655373 is None:
+        return
     console.print(
         f"Maglev build, N=1000: {result.maglev_build_ms:.2f} ms (M=65537), "
         f"{result.maglev_build_ms_m655373:.1f} ms (M=655373); paper: 1.8 ms and 22.9 ms"
@@ -55,12 +73,7 @@ def dataplane(
     """ns per packet for each XDP path, minus a trivial program's floor, against Katran."""
     require_root("running BPF programs")
     n = calls or (20_000 if quick else 200_000)
-    with Progress(console=console, transient=True, disable=as_json) as progress:
-        task = progress.add_task("data-plane paths", total=1.0)
-
-        def report(what: str, fraction: float) -> None:
-            progress.update(task, description=what, completed=fraction)
-
+    with _progress("data-plane paths", as_json) as report:
         result = dp.run(calls=n, progress=report)
     if as_json:
         sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
@@ -84,12 +97,7 @@ def control(
     if db == "postgresql":
         require_root("a throwaway PostgreSQL")
     n = lbs or (100 if quick else 1000)
-    with Progress(console=console, transient=True, disable=as_json) as progress:
-        task = progress.add_task("starting the controller", total=1.0)
-
-        def report(what: str, fraction: float) -> None:
-            progress.update(task, description=what, completed=fraction)
-
+    with _progress("starting the controller", as_json) as report:
         result = ctl.run(n, members, db, report)
     if as_json:
         sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
@@ -131,12 +139,7 @@ def l7(
     require_root("the lab")
     from shoal.bench import l7 as l7bench
 
-    with Progress(console=console, transient=True, disable=as_json) as progress:
-        task = progress.add_task("starting", total=1.0)
-
-        def report(what: str, fraction: float) -> None:
-            progress.update(task, description=what, completed=fraction)
-
+    with _progress("starting", as_json) as report:
         result = l7bench.run(duration, connections, rounds, report)
     if as_json:
         sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")

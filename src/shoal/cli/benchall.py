@@ -148,7 +148,3 @@ def all_command(
     if doc["gate"]["failed"] and not update_baseline:
         err_console.print("[red]regression: a metric is worse than its baseline allows[/]")
         raise typer.Exit(1)
-
-
-if __name__ == "__main__":  # before the command is registered in `shoal bench`
-    typer.run(all_command)

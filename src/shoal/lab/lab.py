@@ -234,6 +234,17 @@ class Lab:
     def _host(self, name: str, **info: Any) -> None:
         self.state.hosts[name] = info
 
+    def _vip_host_sysctls(self, ns: str) -> None:
+        """A host that holds VIPs on lo (backends, L7 nodes): it must not answer ARP for
+        them on its link, and accepts decapsulated packets whatever their source."""
+        self.topo.sysctl(
+            ns,
+            net__ipv4__conf__all__arp_ignore=1,
+            net__ipv4__conf__all__arp_announce=2,
+            net__ipv4__conf__all__rp_filter=0,
+            net__ipv4__conf__eth0__rp_filter=0,
+        )
+
     def _build(self) -> None:
         missing = [b for b in ("bird", "birdc", "ethtool", "ip") if shutil.which(b) is None]
         if missing:
@@ -312,13 +323,7 @@ class Lab:
             # Every VIP of the pool is local (AnyIP): the backend answers for whichever VIP
             # the controller allocated, straight to the client.
             t.run(ns, "ip", "route", "add", "local", VIP_POOL, "dev", "lo")
-            t.sysctl(
-                ns,
-                net__ipv4__conf__all__arp_ignore=1,
-                net__ipv4__conf__all__arp_announce=2,
-                net__ipv4__conf__all__rp_filter=0,
-                net__ipv4__conf__eth0__rp_filter=0,
-            )
+            self._vip_host_sysctls(ns)
             fabric_ports.append(f"f-{name}")
             self._host(name, ns=ns, ip=f"{FABRIC}.{21 + i}", role="backend")
         for i, (name, cluster) in enumerate(l7_nodes):
@@ -328,13 +333,7 @@ class Lab:
             t.run(ns, "ip", "addr", "add", f"{FABRIC}.{31 + i}/24", "dev", "eth0")
             t.run(ns, "ip", "addr", "add", f"{MGMT}.{31 + i}/24", "dev", "mg0")
             t.run(ns, "ip", "route", "add", "default", "via", f"{FABRIC}.1")
-            t.sysctl(
-                ns,
-                net__ipv4__conf__all__arp_ignore=1,
-                net__ipv4__conf__all__arp_announce=2,
-                net__ipv4__conf__all__rp_filter=0,
-                net__ipv4__conf__eth0__rp_filter=0,
-            )
+            self._vip_host_sysctls(ns)
             fabric_ports.append(f"f-{name}")
             mgmt_ports.append(f"m-{name}")
             self._host(

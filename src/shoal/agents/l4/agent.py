@@ -222,12 +222,15 @@ class L4Agent(AgentLoop):
                 }
             )
             if not attached:
-                self.update_announcements([])
+                # Re-attach first (milliseconds, on the pinned maps: sessions intact) and keep
+                # the routes: withdrawing and re-announcing would move every flow of this
+                # node to another one, and those whose member changed meanwhile would break.
                 try:
                     self.ensure_dataplane()
                     self.update_announcements(None)
                 except ShoalError as exc:
-                    log.error("cannot re-attach the data plane: %s", exc)
+                    log.error("cannot re-attach the data plane: %s; withdrawing", exc)
+                    self.update_announcements([])
 
     # ---- loop --------------------------------------------------------------------------------
 

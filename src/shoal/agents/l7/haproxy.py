@@ -137,7 +137,6 @@ class HAProxy:
             self.start()
             return
         before = self.reloads()
-        tables = self.table_sizes()
         _unix(self.master_socket, "reload")
         deadline = time.monotonic() + 10
         while True:
@@ -152,28 +151,10 @@ class HAProxy:
         while True:
             with contextlib.suppress(OSError):
                 if "Name" in _unix(self.stats_socket, "show info", 1.0):
-                    break
+                    return
             if time.monotonic() > deadline:
                 raise ShoalError("the new HAProxy worker is not answering")
             time.sleep(0.02)
-        # Persistence tables come over from the old worker through the local peer; wait
-        # (briefly) so that requests right after the reload find their entries.
-        sync_deadline = time.monotonic() + 3
-        while time.monotonic() < sync_deadline:
-            now = self.table_sizes()
-            if all(now.get(name, used) >= used for name, used in tables.items() if name in now):
-                break
-            time.sleep(0.02)
-
-    def table_sizes(self) -> dict[str, int]:
-        """Stick table name -> entries in use."""
-        out: dict[str, int] = {}
-        with contextlib.suppress(OSError):
-            for line in _unix(self.stats_socket, "show table", 2.0).splitlines():
-                if line.startswith("# table: ") and "used:" in line:
-                    name = line[len("# table: ") :].split(",")[0]
-                    out[name] = int(line.rsplit("used:", 1)[1].split()[0].rstrip(","))
-        return out
 
     def stop(self, timeout: float = 10) -> None:
         """Soft stop (connections finish), then a hard one after timeout."""
@@ -194,8 +175,9 @@ class HAProxy:
         deadline = time.monotonic() + timeout
         while self.master_pid() is not None and time.monotonic() < deadline:
             time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+        if self.master_pid() == pid:  # still the same master: only then, the hard way
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
 
     # ---- runtime API -------------------------------------------------------------------
 

@@ -103,22 +103,22 @@ def _l4(session: Session, node: Node, settings: ControllerSettings, now: dt.date
             )
         )
     )
+    # Monitored members of L4 load balancers (an L7 one's members are HAProxy's to check):
+    # their health, and the pools whose checks this node runs (a pool without members has
+    # nothing to check).
     health: dict[str, dict[str, str]] = defaultdict(dict)
-    checks: dict[str, list[str]] = defaultdict(list)
-    for lb_id, member_id, state in session.execute(
-        select(Pool.load_balancer_id, Member.id, Member.health)
+    monitored: set[tuple[str, str]] = set()
+    for lb_id, pool_id, member_id, state in session.execute(
+        select(Pool.load_balancer_id, Pool.id, Member.id, Member.health)
         .join(Member.pool)
         .join(HealthMonitor, HealthMonitor.pool_id == Pool.id)
         .join(LoadBalancer, LoadBalancer.id == Pool.load_balancer_id)
         .where(LoadBalancer.kind == "l4")
     ):
         health[lb_id][member_id] = state
-    for lb_id, pool_id in session.execute(
-        select(Pool.load_balancer_id, Pool.id)
-        .join(HealthMonitor, HealthMonitor.pool_id == Pool.id)
-        .join(LoadBalancer, LoadBalancer.id == Pool.load_balancer_id)
-        .where(LoadBalancer.kind == "l4")
-    ):
+        monitored.add((lb_id, pool_id))
+    checks: dict[str, list[str]] = defaultdict(list)
+    for lb_id, pool_id in monitored:
         if checker_for(pool_id, checkers) == node.id:
             checks[lb_id].append(pool_id)
     l7_nodes = l7_backends(session, settings, now)
