@@ -11,7 +11,7 @@ CLANG ?= clang
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -Wno-unused-function \
 	-I bpf -I /usr/include/$(MULTIARCH)
 
-.PHONY: all preflight deps venv build test test-fast lint demo bench bench-gate clean
+.PHONY: all preflight deps venv build test test-fast lint demo bench bench-gate bench-aa clean
 all: build
 
 preflight:
@@ -47,13 +47,17 @@ test: build lint
 demo: build
 	$(VENV)/bin/shoal demo
 
-# Every benchmark, full sizes, with a report; bench-gate is the quick variant CI runs: a
-# metric more than 15% worse than bench/baseline.json fails it.
+# Every benchmark, full sizes, with a report. bench-gate is what CI runs: the change against
+# its base commit, both built and measured interleaved on this machine (docs/performance.md);
+# bench-aa measures HEAD against itself and records this machine's spread.
 bench: build
 	$(VENV)/bin/shoal bench all --report bench-results/report
 
 bench-gate: build
-	$(VENV)/bin/shoal bench all --quick
+	$(VENV)/bin/shoal bench gate --quick
+
+bench-aa: build
+	$(VENV)/bin/shoal bench gate --quick --aa --record-spread
 
 clean:
 	rm -rf $(BPF_OUT) build *.egg-info

@@ -20,7 +20,15 @@ from shoal.bench import machine
 from shoal.bench.registry import BenchContext, Benchmark, Metric, NotAvailable, registered
 from shoal.bench.suites import BUILTIN
 
-__all__ = ["SCHEMA", "Step", "append_history", "benchmarks", "load_history", "run_all"]
+__all__ = [
+    "SCHEMA",
+    "Step",
+    "append_history",
+    "benchmarks",
+    "load_history",
+    "merged",
+    "run_all",
+]
 
 SCHEMA = "shoal-bench/1"
 
@@ -126,6 +134,24 @@ def run_all(
     return doc
 
 
+def merged(docs: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """One result document from several one-repeat runs of the same tree (the A/B gate's
+    head side): per metric, every run's value as a sample and their median as the value."""
+    if not docs:
+        return None
+    out = dict(docs[0], benchmarks={}, metrics={})
+    samples: dict[str, list[float]] = {}
+    for doc in docs:
+        out["benchmarks"].update(doc.get("benchmarks", {}))
+        for name, m in doc.get("metrics", {}).items():
+            samples.setdefault(name, []).append(float(m["value"]))
+            out["metrics"].setdefault(name, dict(m))
+    for name, values in samples.items():
+        out["metrics"][name].update(value=statistics.median(values), samples=values)
+    out["repeats"] = max((len(v) for v in samples.values()), default=0)
+    return out
+
+
 def append_history(path: Path, doc: dict[str, Any]) -> None:
     """Adds the run to a JSON-lines history (the details of each benchmark are kept)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,8 +159,9 @@ def append_history(path: Path, doc: dict[str, Any]) -> None:
         f.write(json.dumps(doc, sort_keys=True) + "\n")
 
 
-def load_history(path: Path) -> list[dict[str, Any]]:
-    """Every run recorded in the history, oldest first; unreadable lines are skipped."""
+def load_history(path: Path, on: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every run recorded in the history, oldest first, only those of machine `on` (a
+    machine.describe()) when given; unreadable lines are skipped."""
     if not path.exists():
         return []
     out = []
@@ -143,6 +170,8 @@ def load_history(path: Path) -> list[dict[str, Any]]:
             item = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(item, dict) and item.get("schema") == SCHEMA:
+        if not isinstance(item, dict) or item.get("schema") != SCHEMA:
+            continue
+        if on is None or machine.key(item.get("machine") or {}) == machine.key(on):
             out.append(item)
     return out

@@ -7,7 +7,7 @@ import os
 import platform
 from pathlib import Path
 
-__all__ = ["describe", "git_commit"]
+__all__ = ["describe", "git_commit", "key"]
 
 SOURCE_ROOT = Path(__file__).resolve().parents[3]  # src/shoal/bench/machine.py -> checkout
 
@@ -32,6 +32,14 @@ def describe() -> dict[str, object]:
         "memory_gb": round(int(mem_kb.split()[0]) / 2**20, 1) if mem_kb else None,
         "python": platform.python_version(),
     }
+
+
+def key(desc: dict[str, object]) -> str:
+    """What results are filed under: figures from one CPU model, core count or kernel say
+    nothing about another's."""
+    return f"{desc.get('cpu_model', 'unknown')} | {desc.get('cores', '?')} cores | " + str(
+        desc.get("kernel", "?")
+    )
 
 
 def _git_dir(root: Path) -> Path | None:

@@ -15,6 +15,7 @@ from rich.table import Table
 from shoal.bench import control as ctl
 from shoal.bench import dataplane as dp
 from shoal.cli.benchall import all_command
+from shoal.cli.benchgate import gate_command
 from shoal.cli.common import console, handle_errors, require_root
 
 app = typer.Typer(help="Benchmarks (never asserted in tests).", no_args_is_help=True)
@@ -33,6 +34,7 @@ def _progress(first: str, quiet: bool) -> Iterator[Callable[[str, float], None]]
 
 
 app.command("all")(all_command)
+app.command("gate")(gate_command)
 
 
 def print_dataplane(result: dp.DataplaneBench) -> None:

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shoal.bench import gate, harness
+from shoal.bench import gate, harness, machine
 from shoal.cli.common import console, err_console, handle_errors
 
 __all__ = ["all_command"]
@@ -33,8 +33,7 @@ def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
-def print_verdicts(verdicts: list[gate.Verdict], has_baseline: bool) -> None:
-    title = "Against the baseline" if has_baseline else "No baseline for this mode yet"
+def print_verdicts(verdicts: list[gate.Verdict], title: str) -> None:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("metric", no_wrap=True)
     for col in ("better", "baseline", "now", "change %", "verdict"):
@@ -101,7 +100,8 @@ def all_command(
     ] = None,
 ) -> None:
     """Every benchmark as ratios against same-run floors; exit 1 when a metric is more than
-    its tolerance (15%) worse than the baseline, or a benchmark failed."""
+    its tolerance (15%) worse than this machine's baseline, or a benchmark failed. (The CI
+    gate is `shoal bench gate`: the change against its base, on the same machine.)"""
     try:
         benches = harness.benchmarks(only)
     except ValueError as exc:
@@ -119,10 +119,11 @@ def all_command(
             benches, quick=quick, repeats=n, progress=_Display(progress, len(benches) * n)
         )
     mode = doc["mode"]
-    base = gate.load_baseline(baseline, mode)
+    base, which = gate.load_baseline(baseline, mode, machine.key(doc["machine"]))
     verdicts = gate.compare(doc["metrics"], base)
     doc["gate"] = {
         "baseline": str(baseline),
+        "against": which,
         "failed": gate.failed(verdicts),
         "verdicts": [v.__dict__ | {"kind": v.kind.value} for v in verdicts],
     }
@@ -132,12 +133,12 @@ def all_command(
     if report is not None:
         from shoal.bench.report import write_report
 
-        write_report(report, harness.load_history(history), doc, verdicts)
+        write_report(report, harness.load_history(history, doc["machine"]), doc, verdicts)
     if as_json:
         sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     else:
         print_statuses(doc)
-        print_verdicts(verdicts, base is not None)
+        print_verdicts(verdicts, f"Against the {which}" if base else which)
         console.print(f"history: {history}" + (f"; report: {report}/index.html" if report else ""))
         if update_baseline:
             console.print(f"baseline ({mode}) written to {baseline}")

@@ -1,0 +1,295 @@
+"""The A/B gate: the change (head) against its base, measured in the same run on the same
+machine, interleaved.
+
+Each round runs every gated benchmark once on each side, in a fresh process each time
+(`shoal bench all --only NAME --repeats 1 --json` of that side's own code), base first in
+odd rounds and head first in even ones, so a drift of the machine hits both alike. Per
+metric and round the two runs give a paired ratio; its "slowdown" is head/base for a metric
+where lower is better and base/head for one where higher is better. The verdict takes the
+median slowdown over the rounds against a tolerance derived from the noise of such pairs:
+
+    tolerance = clamp(Z * sigma / sqrt(rounds), MIN_TOLERANCE, the metric's own tolerance)
+
+where sigma is the larger of the A/A spread recorded for this machine (bench/aa-spread.json,
+`shoal bench gate --aa`) and the spread of this run's own pairs (a constant slowdown does
+not widen that spread, so it estimates the noise, not the change)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shoal.bench import machine
+from shoal.bench.registry import Direction
+from shoal.errors import ShoalError
+
+__all__ = [
+    "MIN_TOLERANCE",
+    "SPREAD_SCHEMA",
+    "ABResult",
+    "MetricVerdict",
+    "Pairs",
+    "Side",
+    "Z",
+    "judge",
+    "load_spread",
+    "run_rounds",
+    "run_side",
+    "side_command",
+    "spread_of",
+    "write_spread",
+]
+
+Z = 3.0  # standard errors of the median's noise a slowdown must exceed to fail
+MIN_TOLERANCE = 0.03  # below this no paired measurement here is trustworthy
+SPREAD_SCHEMA = "shoal-bench-aa-spread/1"
+SIDE_TIMEOUT = 900  # one benchmark, one repeat, one side
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of the comparison: a source tree whose src/ is put on PYTHONPATH."""
+
+    name: str  # "base" or "head"
+    tree: Path
+    commit: str | None
+
+
+def side_command(bench: str, quick: bool, scratch: Path) -> list[str]:
+    """The one command both sides answer: its interface is kept stable across commits."""
+    cmd = [sys.executable, "-m", "shoal.cli.main", "bench", "all", "--json", "--repeats", "1"]
+    cmd += ["--only", bench, "--history", str(scratch / "side-history.jsonl")]
+    cmd += ["--baseline", str(scratch / "no-baseline.json")]
+    return [*cmd, "--quick"] if quick else cmd
+
+
+def run_side(side: Side, bench: str, quick: bool, scratch: Path) -> dict[str, Any]:
+    """One repeat of one benchmark with this side's code: the run document."""
+    env = dict(os.environ, PYTHONPATH=str(side.tree / "src"))
+    log = scratch / f"{side.name}-{bench}.log"
+    with log.open("a") as err:
+        try:
+            done = subprocess.run(
+                side_command(bench, quick, scratch),
+                cwd=side.tree,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                timeout=SIDE_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired:
+            raise ShoalError(f"{bench} on the {side.name} side ran over {SIDE_TIMEOUT} s") from None
+    try:
+        doc: dict[str, Any] = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        tail = "\n".join(log.read_text().splitlines()[-10:])
+        raise ShoalError(
+            f"{bench} on the {side.name} side printed no result (exit {done.returncode}):\n{tail}"
+        ) from None
+    status = doc.get("benchmarks", {}).get(bench, {})
+    if status.get("status") == "error":
+        raise ShoalError(f"{bench} on the {side.name} side failed: {status.get('note')}")
+    return doc
+
+
+@dataclass
+class Pairs:
+    """The samples of one metric: base and head per round, in round order."""
+
+    spec: dict[str, Any]  # head's metric document (direction, tolerance, description...)
+    base: list[float] = field(default_factory=list)
+    head: list[float] = field(default_factory=list)
+
+    def slowdowns(self) -> list[float]:
+        out = []
+        for b, h in zip(self.base, self.head, strict=True):
+            if b <= 0 or h <= 0:
+                continue
+            out.append(h / b if self.spec["direction"] == Direction.LOWER else b / h)
+        return out
+
+
+@dataclass(frozen=True)
+class MetricVerdict:
+    metric: str
+    direction: str
+    base: float | None  # median over the rounds
+    head: float | None
+    slowdown_pct: float | None  # median paired slowdown - 1, in %: > 0 is worse
+    tolerance: float
+    sigma: float | None  # the noise used: max(A/A record, this run's pairs)
+    rounds: int
+    kind: str  # ok, better, REGRESSED, info (not gated), new (the base lacks it)
+
+
+@dataclass
+class ABResult:
+    base: Side
+    head: Side
+    quick: bool
+    rounds: int
+    machine: dict[str, object]
+    spread_source: str  # where sigma's floor came from
+    verdicts: list[MetricVerdict]
+    statuses: dict[str, str]  # benchmark -> ok / not available: why
+    seconds: float
+
+    @property
+    def failed(self) -> bool:
+        return any(v.kind == "REGRESSED" for v in self.verdicts)
+
+    def as_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        for key in ("base", "head"):
+            doc[key]["tree"] = str(doc[key]["tree"])
+        return doc | {"failed": self.failed}
+
+
+def _log_sigma(slowdowns: Sequence[float]) -> float | None:
+    if len(slowdowns) < 2:
+        return None
+    return statistics.stdev(math.log(s) for s in slowdowns)
+
+
+def judge(name: str, pairs: Pairs, recorded_sigma: float | None) -> MetricVerdict:
+    """The verdict of one metric from its paired samples."""
+    spec = pairs.spec
+    base = statistics.median(pairs.base) if pairs.base else None
+    head = statistics.median(pairs.head) if pairs.head else None
+    own_tol = float(spec.get("tolerance", 0.15))
+    slow = pairs.slowdowns()
+    if not slow:  # the base does not have this metric yet
+        return MetricVerdict(name, spec["direction"], base, head, None, own_tol, None, 0, "new")
+    sigmas = [s for s in (recorded_sigma, _log_sigma(slow)) if s is not None]
+    sigma = max(sigmas) if sigmas else None
+    n = len(slow)
+    tol = own_tol if sigma is None else Z * sigma / math.sqrt(n)
+    tol = min(own_tol, max(MIN_TOLERANCE, tol))
+    worse = statistics.median(slow) - 1
+    if not spec.get("gate", True):
+        kind = "info"
+    elif worse > tol:
+        kind = "REGRESSED"
+    elif worse < -tol:
+        kind = "better"
+    else:
+        kind = "ok"
+    return MetricVerdict(name, spec["direction"], base, head, worse * 100, tol, sigma, n, kind)
+
+
+Runner = Callable[[Side, str, bool, Path], dict[str, Any]]
+Progress = Callable[[str, int, int], None]  # (what runs now, steps done, steps in all)
+
+
+def run_rounds(
+    base: Side,
+    head: Side,
+    benches: Sequence[tuple[str, int]],
+    *,
+    quick: bool,
+    spread: dict[str, float] | None,
+    spread_source: str,
+    runner: Runner = run_side,
+    progress: Progress | None = None,
+    on_head_run: Callable[[dict[str, Any]], None] | None = None,
+) -> ABResult:
+    """benches: (benchmark name, rounds). Every gated metric that head reports is judged."""
+    started = time.monotonic()
+    pairs: dict[str, Pairs] = {}
+    statuses: dict[str, str] = {}
+    total = sum(2 * r for _, r in benches)
+    done = 0
+    with tempfile.TemporaryDirectory(prefix="shoal-ab-") as tmp:
+        scratch = Path(tmp)
+        for bench, rounds in benches:
+            for r in range(rounds):
+                order = (base, head) if r % 2 == 0 else (head, base)
+                docs: dict[str, dict[str, Any]] = {}
+                for side in order:
+                    if progress:
+                        progress(f"{bench}: round {r + 1}/{rounds}, {side.name}", done, total)
+                    docs[side.name] = runner(side, bench, quick, scratch)
+                    done += 1
+                if on_head_run:
+                    on_head_run(docs["head"])
+                status = docs["head"].get("benchmarks", {}).get(bench, {})
+                if status.get("status", "ok") != "ok":
+                    statuses[bench] = f"{status.get('status')}: {status.get('note', '')}"
+                    done += 2 * (rounds - r - 1)
+                    break
+                statuses[bench] = "ok"
+                _add_round(pairs, docs["base"].get("metrics", {}), docs["head"]["metrics"])
+    verdicts = [judge(name, p, (spread or {}).get(name)) for name, p in sorted(pairs.items())]
+    return ABResult(
+        base, head, quick, max((r for _, r in benches), default=0), machine.describe(),
+        spread_source, verdicts, statuses, round(time.monotonic() - started, 1),
+    )  # fmt: skip
+
+
+def _add_round(
+    pairs: dict[str, Pairs], base: dict[str, dict[str, Any]], head: dict[str, dict[str, Any]]
+) -> None:
+    """Adds one round's values; a metric one side lacks gets no pair this round."""
+    for name, m in head.items():
+        p = pairs.setdefault(name, Pairs(m))
+        if name in base:
+            p.base.append(float(base[name]["value"]))
+            p.head.append(float(m["value"]))
+
+
+# ---- the A/A spread per machine ----------------------------------------------------------
+
+
+def spread_of(result: ABResult) -> dict[str, float]:
+    """sigma per metric of an A/A run (base against itself)."""
+    return {v.metric: v.sigma for v in result.verdicts if v.sigma is not None}
+
+
+def load_spread(path: Path, key: str) -> tuple[dict[str, float] | None, str]:
+    """(sigma per metric, where it came from) for this machine; for a machine without a
+    record, the largest sigma recorded on any machine (a conservative stand-in)."""
+    if not path.exists():
+        return None, "no A/A record: this run's own pairs only"
+    doc = json.loads(path.read_text())
+    machines: dict[str, Any] = doc.get("machines", {})
+    if key in machines:
+        return dict(machines[key]["sigma"]), f"A/A record of this machine ({key})"
+    if not machines:
+        return None, "no A/A record: this run's own pairs only"
+    widest: dict[str, float] = {}
+    for rec in machines.values():
+        for name, s in rec["sigma"].items():
+            widest[name] = max(widest.get(name, 0.0), float(s))
+    return widest, f"no A/A record for {key}: the widest of {len(machines)} other machine(s)"
+
+
+def write_spread(path: Path, key: str, result: ABResult, runs: int) -> None:
+    """Records an A/A run's sigmas as this machine's spread (other machines are kept)."""
+    doc: dict[str, Any] = {"schema": SPREAD_SCHEMA, "machines": {}}
+    if path.exists():
+        doc = json.loads(path.read_text())
+    doc.setdefault("machines", {})[key] = {
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commit": result.head.commit,
+        "mode": "quick" if result.quick else "full",
+        "runs": runs,
+        "sigma": {k: round(v, 5) for k, v in sorted(spread_of(result).items())},
+        "median_slowdown_pct": {
+            v.metric: round(v.slowdown_pct, 2)
+            for v in result.verdicts
+            if v.slowdown_pct is not None
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
