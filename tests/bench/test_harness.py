@@ -68,17 +68,37 @@ def test_gate_missing_and_new_metrics_do_not_fail():
     assert all(v.kind is gate.VerdictKind.new for v in gate.compare(doc("a", 1.0), None))
 
 
-def test_baseline_update_keeps_the_other_mode(tmp_path):
+def test_baseline_update_keeps_the_other_mode_and_machine(tmp_path):
     path = tmp_path / "bench" / "baseline.json"
-    assert gate.load_baseline(path, "quick") is None
+    here, there = {"cpu_model": "A", "cores": 2, "kernel": "6.1"}, {"cpu_model": "B", "cores": 2}
+    here_key = machine.key(here)
+    assert gate.load_baseline(path, "quick", here_key) == (None, "no quick baseline yet")
     quick = {"metrics": doc("m", 2.0, HIGHER, samples=[1, 2, 3], description="x"), "repeats": 3}
-    gate.write_baseline(path, "quick", quick)
-    gate.write_baseline(path, "full", {"metrics": doc("m", 5.0)})
-    stored = gate.load_baseline(path, "quick")
+    gate.write_baseline(path, "quick", quick | {"machine": here, "git": {"commit": "c1"}})
+    gate.write_baseline(path, "full", {"metrics": doc("m", 5.0), "machine": here})
+    gate.write_baseline(path, "quick", {"metrics": doc("m", 9.0), "machine": there})
+    stored, which = gate.load_baseline(path, "quick", here_key)
     assert stored == {"m": {"value": 2.0, "direction": "higher"}}  # samples etc. not kept
-    assert gate.load_baseline(path, "full") == {"m": {"value": 5.0, "direction": "lower"}}
+    assert here_key in which
+    assert gate.load_baseline(path, "full", here_key)[0] == {
+        "m": {"value": 5.0, "direction": "lower"}
+    }
+    # Another machine's figures never judge this one; the line says whose there are.
+    none, which = gate.load_baseline(path, "quick", machine.key({"cpu_model": "C"}))
+    assert none is None and here_key in which and machine.key(there) in which
+    assert gate.reference_commit(path) == "c1"  # the last run that had a commit
     (v,) = gate.compare(quick["metrics"], stored)
     assert v.kind is gate.VerdictKind.ok and v.change_pct == 0
+
+
+def test_a_first_schema_baseline_is_read_as_its_machines(tmp_path):
+    path = tmp_path / "baseline.json"
+    desc = {"cpu_model": "AMD EPYC", "cores": 2, "kernel": "6.18"}
+    section = {"created": "t", "machine": desc, "metrics": doc("m", 1.0)}
+    path.write_text(json.dumps({"schema": "shoal-bench-baseline/1", "modes": {"quick": section}}))
+    assert gate.load_baseline(path, "quick", machine.key(desc))[0] == doc("m", 1.0)
+    assert gate.load_baseline(path, "quick", machine.key({"cpu_model": "Intel"}))[0] is None
+    assert gate.reference_commit(path) is None
 
 
 # ---- the harness and the registry --------------------------------------------------------
@@ -139,6 +159,8 @@ def test_history_round_trip_skips_garbage(tmp_path):
         f.write("not json\n")
     harness.append_history(path, {"schema": harness.SCHEMA, "n": 2})
     assert [r["n"] for r in harness.load_history(path)] == [1, 2]
+    harness.append_history(path, {"schema": harness.SCHEMA, "n": 3, "machine": {"cpu_model": "X"}})
+    assert [r["n"] for r in harness.load_history(path, {"cpu_model": "X"})] == [3]
 
 
 def test_git_commit_read_from_files(tmp_path):

@@ -93,9 +93,10 @@ def run_side(side: Side, bench: str, quick: bool, scratch: Path) -> dict[str, An
     try:
         doc: dict[str, Any] = json.loads(done.stdout)
     except json.JSONDecodeError:
-        tail = "\n".join(log.read_text().splitlines()[-10:])
+        last = [line.strip() for line in log.read_text().splitlines() if line.strip()]
         raise ShoalError(
-            f"{bench} on the {side.name} side printed no result (exit {done.returncode}):\n{tail}"
+            f"{bench} on the {side.name} side printed no result (exit {done.returncode}): "
+            f"{last[-1] if last else 'no output'}"
         ) from None
     status = doc.get("benchmarks", {}).get(bench, {})
     if status.get("status") == "error":

@@ -58,7 +58,8 @@ def git(*args: str, root: Path = SOURCE_ROOT, check: bool = True) -> str:
 
 
 def _commit(ref: str, root: Path) -> str | None:
-    return git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", root=root, check=False)
+    found = git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", root=root, check=False)
+    return found or None
 
 
 def _is_ancestor(commit: str, of: str, root: Path) -> bool:
