@@ -56,7 +56,7 @@ def settings(database_url: str, tmp_path: Path) -> ControllerSettings:
 
 @pytest.fixture
 def client(settings: ControllerSettings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), base_url="https://testserver") as c:
         yield c
 
 

@@ -83,7 +83,7 @@ def test_a_node_failure_is_error_with_its_reason_and_recovers(alice: Api, agent:
 
 def test_a_silent_node_makes_error_after_the_timeout(database_url, tmp_path: Path) -> None:
     settings = make_settings(database_url, tmp_path, pending_timeout=1.0)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
         admin = Api(client, ADMIN_SECRET)
         agent = Fleet(admin)
         register(agent)
@@ -99,7 +99,7 @@ def test_a_silent_node_makes_error_after_the_timeout(database_url, tmp_path: Pat
 
 def test_dead_nodes_do_not_hold_load_balancers(database_url, tmp_path: Path) -> None:
     settings = make_settings(database_url, tmp_path, node_dead_after=1.0)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
         admin = Api(client, ADMIN_SECRET)
         agent = Fleet(admin)
         register(agent)
@@ -268,7 +268,7 @@ def test_a_node_that_only_long_polls_stays_alive(database_url: str, tmp_path: Pa
     """The wait is cut to a third of node_dead_after, whatever the agent asks for: an agent
     with nothing else to say is never counted dead (its placements would flap)."""
     settings = make_settings(database_url, tmp_path / "short", node_dead_after=1.5)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
         api = Fleet(Api(client, ADMIN_SECRET))
         node = register(api, "quiet-l7", "l7")
         seq = state(api, node["id"])["seq"]

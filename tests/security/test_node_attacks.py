@@ -248,7 +248,7 @@ def test_an_l7_node_gets_only_its_placed_keys_and_reports_only_them(tier: Tier) 
             node_path(tier, tier.unplaced, "/health"),
             {"results": [{"node_id": tier.nodes[placed]["id"], "ok": False}]},
         ),
-        ("POST", "/v2/shoal/nodes", {"name": tier.unplaced, "role": "l7", "cluster": "a"}),
+        ("POST", "/v2/shoal/nodes", {"name": tier.unplaced, "role": "l7", "cluster": "elsewhere"}),
     ]
     for method, path, body in refused:
         r = outsider.request(method, path, body)
