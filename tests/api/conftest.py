@@ -16,7 +16,7 @@ from shoal.controller.app import create_app
 from shoal.controller.settings import ControllerSettings, load_settings
 from shoal.lab.postgres import throwaway_postgres
 
-from .helpers import ADMIN_SECRET, Api
+from .helpers import ADMIN_SECRET, Api, Fleet
 
 _db_counter = itertools.count()
 
@@ -56,7 +56,7 @@ def settings(database_url: str, tmp_path: Path) -> ControllerSettings:
 
 @pytest.fixture
 def client(settings: ControllerSettings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), base_url="https://testserver") as c:
         yield c
 
 
@@ -78,8 +78,9 @@ def bob(admin: Api) -> Api:
 
 
 @pytest.fixture
-def agent(admin: Api) -> Api:
-    return admin.with_token(admin.token("agent-1", "infra", "agent"))
+def agent(admin: Api) -> Fleet:
+    """The nodes' agents, each enrolled with its own credential on first registration."""
+    return Fleet(admin)
 
 
 @pytest.fixture

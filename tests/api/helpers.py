@@ -108,3 +108,45 @@ class Api:
 
     def get_lb(self, lb_id: str) -> dict[str, Any]:
         return self.ok("GET", f"/v2/lbaas/loadbalancers/{lb_id}")["loadbalancer"]
+
+
+class Fleet:
+    """The agents of several nodes, each with its own enrolled credential, behind one
+    object the tests talk to like an Api: POST /v2/shoal/nodes enrols the node as the body
+    describes it (the admin's step) and registers it with the new credential; calls under
+    /v2/shoal/nodes/{id} go out with that node's credential."""
+
+    def __init__(self, admin: Api) -> None:
+        self.admin = admin
+        self.by_name: dict[str, Api] = {}
+        self.by_id: dict[str, Api] = {}
+
+    def enroll(self, name: str, role: str = "l4", **fields: Any) -> Api:
+        if name not in self.by_name:
+            if role == "l7":
+                fields.setdefault("data_address", f"198.51.100.{len(self.by_name) + 1}")
+            body = {"enrollment": {"name": name, "role": role, **fields}}
+            cred = self.admin.ok("POST", "/v2/shoal/enrollments", body, expect=201)
+            self.by_name[name] = self.admin.with_token(cred["enrollment"]["credential"])
+        return self.by_name[name]
+
+    def _for(self, method: str, path: str, body: Any) -> Api:
+        if method == "POST" and path == "/v2/shoal/nodes":
+            enrolled = {k: body[k] for k in ("cluster", "address", "data_address") if k in body}
+            return self.enroll(body["name"], body["role"], **enrolled)
+        node_id = path.removeprefix("/v2/shoal/nodes/").split("/")[0]
+        return self.by_id[node_id]
+
+    def request(self, method: str, path: str, body: Any = None, **kw: Any) -> Response:
+        r = self._for(method, path, body).request(method, path, body, **kw)
+        self._remember(method, path, body, r.json() if r.status_code == 201 else None)
+        return r
+
+    def ok(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        out = self._for(method, path, body).ok(method, path, body, **kw)
+        self._remember(method, path, body, out)
+        return out
+
+    def _remember(self, method: str, path: str, body: Any, out: Any) -> None:
+        if method == "POST" and path == "/v2/shoal/nodes" and out:
+            self.by_id[out["node"]["id"]] = self.by_name[body["name"]]

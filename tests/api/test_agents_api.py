@@ -14,22 +14,22 @@ from fastapi.testclient import TestClient
 from shoal.controller.app import create_app
 
 from .conftest import make_settings
-from .helpers import ADMIN_SECRET, Api
+from .helpers import ADMIN_SECRET, Api, Fleet
 
 
-def register(agent: Api, name: str = "l4-a", role: str = "l4") -> dict:
+def register(agent: Fleet, name: str = "l4-a", role: str = "l4") -> dict:
     return agent.ok("POST", "/v2/shoal/nodes", {"name": name, "role": role}, expect=201)["node"]
 
 
-def state(agent: Api, node_id: str, **params: object) -> dict:
+def state(agent: Fleet, node_id: str, **params: object) -> dict:
     return agent.ok("GET", f"/v2/shoal/nodes/{node_id}/desired-state", **params)
 
 
-def report(agent: Api, node_id: str, seq: int, errors: list | None = None) -> None:
+def report(agent: Fleet, node_id: str, seq: int, errors: list | None = None) -> None:
     agent.ok("POST", f"/v2/shoal/nodes/{node_id}/report", {"seq": seq, "errors": errors or []})
 
 
-def test_writes_are_pending_until_every_node_applied_them(alice: Api, agent: Api) -> None:
+def test_writes_are_pending_until_every_node_applied_them(alice: Api, agent: Fleet) -> None:
     node = register(agent)
     lb = alice.lb(flavor_id="l4")
     assert lb["provisioning_status"] == "PENDING_CREATE"
@@ -52,7 +52,7 @@ def test_writes_are_pending_until_every_node_applied_them(alice: Api, agent: Api
     assert alice.get_lb(lb["id"])["provisioning_status"] == "ACTIVE"
 
 
-def test_a_node_failure_is_error_with_its_reason_and_recovers(alice: Api, agent: Api) -> None:
+def test_a_node_failure_is_error_with_its_reason_and_recovers(alice: Api, agent: Fleet) -> None:
     node = register(agent)
     lb = alice.lb(flavor_id="l4")
     seq = state(agent, node["id"])["seq"]
@@ -83,9 +83,9 @@ def test_a_node_failure_is_error_with_its_reason_and_recovers(alice: Api, agent:
 
 def test_a_silent_node_makes_error_after_the_timeout(database_url, tmp_path: Path) -> None:
     settings = make_settings(database_url, tmp_path, pending_timeout=1.0)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
         admin = Api(client, ADMIN_SECRET)
-        agent = admin.with_token(admin.token("agent", "infra", "agent"))
+        agent = Fleet(admin)
         register(agent)
         lb = admin.lb(flavor_id="l4")
         deadline = time.monotonic() + 10
@@ -99,9 +99,9 @@ def test_a_silent_node_makes_error_after_the_timeout(database_url, tmp_path: Pat
 
 def test_dead_nodes_do_not_hold_load_balancers(database_url, tmp_path: Path) -> None:
     settings = make_settings(database_url, tmp_path, node_dead_after=1.0)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
         admin = Api(client, ADMIN_SECRET)
-        agent = admin.with_token(admin.token("agent", "infra", "agent"))
+        agent = Fleet(admin)
         register(agent)
         time.sleep(1.5)  # the node goes silent
         assert admin.lb(flavor_id="l4")["provisioning_status"] == "ACTIVE"
@@ -109,7 +109,7 @@ def test_dead_nodes_do_not_hold_load_balancers(database_url, tmp_path: Path) -> 
         assert nodes[0]["operating_status"] == "OFFLINE"
 
 
-def test_long_poll_answers_at_once_on_change_and_waits_otherwise(alice: Api, agent: Api) -> None:
+def test_long_poll_answers_at_once_on_change_and_waits_otherwise(alice: Api, agent: Fleet) -> None:
     node = register(agent)
     seq = state(agent, node["id"])["seq"]
     t0 = time.monotonic()
@@ -133,7 +133,7 @@ def test_long_poll_answers_at_once_on_change_and_waits_otherwise(alice: Api, age
     assert result["waited"] < 5
 
 
-def test_member_health_is_decided_here(alice: Api, agent: Api) -> None:
+def test_member_health_is_decided_here(alice: Api, agent: Fleet) -> None:
     stack = alice.l4_stack(members=2)
     node = register(agent)
     alice.monitor(stack["pool"]["id"], max_retries=2, max_retries_down=3)
@@ -189,7 +189,7 @@ def test_member_health_is_decided_here(alice: Api, agent: Api) -> None:
     assert kinds.count("member_down") == 1 and "member_up" in kinds
 
 
-def test_node_drain_events_and_clusters(admin: Api, agent: Api) -> None:
+def test_node_drain_events_and_clusters(admin: Api, agent: Fleet) -> None:
     node = register(agent)
     register(agent, "l7-a", "l7")
     drained = admin.ok("PUT", f"/v2/shoal/nodes/{node['id']}", {"admin_state": "DRAINING"})["node"]
@@ -231,7 +231,7 @@ def test_flow_trace_matches_the_data_plane_rules(alice: Api) -> None:
     assert r.status_code == 400 and "no TCP listener on port 81" in r.json()["faultstring"]
 
 
-def test_desired_state_is_valid_json_for_many_lbs(alice: Api, agent: Api) -> None:
+def test_desired_state_is_valid_json_for_many_lbs(alice: Api, agent: Fleet) -> None:
     for _ in range(5):
         alice.l4_stack(members=2)
     node = register(agent)
@@ -247,7 +247,7 @@ def test_only_agents_use_the_agent_api(admin: Api, role: str) -> None:
     assert user.request("POST", "/v2/shoal/nodes", {"name": "n", "role": "l4"}).status_code == 403
 
 
-def test_table_digests_show_whether_nodes_agree(alice: Api, agent: Api) -> None:
+def test_table_digests_show_whether_nodes_agree(alice: Api, agent: Fleet) -> None:
     lb = alice.l4_stack(members=2)["lb"]
     a, b = register(agent, "l4-a"), register(agent, "l4-b")
     seq = state(agent, a["id"])["seq"]
@@ -268,8 +268,8 @@ def test_a_node_that_only_long_polls_stays_alive(database_url: str, tmp_path: Pa
     """The wait is cut to a third of node_dead_after, whatever the agent asks for: an agent
     with nothing else to say is never counted dead (its placements would flap)."""
     settings = make_settings(database_url, tmp_path / "short", node_dead_after=1.5)
-    with TestClient(create_app(settings)) as client:
-        api = Api(client, ADMIN_SECRET)
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
+        api = Fleet(Api(client, ADMIN_SECRET))
         node = register(api, "quiet-l7", "l7")
         seq = state(api, node["id"])["seq"]
         start = time.monotonic()
@@ -277,5 +277,5 @@ def test_a_node_that_only_long_polls_stays_alive(database_url: str, tmp_path: Pa
             t = time.monotonic()
             assert state(api, node["id"], since=seq, timeout=30) == {"seq": seq, "changed": False}
             assert time.monotonic() - t < 10  # cut (to 0.5 s), not the 30 s asked for
-        got = api.ok("GET", f"/v2/shoal/nodes/{node['id']}")["node"]
+        got = api.admin.ok("GET", f"/v2/shoal/nodes/{node['id']}")["node"]
         assert got["operating_status"] == "ONLINE"

@@ -69,11 +69,11 @@ def check_consistent(database_url: str) -> int:
 
 def test_restart_keeps_everything(database_url: str, tmp_path: Path) -> None:
     settings = make_settings(database_url, tmp_path)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
         admin = Api(client, ADMIN_SECRET)
         secret = admin.token("alice", "alpha", "member")
         stack = admin.with_token(secret).l4_stack(members=3)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
         alice = Api(client, secret)  # tokens survived
         assert (
             len(alice.ok("GET", f"/v2/lbaas/pools/{stack['pool']['id']}/members")["members"]) == 3

@@ -20,6 +20,7 @@ APP = create_app(
         database_url=f"sqlite:///{_state}/controller.db",
         state_dir=_state,
         bootstrap_token=ADMIN_SECRET,
+        insecure_http=True,  # in-process plain HTTP; the transport guard has its own tests
     )
 )
 # The long poll may wait for minutes by design: everything else is fair game.

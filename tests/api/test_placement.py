@@ -6,27 +6,27 @@ from __future__ import annotations
 from typing import Any
 
 from ..pki import Pki
-from .helpers import Api
+from .helpers import Api, Fleet
 
 PKI = Pki()
 
 
-def register(agent: Api, name: str, role: str = "l7", **fields: Any) -> dict:
+def register(agent: Fleet, name: str, role: str = "l7", **fields: Any) -> dict:
     body = {"name": name, "role": role, **fields}
     return agent.ok("POST", "/v2/shoal/nodes", body, expect=201)["node"]
 
 
-def desired(agent: Api, node: dict) -> dict:
+def desired(agent: Fleet, node: dict) -> dict:
     return agent.ok("GET", f"/v2/shoal/nodes/{node['id']}/desired-state")
 
 
-def settle(agent: Api, nodes: list[dict]) -> None:
+def settle(agent: Fleet, nodes: list[dict]) -> None:
     for node in nodes:
         seq = desired(agent, node)["seq"]
         agent.ok("POST", f"/v2/shoal/nodes/{node['id']}/report", {"seq": seq})
 
 
-def tier(agent: Api) -> dict[str, dict]:
+def tier(agent: Fleet) -> dict[str, dict]:
     nodes = {"l4": register(agent, "l4", "l4", address="192.0.2.1")}
     for cluster in ("a", "b"):
         for i in (1, 2):
@@ -53,7 +53,7 @@ def placed_on(alice: Api, lb_id: str) -> dict[str, str]:
     return {n["name"]: n["placement"] for n in view["nodes"] if n.get("placement")}
 
 
-def test_an_l7_lb_lands_on_one_node_in_each_of_two_clusters(alice: Api, agent: Api) -> None:
+def test_an_l7_lb_lands_on_one_node_in_each_of_two_clusters(alice: Api, agent: Fleet) -> None:
     nodes = tier(agent)
     lb = http_lb(alice)
     assert lb["provisioning_status"] == "PENDING_CREATE"
@@ -87,7 +87,7 @@ def test_an_l7_lb_lands_on_one_node_in_each_of_two_clusters(alice: Api, agent: A
     assert {n["state"] for n in entry["l7_nodes"]} == {"ACTIVE"}
 
 
-def test_l7_nodes_get_the_certificates_of_their_listeners(alice: Api, agent: Api) -> None:
+def test_l7_nodes_get_the_certificates_of_their_listeners(alice: Api, agent: Fleet) -> None:
     nodes = tier(agent)
     cert = alice.ok(
         "POST", "/v2/shoal/certificates", {"certificate": PKI.upload(PKI.leaf("shop.example"))}
@@ -108,7 +108,7 @@ def test_l7_nodes_get_the_certificates_of_their_listeners(alice: Api, agent: Api
 
 
 def test_draining_an_l7_node_moves_its_lbs_inside_the_cluster(
-    alice: Api, agent: Api, admin: Api
+    alice: Api, agent: Fleet, admin: Api
 ) -> None:
     nodes = tier(agent)
     lb = http_lb(alice)
@@ -138,7 +138,7 @@ def test_draining_an_l7_node_moves_its_lbs_inside_the_cluster(
 
 
 def test_a_deleted_node_is_replaced_and_a_new_one_gets_a_share(
-    alice: Api, agent: Api, admin: Api
+    alice: Api, agent: Fleet, admin: Api
 ) -> None:
     nodes = tier(agent)
     lbs = [alice.lb(name=f"web{i}") for i in range(6)]
@@ -158,7 +158,7 @@ def test_a_deleted_node_is_replaced_and_a_new_one_gets_a_share(
     assert sorted(states) == ["ACTIVE"] * 3 + ["DRAINING"] * 3
 
 
-def test_full_tier_leaves_the_lb_in_error_with_a_reason(alice: Api, agent: Api) -> None:
+def test_full_tier_leaves_the_lb_in_error_with_a_reason(alice: Api, agent: Fleet) -> None:
     register(agent, "tiny", cluster="a", data_address="10.9.0.1", capacity=1)
     alice.lb(name="first")
     second = alice.lb(name="second")
@@ -167,7 +167,7 @@ def test_full_tier_leaves_the_lb_in_error_with_a_reason(alice: Api, agent: Api) 
     assert "no L7 node has free capacity" in tree["loadbalancer"]["provisioning_reason"]
 
 
-def test_l4_checks_decide_an_l7_nodes_health(alice: Api, agent: Api, admin: Api) -> None:
+def test_l4_checks_decide_an_l7_nodes_health(alice: Api, agent: Fleet, admin: Api) -> None:
     nodes = tier(agent)
     lb = http_lb(alice)
     target = nodes[next(iter(placed_on(alice, lb["id"])))]
@@ -199,7 +199,7 @@ def test_l4_checks_decide_an_l7_nodes_health(alice: Api, agent: Api, admin: Api)
     assert r.status_code == 400 and "exactly one" in r.json()["faultstring"]
 
 
-def test_l7_nodes_report_member_health_as_haproxy_decided_it(alice: Api, agent: Api) -> None:
+def test_l7_nodes_report_member_health_as_haproxy_decided_it(alice: Api, agent: Fleet) -> None:
     nodes = tier(agent)
     lb = http_lb(alice)
     settle(agent, list(nodes.values()))
@@ -223,7 +223,7 @@ def test_l7_nodes_report_member_health_as_haproxy_decided_it(alice: Api, agent: 
     assert got["operating_status"] == "ERROR"  # at once: HAProxy applied rise/fall already
 
 
-def test_stats_of_an_l7_lb_are_the_l7_nodes_counters(alice: Api, agent: Api) -> None:
+def test_stats_of_an_l7_lb_are_the_l7_nodes_counters(alice: Api, agent: Fleet) -> None:
     nodes = tier(agent)
     lb = http_lb(alice)
     settle(agent, list(nodes.values()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .helpers import Api
+from .helpers import Api, Fleet
 
 
 def test_another_projects_objects_are_404(alice: Api, bob: Api, admin: Api) -> None:
@@ -72,7 +72,7 @@ def test_roles(admin: Api, alice: Api) -> None:
     )
     other = admin.lb(project_id="beta")
     assert other["project_id"] == "beta"
-    agent = admin.with_token(admin.token("a", "infra", "agent"))
+    agent = Fleet(admin).enroll("l4-a")
     assert agent.request("GET", f"/v2/lbaas/loadbalancers/{lb['id']}").status_code == 404
     assert alice.request("GET", "/v2/shoal/nodes").status_code == 403
 

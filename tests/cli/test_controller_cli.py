@@ -40,7 +40,11 @@ class FakeNode:
     registered: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.url, headers={"X-Auth-Token": ADMIN}) as http:
+        enrolment = {"enrollment": {"name": "fake-l4", "role": "l4"}}
+        with httpx.Client(base_url=self.url, headers={"X-Auth-Token": ADMIN}) as admin:
+            r = admin.post("/v2/shoal/enrollments", json=enrolment)
+            credential = r.json()["enrollment"]["credential"]
+        with httpx.Client(base_url=self.url, headers={"X-Auth-Token": credential}) as http:
             node = http.post("/v2/shoal/nodes", json={"name": "fake-l4", "role": "l4"})
             node_id = node.json()["node"]["id"]
             self.registered.set()
@@ -288,3 +292,18 @@ def test_certificate_commands(env: dict[str, str], tmp_path: Path) -> None:
     assert li["default_tls_container_ref"] == soon_id
     assert li["sni_container_refs"] == [issued["id"]]
     assert "used by listener" in refused(env, "certificate delete soon")
+
+
+def test_node_enrolment_writes_a_private_credential(env: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "cred"
+    ok(
+        env,
+        f"node enroll cli-l7 --role l7 --cluster c --data-address 10.9.0.7 --credential-file {out}",
+    )
+    assert (out.stat().st_mode & 0o777) == 0o600 and out.read_text().startswith("shoalnode_")
+    listed = as_json(env, "node enrollments")
+    assert {e["name"]: e["status"] for e in listed}["cli-l7"] == "ACTIVE"
+    ok(env, f"node rotate-credential cli-l7 --credential-file {out}")
+    ok(env, "node revoke cli-l7")
+    assert {e["name"]: e["status"] for e in as_json(env, "node enrollments")}["cli-l7"] == "REVOKED"
+    assert "already enrolled" in refused(env, "node enroll fake-l4 --role l4")

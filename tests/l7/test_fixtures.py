@@ -20,7 +20,7 @@ def test_fixture_keys_match_a_real_revision(tmp_path: Path) -> None:
         state_dir=str(tmp_path),
         bootstrap_token=ADMIN_SECRET,
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
         api = Api(client, ADMIN_SECRET)
         lb = api.lb()
         li = api.listener(lb["id"], 80, "HTTP")

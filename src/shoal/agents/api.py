@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from shoal.errors import ShoalError
+from shoal.transport import verify_for
 
 __all__ = ["AgentApi", "ControllerRefusedError", "ControllerUnavailableError", "NodeInfo"]
 
@@ -39,10 +41,23 @@ class NodeInfo:
 
 
 class AgentApi:
-    def __init__(self, url: str, token: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        timeout: float = 10.0,
+        *,
+        ca_bundle: str | Path | None = None,
+        insecure_http: bool = False,
+    ) -> None:
+        """token: the node's own credential (shoal node enroll). An https:// controller is
+        verified against ca_bundle; http:// only to loopback unless insecure_http."""
         self.url = url.rstrip("/")
         self._client = httpx.Client(
-            base_url=self.url, headers={"X-Auth-Token": token}, timeout=timeout
+            base_url=self.url,
+            headers={"X-Auth-Token": token},
+            timeout=timeout,
+            verify=verify_for(self.url, ca_bundle, insecure_http),
         )
 
     def close(self) -> None:

@@ -152,11 +152,11 @@ def measure(
                 progress(f"creating load balancers ({i + 1}/{lbs})", (i + 1) / lbs)
         elapsed = time.perf_counter() - started
 
-        agent = c.post(
-            "/v2/shoal/tokens",
-            json={"token": {"name": "bench-agent", "project_id": "infra", "role": "agent"}},
-        ).json()["token"]
-        ah = {"X-Auth-Token": agent["secret"]}
+        enrolled = c.post(
+            "/v2/shoal/enrollments",
+            json={"enrollment": {"name": "bench-l4", "role": "l4"}},
+        ).json()["enrollment"]
+        ah = {"X-Auth-Token": enrolled["credential"]}
         node = c.post(
             "/v2/shoal/nodes", json={"name": "bench-l4", "role": "l4"}, headers=ah
         ).json()["node"]

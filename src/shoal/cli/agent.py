@@ -1,4 +1,6 @@
-"""`shoal agent l4|l7`: run a node's agent."""
+"""`shoal agent l4|l7`: run a node's agent. Its credential (from `shoal node enroll`) comes
+from a file only root can read (--credential-file) or $SHOAL_NODE_CREDENTIAL, never from the
+command line, where every user of the machine could read it in the process list."""
 
 from __future__ import annotations
 
@@ -38,11 +40,43 @@ def _enter_netns(name: str) -> None:
         os.close(fd)
 
 
-def _start(what: str, name: str, token: str | None, log_level: str, netns: str | None) -> None:
+CredentialFile = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="SHOAL_NODE_CREDENTIAL_FILE",
+        help="file (mode 0600) holding this node's credential (else $SHOAL_NODE_CREDENTIAL)",
+    ),
+]
+CaBundle = Annotated[
+    Path | None,
+    typer.Option(envvar="SHOAL_CA_BUNDLE", help="CA certificates the controller's is checked with"),
+]
+InsecureHttp = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-http",
+        help="allow a plain http:// controller URL off loopback (trusted network)",
+    ),
+]
+
+
+def _credential(path: Path | None) -> str:
+    from shoal.transport import read_secret_file
+
+    if path is not None:
+        return read_secret_file(path)
+    secret = os.environ.get("SHOAL_NODE_CREDENTIAL", "").strip()
+    if not secret:
+        fail(
+            "this node's credential is needed: --credential-file (mode 0600) or "
+            "$SHOAL_NODE_CREDENTIAL (an admin makes it with `shoal node enroll`)"
+        )
+    return secret
+
+
+def _start(what: str, name: str, log_level: str, netns: str | None) -> None:
     """What every agent checks and sets up before it imports anything heavy."""
     require_root(what)
-    if not token:
-        fail("an agent token is needed: --token or SHOAL_AGENT_TOKEN")
     logging.basicConfig(
         level=log_level.upper(), format=f"%(asctime)s {name} %(levelname)s %(message)s"
     )
@@ -58,9 +92,9 @@ def l4(
     controller: Annotated[str, typer.Option(envvar="SHOAL_URL", help="controller URL")] = (
         "http://127.0.0.1:9876"
     ),
-    token: Annotated[
-        str | None, typer.Option(envvar="SHOAL_AGENT_TOKEN", help="agent token")
-    ] = None,
+    credential_file: CredentialFile = None,
+    ca_bundle: CaBundle = None,
+    insecure_http: InsecureHttp = False,
     cluster: Annotated[str, typer.Option(help="cluster name")] = "default",
     netns_name: Annotated[
         str | None, typer.Option("--netns", help="run inside this network namespace")
@@ -79,7 +113,8 @@ def l4(
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
     """Program this node's XDP data plane from the controller and announce its VIPs."""
-    _start("the L4 agent", name, token, log_level, netns_name)
+    token = _credential(credential_file)
+    _start("the L4 agent", name, log_level, netns_name)
     extra: dict[str, Any] = {}
     if config:
         extra = yaml.safe_load(config.read_text()) or {}
@@ -89,7 +124,7 @@ def l4(
 
     cfg = L4AgentConfig(
         controller=controller,
-        token=token or "",
+        token=token,
         name=name,
         interface=interface,
         cluster=cluster,
@@ -100,7 +135,9 @@ def l4(
     speaker: Speaker = NullSpeaker()
     if bird_socket:
         speaker = BirdSpeaker(bird_include_dir or state_dir / name, bird_socket)
-    agent = L4Agent(cfg, AgentApi(controller, token or ""), speaker)
+    agent = L4Agent(
+        cfg, AgentApi(controller, token, ca_bundle=ca_bundle, insecure_http=insecure_http), speaker
+    )
 
     def stop(signum: int, frame: FrameType | None) -> None:
         agent.stop(withdraw=True)
@@ -123,9 +160,9 @@ def l7(
     controller: Annotated[str, typer.Option(envvar="SHOAL_URL", help="controller URL")] = (
         "http://127.0.0.1:9876"
     ),
-    token: Annotated[
-        str | None, typer.Option(envvar="SHOAL_AGENT_TOKEN", help="agent token")
-    ] = None,
+    credential_file: CredentialFile = None,
+    ca_bundle: CaBundle = None,
+    insecure_http: InsecureHttp = False,
     cluster: Annotated[str, typer.Option(help="L7 cluster of this node")] = "default",
     capacity: Annotated[
         int, typer.Option(min=1, help="how many load balancers this node can hold")
@@ -146,13 +183,14 @@ def l7(
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
     """Run HAProxy for the L7 load balancers placed on this node."""
-    _start("the L7 agent", name, token, log_level, netns_name)
+    token = _credential(credential_file)
+    _start("the L7 agent", name, log_level, netns_name)
     from shoal.agents.api import AgentApi
     from shoal.agents.l7.agent import L7Agent, L7AgentConfig
 
     cfg = L7AgentConfig(
         controller=controller,
-        token=token or "",
+        token=token,
         name=name,
         data_address=data_address,
         cluster=cluster,
@@ -163,7 +201,9 @@ def l7(
         haproxy_binary=haproxy,
         monitor_port=monitor_port,
     )
-    agent = L7Agent(cfg, AgentApi(controller, token or ""))
+    agent = L7Agent(
+        cfg, AgentApi(controller, token, ca_bundle=ca_bundle, insecure_http=insecure_http)
+    )
 
     def stop(signum: int, frame: FrameType | None) -> None:
         agent.stop()

@@ -37,6 +37,16 @@ Token = Annotated[
         show_default=False,
     ),
 ]
+CaBundle = Annotated[
+    str | None,
+    typer.Option(
+        "--ca-bundle",
+        help="CA certificates to verify an https:// controller with (else $SHOAL_CA_BUNDLE "
+        "or the config file)",
+        rich_help_panel="Connection",
+        show_default=False,
+    ),
+]
 Fmt = Annotated[
     Format, typer.Option("-f", "--format", help="output format", rich_help_panel="Output")
 ]
@@ -95,7 +105,11 @@ def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
 
 
 def _extra_options(output: Output, waits: bool) -> list[inspect.Parameter]:
-    extra = [_option("url", Url, None), _option("token", Token, None)]
+    extra = [
+        _option("url", Url, None),
+        _option("token", Token, None),
+        _option("ca_bundle", CaBundle, None),
+    ]
     if output != "none":
         extra.append(_option("fmt", Fmt, Format.table))
     if output == "columns":
@@ -107,7 +121,7 @@ def _extra_options(output: Output, waits: bool) -> list[inspect.Parameter]:
 
 @handle_errors
 def _run(fn: Callable[..., None], opts: dict[str, Any], kwargs: dict[str, Any]) -> None:
-    settings = client_settings(opts["url"], opts["token"])
+    settings = client_settings(opts["url"], opts["token"], opts["ca_bundle"])
     with ApiClient.from_settings(settings) as api:
         cmd = Cmd(
             api,

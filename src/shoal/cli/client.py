@@ -1,6 +1,9 @@
 """A small synchronous client for the controller's REST API, and where the CLI finds its URL
 and token: --url/--token, else $SHOAL_URL/$SHOAL_TOKEN, else the config file
-($SHOAL_CLI_CONFIG, else ~/.config/shoal/cli.yaml with keys url and token)."""
+($SHOAL_CLI_CONFIG, else ~/.config/shoal/cli.yaml with keys url, token, ca_bundle and
+insecure_http). An https:// controller is verified against the CA bundle (--ca-bundle,
+$SHOAL_CA_BUNDLE, ca_bundle; else the system's); http:// only to loopback unless
+insecure_http."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import httpx
 
 from shoal.cli.files import read_yaml
 from shoal.errors import ConfigError, ShoalError
+from shoal.transport import verify_for
 
 __all__ = [
     "DEFAULT_URL",
@@ -47,6 +51,8 @@ class ClientSettings:
     url: str
     token: str
     timeout: float = DEFAULT_TIMEOUT
+    ca_bundle: str | None = None
+    insecure_http: bool = False
 
 
 def config_path() -> Path:
@@ -63,9 +69,13 @@ def _config_file() -> dict[str, Any]:
     return data
 
 
-def client_settings(url: str | None = None, token: str | None = None) -> ClientSettings:
+def client_settings(
+    url: str | None = None, token: str | None = None, ca_bundle: str | None = None
+) -> ClientSettings:
     """Flags win over the environment, which wins over the config file."""
     file = _config_file()
+    ca_bundle = ca_bundle or os.environ.get("SHOAL_CA_BUNDLE") or file.get("ca_bundle")
+    insecure = os.environ.get("SHOAL_INSECURE_HTTP", "") == "1" or file.get("insecure_http")
     url = url or os.environ.get("SHOAL_URL") or file.get("url") or DEFAULT_URL
     token = token or os.environ.get("SHOAL_TOKEN") or file.get("token")
     if not token:
@@ -76,7 +86,13 @@ def client_settings(url: str | None = None, token: str | None = None) -> ClientS
         timeout = float(file.get("timeout", DEFAULT_TIMEOUT))
     except (TypeError, ValueError):
         raise ConfigError(f"{config_path()}: timeout must be a number of seconds") from None
-    return ClientSettings(str(url).rstrip("/"), str(token), timeout)
+    return ClientSettings(
+        str(url).rstrip("/"),
+        str(token),
+        timeout,
+        str(ca_bundle) if ca_bundle else None,
+        insecure is True or insecure == "1",
+    )
 
 
 @dataclass(frozen=True)
@@ -100,13 +116,32 @@ def _fault(response: httpx.Response) -> str:
 
 
 class ApiClient:
-    def __init__(self, url: str, token: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        ca_bundle: str | None = None,
+        insecure_http: bool = False,
+    ) -> None:
         self.url = url
-        self._http = httpx.Client(base_url=url, headers={"X-Auth-Token": token}, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=url,
+            headers={"X-Auth-Token": token},
+            timeout=timeout,
+            verify=verify_for(url, ca_bundle, insecure_http),
+        )
 
     @classmethod
     def from_settings(cls, settings: ClientSettings) -> ApiClient:
-        return cls(settings.url, settings.token, settings.timeout)
+        return cls(
+            settings.url,
+            settings.token,
+            settings.timeout,
+            ca_bundle=settings.ca_bundle,
+            insecure_http=settings.insecure_http,
+        )
 
     def __enter__(self) -> ApiClient:
         return self

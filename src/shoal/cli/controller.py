@@ -69,20 +69,81 @@ def serve(
     listen: Annotated[str | None, typer.Option(help="HOST:PORT (default 127.0.0.1:9876)")] = None,
     db: Db = None,
     state_dir: Annotated[Path | None, typer.Option(help="where the default SQLite lives")] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="HTTPS certificate, leaf first (else tls_cert)")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="its private key (else tls_key)")] = None,
+    insecure_http: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-http", help="serve plain HTTP off loopback (a trusted network only)"
+        ),
+    ] = False,
 ) -> None:
-    """Serve the API (Octavia v2 at /v2/lbaas, Shoal's at /v2/shoal); migrates first."""
+    """Serve the API (Octavia v2 at /v2/lbaas, Shoal's at /v2/shoal); migrates first.
+    HTTPS with a certificate; plain HTTP only on loopback unless --insecure-http."""
     import uvicorn
 
     from shoal.controller.app import create_app
 
-    settings = _settings(config, listen=listen, database_url=db, state_dir=state_dir)
+    settings = _settings(
+        config,
+        listen=listen,
+        database_url=db,
+        state_dir=state_dir,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        insecure_http=insecure_http or None,
+    )
     try:
         host, port = settings.host_port
     except ValueError:
         raise ConfigError(f"listen must be HOST:PORT, not {settings.listen!r}") from None
+    settings.check_transport()
     with _database(settings):
         application = create_app(settings)
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level="info",
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
+    )
+
+
+@app.command("issue-tls")
+@handle_errors
+def issue_tls(
+    out_dir: Annotated[Path, typer.Option(help="where controller.crt, .key and ca.pem go")],
+    name: Annotated[
+        list[str] | None, typer.Option("--name", help="DNS name agents use (repeat)")
+    ] = None,
+    ip: Annotated[
+        list[str] | None, typer.Option("--ip", help="address agents use (repeat)")
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="validity")] = 365,
+    config: Config = None,
+    db: Db = None,
+) -> None:
+    """Issue the controller's HTTPS certificate from the internal CA, for tls_cert/tls_key;
+    give ca.pem to the agents and the CLI (--ca-bundle)."""
+    import ipaddress
+
+    from shoal.controller.servercert import issue_server_files
+
+    for address in ip or []:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ConfigError(f"--ip {address!r} is not an IP address") from None
+    settings = _settings(config, database_url=db)
+    with _database(settings):
+        files = issue_server_files(settings, out_dir, name or ["localhost"], ip or [], days)
+    console.print(
+        f"tls_cert: {files.cert}\ntls_key: {files.key}\nCA bundle for clients: {files.ca_bundle}",
+        highlight=False,
+    )
 
 
 @app.command()

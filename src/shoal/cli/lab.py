@@ -58,6 +58,7 @@ def up(
     shoal = Path(sys.executable).parent / "shoal"
     console.print(
         f"API: ip netns exec {state.ctl_ns} env SHOAL_URL={state.controller_url} "
+        f"SHOAL_CA_BUNDLE={state.ca_bundle} "
         f"SHOAL_TOKEN={state.admin_token} {shoal} lb list",
         soft_wrap=True,
     )

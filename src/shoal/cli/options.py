@@ -45,4 +45,3 @@ class Role(StrEnum):
     admin = "admin"
     member = "member"
     reader = "reader"
-    agent = "agent"

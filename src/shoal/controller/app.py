@@ -23,6 +23,7 @@ from shoal.controller.db.engine import Database
 from shoal.controller.db.migrate import upgrade
 from shoal.controller.db.models import Token, utcnow
 from shoal.controller.errors import install_handlers
+from shoal.controller.plainhttp import PlainHttpGuard
 from shoal.controller.services import placement, status
 from shoal.controller.services.notify import ChangeNotifier
 from shoal.controller.services.writes import Writer, current_seq
@@ -116,6 +117,8 @@ def create_app(
     )
     app.state.shoal = state
     install_handlers(app)
+    if not settings.insecure_http:
+        app.add_middleware(PlainHttpGuard)
     app.include_router(lbaas.router, prefix="/v2/lbaas")
     app.include_router(lbaas.router, prefix="/v2.0/lbaas", include_in_schema=False)
     app.include_router(shoal_api.router, prefix="/v2/shoal")

@@ -47,6 +47,11 @@ class ControllerSettings(BaseModel):
     database_url: str = ""
     state_dir: Path = Path("/var/lib/shoal")
     listen: str = "127.0.0.1:9876"
+    # HTTPS: the server certificate (leaf first, then its chain) and its key. Without them
+    # the controller serves plain HTTP, on a loopback address only unless insecure_http.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    insecure_http: bool = False
     public_url: str | None = None  # absolute base for the version document's links
     vip_pools: list[VipPool] = Field(
         default_factory=lambda: [
@@ -77,7 +82,26 @@ class ControllerSettings(BaseModel):
             self.database_url = f"sqlite:///{self.state_dir / 'controller.db'}"
         if not self.vip_pools:
             raise ValueError("vip_pools must hold at least one pool")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
         return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    def check_transport(self) -> None:
+        """Plain HTTP only where nobody can listen in: refuses to serve it off loopback
+        unless insecure_http says the network is trusted."""
+        from shoal.transport import is_loopback_host
+
+        host, _ = self.host_port
+        if not self.tls and not self.insecure_http and not is_loopback_host(host):
+            raise ConfigError(
+                f"listen {self.listen}: plain HTTP off loopback would carry tokens and TLS "
+                "keys in the clear; set tls_cert and tls_key (shoal controller issue-tls), "
+                "or insecure_http: true for a trusted network"
+            )
 
     def resolve_secret_key(self) -> str:
         """The configured secret_key, or the one kept in the state directory (created once,
@@ -109,6 +133,8 @@ ENV = {
     "SHOAL_BOOTSTRAP_TOKEN": "bootstrap_token",
     "SHOAL_CLUSTER_SEED": "cluster_seed",
     "SHOAL_SECRET_KEY": "secret_key",
+    "SHOAL_TLS_CERT": "tls_cert",
+    "SHOAL_TLS_KEY": "tls_key",
 }
 
 

@@ -257,6 +257,7 @@ def run_demo(requests: int = 300, wait: bool | None = None, l4_nodes: int = 2) -
         _https_traffic(lab, console, https_lb, per_case=max(10, requests // 10))
         console.print(
             f"API: ip netns exec {state.ctl_ns} env SHOAL_URL={state.controller_url} "
+            f"SHOAL_CA_BUNDLE={state.ca_bundle} "
             f"SHOAL_TOKEN={state.admin_token} shoal status {lb['id']}"
         )
         if wait:

@@ -21,6 +21,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -81,9 +82,9 @@ class LabState:
     namespaces: list[str] = field(default_factory=list)
     processes: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> pid, cmd
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    controller_url: str = f"http://127.0.0.1:{CONTROLLER_PORT}"  # from inside the ctl ns
+    controller_url: str = f"https://127.0.0.1:{CONTROLLER_PORT}"  # from inside the ctl ns
     admin_token: str = ""
-    agent_token: str = ""
+    ca_bundle: str = ""  # the internal CA that issued the controller's certificate
     vip_pool: str = VIP_POOL
 
     @property
@@ -118,7 +119,9 @@ class Lab:
     def load(self) -> LabState | None:
         if not self.state_file.exists():
             return None
-        return LabState(**json.loads(self.state_file.read_text()))
+        data = json.loads(self.state_file.read_text())
+        known = LabState.__dataclass_fields__
+        return LabState(**{k: v for k, v in data.items() if k in known})
 
     def save(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -422,9 +425,30 @@ class Lab:
             host["ns"],
         )
 
+    def credential_file(self, name: str, role: str, **enrolled: str) -> Path:
+        """The node's own credential (enrolled once, kept 0600 in its directory)."""
+        path = self.node_dir(name) / "credential"
+        if not path.exists():
+            body = {"enrollment": {"name": name, "role": role, **enrolled}}
+            secret = self.api("POST", "/v2/shoal/enrollments", body)["enrollment"]["credential"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secret)
+        return path
+
+    def _controller_for_agents(self) -> list[str]:
+        return [
+            "--controller",
+            f"https://{MGMT}.1:{CONTROLLER_PORT}",
+            "--ca-bundle",
+            self.state.ca_bundle,
+        ]
+
     def start_agent(self, name: str) -> None:
         host = self.state.hosts[name]
         node_dir = self.node_dir(name)
+        credential = self.credential_file(name, "l4", cluster="lab", address=host["ip"])
         agent_cfg = node_dir / "agent.yaml"
         agent_cfg.write_text(
             yaml.safe_dump(
@@ -454,8 +478,9 @@ class Lab:
                 host["ns"],
                 "--cluster",
                 "lab",
-                "--controller",
-                f"http://{MGMT}.1:{CONTROLLER_PORT}",
+                *self._controller_for_agents(),
+                "--credential-file",
+                str(credential),
                 "--config",
                 str(agent_cfg),
                 "--bird-socket",
@@ -468,13 +493,15 @@ class Lab:
                 host["ip"],
             ],
             None,
-            env={"SHOAL_AGENT_TOKEN": self.state.agent_token},
         )
 
     def start_l7_agent(self, name: str) -> None:
         host = self.state.hosts[name]
         node_dir = self.node_dir(name)
         node_dir.mkdir(parents=True, exist_ok=True)
+        credential = self.credential_file(
+            name, "l7", cluster=host["cluster"], data_address=host["ip"]
+        )
         self.spawn(
             f"agent-{name}",
             [
@@ -493,15 +520,15 @@ class Lab:
                 str(self.spec.l7_capacity),
                 "--netns",
                 host["ns"],
-                "--controller",
-                f"http://{MGMT}.1:{CONTROLLER_PORT}",
+                *self._controller_for_agents(),
+                "--credential-file",
+                str(credential),
                 "--run-dir",
                 host["run_dir"],
                 "--state-dir",
                 str(node_dir),
             ],
             None,
-            env={"SHOAL_AGENT_TOKEN": self.state.agent_token},
         )
 
     def fail_l7_node(self, name: str) -> None:
@@ -513,12 +540,28 @@ class Lab:
         cfg = self.dir / "controller.yaml"
         if not self.state.admin_token:
             self.state.admin_token = "lab-admin-" + secrets.token_urlsafe(16)
+        tls_dir = self.dir / "tls"
+        base = {
+            "database_url": f"sqlite:///{self.dir / 'controller.db'}",
+            "state_dir": str(self.dir),
+        }
+        if not (tls_dir / "controller.crt").exists():
+            # HTTPS with a certificate from the internal CA, for both ways agents and the
+            # lab reach it: the management address and loopback inside its namespace.
+            from shoal.controller.servercert import issue_server_files
+            from shoal.controller.settings import load_settings
+
+            issue_server_files(
+                load_settings(None, **base), tls_dir, ["localhost"], [f"{MGMT}.1", "127.0.0.1"]
+            )
+        self.state.ca_bundle = str(tls_dir / "ca.pem")
         cfg.write_text(
             yaml.safe_dump(
                 {
-                    "database_url": f"sqlite:///{self.dir / 'controller.db'}",
-                    "state_dir": str(self.dir),
+                    **base,
                     "listen": f"0.0.0.0:{CONTROLLER_PORT}",
+                    "tls_cert": str(tls_dir / "controller.crt"),
+                    "tls_key": str(tls_dir / "controller.key"),
                     "vip_pools": [{"id": "lab", "name": "lab", "cidr": VIP_POOL}],
                     "pending_timeout": self.spec.pending_timeout,
                     "node_dead_after": 10.0,
@@ -534,13 +577,6 @@ class Lab:
             self.state.ctl_ns,
         )
         self.wait_controller()
-        if not self.state.agent_token:
-            token = self.api(
-                "POST",
-                "/v2/shoal/tokens",
-                {"token": {"name": "lab-agents", "project_id": "infra", "role": "agent"}},
-            )
-            self.state.agent_token = token["token"]["secret"]
         self.save()
 
     def start_controller(self) -> None:
@@ -558,9 +594,13 @@ class Lab:
                 base_url=self.state.controller_url,
                 headers={"X-Auth-Token": self.state.admin_token},
                 timeout=30,
+                verify=self._verify(),
             ) as client,
         ):
             yield client
+
+    def _verify(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.state.ca_bundle)
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
         with self.api_client() as c:
@@ -585,10 +625,8 @@ class Lab:
         while True:
             try:
                 with netns.entered(self.state.ctl_ns):
-                    if (
-                        httpx.get(f"{self.state.controller_url}/healthcheck", timeout=1).status_code
-                        == 200
-                    ):
+                    url = f"{self.state.controller_url}/healthcheck"
+                    if httpx.get(url, timeout=1, verify=self._verify()).status_code == 200:
                         return
             except httpx.HTTPError:
                 pass
@@ -681,6 +719,7 @@ class Lab:
                 "namespace": state.ctl_ns,
                 "url": state.controller_url,
                 "admin_token": state.admin_token,
+                "ca_bundle": state.ca_bundle,
             },
             "vip_pool": state.vip_pool,
         }

@@ -35,6 +35,7 @@ __all__ = [
     "LoadBalancer",
     "Member",
     "Node",
+    "NodeCredential",
     "NodeLbError",
     "Placement",
     "Pool",
@@ -325,6 +326,26 @@ class Node(Base):
     data_address: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
+class NodeCredential(Base):
+    """What an admin enrolled a node as, and the hash of the bearer credential its agent
+    uses. The node's registrations must match it: a credential acts for this node only."""
+
+    __tablename__ = "node_credentials"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)  # the node's name
+    role: Mapped[str] = mapped_column(String(8))  # l4 | l7
+    cluster: Mapped[str] = mapped_column(String(255), default="default")
+    address: Mapped[str | None] = mapped_column(String(64), default=None)  # None: any
+    data_address: Mapped[str | None] = mapped_column(String(64), default=None)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # After a rotation the old secret keeps working until previous_until (the grace).
+    previous_hash: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    previous_until: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    rotated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+
 class NodeLbError(Base):
     """A node's report that it could not apply a load balancer's revision."""
 
@@ -361,7 +382,7 @@ class Token(Base):
     name: Mapped[str] = mapped_column(String(255))
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     project_id: Mapped[str] = mapped_column(String(64))
-    role: Mapped[str] = mapped_column(String(16))  # admin | member | reader | agent
+    role: Mapped[str] = mapped_column(String(16))  # admin | member | reader (agent: retired)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import ipaddress
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -274,9 +275,15 @@ def ca_certificate(session: Session, keyring: Keyring) -> str:
 
 
 def issue(
-    session: Session, keyring: Keyring, common_name: str, dns_names: list[str], days: int
+    session: Session,
+    keyring: Keyring,
+    common_name: str,
+    dns_names: list[str],
+    days: int,
+    ip_addresses: list[str] | None = None,
 ) -> ParsedCertificate:
-    """A server certificate from the internal CA, for internal services."""
+    """A server certificate from the internal CA, for internal services (the controller's
+    own HTTPS too: reached by address, hence ip_addresses)."""
     ca_cert, ca_key = _ca(session, keyring)
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
@@ -290,7 +297,11 @@ def issue(
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+            x509.SubjectAlternativeName(
+                [x509.DNSName(n) for n in names]
+                + [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses or []]
+            ),
+            critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

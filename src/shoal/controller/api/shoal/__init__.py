@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from shoal.controller.api.shoal import admin, certificates, nodes, revisions
+from shoal.controller.api.shoal import admin, certificates, enrollments, nodes, revisions
 
 __all__ = ["router"]
 
 router = APIRouter()
-for module in (revisions, nodes, admin, certificates):
+for module in (revisions, nodes, enrollments, admin, certificates):
     router.include_router(module.router)

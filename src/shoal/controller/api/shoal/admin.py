@@ -22,8 +22,7 @@ router = APIRouter(tags=["admin"])
 
 @router.get("/clusters")
 def list_clusters(state: State, principal: CurrentPrincipal) -> dict[str, Any]:
-    if principal.role not in ("admin", "agent"):
-        principal.require_admin()
+    principal.require_admin()
     with state.db.read() as session:
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         now = utcnow()
@@ -68,10 +67,10 @@ def list_events(
     since_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """Newest first. Node-wide events (no project) are visible to admins and agents."""
+    """Newest first. Node-wide events (no project) are visible to admins only."""
     with state.db.read() as session:
         query = select(Event).where(Event.id > since_id).order_by(Event.id.desc()).limit(limit)
-        if not principal.is_admin and principal.role != "agent":
+        if not principal.is_admin:
             query = query.where(Event.project_id == principal.project_id)
         if load_balancer_id:
             query = query.where(Event.load_balancer_id == load_balancer_id)
@@ -118,7 +117,7 @@ def list_audit(
 class TokenCreate(OctaviaModel):
     name: Name = Field(min_length=1)
     project_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    role: Literal["admin", "member", "reader", "agent"]
+    role: Literal["admin", "member", "reader"]  # nodes: shoal node enroll
     expires_in_days: StrictInt | None = Field(default=None, ge=1, le=3650)
 
 

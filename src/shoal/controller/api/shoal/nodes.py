@@ -1,5 +1,7 @@
 """Nodes and the agents' side of the API: register, long-poll the desired state, report what
-was applied (or why not), health-check results, counters and events."""
+was applied (or why not), health-check results, counters and events. Every agent call needs
+the node's own credential (see enrollments): it acts for its node only, registers it only as
+enrolled, and reports only on what that node serves or was asked to check."""
 
 from __future__ import annotations
 
@@ -25,9 +27,9 @@ from shoal.controller.db.models import (
     Pool,
     utcnow,
 )
-from shoal.controller.errors import NotFound
+from shoal.controller.errors import Forbidden, NotFound
 from shoal.controller.schemas.common import Name, OctaviaModel
-from shoal.controller.services import desired, health, placement, status
+from shoal.controller.services import desired, duties, enrollment, health, placement, status
 from shoal.controller.services.writes import current_seq
 
 router = APIRouter(tags=["nodes"])
@@ -127,21 +129,33 @@ def _node(session: Any, node_id: str) -> Node:
     return node  # type: ignore[no-any-return]
 
 
-def _require_node_reader(principal: Principal) -> None:
-    if principal.role not in ("admin", "agent"):
-        principal.require_admin()
+def _own_node(session: Any, node_id: str, principal: Principal) -> Node:
+    """The node, if the caller is that node's agent."""
+    grant = principal.require_node()
+    node = _node(session, node_id)
+    principal.require_node(node.name)
+    if node.role != grant.role:  # registered before enrolment as something else
+        raise Forbidden(f"node {node.name} is enrolled as {grant.role}, not {node.role}")
+    return node
+
+
+def _refuse(what: str, ids: set[str], node: Node) -> None:
+    if ids:
+        shown = ", ".join(sorted(ids)[:5])
+        raise Forbidden(f"node {node.name} does not serve or check {what} {shown}")
 
 
 @router.post("/nodes", status_code=201)
 def register_node(body: NodeRegister, state: State, principal: CurrentPrincipal) -> dict[str, Any]:
-    """Registers a node, or re-registers it by name after a restart (same id)."""
-    principal.require_agent()
+    """Registers a node, or re-registers it by name after a restart (same id): only the
+    caller's own node, with the role, cluster and addresses it was enrolled with."""
+    fields = enrollment.registration(principal.require_node(), body.model_dump())
     with state.db.write() as session:
         node = session.scalar(select(Node).where(Node.name == body.name))
         if node is None:
             node = Node(name=body.name, role=body.role)
             session.add(node)
-        for key, value in body.model_dump().items():
+        for key, value in fields.items():
             setattr(node, key, value)
         node.last_seen = utcnow()
         session.flush()
@@ -164,7 +178,7 @@ def register_node(body: NodeRegister, state: State, principal: CurrentPrincipal)
 def list_nodes(
     state: State, principal: CurrentPrincipal, role: Literal["l4", "l7"] | None = None
 ) -> dict[str, Any]:
-    _require_node_reader(principal)
+    principal.require_admin()
     with state.db.read() as session:
         query = select(Node).order_by(Node.name)
         if role:
@@ -175,7 +189,7 @@ def list_nodes(
 
 @router.get("/nodes/{node_id}")
 def get_node(node_id: str, state: State, principal: CurrentPrincipal) -> dict[str, Any]:
-    _require_node_reader(principal)
+    principal.require_admin()
     with state.db.read() as session:
         return {"node": node_view(_node(session, node_id), state.settings)}
 
@@ -243,7 +257,7 @@ async def desired_state(
     """Everything this node must run. With since=S and timeout=T, answers as soon as the
     change feed is past S, or after T seconds (at most a third of node_dead_after) with
     {"seq": S, "changed": false}."""
-    principal.require_agent()
+    await run_in_threadpool(_check_own, state, node_id, principal)
     if since >= 0:
         # A node that waits here is alive: the wait is cut to a third of node_dead_after, so
         # the agent's next poll (or this answer) comes before the controller would count it
@@ -257,6 +271,11 @@ async def desired_state(
     return Response(body, media_type="application/json")
 
 
+def _check_own(state: State, node_id: str, principal: Principal) -> None:
+    with state.db.read() as session:
+        _own_node(session, node_id, principal)
+
+
 def _touch(state: State, node_id: str) -> None:
     with state.db.write() as session:
         _node(session, node_id).last_seen = utcnow()
@@ -264,9 +283,10 @@ def _touch(state: State, node_id: str) -> None:
 
 @router.post("/nodes/{node_id}/report", status_code=204)
 def report(node_id: str, body: Report, state: State, principal: CurrentPrincipal) -> Response:
-    principal.require_agent()
     with state.db.write() as session:
-        node = _node(session, node_id)
+        node = _own_node(session, node_id, principal)
+        lb_ids = {e.load_balancer_id for e in body.errors}
+        _refuse("load balancer(s)", duties.foreign_lbs(session, node, lb_ids), node)
         node.last_seen = utcnow()
         before = node.applied_seq
         node.applied_seq = max(node.applied_seq, min(body.seq, current_seq(session)))
@@ -306,12 +326,22 @@ def report(node_id: str, body: Report, state: State, principal: CurrentPrincipal
 def report_health(
     node_id: str, body: HealthReport, state: State, principal: CurrentPrincipal
 ) -> Response:
-    """Check results; the controller decides member health and publishes changes."""
-    principal.require_agent()
+    """Check results; the controller decides member health and publishes changes. Results
+    for subjects this node's role never checks are refused; those now assigned to another
+    node (this one has not seen the change yet) are ignored."""
     changed = False
     with state.db.write() as session:
-        _node(session, node_id).last_seen = utcnow()
-        ids = [r.member_id for r in body.results if r.member_id]
+        node = _own_node(session, node_id, principal)
+        now = utcnow()
+        if node.role != "l7" and any(r.decided for r in body.results):
+            raise Forbidden("only L7 nodes report decided results (HAProxy's rise and fall)")
+        ids = {r.member_id for r in body.results if r.member_id}
+        peers = {r.node_id for r in body.results if r.node_id}
+        member_checks = duties.member_checks(session, node, ids, state.settings, now)
+        peer_checks = duties.node_checks(session, node, peers, state.settings, now)
+        _refuse("member(s)", member_checks.forbidden, node)
+        _refuse("node(s)", peer_checks.forbidden, node)
+        node.last_seen = now
         members = {
             m.id: m
             for m in session.scalars(
@@ -321,6 +351,10 @@ def report_health(
             )
         }
         for result in body.results:
+            if (result.member_id or result.node_id) in (
+                member_checks.elsewhere | peer_checks.elsewhere
+            ):
+                continue
             if result.node_id is not None:
                 changed |= health.record_node_result(
                     session, result.node_id, result.ok, result.detail, state.settings
@@ -345,11 +379,11 @@ def report_health(
 def post_events(
     node_id: str, body: EventsBody, state: State, principal: CurrentPrincipal
 ) -> Response:
-    principal.require_agent()
     with state.db.write() as session:
-        node = _node(session, node_id)
-        node.last_seen = utcnow()
+        node = _own_node(session, node_id, principal)
         lb_ids = {ev.load_balancer_id for ev in body.events if ev.load_balancer_id}
+        _refuse("load balancer(s)", duties.foreign_lbs(session, node, lb_ids), node)
+        node.last_seen = utcnow()
         projects = (
             dict(
                 session.execute(
