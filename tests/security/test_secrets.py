@@ -20,13 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cryptography import x509
+from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from shoal import netns
 from shoal.agents.api import AgentApi
 from shoal.agents.l7.agent import L7Agent, L7AgentConfig
 from shoal.controller.app import create_app
+from shoal.controller.services import keyring
 from shoal.controller.settings import ControllerSettings, load_settings
 
 from ..api import conftest as api_conftest
@@ -229,3 +233,203 @@ def status_field(pid: int, name: str) -> str:
         if line.startswith(f"{name}:"):
             return line.split(":", 1)[1].strip()
     raise AssertionError(f"no {name} in /proc/{pid}/status")
+
+
+# ---- the keys that encrypt private keys at rest ------------------------------------------
+
+
+def write_config(tmp: Path, database_url: str, **extra: Any) -> Path:
+    path = tmp / "controller.yaml"
+    data = {
+        "database_url": database_url,
+        "state_dir": str(tmp / "state"),
+        "key_dir": str(tmp / "keys"),
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def shoal(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SHOAL, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def stored(database_url: str) -> dict[str, str]:
+    """Every encrypted value in the database, by row."""
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        rows = {
+            f"cert:{i}": v
+            for i, v in conn.execute(text("SELECT id, private_key FROM certificates"))
+        }
+        rows |= {f"secret:{n}": v for n, v in conn.execute(text("SELECT name, value FROM secrets"))}
+    engine.dispose()
+    return rows
+
+
+def populate(settings: ControllerSettings) -> tuple[str, str]:
+    """Two certificates (an upload and one from the internal CA), and an L7 node that
+    terminates TLS with the uploaded one. Returns the node's id and the certificate's id."""
+    with TestClient(create_app(settings)) as client:
+        admin = Api(client, ADMIN_SECRET)
+        agent = admin.with_token(admin.token("agent-1", "infra", "agent"))
+        a = register(agent, "l7a", cluster="a", data_address="10.9.0.1", capacity=10)
+        b = register(agent, "l7b", cluster="b", data_address="10.9.0.2", capacity=10)
+        _, cert = tls_lb(admin, agent, [a, b], "shop.example")
+        admin.ok(
+            "POST",
+            "/v2/shoal/certificates",
+            {"certificate": {"issue": {"common_name": "internal.example", "days": 30}}},
+        )
+    return a["id"], cert["id"]
+
+
+def bundles_of(settings: ControllerSettings, node_id: str) -> dict[str, str]:
+    """What the node is sent, by a controller started afresh on these settings."""
+    with TestClient(create_app(settings)) as client:
+        agent = Api(client, ADMIN_SECRET)
+        return dict(agent.ok("GET", f"/v2/shoal/nodes/{node_id}/desired-state")["certificates"])
+
+
+def test_rotate_key_re_encrypts_everything_and_the_old_key_can_go(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = controller_settings(database_url, tmp_path)
+    node_id, cert_id = populate(settings)
+    (old_key,) = sorted((tmp_path / "keys").glob("*.key"))
+    before = stored(database_url)
+    assert {keyring.key_id_of(v) for v in before.values()} == {old_key.stem}
+    assert all(PEM_KEY.decode() not in v for v in before.values())  # encrypted at rest
+    sent = bundles_of(settings, node_id)
+    assert PEM_KEY.decode() in sent[cert_id]
+
+    config = write_config(tmp_path, database_url)
+    proc = shoal("controller", "rotate-key", "--config", str(config))
+    assert proc.returncode == 0, proc.stderr
+    assert f"{len(before)} stored secrets re-encrypted" in proc.stderr
+    after = stored(database_url)
+    assert set(after) == set(before)
+    (new_kid,) = {keyring.key_id_of(v) for v in after.values()}
+    assert new_kid != old_key.stem and new_kid > old_key.stem
+    assert all(after[k] != before[k] for k in before)
+
+    old_key.unlink()  # nothing needs it any more
+    assert bundles_of(settings, node_id) == sent
+    listing = shoal("controller", "keys", "--config", str(config))
+    assert listing.stdout.split() == [new_kid, str(len(before)), "active"]
+
+
+def test_ciphertexts_from_before_key_ids_decrypt_and_are_migrated_on_rotate(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A database written by the previous version: SHA-256 of <state_dir>/secret.key, no
+    key id in the ciphertext."""
+    settings = controller_settings(database_url, tmp_path)
+    node_id, cert_id = populate(settings)
+    legacy_secret = "old-random-secret"
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    legacy_file = settings.state_dir / "secret.key"
+    legacy_file.write_text(legacy_secret)
+    legacy_file.chmod(0o600)
+    ring = keyring.load_keyring(settings)
+    old = keyring._legacy(legacy_secret)
+    engine = create_engine(database_url)
+    with engine.begin() as conn:  # as the previous version stored them
+        for table, column, key in (
+            ("certificates", "private_key", "id"),
+            ("secrets", "value", "name"),
+        ):
+            for ident, value in conn.execute(text(f"SELECT {key}, {column} FROM {table}")).all():
+                legacy = old.encrypt(ring.decrypt(value)).decode()
+                conn.execute(
+                    text(f"UPDATE {table} SET {column} = :v WHERE {key} = :k"),
+                    {"v": legacy, "k": ident},
+                )
+    engine.dispose()
+    assert {keyring.key_id_of(v) for v in stored(database_url).values()} == {keyring.LEGACY}
+    sent = bundles_of(settings, node_id)
+    assert PEM_KEY.decode() in sent[cert_id]
+
+    config = write_config(tmp_path, database_url)
+    proc = shoal("controller", "rotate-key", "--config", str(config), "--remove-old")
+    assert proc.returncode == 0, proc.stderr
+    assert not legacy_file.exists()
+    assert keyring.LEGACY not in {keyring.key_id_of(v) for v in stored(database_url).values()}
+    assert bundles_of(settings, node_id) == sent
+
+
+@pytest.mark.parametrize("damage", ["wrong key", "missing key"])
+def test_rotate_with_a_wrong_or_missing_key_fails_clearly_and_changes_nothing(
+    database_url: str, tmp_path: Path, damage: str
+) -> None:
+    settings = controller_settings(database_url, tmp_path)
+    populate(settings)
+    (key,) = (tmp_path / "keys").glob("*.key")
+    if damage == "wrong key":
+        key.write_bytes(Fernet.generate_key())
+    else:
+        key.rename(tmp_path / "elsewhere.key")
+        # Another key, so the controller has one to encrypt with but not the one it needs.
+        keyring.new_key_file(tmp_path / "keys")
+    before = stored(database_url)
+    keys_before = sorted(p.name for p in (tmp_path / "keys").iterdir())
+    proc = shoal("controller", "rotate-key", "--config", str(write_config(tmp_path, database_url)))
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert key.stem in line
+    assert ("does not decrypt" if damage == "wrong key" else "does not have") in line
+    assert stored(database_url) == before
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == keys_before
+
+
+@pytest.mark.parametrize("target", ["key file", "key directory"])
+def test_a_key_readable_by_others_is_refused(tmp_path: Path, target: str) -> None:
+    settings = controller_settings(f"sqlite:///{tmp_path / 'c.db'}", tmp_path)
+    with TestClient(create_app(settings)) as client:
+        admin = Api(client, ADMIN_SECRET)
+        (key,) = (tmp_path / "keys").glob("*.key")
+        assert key.stat().st_mode & 0o777 == 0o600
+        assert key.parent.stat().st_mode & 0o777 == 0o700
+        (key if target == "key file" else key.parent).chmod(
+            0o644 if target == "key file" else 0o755
+        )
+        r = admin.request(
+            "POST", "/v2/shoal/certificates", {"certificate": PKI.upload(PKI.leaf("x.example"))}
+        )
+        assert r.status_code == 500
+        assert f"{target} " in r.json()["faultstring"]
+        assert "accessible by group or others" in r.json()["faultstring"]
+        assert r.json()["faultcode"] == "Server"
+    proc = shoal(
+        "controller", "rotate-key", "--config", str(write_config(tmp_path, settings.database_url))
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "accessible by group or others" in proc.stderr
+    assert len(list((tmp_path / "keys").glob("*.key"))) == 1  # no new key next to an exposed one
+
+
+def test_a_passphrase_is_stretched_with_scrypt_and_named_by_its_salt(tmp_path: Path) -> None:
+    settings = controller_settings(
+        f"sqlite:///{tmp_path / 'c.db'}", tmp_path, secret_key="correct horse battery staple"
+    )
+    ring = keyring.load_keyring(settings)
+    assert not (tmp_path / "keys").exists()  # the passphrase encrypts; no key file is made
+    token = ring.encrypt(b"secret")
+    kid = keyring.key_id_of(token)
+    assert kid.startswith("pw-") and len(bytes.fromhex(kid[3:])) == 16
+    # Another controller process (another salt) with the same passphrase reads it.
+    other = keyring.Keyring({}, "pw-" + "00" * 16, passphrase="correct horse battery staple")
+    assert other.decrypt(token) == b"secret"
+    wrong = keyring.Keyring({}, "pw-" + "00" * 16, passphrase="incorrect horse")
+    with pytest.raises(keyring.KeyringError, match="does not decrypt with key pw-"):
+        wrong.decrypt(token)
+
+
+def test_the_default_layout_keeps_keys_out_of_the_state_directory(tmp_path: Path) -> None:
+    default = load_settings()
+    assert default.state_dir == Path("/var/lib/shoal")
+    assert default.key_directory == Path("/etc/shoal/keys")
+    custom = load_settings(state_dir=str(tmp_path / "state"))
+    assert custom.key_directory == tmp_path / "state-keys"
+    assert not custom.key_directory.is_relative_to(custom.state_dir)

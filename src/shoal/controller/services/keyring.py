@@ -190,22 +190,26 @@ def load_keyring(settings: ControllerSettings) -> Keyring:
     if not files and not settings.secret_key:
         files = [new_key_file(settings.key_directory)]
     legacy_file = legacy_key_file(settings)
-    signature = tuple((p.name, p.stat().st_mtime_ns) for p in files)
-    return _cached(signature, settings.key_directory, settings.secret_key, legacy_file)
+    if legacy_file.exists():
+        files.append(legacy_file)
+    signature = tuple((str(p), p.stat().st_mtime_ns) for p in files)
+    return _cached(signature, settings.secret_key, legacy_file)
 
 
 @functools.lru_cache(maxsize=8)
 def _cached(
-    signature: tuple[tuple[str, int], ...],
-    key_dir: Path,
-    passphrase: str | None,
-    legacy_file: Path,
+    signature: tuple[tuple[str, int], ...], passphrase: str | None, legacy_file: Path
 ) -> Keyring:
-    keys = {name.removesuffix(".key"): _read_key(key_dir / name) for name, _ in signature}
+    """The keys of these files (path, mtime): read again only when a file changes."""
+    keys: dict[str, Fernet] = {}
     legacy = [_legacy(passphrase)] if passphrase else []
-    if legacy_file.exists():
-        _owner_only(legacy_file, "legacy key file", "chmod 600")
-        legacy.append(_legacy(legacy_file.read_text().strip()))
+    for name, _ in signature:
+        path = Path(name)
+        if path == legacy_file:
+            _owner_only(path, "legacy key file", "chmod 600")
+            legacy.append(_legacy(path.read_text().strip()))
+        else:
+            keys[path.stem] = _read_key(path)
     if keys:
         active = max(keys)
     else:
