@@ -152,7 +152,8 @@ def rotate_key(
         database = Database(settings.database_url)
         try:
             with database.read() as session:  # every secret decrypts before a key is made
-                keyring.verify(session, keyring.load_keyring(settings))
+                if keyring.usage(session):
+                    keyring.verify(session, keyring.load_keyring(settings, create=False))
             if new_key:
                 path = keyring.new_key_file(settings.key_directory)
                 err_console.print(f"new key {path.stem} in {path}")
@@ -192,7 +193,7 @@ def keys(config: Config = None, db: Db = None) -> None:
                 counts = keyring.usage(session)
         finally:
             database.dispose()
-    ring = keyring.load_keyring(settings)
+    ring = keyring.load_keyring(settings, create=False)
     for kid in sorted(set(ring.keys) | set(counts) | {ring.active}):
         mark = "active" if kid == ring.active else ("loaded" if kid in ring.keys else "")
         typer.echo(f"{kid}\t{counts.get(kid, 0)}\t{mark}")

@@ -182,12 +182,14 @@ def legacy_key_file(settings: ControllerSettings) -> Path:
     return settings.state_dir / "secret.key"
 
 
-def load_keyring(settings: ControllerSettings) -> Keyring:
+def load_keyring(settings: ControllerSettings, *, create: bool = True) -> Keyring:
     """The controller's keys as they are on disk now (a key file added by `rotate-key`
-    while the controller runs is used from the next request on). The first start without
-    any key makes one."""
+    while the controller runs is used from the next request on). Without any key: one is
+    made (the controller's first start), or with create=False, KeyringError."""
     files = _key_files(settings.key_directory)
     if not files and not settings.secret_key:
+        if not create:
+            raise KeyringError(f"no key in {settings.key_directory} and no secret_key")
         files = [new_key_file(settings.key_directory)]
     legacy_file = legacy_key_file(settings)
     if legacy_file.exists():
