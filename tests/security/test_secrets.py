@@ -427,9 +427,9 @@ def test_a_passphrase_is_stretched_with_scrypt_and_named_by_its_salt(tmp_path: P
 
 
 def test_the_default_layout_keeps_keys_out_of_the_state_directory(tmp_path: Path) -> None:
-    default = load_settings()
+    default = ControllerSettings()
     assert default.state_dir == Path("/var/lib/shoal")
     assert default.key_directory == Path("/etc/shoal/keys")
-    custom = load_settings(state_dir=str(tmp_path / "state"))
+    custom = ControllerSettings(state_dir=tmp_path / "state")
     assert custom.key_directory == tmp_path / "state-keys"
     assert not custom.key_directory.is_relative_to(custom.state_dir)

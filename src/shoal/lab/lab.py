@@ -542,6 +542,7 @@ class Lab:
                 {
                     "database_url": f"sqlite:///{self.dir / 'controller.db'}",
                     "state_dir": str(self.dir),
+                    "key_dir": str(self.dir / "keys"),  # gone with the lab (docs/security.md)
                     "listen": f"0.0.0.0:{CONTROLLER_PORT}",
                     "vip_pools": [{"id": "lab", "name": "lab", "cidr": VIP_POOL}],
                     "pending_timeout": self.spec.pending_timeout,
