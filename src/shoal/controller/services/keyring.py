@@ -193,6 +193,7 @@ def load_keyring(settings: ControllerSettings, *, create: bool = True) -> Keyrin
         files = [new_key_file(settings.key_directory)]
     legacy_file = legacy_key_file(settings)
     if legacy_file.exists():
+        _owner_only(legacy_file, "legacy key file", "chmod 600")  # on every call, as above
         files.append(legacy_file)
     signature = tuple((str(p), p.stat().st_mtime_ns) for p in files)
     return _cached(signature, settings.secret_key, legacy_file)
@@ -208,7 +209,6 @@ def _cached(
     for name, _ in signature:
         path = Path(name)
         if path == legacy_file:
-            _owner_only(path, "legacy key file", "chmod 600")
             legacy.append(_legacy(path.read_text().strip()))
         else:
             keys[path.stem] = _read_key(path)
