@@ -166,9 +166,13 @@ def _read_key(path: Path) -> Fernet:
 
 
 def new_key_file(key_dir: Path) -> Path:
-    """A fresh random key whose id sorts after every id made before it."""
-    key_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(key_dir, 0o700)
+    """A fresh random key whose id sorts after every id made before it, in an owner-only
+    directory (an exposed one is refused, not quietly fixed)."""
+    if key_dir.exists():
+        _key_files(key_dir)
+    else:
+        key_dir.mkdir(parents=True)
+        os.chmod(key_dir, 0o700)
     kid = f"k{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
     path = key_dir / f"{kid}.key"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
