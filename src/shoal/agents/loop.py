@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
 from shoal.agents.api import AgentApi, ControllerRefusedError, ControllerUnavailableError
+from shoal.agents.files import private_dir, write_private
 from shoal.errors import ShoalError
 
-__all__ = ["AgentLoop"]
+__all__ = ["REDACTED", "AgentLoop"]
+
+REDACTED = "(not cached: fetched from the controller)"
 
 
 class AgentLoop(ABC):
@@ -52,10 +54,14 @@ class AgentLoop(ABC):
         """Before the first poll (e.g. attach the data plane, adopt a running proxy)."""
 
     def cache_desired(self, desired: dict[str, Any]) -> None:
-        self._state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(desired))
-        os.replace(tmp, self._state_file)
+        """The last applied state, for operators (nothing reads it back: a starting agent
+        fetches everything again). Certificate bundles hold private keys, so only their ids
+        are kept."""
+        cached = dict(desired)
+        if "certificates" in cached:
+            cached["certificates"] = {cid: REDACTED for cid in cached["certificates"]}
+        private_dir(self._state_file.parent)
+        write_private(self._state_file, json.dumps(cached))
 
     def _side_loop(self) -> None:
         while not self._stop.wait(self.side_interval):

@@ -175,6 +175,9 @@ def l7(
     ),
     state_dir: Annotated[Path, typer.Option(help="agent state")] = Path("/var/lib/shoal/agent"),
     haproxy: Annotated[str, typer.Option(help="HAProxy binary")] = "haproxy",
+    haproxy_user: Annotated[
+        str, typer.Option(help='user (and group) HAProxy\'s workers run as; "" keeps root')
+    ] = "haproxy",
     monitor_port: Annotated[int, typer.Option(help="health endpoint the L4 tier checks")] = 8404,
     address: Annotated[str | None, typer.Option(help="node address (shown to operators)")] = None,
     stop_haproxy: Annotated[
@@ -199,6 +202,8 @@ def l7(
         run_dir=run_dir,
         state_dir=state_dir,
         haproxy_binary=haproxy,
+        haproxy_user=haproxy_user,
+        haproxy_group=haproxy_user,
         monitor_port=monitor_port,
     )
     agent = L7Agent(

@@ -1,5 +1,6 @@
-"""`shoal controller`: run the API server, migrate its database, and make the first admin
-token (written straight into the database, for an operator bootstrapping a new controller)."""
+"""`shoal controller`: run the API server, migrate its database, make the first admin
+token (written straight into the database, for an operator bootstrapping a new controller),
+and rotate the keys that encrypt private keys at rest."""
 
 from __future__ import annotations
 
@@ -183,3 +184,77 @@ def token_create(
             database.dispose()
     err_console.print(f"{role.value} token {name} for project {project} created; its secret:")
     typer.echo(secret)
+
+
+@app.command("rotate-key")
+@handle_errors
+def rotate_key(
+    config: Config = None,
+    db: Db = None,
+    new_key: Annotated[
+        bool,
+        typer.Option(
+            help="make a new key first (--no-new-key: re-encrypt with the newest key file, "
+            "e.g. one already copied to every controller)"
+        ),
+    ] = True,
+    remove_old: Annotated[
+        bool, typer.Option(help="then delete the key files nothing is encrypted with")
+    ] = False,
+) -> None:
+    """Re-encrypt every stored secret (TLS private keys, the internal CA) with a new key, in
+    one transaction: all of them or, if one does not decrypt, none."""
+    from shoal.controller.db.engine import Database
+    from shoal.controller.services import keyring
+
+    settings = _settings(config, database_url=db)
+    _migrate(settings)
+    with _database(settings):
+        database = Database(settings.database_url)
+        try:
+            with database.read() as session:  # every secret decrypts before a key is made
+                if keyring.usage(session):
+                    keyring.verify(session, keyring.load_keyring(settings, create=False))
+            if new_key:
+                path = keyring.new_key_file(settings.key_directory)
+                err_console.print(f"new key {path.stem} in {path}")
+            ring = keyring.load_keyring(settings)
+            with database.write() as session:
+                count = keyring.rotate(session, ring)
+        finally:
+            database.dispose()
+    err_console.print(f"{count} stored secrets re-encrypted with key {ring.active}")
+    unused = [settings.key_directory / f"{k}.key" for k in ring.keys if k != ring.active]
+    if keyring.legacy_key_file(settings).exists():
+        unused.append(keyring.legacy_key_file(settings))
+    if remove_old:
+        for path in unused:
+            path.unlink()
+            err_console.print(f"removed {path}")
+    elif unused:
+        err_console.print(
+            f"no longer used: {', '.join(map(str, unused))}; remove them once every "
+            f"controller has key {ring.active} (or run again with --remove-old)"
+        )
+
+
+@app.command("keys")
+@handle_errors
+def keys(config: Config = None, db: Db = None) -> None:
+    """The keys this controller loads, and how many stored secrets each encrypts."""
+    from shoal.controller.db.engine import Database
+    from shoal.controller.services import keyring
+
+    settings = _settings(config, database_url=db)
+    _migrate(settings)
+    with _database(settings):
+        database = Database(settings.database_url)
+        try:
+            with database.read() as session:
+                counts = keyring.usage(session)
+        finally:
+            database.dispose()
+    ring = keyring.load_keyring(settings, create=False)
+    for kid in sorted(set(ring.keys) | set(counts) | {ring.active}):
+        mark = "active" if kid == ring.active else ("loaded" if kid in ring.keys else "")
+        typer.echo(f"{kid}\t{counts.get(kid, 0)}\t{mark}")

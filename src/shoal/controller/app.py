@@ -25,6 +25,7 @@ from shoal.controller.db.models import Token, utcnow
 from shoal.controller.errors import install_handlers
 from shoal.controller.plainhttp import PlainHttpGuard
 from shoal.controller.services import placement, status
+from shoal.controller.services.keyring import load_keyring
 from shoal.controller.services.notify import ChangeNotifier
 from shoal.controller.services.writes import Writer, current_seq
 from shoal.controller.settings import ControllerSettings
@@ -82,6 +83,7 @@ def create_app(
         )
     if migrate:
         upgrade(settings.database_url)
+    load_keyring(settings)  # an exposed or unreadable key stops the start; the first makes one
     status.STARTED_AT = utcnow()  # nodes get node_dead_after to reach this controller
     db = Database(settings.database_url)
     if settings.bootstrap_token:

@@ -11,6 +11,7 @@ from pathlib import Path
 from shoal.controller.db.engine import Database
 from shoal.controller.db.migrate import upgrade
 from shoal.controller.services import certs
+from shoal.controller.services.keyring import load_keyring
 from shoal.controller.settings import ControllerSettings
 
 __all__ = ["ServerFiles", "issue_server_files"]
@@ -41,7 +42,7 @@ def issue_server_files(
 ) -> ServerFiles:
     upgrade(settings.database_url)
     db = Database(settings.database_url)
-    keyring = certs.Keyring(settings.resolve_secret_key())
+    keyring = load_keyring(settings)
     try:
         with db.write() as session:
             parsed = certs.issue(

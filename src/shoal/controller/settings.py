@@ -42,10 +42,14 @@ class QuotaDefaults(BaseModel):
     l7rule: int = -1
 
 
+DEFAULT_STATE_DIR = Path("/var/lib/shoal")  # the database (SQLite), backed up
+DEFAULT_KEY_DIR = Path("/etc/shoal/keys")  # the keys, never in the same backup
+
+
 class ControllerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     database_url: str = ""
-    state_dir: Path = Path("/var/lib/shoal")
+    state_dir: Path = DEFAULT_STATE_DIR
     listen: str = "127.0.0.1:9876"
     # HTTPS: the server certificate (leaf first, then its chain) and its key. Without them
     # the controller serves plain HTTP, on a loopback address only unless insecure_http.
@@ -64,8 +68,12 @@ class ControllerSettings(BaseModel):
     long_poll_max: Annotated[float, Field(gt=0, le=300)] = 55.0
     cluster_seed: Annotated[str, Field(min_length=1, max_length=64)] = "shoal"
     bootstrap_token: str | None = None  # creates an admin token with this secret at start
-    # Encrypts TLS private keys at rest. Unset: a random key kept in <state_dir>/secret.key
-    # (fine for one controller; several controllers must share one value).
+    # Key-encryption keys (TLS private keys and the internal CA are encrypted with them): one
+    # file per key, owner-only, kept apart from the database and its backups. Default:
+    # /etc/shoal/keys, or <state_dir>-keys beside a state directory other than the default.
+    key_dir: Path | None = None
+    # A passphrase (scrypt) that encrypts when key_dir holds no key: what controllers that
+    # share no key files have in common. It also decrypts what older versions stored.
     secret_key: str | None = None
     l7_drain_seconds: Annotated[float, Field(ge=0)] = 60.0  # a moved L7 VIP's old node
     l7_clusters_per_lb: Annotated[int, Field(ge=1, le=8)] = 2  # active-active L7 clusters
@@ -103,21 +111,13 @@ class ControllerSettings(BaseModel):
                 "or insecure_http: true for a trusted network"
             )
 
-    def resolve_secret_key(self) -> str:
-        """The configured secret_key, or the one kept in the state directory (created once,
-        mode 0600)."""
-        if self.secret_key:
-            return self.secret_key
-        path = self.state_dir / "secret.key"
-        if not path.exists():
-            import secrets
-
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(32))
-        self.secret_key = path.read_text().strip()
-        return self.secret_key
+    @property
+    def key_directory(self) -> Path:
+        if self.key_dir is not None:
+            return self.key_dir
+        if self.state_dir == DEFAULT_STATE_DIR:
+            return DEFAULT_KEY_DIR
+        return self.state_dir.parent / f"{self.state_dir.name}-keys"
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -135,6 +135,7 @@ ENV = {
     "SHOAL_SECRET_KEY": "secret_key",
     "SHOAL_TLS_CERT": "tls_cert",
     "SHOAL_TLS_KEY": "tls_key",
+    "SHOAL_KEY_DIR": "key_dir",
 }
 
 

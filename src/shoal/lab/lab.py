@@ -92,6 +92,29 @@ class LabState:
         return f"{self.prefix}-ctl"
 
 
+HAPROXY_USER = "haproxy"  # what the L7 agents' HAProxy workers run as
+
+
+def ensure_system_user(name: str) -> None:
+    """Creates a system user and group of that name unless it exists (like Debian's haproxy
+    package does), so the lab's HAProxy drops root as in production."""
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+        return
+    except KeyError:
+        pass
+    proc = subprocess.run(
+        ["adduser", "--system", "--group", "--no-create-home", "--home", "/nonexistent", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise ShoalError(f"cannot create the system user {name}: {proc.stderr.strip()}")
+
+
 def _alive(pid: int, cmd: list[str]) -> bool:
     """The pid is running and is still the process we started (not a reused pid)."""
     try:
@@ -396,6 +419,7 @@ class Lab:
             self.start_agent(name)
         if l7_nodes:
             self.progress("L7 nodes: HAProxy, agents")
+            ensure_system_user(HAPROXY_USER)
         for name, _ in l7_nodes:
             self.start_l7_agent(name)
         for name in backends:
@@ -544,6 +568,7 @@ class Lab:
         base = {
             "database_url": f"sqlite:///{self.dir / 'controller.db'}",
             "state_dir": str(self.dir),
+            "key_dir": str(self.dir / "keys"),  # gone with the lab (docs/security.md)
         }
         if not (tls_dir / "controller.crt").exists():
             # HTTPS with a certificate from the internal CA, for both ways agents and the

@@ -27,7 +27,13 @@ from typing import Any
 
 from shoal import __version__
 from shoal.agents.api import AgentApi, NodeInfo
-from shoal.agents.l7.haproxy import ConfigRejectedError, HAProxy, RuntimeCommandError
+from shoal.agents.files import private_dir
+from shoal.agents.l7.haproxy import (
+    ConfigRejectedError,
+    HAProxy,
+    RuntimeCommandError,
+    check_account,
+)
 from shoal.agents.l7.model import runtime_plan
 from shoal.agents.l7.render import Rendered, fitting_maxconn, render
 from shoal.agents.l7.stats import Ownership, counters_from, health_from
@@ -51,6 +57,10 @@ class L7AgentConfig:
     run_dir: Path = Path("/run/shoal/l7")
     state_dir: Path = Path("/var/lib/shoal/agent")
     haproxy_binary: str = "haproxy"
+    # HAProxy's workers drop root for this user and group (Debian's haproxy package creates
+    # both); "" keeps them root, which only suits a development machine.
+    haproxy_user: str = "haproxy"
+    haproxy_group: str = "haproxy"
     monitor_port: int = 8404
     vip_device: str = "lo"
     poll_wait: float = 25.0
@@ -106,6 +116,7 @@ class L7Agent(AgentLoop):
             **self._opts(),
         )
         if rendered.files and not tls_dir.exists():
+            private_dir(tls_dir.parent)
             tmp = tls_dir.with_name(tls_dir.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True, mode=0o700)
@@ -122,6 +133,8 @@ class L7Agent(AgentLoop):
             "monitor_port": self.cfg.monitor_port,
             "maxconn": fitting_maxconn(self.cfg.maxconn),
             "hard_stop_after": self.cfg.hard_stop_after,
+            "user": self.cfg.haproxy_user or None,
+            "group": self.cfg.haproxy_group or None,
         }
 
     def _checked(
@@ -150,6 +163,7 @@ class L7Agent(AgentLoop):
 
     def prepare(self) -> None:
         """Starts HAProxy on an empty configuration, or adopts the one already running."""
+        check_account(self.cfg.haproxy_user, self.cfg.haproxy_group)
         if self.proxy.running:
             log.info("adopting the running HAProxy (pid %s)", self.proxy.master_pid())
             return

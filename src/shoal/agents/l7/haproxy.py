@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import grp
 import io
 import os
+import pwd
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+from shoal.agents.files import private_dir
+from shoal.agents.l7.render import CHROOT_DIR
 from shoal.errors import ShoalError
 
-__all__ = ["ConfigRejectedError", "HAProxy", "RuntimeCommandError"]
+__all__ = ["ConfigRejectedError", "HAProxy", "RuntimeCommandError", "check_account"]
 
 
 class ConfigRejectedError(ShoalError):
@@ -39,6 +43,21 @@ def _unix(path: Path, command: str, timeout: float = 5.0) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
+def check_account(user: str, group: str) -> None:
+    """The user and group HAProxy's workers run as must exist: HAProxy would refuse the
+    configuration with a less helpful message."""
+    if not user:
+        return
+    try:
+        pwd.getpwnam(user)
+        grp.getgrnam(group or user)
+    except KeyError:
+        raise ShoalError(
+            f"HAProxy's workers run as {user}:{group or user}, which does not exist: create "
+            f"it (adduser --system --group --no-create-home {user}) or set another user"
+        ) from None
+
+
 class HAProxy:
     def __init__(self, run_dir: Path, binary: str = "haproxy") -> None:
         self.run_dir = run_dir
@@ -47,7 +66,12 @@ class HAProxy:
         self.stats_socket = run_dir / "haproxy.sock"
         self.master_socket = run_dir / "master.sock"
         self.proc: subprocess.Popen[bytes] | None = None
-        run_dir.mkdir(parents=True, exist_ok=True)
+        # Owner-only: the configuration, sockets and log are the agent's. Workers chroot to
+        # an empty directory nobody can write, before they drop root.
+        private_dir(run_dir)
+        self.chroot = run_dir / CHROOT_DIR
+        self.chroot.mkdir(exist_ok=True)
+        os.chmod(self.chroot, 0o555)
 
     # ---- configuration -----------------------------------------------------------------
 
@@ -106,13 +130,17 @@ class HAProxy:
     def start(self) -> None:
         if self.running:
             return
+        log_fd = os.open(
+            self.run_dir / "haproxy.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+        )
         self.proc = subprocess.Popen(
-            [self.binary, "-W", "-S", str(self.master_socket), "-f", str(self.config)],
-            stdout=open(self.run_dir / "haproxy.log", "ab"),  # noqa: SIM115 - the child owns it
+            [self.binary, "-W", "-S", f"{self.master_socket},mode,600", "-f", str(self.config)],
+            stdout=log_fd,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+        os.close(log_fd)  # the child has its copy
         deadline = time.monotonic() + 10
         while True:
             with contextlib.suppress(OSError):

@@ -11,7 +11,9 @@ import jinja2
 
 from shoal.agents.l7.model import NodeConfig, build
 
-__all__ = ["Rendered", "fitting_maxconn", "render"]
+__all__ = ["CHROOT_DIR", "Rendered", "fitting_maxconn", "render"]
+
+CHROOT_DIR = "empty"  # under the run directory: where HAProxy's workers are chrooted
 
 TEMPLATES = Path(__file__).parent / "templates"
 _env = jinja2.Environment(
@@ -48,8 +50,15 @@ def render(
     monitor_port: int = 8404,
     maxconn: int = 100000,
     hard_stop_after: str = "60s",
+    user: str | None = "haproxy",
+    group: str | None = None,
+    chroot: str | None = None,
 ) -> Rendered:
-    """certificates: id -> PEM bundle (certificate, chain, key) as the controller sends it."""
+    """certificates: id -> PEM bundle (certificate, chain, key) as the controller sends it.
+
+    Workers run as `user`/`group` (group defaults to user) chrooted to `chroot` (default
+    <run_dir>/empty). They read the configuration and the certificate files before they drop
+    privileges, so those stay root-only. user None: workers keep root (not recommended)."""
     model = build(lbs, crt_dir)
     files: dict[str, str] = {}
     for listener_id, names in model.crt_lists.items():
@@ -69,5 +78,8 @@ def render(
         monitor_port=monitor_port,
         maxconn=maxconn,
         hard_stop_after=hard_stop_after,
+        user=user,
+        group=group or user,
+        chroot=chroot or f"{run_dir}/{CHROOT_DIR}",
     )
     return Rendered(config, model, files)

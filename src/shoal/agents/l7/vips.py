@@ -6,10 +6,10 @@ removes its own and never an operator's."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from shoal import netns
+from shoal.agents.files import private_dir, write_private
 
 __all__ = ["VipAddresses"]
 
@@ -30,10 +30,8 @@ class VipAddresses:
             return set()
 
     def _save(self, addresses: set[str]) -> None:
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(sorted(addresses)))
-        os.replace(tmp, self.state_file)
+        private_dir(self.state_file.parent)
+        write_private(self.state_file, json.dumps(sorted(addresses)))
 
     def present(self) -> set[str]:
         out = netns.run(["ip", "-o", "addr", "show", "dev", self.device]).stdout

@@ -1,18 +1,16 @@
-"""Certificates: validation of uploads (PEM or PKCS#12), encryption of private keys at rest,
-and a built-in internal CA. Each refusal names the part and the reason, and nothing is stored
-unless all of it is valid."""
+"""Certificates: validation of uploads (PEM or PKCS#12) and a built-in internal CA; private
+keys are encrypted at rest by the keyring. Each refusal names the part and the reason, and
+nothing is stored unless all of it is valid."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -21,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from shoal.controller.db.models import Certificate, Secret
 from shoal.controller.errors import BadRequest
+from shoal.controller.services.keyring import Keyring
 
 __all__ = [
     "Keyring",
@@ -39,25 +38,6 @@ def cert_id_of(ref: str) -> str:
     """A listener's certificate reference: the certificate's id, or any URL ending with it
     (what clients used to Barbican container refs send)."""
     return ref.rstrip("/").rsplit("/", 1)[-1]
-
-
-class Keyring:
-    """Encrypts private keys with a key derived from the controller's secret_key."""
-
-    def __init__(self, secret: str) -> None:
-        digest = hashlib.sha256(b"shoal-keyring-v1\0" + secret.encode()).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(digest))
-
-    def encrypt(self, data: bytes) -> str:
-        return self._fernet.encrypt(data).decode()
-
-    def decrypt(self, token: str) -> bytes:
-        try:
-            return self._fernet.decrypt(token.encode())
-        except InvalidToken:
-            raise BadRequest(
-                "a stored private key cannot be decrypted with this controller's secret_key"
-            ) from None
 
 
 @dataclass

@@ -28,6 +28,7 @@ from shoal.controller.db.models import (
     utcnow,
 )
 from shoal.controller.services import certs, status
+from shoal.controller.services.keyring import load_keyring
 from shoal.controller.services.writes import current_seq
 from shoal.controller.settings import ControllerSettings
 
@@ -165,7 +166,7 @@ def _l7(session: Session, node: Node, settings: ControllerSettings) -> str:
         for li in json.loads(config).get("listeners", []):
             refs = [li.get("default_tls_container_ref"), *li.get("sni_container_refs", [])]
             wanted |= {certs.cert_id_of(r) for r in refs if r}
-    keyring = certs.Keyring(settings.resolve_secret_key())
+    keyring = load_keyring(settings)
     bundles = {
         c.id: certs.bundle(c, keyring)
         for c in session.scalars(select(Certificate).where(Certificate.id.in_(wanted)))

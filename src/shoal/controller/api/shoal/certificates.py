@@ -16,6 +16,7 @@ from shoal.controller.db.models import Certificate, Listener, utcnow
 from shoal.controller.errors import Conflict, NotFound
 from shoal.controller.schemas.common import Name, OctaviaModel
 from shoal.controller.services import certs
+from shoal.controller.services.keyring import load_keyring
 from shoal.controller.views import ts
 
 router = APIRouter(tags=["certificates"])
@@ -95,7 +96,7 @@ def create_certificate(
     spec = body.certificate
     principal.require_write()
     project = target_project(principal, spec.project_id)
-    keyring = certs.Keyring(state.settings.resolve_secret_key())
+    keyring = load_keyring(state.settings)
     with state.db.write() as session:
         if spec.issue is not None:
             parsed = certs.issue(
@@ -149,7 +150,7 @@ def get_certificate(cert_id: str, state: State, principal: CurrentPrincipal) -> 
 @router.get("/ca")
 def internal_ca(state: State, principal: CurrentPrincipal) -> dict[str, Any]:
     """The internal CA's certificate, for clients that must trust what it issues."""
-    keyring = certs.Keyring(state.settings.resolve_secret_key())
+    keyring = load_keyring(state.settings)
     with state.db.write() as session:
         return {"ca": {"certificate": certs.ca_certificate(session, keyring)}}
 
