@@ -353,7 +353,8 @@ class Lab:
         self.save()
 
         self.progress("backends: decap and services")
-        decap = Decap()
+        # Tunnels only from the L4 tier's encapsulation sources (the defaults) to the VIP pool.
+        decap = Decap(local_vips=[VIP_POOL])
         try:
             for name in backends + [n for n, _ in l7_nodes]:
                 decap.attach("eth0", f"{p}-{name}")
