@@ -144,6 +144,7 @@ def show(instance: Instance = "default", fmt: Fmt = Format.table) -> None:
                     "state": "-",
                     "packets": vip.packets,
                     "bytes": vip.bytes,
+                    "acl_drops": vip.acl_drops,
                 }
             )
         for be in vip.backends:
@@ -156,6 +157,7 @@ def show(instance: Instance = "default", fmt: Fmt = Format.table) -> None:
                     "state": be.state,
                     "packets": be.packets,
                     "bytes": be.bytes,
+                    "acl_drops": vip.acl_drops,
                 }
             )
     print_rows(rows, fmt, "VIPs and backends")
