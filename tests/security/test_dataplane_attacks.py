@@ -16,20 +16,23 @@ from collections.abc import Iterator
 
 import pytest
 from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 from shoal import netns
-from shoal.lab.l4mini import SUBNET4, VIP4, L4MiniLab
+from shoal.lab.l4mini import SUBNET4, SUBNET6, VIP4, VIP6, L4MiniLab
 
 pytestmark = pytest.mark.netns
-ATTACKER = f"{SUBNET4}.66"  # a second address on the client host
+ATTACKER, ATTACKER6 = f"{SUBNET4}.66", f"{SUBNET6}66"  # second addresses on the client host
 L4_SOURCE = "172.16.0.9"  # inside the L4 tier's encapsulation sources (Settings default)
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[L4MiniLab]:
     with L4MiniLab(prefix=f"sec{os.getpid()}", backends=2) as lab:
-        lab.topo.run(lab.hosts["client"].ns, "ip", "addr", "add", f"{ATTACKER}/24", "dev", "eth0")
+        ns = lab.hosts["client"].ns
+        lab.topo.run(ns, "ip", "addr", "add", f"{ATTACKER}/24", "dev", "eth0")
+        lab.topo.run(ns, "ip", "addr", "add", f"{ATTACKER6}/64", "dev", "eth0", "nodad")
         yield lab
 
 
@@ -70,7 +73,7 @@ class Sniffer:
             self.sock.bind(("eth0", 0))
         self.sock.settimeout(0.05)
 
-    def synacks_from_vip(self, seconds: float) -> int:
+    def synacks_from_vip(self, seconds: float, vip: str = VIP4) -> int:
         seen, end = 0, time.monotonic() + seconds
         while time.monotonic() < end:
             try:
@@ -78,7 +81,8 @@ class Sniffer:
             except TimeoutError:
                 continue
             pkt = Ether(frame)
-            if IP in pkt and TCP in pkt and pkt[IP].src == VIP4 and pkt[TCP].flags == "SA":
+            ip = pkt.getlayer(IP) or pkt.getlayer(IPv6)
+            if ip is not None and TCP in pkt and ip.src == vip and pkt[TCP].flags == "SA":
                 seen += 1
         return seen
 
@@ -139,6 +143,29 @@ def test_a_tunnel_straight_to_a_backend_does_not_bypass_the_list(listed: L4MiniL
     after = listed.decap.counters()
     assert after["pass_foreign_src"] - before["pass_foreign_src"] == 5
     assert after["ipip"] == before["ipip"]
+
+
+def test_an_ipv6_tunnel_straight_to_a_backend_is_not_stripped(lab: L4MiniLab) -> None:
+    client = lab.hosts["client"]
+    lab.lb.apply(lab.config(family=6, allowed_cidrs=[f"{client.ip6}/128"]))
+    b1 = lab.backend_hosts[0]
+    before = lab.decap.counters()
+    sniffer = Sniffer(lab)
+    try:
+        with (
+            netns.entered(client.ns),
+            socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_IPV6) as s,
+        ):
+            s.bind((ATTACKER6, 0))
+            for sport in range(44000, 44005):  # the kernel adds the outer IPv6 header (nh 41)
+                inner = IPv6(src=ATTACKER6, dst=VIP6) / TCP(sport=sport, dport=7, flags="S")
+                s.sendto(bytes(inner), (b1.ip6, 0))
+        assert sniffer.synacks_from_vip(1.0, VIP6) == 0
+    finally:
+        sniffer.close()
+    after = lab.decap.counters()
+    assert after["pass_foreign_src"] - before["pass_foreign_src"] == 5
+    assert after["ip6ip6"] == before["ip6ip6"]
 
 
 def test_a_spoofed_l4_source_cannot_use_a_backend_as_a_relay(listed: L4MiniLab) -> None:
