@@ -163,7 +163,7 @@ class DecapConfig(ctypes.Structure):
 
 
 class Counter(enum.IntEnum):
-    """enum shoal_counter: indices of shoal_counters_v1. Append only."""
+    """enum shoal_counter: indices of shoal_counters_v2 (COUNTER_SLOTS entries). Append only."""
 
     PASS_NOT_IP = 0
     PASS_NOT_VIP = 1
