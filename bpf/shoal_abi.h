@@ -18,11 +18,13 @@
 #define SHOAL_MAX_VIPS 4096
 #define SHOAL_MAX_BACKENDS 65536
 #define SHOAL_DEFAULT_SESSIONS 4194304
+#define SHOAL_MAX_ACL_PREFIXES 16384 /* per address family, over every VIP */
 
 /* shoal_vip_val.flags */
 #define SHOAL_VIP_F_ANY_PORT (1U << 0) /* matches every port of (address, protocol) */
 #define SHOAL_VIP_F_GUE (1U << 1)      /* encapsulate in GUE (UDP) instead of IPIP/IP6 */
 #define SHOAL_VIP_F_SRC_HASH (1U << 2) /* hash on the client address only (source affinity) */
+#define SHOAL_VIP_F_ACL (1U << 3)      /* only sources in the VIP's allowed prefixes (lb/acl.h) */
 
 /* shoal_backend.flags */
 #define SHOAL_BE_F_USABLE (1U << 0)   /* may receive packets (new flows only if in the table) */
@@ -124,13 +126,29 @@ struct shoal_nexthop {
 };
 
 
+/* Key of shoal_acl4_v1, an LPM trie over (ACL id, client prefix): prefixlen counts the 32 bits
+ * of acl_id (always all of them) plus the prefix length of addr. */
+struct shoal_acl4_key {
+	__u32 prefixlen; /* 32 + 0..32 */
+	__u32 acl_id;    /* shoal_acl_ids_v1[vip_id] */
+	__u32 addr;      /* client prefix, network byte order */
+};
+
+/* Key of shoal_acl6_v1. */
+struct shoal_acl6_key {
+	__u32 prefixlen; /* 32 + 0..128 */
+	__u32 acl_id;    /* shoal_acl_ids_v1[vip_id] */
+	__u32 addr[4];   /* client prefix, network byte order */
+};
+
 /* Per-VIP and per-backend traffic (per-CPU arrays). */
 struct shoal_traffic {
 	__u64 packets;
 	__u64 bytes;
 };
 
-/* Indices of shoal_counters_v1 (per-CPU u64). Append only. */
+/* Indices of shoal_counters_v2 (per-CPU u64). Append only; the map holds SHOAL_CNT_SLOTS
+ * entries so appending needs no new layout. */
 enum shoal_counter {
 	SHOAL_CNT_PASS_NOT_IP = 0,   /* not IPv4/IPv6 (ARP, LLDP, ...) */
 	SHOAL_CNT_PASS_NOT_VIP,      /* IP, but no VIP matches */
@@ -151,25 +169,48 @@ enum shoal_counter {
 	SHOAL_CNT_CACHE_SKIP_FLOOD,  /* inserts skipped because of flood mode */
 	SHOAL_CNT_FIB_FALLBACK,      /* next hop from the gateway MAC instead of the FIB */
 	SHOAL_CNT_PASS_NO_NEIGH,     /* encapsulated, handed to the kernel to resolve the neighbour */
+	SHOAL_CNT_DROP_ACL,          /* source outside the VIP's allowed_cidrs */
 	SHOAL_CNT_MAX,
 };
+#define SHOAL_CNT_SLOTS 64
 
-/* Decap program (tc) counters, indices of shoal_decap_counters_v1. Append only. */
+/* Decap program (tc) counters, indices of shoal_decap_counters_v2. Append only; the map holds
+ * SHOAL_DECAP_CNT_SLOTS entries so appending needs no new layout. */
 enum shoal_decap_counter {
-	SHOAL_DECAP_IPIP = 0,  /* IPv4 in IPv4 */
-	SHOAL_DECAP_IP6IP,     /* IPv4 in IPv6 */
-	SHOAL_DECAP_IP6IP6,    /* IPv6 in IPv6 */
-	SHOAL_DECAP_GUE4,      /* GUE in IPv4 */
-	SHOAL_DECAP_GUE6,      /* GUE in IPv6 */
-	SHOAL_DECAP_ERROR,     /* bpf_skb_adjust_room failed */
+	SHOAL_DECAP_IPIP = 0,         /* IPv4 in IPv4 */
+	SHOAL_DECAP_IP6IP,            /* IPv4 in IPv6 */
+	SHOAL_DECAP_IP6IP6,           /* IPv6 in IPv6 */
+	SHOAL_DECAP_GUE4,             /* GUE in IPv4 */
+	SHOAL_DECAP_GUE6,             /* GUE in IPv6 */
+	SHOAL_DECAP_ERROR,            /* bpf_skb_adjust_room failed */
+	SHOAL_DECAP_PASS_FOREIGN_SRC, /* tunnel from outside the allowed sources: left to the kernel */
+	SHOAL_DECAP_PASS_NOT_LOCAL,   /* inner destination is no local VIP: left to the kernel */
+	SHOAL_DECAP_DROP_FRAGMENT,    /* outer header is a fragment (the L4 tier sets DF): dropped */
 	SHOAL_DECAP_CNT_MAX,
 };
+#define SHOAL_DECAP_CNT_SLOTS 32
 
 /* The single entry of shoal_decap_config_v1. */
 struct shoal_decap_config {
 	__u16 gue_port; /* network byte order; 0 = GUE off */
 	__u16 pad;
 	__u32 pad2;
+};
+
+/* Default size of each decap prefix trie; Python may override max_entries before load. */
+#define SHOAL_DECAP_MAX_PREFIXES 1024
+
+/* Key of the IPv4 prefix tries (shoal_decap_src4_v1, shoal_decap_vip4_v1): an LPM trie key,
+ * prefixlen bits of addr significant. */
+struct shoal_lpm4_key {
+	__u32 prefixlen; /* 0..32 */
+	__u32 addr;      /* network byte order */
+};
+
+/* Key of the IPv6 prefix tries (shoal_decap_src6_v1, shoal_decap_vip6_v1). */
+struct shoal_lpm6_key {
+	__u32 prefixlen; /* 0..128 */
+	__u32 addr[4];   /* network byte order */
 };
 
 #endif /* SHOAL_ABI_H */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
-/* Shoal's L4 load balancer (XDP). Reads top to bottom: parse, find the VIP, pick the backend
- * (session cache, else Maglev), find the next hop, encapsulate, transmit; every exit counted.
+/* Shoal's L4 load balancer (XDP). Reads top to bottom: parse, find the VIP, check the client
+ * against the VIP's allowed prefixes (if it has a list), pick the backend (session cache, else
+ * Maglev), find the next hop, encapsulate, transmit; every exit counted.
  * Anything that is not VIP traffic leaves untouched with XDP_PASS. */
 #include "lib/consts.h"
 #include "lib/encap.h"
@@ -8,6 +9,7 @@
 #include "lib/parse.h"
 #include "shoal_abi.h"
 #include "lb_maps.h"
+#include "acl.h"
 #include "maglev.h"
 #include "nexthop.h"
 #include "session.h"
@@ -110,19 +112,27 @@ int shoal_lb(struct xdp_md *ctx)
 	__u32 backend_id = 0, miss = 0, vip_id, vip_flags;
 	__u64 now = 0;
 	struct shoal_backend *be = NULL;
+	struct shoal_vip_val *vip = NULL;
 	if (!is_tcp_syn(&pkt))
 		be = session_lookup(&pkt.flow, cfg, &backend_id, &miss);
 	if (be) {
 		vip_id = be->vip_id;
 		vip_flags = be->vip_flags;
 	} else {
-		struct shoal_vip_val *vip = vip_lookup(&pkt, cfg);
+		vip = vip_lookup(&pkt, cfg);
 		if (!vip)
 			return verdict_pass(SHOAL_CNT_PASS_NOT_VIP);
 		if (miss)
 			count(miss);
 		vip_id = vip->vip_id;
 		vip_flags = vip->flags;
+	}
+	/* Session hits too: a narrowed list ends the flows it no longer allows. */
+	if ((vip_flags & SHOAL_VIP_F_ACL) && !acl_allows(&pkt, vip_id)) {
+		acl_count_drop(vip_id);
+		return XDP_DROP;
+	}
+	if (vip) {
 		be = lb_hash_flow(&pkt, vip, cfg, &backend_id, &now);
 		if (!be)
 			return verdict_drop(SHOAL_CNT_DROP_NO_BACKEND);

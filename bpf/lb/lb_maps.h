@@ -85,11 +85,11 @@ struct {
 /* Verdicts, cache and flood events, indexed by enum shoal_counter. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SHOAL_CNT_MAX);
+	__uint(max_entries, SHOAL_CNT_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} shoal_counters_v1 SEC(".maps");
+} shoal_counters_v2 SEC(".maps");
 
 /* Packets and bytes per VIP id. */
 struct {
@@ -118,9 +118,49 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shoal_nexthops_v1 SEC(".maps");
 
+/* VIP id -> the ACL id its allowed prefixes are stored under (read only for VIPs with
+ * SHOAL_VIP_F_ACL). Python fills a VIP's other ACL id, then switches this one word: a new list
+ * takes effect for the whole VIP at once. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SHOAL_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_acl_ids_v1 SEC(".maps");
+
+/* Allowed IPv4 client prefixes per ACL id; the value is unused (1): presence is the answer. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SHOAL_MAX_ACL_PREFIXES);
+	__type(key, struct shoal_acl4_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_acl4_v1 SEC(".maps");
+
+/* Allowed IPv6 client prefixes per ACL id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SHOAL_MAX_ACL_PREFIXES);
+	__type(key, struct shoal_acl6_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_acl6_v1 SEC(".maps");
+
+/* Packets dropped by the ACL, per VIP id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SHOAL_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_acl_drops_v1 SEC(".maps");
+
 static __always_inline void count(__u32 idx)
 {
-	__u64 *c = bpf_map_lookup_elem(&shoal_counters_v1, &idx);
+	__u64 *c = bpf_map_lookup_elem(&shoal_counters_v2, &idx);
 	if (c)
 		*c += 1;
 }

@@ -21,6 +21,7 @@
 #define IPV6_HLEN 40
 #define UDP_HLEN 8
 
+#define IP_DF 0x4000
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1FFF
 

@@ -49,7 +49,9 @@ static __always_inline void encap_write_ip4(struct iphdr *o, const struct packet
 	o->tos = pkt->tos;
 	o->tot_len = bpf_htons(IPV4_HLEN + payload_len);
 	o->id = 0;
-	o->frag_off = 0;
+	/* DF: a tunnel packet too big for the path is refused (ICMP) instead of being split,
+	 * which would cost every backend a reassembly; the decap program drops fragments. */
+	o->frag_off = bpf_htons(IP_DF);
 	o->ttl = IPIP_TTL;
 	o->protocol = proto;
 	o->check = 0;

@@ -22,7 +22,10 @@ PAIRS = {
     "shoal_config": abi.Config,
     "shoal_flood_state": abi.FloodState,
     "shoal_traffic": abi.Traffic,
+    "shoal_acl4_key": abi.Acl4Key,
+    "shoal_acl6_key": abi.Acl6Key,
 }
+DECAP_PAIRS = {"shoal_lpm4_key": abi.Lpm4Key, "shoal_lpm6_key": abi.Lpm6Key}
 
 
 def btf_structs(obj: str) -> dict[str, dict]:
@@ -52,13 +55,15 @@ def header_enum(name: str) -> dict[str, int]:
     return values
 
 
-@pytest.mark.parametrize("c_name", list(PAIRS))
-def test_struct_layout_matches_btf(c_name: str) -> None:
-    structs = btf_structs("lb")
+@pytest.mark.parametrize(
+    ("obj", "c_name"), [("lb", n) for n in PAIRS] + [("decap", n) for n in DECAP_PAIRS]
+)
+def test_struct_layout_matches_btf(obj: str, c_name: str) -> None:
+    structs = btf_structs(obj)
     if c_name not in structs:
         pytest.fail(f"{c_name} missing from the object's BTF")
     btf = structs[c_name]
-    py = PAIRS[c_name]
+    py = {**PAIRS, **DECAP_PAIRS}[c_name]
     assert btf["size"] == ctypes.sizeof(py)
     c_fields = [(m["name"], m["bits_offset"] // 8) for m in btf["members"]]
     py_fields = [(name, getattr(py, name).offset) for name, *_ in py._fields_]
@@ -79,3 +84,14 @@ def test_counter_enums_match() -> None:
     assert {f"SHOAL_DECAP_{m.name}": m.value for m in abi.DecapCounter} == {
         k: v for k, v in d.items() if k != "SHOAL_DECAP_CNT_MAX"
     }
+
+
+def test_counter_maps_have_room_to_append() -> None:
+    """Appending a counter must not change the maps' layout (their pinned size)."""
+    text = HEADER.read_text()
+    assert f"#define SHOAL_CNT_SLOTS {abi.COUNTER_SLOTS}" in text
+    assert f"#define SHOAL_DECAP_CNT_SLOTS {abi.DECAP_COUNTER_SLOTS}" in text
+    assert f"#define SHOAL_MAX_ACL_PREFIXES {abi.MAX_ACL_PREFIXES}" in text
+    assert f"#define SHOAL_DECAP_MAX_PREFIXES {abi.DECAP_MAX_PREFIXES}" in text
+    assert len(abi.Counter) < abi.COUNTER_SLOTS
+    assert len(abi.DecapCounter) < abi.DECAP_COUNTER_SLOTS

@@ -50,6 +50,7 @@ def check_ipip(out: bytes, original: bytes, backend: str) -> None:
     assert ipaddress.ip_address(outer.src) in ipaddress.ip_network("172.16.0.0/16")
     assert outer.len == len(original) - 14 + 20
     assert outer.ttl == 64
+    assert outer.flags == "DF"  # never fragmented on the way: the decap drops fragments
     resum = IP(bytes(outer))
     del resum.chksum
     assert IP(bytes(resum)).chksum == outer.chksum

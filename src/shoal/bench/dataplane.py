@@ -33,6 +33,8 @@ __all__ = ["KATRAN_NS", "DataplaneBench", "PathResult", "run"]
 KATRAN_NS = {"not_vip": 48, "syn": 190, "cache_hit": 142, "cache_miss": 450}
 TARGET_RATIO = 0.8
 VIP = "10.0.0.100"
+ACL_VIP = "10.0.0.101"  # the same VIP with a 16-prefix allowed_cidrs list
+ACL_PREFIXES = [f"192.0.{i}.0/24" for i in range(2, 18)]
 TO_LB = bytes.fromhex(SANDBOX_LB_MAC.replace(":", ""))
 
 
@@ -105,6 +107,14 @@ def _frames(kind: str, n: int) -> list[bytes]:
                 "192.0.2.1", "10.0.0.7", 40000, 80, packets.TCP_ACK, b"x" * 8, dmac=TO_LB
             )
         ]
+    if kind == "cache_hit_acl":
+        return [
+            packets.tcp_frame(
+                "192.0.2.1", ACL_VIP, 40001, 80, packets.TCP_ACK, b"x" * 8, dmac=TO_LB
+            )
+        ]
+    if kind == "acl_drop":
+        return [packets.tcp_frame("203.0.113.1", ACL_VIP, 40000, 80, packets.TCP_SYN, dmac=TO_LB)]
     if kind.startswith("syn"):
         return [packets.tcp_frame("192.0.2.1", VIP, 40000, 80, packets.TCP_SYN, dmac=TO_LB)]
     if kind == "cache_hit":
@@ -133,6 +143,8 @@ PATHS: dict[str, tuple[str, bool, str | None]] = {
     "syn_flood": ("TCP SYN to a VIP, flood mode (pure Maglev)", True, "syn"),
     "cache_miss_flood": ("ACK of an unknown flow, flood mode", True, "cache_miss"),
     "new_flow_flood": ("a new flow every packet, flood mode", True, None),
+    "cache_hit_acl": ("TCP ACK, session-cache hit, VIP with allowed_cidrs", False, "cache_hit"),
+    "acl_drop": ("TCP SYN from outside a VIP's allowed_cidrs (dropped)", False, None),
 }
 
 
@@ -211,7 +223,16 @@ def _lb_config(flood: bool) -> DataplaneConfig:
     return parse_config(
         {
             "settings": {"flood": flood_cfg},
-            "vips": [{"address": VIP, "port": 80, "protocol": "tcp", "backends": backends}],
+            "vips": [
+                {"address": VIP, "port": 80, "protocol": "tcp", "backends": backends},
+                {
+                    "address": ACL_VIP,
+                    "port": 80,
+                    "protocol": "tcp",
+                    "backends": backends,
+                    "allowed_cidrs": ACL_PREFIXES,
+                },
+            ],
         }
     )
 
@@ -244,6 +265,7 @@ def _run(
             lb = flooded if flood else normal
             runners[kind] = _Runner(lb.prog_fd, _frames(kind, n), ifindex)
         runners["cache_hit"].sample(1)  # its flow is now in the cache
+        runners["cache_hit_acl"].sample(1)
         samples: dict[str, list[int]] = {k: [] for k in runners}
         per_round = max(1, calls // rounds)
         for r in range(rounds):
@@ -256,7 +278,7 @@ def _run(
         for kind, (desc, _, katran_row) in PATHS.items():
             katran = KATRAN_NS.get(katran_row) if katran_row else None
             actions = {XdpAction(a).name for a in runners[kind].actions}
-            expected = {"PASS"} if kind == "not_vip" else {"TX"}
+            expected = {"not_vip": {"PASS"}, "acl_drop": {"DROP"}}.get(kind, {"TX"})
             bad = None if actions == expected else f"unexpected {sorted(actions)}"
             results.append(_result(kind, desc, samples[kind], floor, katran, bad))
         for kind, desc in KERNEL_COSTS.items():

@@ -77,6 +77,8 @@ YARDSTICK = {
     "new_flow": "lru_insert",
     "cache_miss_flood": "lru_insert",
     "new_flow_flood": "lru_insert",
+    "cache_hit_acl": "lru_update",
+    "acl_drop": "floor",
 }
 
 

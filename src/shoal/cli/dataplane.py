@@ -23,7 +23,8 @@ from shoal.cli.common import (
 from shoal.dataplane import abi
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.config import DataplaneConfig, load_config, parse_config
-from shoal.dataplane.decap import Decap
+from shoal.dataplane.decap import DEFAULT_SOURCES, Decap
+from shoal.dataplane.prefixes import parse_networks
 
 app = typer.Typer(
     help="Attach the XDP load balancer, apply VIPs and backends, inspect it.", no_args_is_help=True
@@ -143,6 +144,7 @@ def show(instance: Instance = "default", fmt: Fmt = Format.table) -> None:
                     "state": "-",
                     "packets": vip.packets,
                     "bytes": vip.bytes,
+                    "acl_drops": vip.acl_drops,
                 }
             )
         for be in vip.backends:
@@ -155,6 +157,7 @@ def show(instance: Instance = "default", fmt: Fmt = Format.table) -> None:
                     "state": be.state,
                     "packets": be.packets,
                     "bytes": be.bytes,
+                    "acl_drops": vip.acl_drops,
                 }
             )
     print_rows(rows, fmt, "VIPs and backends")
@@ -216,12 +219,30 @@ def purge(instance: Instance = "default") -> None:
 @handle_errors
 def decap_attach(
     interface: str,
+    vip: Annotated[
+        list[str],
+        typer.Option(help="prefix of the VIPs this host serves (inner destinations); repeatable"),
+    ],
     netns_name: Netns = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="prefix tunnels may come from (the L4 tier's encap_source_v4/v6); repeatable "
+            "[default: 172.16.0.0/16 and fd00:5ea1::/96]"
+        ),
+    ] = None,
     gue_port: Annotated[int, typer.Option(help="UDP port carrying GUE")] = 6080,
 ) -> None:
-    """Decapsulate Shoal's tunnels arriving on INTERFACE (tc ingress)."""
+    """Decapsulate Shoal's tunnels arriving on INTERFACE (tc ingress): only from the L4
+    tier's sources, only to this host's VIPs."""
     require_root("attaching tc programs")
-    decap = Decap(gue_port)
+    try:
+        vips = parse_networks(vip)
+        sources = parse_networks(source) if source else list(DEFAULT_SOURCES)
+    except ValueError as exc:
+        fail(f"decap: {exc}")
+        return
+    decap = Decap(gue_port, local_vips=vips, sources=sources)
     try:
         decap.attach(interface, netns_name)
     finally:

@@ -10,6 +10,8 @@ import ctypes
 import enum
 
 __all__ = [
+    "Acl4Key",
+    "Acl6Key",
     "Backend",
     "Config",
     "Counter",
@@ -18,6 +20,8 @@ __all__ = [
     "FloodState",
     "FlowKey",
     "FlowVal",
+    "Lpm4Key",
+    "Lpm6Key",
     "Nexthop",
     "Traffic",
     "VipKey",
@@ -33,10 +37,15 @@ VIP_FILTER_MULT = 0x9E3779B1
 MAX_VIPS = 4096
 MAX_BACKENDS = 65536
 DEFAULT_SESSIONS = 4_194_304
+MAX_ACL_PREFIXES = 16384
+COUNTER_SLOTS = 64
+DECAP_COUNTER_SLOTS = 32
+DECAP_MAX_PREFIXES = 1024
 
 VIP_F_ANY_PORT = 1 << 0
 VIP_F_GUE = 1 << 1
 VIP_F_SRC_HASH = 1 << 2
+VIP_F_ACL = 1 << 3
 
 BE_F_USABLE = 1 << 0
 BE_F_DRAINING = 1 << 1
@@ -133,12 +142,28 @@ class Traffic(ctypes.Structure):
     _fields_ = [("packets", u64), ("bytes", u64)]
 
 
+class Acl4Key(ctypes.Structure):
+    _fields_ = [("prefixlen", u32), ("acl_id", u32), ("addr", u32)]
+
+
+class Acl6Key(ctypes.Structure):
+    _fields_ = [("prefixlen", u32), ("acl_id", u32), ("addr", u32 * 4)]
+
+
+class Lpm4Key(ctypes.Structure):
+    _fields_ = [("prefixlen", u32), ("addr", u32)]
+
+
+class Lpm6Key(ctypes.Structure):
+    _fields_ = [("prefixlen", u32), ("addr", u32 * 4)]
+
+
 class DecapConfig(ctypes.Structure):
     _fields_ = [("gue_port", u16), ("pad", u16), ("pad2", u32)]
 
 
 class Counter(enum.IntEnum):
-    """enum shoal_counter: indices of shoal_counters_v1. Append only."""
+    """enum shoal_counter: indices of shoal_counters_v2 (COUNTER_SLOTS entries). Append only."""
 
     PASS_NOT_IP = 0
     PASS_NOT_VIP = 1
@@ -159,6 +184,7 @@ class Counter(enum.IntEnum):
     CACHE_SKIP_FLOOD = 16
     FIB_FALLBACK = 17
     PASS_NO_NEIGH = 18
+    DROP_ACL = 19
 
 
 class DecapCounter(enum.IntEnum):
@@ -170,6 +196,9 @@ class DecapCounter(enum.IntEnum):
     GUE4 = 3
     GUE6 = 4
     ERROR = 5
+    PASS_FOREIGN_SRC = 6
+    PASS_NOT_LOCAL = 7
+    DROP_FRAGMENT = 8
 
 
 # Map name -> (key type, value type, per-CPU). The names carry the layout version.
@@ -179,13 +208,21 @@ LB_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_sessions_v1": (FlowKey, FlowVal, False),
     "shoal_config_v1": (u32, Config, False),
     "shoal_flood_v1": (u32, FloodState, True),
-    "shoal_counters_v1": (u32, u64, True),
+    "shoal_counters_v2": (u32, u64, True),
     "shoal_vip_stats_v1": (u32, Traffic, True),
     "shoal_backend_stats_v1": (u32, Traffic, True),
     "shoal_nexthops_v1": (u32, Nexthop, True),
     "shoal_vip_filter_v1": (u32, u64, False),
+    "shoal_acl_ids_v1": (u32, u32, False),
+    "shoal_acl4_v1": (Acl4Key, u32, False),
+    "shoal_acl6_v1": (Acl6Key, u32, False),
+    "shoal_acl_drops_v1": (u32, u64, True),
 }
 DECAP_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_decap_config_v1": (u32, DecapConfig, False),
-    "shoal_decap_counters_v1": (u32, u64, True),
+    "shoal_decap_counters_v2": (u32, u64, True),
+    "shoal_decap_src4_v1": (Lpm4Key, u32, False),
+    "shoal_decap_src6_v1": (Lpm6Key, u32, False),
+    "shoal_decap_vip4_v1": (Lpm4Key, u32, False),
+    "shoal_decap_vip6_v1": (Lpm6Key, u32, False),
 }

@@ -22,6 +22,7 @@ import numpy as np
 from shoal import netns
 from shoal.dataplane import abi, clock, flowhash, loader, maglev, vipfilter
 from shoal.dataplane import libbpf as bpf
+from shoal.dataplane.acl import AclPlan, AclTables, plan_acl
 from shoal.dataplane.config import BackendSpec, DataplaneConfig, Settings, VipSpec
 from shoal.dataplane.maps import FakeMap, KernelMap, MapStore, PerCpuMap, TypedMap
 from shoal.dataplane.tables import FakeTables, KernelTables, TableStore
@@ -55,11 +56,13 @@ class LbMaps:
     backend_stats: PerCpuMap[ctypes.c_uint32, abi.Traffic]
     nexthops: PerCpuMap[ctypes.c_uint32, abi.Nexthop]
     vip_filter: TypedMap[ctypes.c_uint32, ctypes.c_uint64]
+    acl: AclTables
+    acl_drops: PerCpuMap[ctypes.c_uint32, ctypes.c_uint64]
     tables: TableStore
 
     def close(self) -> None:
         """Closes the file descriptors these maps own (those opened from pins)."""
-        for value in vars(self).values():
+        for value in [*vars(self).values(), *vars(self.acl).values()]:
             store = getattr(value, "store", None)
             if isinstance(store, KernelMap):
                 store.close()
@@ -82,11 +85,15 @@ class LbMaps:
             sessions=typed("shoal_sessions_v1"),
             config=typed("shoal_config_v1"),
             flood=percpu("shoal_flood_v1"),
-            counters=percpu("shoal_counters_v1"),
+            counters=percpu("shoal_counters_v2"),
             vip_stats=percpu("shoal_vip_stats_v1"),
             backend_stats=percpu("shoal_backend_stats_v1"),
             nexthops=percpu("shoal_nexthops_v1"),
             vip_filter=typed("shoal_vip_filter_v1"),
+            acl=AclTables(
+                typed("shoal_acl_ids_v1"), typed("shoal_acl4_v1"), typed("shoal_acl6_v1")
+            ),
+            acl_drops=percpu("shoal_acl_drops_v1"),
             tables=tables,
         )
 
@@ -173,6 +180,7 @@ class VipStatus:
     bytes: int
     table_size: int  # 0 = no table (no usable backend: new flows are dropped)
     backends: list[BackendStatus]
+    acl_drops: int = 0  # packets from clients outside allowed_cidrs
 
 
 @dataclass(frozen=True)
@@ -199,6 +207,7 @@ class _Plan:
     tables: dict[int, np.ndarray | None]  # vip_id -> backend ids, None = no usable backend
     removed_vips: dict[bytes, int]
     new_vip_ids: list[int]
+    acl: AclPlan
     report: ApplyReport
 
 
@@ -244,6 +253,8 @@ class Balancer:
             "shoal_backend_stats_v1": max_backends,
             "shoal_nexthops_v1": max_backends,
             "shoal_vip_filter_v1": abi.VIP_FILTER_WORDS,
+            "shoal_acl_ids_v1": max_vips,
+            "shoal_acl_drops_v1": max_vips,
         }
         pin_dir = loader.PIN_ROOT / instance if pin else None
         obj = loader.BpfObject(loader.bpf_object_path("lb"), pin_dir, sizes)
@@ -295,13 +306,18 @@ class Balancer:
             "shoal_sessions_v1": 4096,
             "shoal_config_v1": 1,
             "shoal_flood_v1": 1,
-            "shoal_counters_v1": len(abi.Counter),
+            "shoal_counters_v2": abi.COUNTER_SLOTS,
             "shoal_nexthops_v1": max_backends,
             "shoal_vip_filter_v1": abi.VIP_FILTER_WORDS,
+            "shoal_acl_ids_v1": max_vips,
+            "shoal_acl4_v1": 256,
+            "shoal_acl6_v1": 256,
+            "shoal_acl_drops_v1": max_vips,
         }
         stores: dict[str, MapStore] = {}
+        hashes = ("shoal_vips_v1", "shoal_sessions_v1", "shoal_acl4_v1", "shoal_acl6_v1")
         for name, (key, value, percpu) in abi.LB_MAPS.items():
-            is_array = name not in ("shoal_vips_v1", "shoal_sessions_v1")
+            is_array = name not in hashes
             stores[name] = FakeMap(
                 ctypes.sizeof(key),
                 ctypes.sizeof(value),
@@ -383,9 +399,15 @@ class Balancer:
                 )
             )
         out = []
+        acls = self.maps.acl.read()
         for kb, st in self._current_vips().items():
             key = abi.VipKey.from_buffer_copy(kb)
             table = self.maps.tables.read(st.vip_id)
+            allowed = (
+                list(acls.get(self.maps.acl.active_id(st.vip_id), set()))
+                if st.flags & abi.VIP_F_ACL
+                else None
+            )
             size = len(table) if table is not None else maglev.DEFAULT_TABLE_SIZE
             out.append(
                 VipSpec(
@@ -396,6 +418,7 @@ class Balancer:
                     encap="gue" if st.flags & abi.VIP_F_GUE else "ipip",
                     hash="source_ip" if st.flags & abi.VIP_F_SRC_HASH else "5tuple",
                     table_size=size,
+                    allowed_cidrs=allowed,
                     backends=by_vip.get(st.vip_id, []),
                 )
             )
@@ -514,6 +537,7 @@ class Balancer:
                 (abi.VIP_F_ANY_PORT if vip.any_port else 0)
                 | (abi.VIP_F_GUE if vip.encap == "gue" else 0)
                 | (abi.VIP_F_SRC_HASH if vip.hash == "source_ip" else 0)
+                | (abi.VIP_F_ACL if vip.allowed_cidrs else 0)
             )
             if kb in cur_vips:
                 vip_id = cur_vips[kb].vip_id
@@ -558,6 +582,23 @@ class Balancer:
                 report.digests[vip.name] = maglev.table_digest(picked, pairs)
             tables[vip_id] = None if (picked < 0).all() else np.asarray(ids, "<u4")[picked]
 
+        acl = plan_acl(
+            self.maps.acl.read(),
+            {
+                st.vip_id: self.maps.acl.active_id(st.vip_id)
+                for st in cur_vips.values()
+                if st.flags & abi.VIP_F_ACL
+            },
+            {
+                vip_id: list(spec.allowed_cidrs)
+                for spec, vip_id, _ in vip_entries.values()
+                if spec.allowed_cidrs
+            },
+            self.maps.acl.capacity(),
+        )
+        for spec, vip_id, _ in vip_entries.values():
+            if vip_id in acl.changed and spec.name not in report.added + report.changed:
+                report.changed.append(spec.name)
         removed_vips = {kb: st.vip_id for kb, st in cur_vips.items() if kb not in vip_entries}
         for kb in removed_vips:
             key = abi.VipKey.from_buffer_copy(kb)
@@ -586,6 +627,7 @@ class Balancer:
             tables,
             removed_vips,
             new_vip_ids,
+            acl,
             report,
         )
 
@@ -612,6 +654,10 @@ class Balancer:
             # Any-port lookups must be on before a new any-port VIP appears.
             early_cfg.anyport_vips = max(current_cfg.anyport_vips, plan.config_words.anyport_vips)
         m.config.set(0, early_cfg)
+        # A VIP's new list is whole before its packets can read it (flag or switched id).
+        m.acl.delete(plan.acl.pre_deletes)
+        m.acl.write(plan.acl.writes)
+        m.acl.switch(plan.acl.ids)
         for slot in plan.new_ids:
             m.backend_stats.set_all(slot, abi.Traffic())
             m.nexthops.set_all(slot, abi.Nexthop())
@@ -619,6 +665,7 @@ class Balancer:
             m.backends.set(slot, entry)
         for vip_id in plan.new_vip_ids:
             m.vip_stats.set_all(vip_id, abi.Traffic())
+            m.acl_drops.set_all(vip_id, ctypes.c_uint64(0))
         for vip_id, ids in plan.tables.items():
             if ids is None:
                 m.tables.remove(vip_id)
@@ -643,6 +690,7 @@ class Balancer:
         for slot, entry in plan.late_writes.items():
             m.backends.set(slot, entry)
         self._write_filter(vipfilter.filter_words(new_addrs))
+        m.acl.delete(plan.acl.post_deletes)
         m.config.set(0, plan.config_words)
 
     def _write_filter(self, words: np.ndarray) -> None:
@@ -715,9 +763,21 @@ class Balancer:
                     nbytes,
                     0 if table is None else len(table),
                     by_vip.get(st.vip_id, []),
+                    self.acl_drops(st.vip_id),
                 )
             )
         return out
+
+    def acl_drops(self, vip_id: int) -> int:
+        """Packets of this VIP dropped because their source is outside allowed_cidrs."""
+        return sum(v.value for v in self.maps.acl_drops.get(vip_id))
+
+    def acl_allows(self, vip_id: int, flags: int, src: flowhash.IpAddress) -> bool:
+        """The data plane's ACL decision for a client of this VIP, from the maps."""
+        if not flags & abi.VIP_F_ACL:
+            return True
+        nets = self.maps.acl.read().get(self.maps.acl.active_id(vip_id), set())
+        return any(src in net for net in nets if net.version == src.version)
 
     def backend_traffic(self) -> dict[str, tuple[int, int]]:
         """(packets, bytes) per backend address, over every VIP it serves."""
@@ -779,6 +839,8 @@ class Balancer:
         if vip is None:
             return FlowTrace(flow, None, "pass: not a VIP")
         vip_name = next((n for n, st in self.vips().items() if st.vip_id == vip.vip_id), None)
+        if not self.acl_allows(vip.vip_id, vip.flags, ipaddress.ip_address(src)):
+            return FlowTrace(flow, vip_name, "drop: source not in allowed_cidrs")
         cfg = self.maps.config.get(0) or abi.Config()
         session = self.maps.sessions.get(key)
         session_backend, usable = None, None

@@ -21,6 +21,7 @@ from pydantic import (
     PlainValidator,
     StrictInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -49,6 +50,22 @@ def _ip_address(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
 
 
+def _ip_network(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a CIDR (give a string)")
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 or IPv6 CIDR") from None
+
+
+IpNet = Annotated[
+    ipaddress.IPv4Network | ipaddress.IPv6Network,
+    PlainValidator(_ip_network),
+    PlainSerializer(str),
+]
 IpAddr = Annotated[
     ipaddress.IPv4Address | ipaddress.IPv6Address,
     PlainValidator(_ip_address),
@@ -80,9 +97,27 @@ class VipSpec(_Strict):
     hash: Literal["5tuple", "source_ip"] = "5tuple"
     table_size: StrictInt = maglev.DEFAULT_TABLE_SIZE
     backends: list[BackendSpec] = Field(default_factory=list)
+    # Client prefixes allowed to reach the VIP (a listener's allowed_cidrs); None or empty =
+    # everyone. Kept sorted and without duplicates, so equal lists compare equal.
+    allowed_cidrs: list[IpNet] | None = None
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _canonical_cidrs(
+        cls, value: list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None
+    ) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None:
+        if not value:
+            return None
+        return sorted(set(value), key=lambda n: (n.network_address.packed, n.prefixlen))
 
     @model_validator(mode="after")
     def _check(self) -> VipSpec:
+        for net in self.allowed_cidrs or []:
+            if net.version != self.address.version:
+                raise ValueError(
+                    f"allowed CIDR {net} is IPv{net.version}, VIP {self.address} is "
+                    f"IPv{self.address.version}"
+                )
         if not maglev.is_prime(self.table_size) or not (
             maglev.MIN_TABLE_SIZE <= self.table_size <= maglev.MAX_TABLE_SIZE
         ):

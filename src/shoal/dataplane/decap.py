@@ -2,27 +2,53 @@
 
 Attach it to the interface the load balancer's tunnels arrive on; the backend holds the VIP on
 its loopback and answers the client directly. Production hosts may use kernel ipip/ip6tnl/fou
-devices instead (docs/dataplane.md)."""
+devices instead (docs/dataplane.md).
+
+It strips only tunnels whose outer source lies in `sources` (the L4 tier's encapsulation
+source prefixes) and whose inner destination lies in `local_vips` (what this host serves);
+other tunnels reach the kernel untouched, and outer fragments are dropped, each counted."""
 
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Iterable
 
 from shoal import netns
 from shoal.dataplane import abi, loader
+from shoal.dataplane.config import Settings
 from shoal.dataplane.maps import KernelMap, PerCpuMap, TypedMap
+from shoal.dataplane.prefixes import IpNetwork, PrefixTries, parse_networks
 
-__all__ = ["Decap"]
+__all__ = ["DEFAULT_SOURCES", "Decap"]
 
 PROG_NAME = "shoal_decap"
+# The L4 tier's default encapsulation sources (Settings.encap_source_v4/v6).
+DEFAULT_SOURCES: tuple[IpNetwork, ...] = (
+    Settings.model_fields["encap_source_v4"].default,
+    Settings.model_fields["encap_source_v6"].default,
+)
 
 
 class Decap:
     """The decap program loaded once; attach() puts it on any number of interfaces."""
 
-    def __init__(self, gue_port: int = 6080, instance: str | None = None) -> None:
+    def __init__(
+        self,
+        gue_port: int = 6080,
+        instance: str | None = None,
+        *,
+        local_vips: Iterable[str | IpNetwork],
+        sources: Iterable[str | IpNetwork] = DEFAULT_SOURCES,
+    ) -> None:
         pin_dir = loader.PIN_ROOT / f"decap-{instance}" if instance else None
         self.obj = loader.BpfObject(loader.bpf_object_path("decap"), pin_dir)
+        self.sources = PrefixTries(
+            self._trie("shoal_decap_src4_v1"), self._trie("shoal_decap_src6_v1")
+        )
+        self.local_vips = PrefixTries(
+            self._trie("shoal_decap_vip4_v1"), self._trie("shoal_decap_vip6_v1")
+        )
+        self.configure(sources=parse_networks(sources), local_vips=parse_networks(local_vips))
         config = TypedMap(
             KernelMap(self.obj.map_fd("shoal_decap_config_v1")), ctypes.c_uint32, abi.DecapConfig
         )
@@ -30,10 +56,26 @@ class Decap:
             0, abi.DecapConfig(gue_port=int.from_bytes(gue_port.to_bytes(2, "big"), "little"))
         )
         self._counters = PerCpuMap(
-            KernelMap(self.obj.map_fd("shoal_decap_counters_v1"), percpu=True),
+            KernelMap(self.obj.map_fd("shoal_decap_counters_v2"), percpu=True),
             ctypes.c_uint32,
             ctypes.c_uint64,
         )
+
+    def _trie(self, name: str) -> TypedMap:  # type: ignore[type-arg]
+        key, value, _ = abi.DECAP_MAPS[name]
+        return TypedMap(KernelMap(self.obj.map_fd(name)), key, value)
+
+    def configure(
+        self,
+        *,
+        sources: Iterable[IpNetwork] | None = None,
+        local_vips: Iterable[IpNetwork] | None = None,
+    ) -> None:
+        """Replaces the allowed outer sources and/or the local VIP prefixes (None: unchanged)."""
+        if local_vips is not None:
+            self.local_vips.replace(local_vips)
+        if sources is not None:
+            self.sources.replace(sources)
 
     def attach(self, ifname: str, netns_name: str | None = None) -> None:
         with netns.entered(netns_name):

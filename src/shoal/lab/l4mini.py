@@ -97,7 +97,7 @@ class L4MiniLab:
         )
         self.lb.attach("eth0", netns_name=lb.ns, mode="native")
 
-        self.decap = Decap()
+        self.decap = Decap(local_vips=[f"{VIP4}/32", f"{VIP6}/128"])
         for host in self.backend_hosts:
             ns = host.ns
             t.run(ns, "ip", "addr", "add", f"{VIP4}/32", "dev", "lo")

@@ -35,6 +35,7 @@ import yaml
 
 from shoal import netns
 from shoal.dataplane.balancer import Balancer
+from shoal.dataplane.config import Settings
 from shoal.dataplane.decap import Decap
 from shoal.errors import NetnsError, ShoalError
 from shoal.lab.bird import BfdTimers, node_config, router_config
@@ -379,7 +380,9 @@ class Lab:
         self.save()
 
         self.progress("backends: decap and services")
-        decap = Decap()
+        # Tunnels only from the L4 tier's encapsulation sources, only to the VIP pool.
+        l4 = Settings.model_validate(self.spec.dataplane)
+        decap = Decap(local_vips=[VIP_POOL], sources=[l4.encap_source_v4, l4.encap_source_v6])
         try:
             for name in backends + [n for n, _ in l7_nodes]:
                 decap.attach("eth0", f"{p}-{name}")

@@ -66,7 +66,9 @@ def l4_vips(
     l7_nodes: list[dict[str, Any]] | None = None,
 ) -> list[L4Vip]:
     """The VIPs an L4 node programs for this load balancer (none when it is disabled). For
-    an L7 load balancer, member_ids are the ids of the L7 nodes behind the VIP."""
+    an L7 load balancer, member_ids are the ids of the L7 nodes behind the VIP. A listener's
+    allowed_cidrs become its VIP's client prefixes, dropped in XDP (an L7 listener's are
+    checked again by HAProxy)."""
     if not config or not config.get("admin_state_up", True):
         return []
     if config.get("kind") == "l7":
@@ -78,6 +80,7 @@ def l4_vips(
                     port=li["protocol_port"],
                     protocol="tcp",
                     backends=backends,
+                    allowed_cidrs=li.get("allowed_cidrs") or None,
                 ),
                 li["id"],
                 ids,
@@ -102,6 +105,7 @@ def l4_vips(
             protocol=li["protocol"].lower(),
             hash="source_ip" if source_hash else "5tuple",
             backends=backends,
+            allowed_cidrs=li.get("allowed_cidrs") or None,
         )
         out.append(L4Vip(spec, li["id"], ids))
     return out

@@ -103,19 +103,30 @@ class L4Agent(AgentLoop):
         first; the rest are reported, not half-applied."""
         assert self.lb is not None
         order = sorted(tr.vips_by_lb, key=lambda k: (k not in self.applied, k))
-        chosen, vips, backends = set(), 0, 0
+        # Half the ACL tries: a changed list is staged beside the old one before the switch.
+        acl_room = self.lb.maps.acl.capacity() // 2
+        chosen, vips, backends, prefixes = set(), 0, 0, {4: 0, 6: 0}
         for lb_id in order:
             specs = tr.vips_by_lb[lb_id]
             need_b = sum(len(s.backends) for s in specs)
-            if vips + len(specs) > self.lb.max_vips or backends + need_b > self.lb.max_backends:
+            need_p = {
+                v: sum(len(s.allowed_cidrs or []) for s in specs if s.address.version == v)
+                for v in (4, 6)
+            }
+            if (
+                vips + len(specs) > self.lb.max_vips
+                or backends + need_b > self.lb.max_backends
+                or any(prefixes[v] + need_p[v] > acl_room for v in (4, 6))
+            ):
                 tr.errors[lb_id] = (
                     f"the data plane is full ({self.lb.max_vips} VIPs, "
-                    f"{self.lb.max_backends} backends)"
+                    f"{self.lb.max_backends} backends, {acl_room} allowed_cidrs per family)"
                 )
                 continue
             chosen.add(lb_id)
             vips += len(specs)
             backends += need_b
+            prefixes = {v: prefixes[v] + need_p[v] for v in (4, 6)}
         return chosen
 
     def apply(self, desired: dict[str, Any]) -> None:

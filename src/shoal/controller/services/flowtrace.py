@@ -3,6 +3,7 @@ translation to the data plane's VIPs, the same Maglev table, the same flow hash.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -50,6 +51,9 @@ def trace_flow(
         names = [(str(b.address), b.weight if b.healthy else 0) for b in vip.spec.backends]
         table = maglev.build_table(names, vip.spec.table_size, seed.encode())
         key = flowhash.flow_key(src, str(vip.spec.address), sport, dport, proto)
+        client = ipaddress.ip_address(src)
+        if vip.spec.allowed_cidrs and not any(client in n for n in vip.spec.allowed_cidrs):
+            return {"verdict": "drop: source not in allowed_cidrs", "listener_id": vip.listener_id}
         h = flowhash.flow_hash(key, flowhash.hash_seed_from(seed), vip.spec.hash == "source_ip")
         slot = h % len(table)
         index = int(table[slot])

@@ -4,6 +4,7 @@ store and agents apply), its validation, and the way back from a document to row
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import re
 from typing import Any
@@ -197,6 +198,7 @@ def _check_listener(lb: LoadBalancer, li: Listener, pools: dict[str, Pool]) -> N
         raise BadRequest(
             f"listener {li.id}: {li.protocol} listeners need an L4 load balancer (flavor l4)"
         )
+    _check_allowed_cidrs(lb, li)
     if li.protocol == "TERMINATED_HTTPS" and not li.default_tls_container_ref:
         raise BadRequest(f"listener {li.id}: TERMINATED_HTTPS needs default_tls_container_ref")
     if li.default_pool_id:
@@ -225,6 +227,19 @@ def _check_listener(lb: LoadBalancer, li: Listener, pools: dict[str, Pool]) -> N
                 f"l7policy {policy.id}: L7 policies need an HTTP or TERMINATED_HTTPS listener"
             )
         _check_policy(policy, pools)
+
+
+def _check_allowed_cidrs(lb: LoadBalancer, li: Listener) -> None:
+    """A VIP has one address family: a prefix of the other could never match (Octavia)."""
+    if not lb.vip_address:
+        return
+    vip = ipaddress.ip_address(lb.vip_address)
+    for cidr in li.allowed_cidrs or []:
+        if ipaddress.ip_network(cidr, strict=False).version != vip.version:
+            raise BadRequest(
+                f"Validation failure: CIDR {cidr} IP version incompatible with VIP "
+                f"{lb.vip_address} IP version."
+            )
 
 
 def _check_policy(policy: L7Policy, pools: dict[str, Pool]) -> None:
