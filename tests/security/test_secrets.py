@@ -34,9 +34,11 @@ from shoal.controller.services import keyring
 from shoal.controller.settings import ControllerSettings, load_settings
 
 from ..api import conftest as api_conftest
-from ..api.helpers import ADMIN_SECRET, Api
+from ..api.helpers import ADMIN_SECRET, Api, Fleet
 from ..api.test_placement import desired, placed_on, register, settle, tier
 from ..pki import Pki
+
+HTTPS = "https://testserver"  # the controller refuses plain HTTP off loopback
 
 # Both databases, as tests/api runs them.
 database_url = api_conftest.database_url
@@ -77,9 +79,10 @@ def tls_lb(
 def test_an_l7_node_is_sent_only_the_keys_of_its_load_balancers(
     database_url: str, tmp_path: Path
 ) -> None:
-    with TestClient(create_app(controller_settings(database_url, tmp_path))) as client:
+    app = create_app(controller_settings(database_url, tmp_path))
+    with TestClient(app, base_url=HTTPS) as client:
         admin = Api(client, ADMIN_SECRET)
-        agent = admin.with_token(admin.token("agent-1", "infra", "agent"))
+        agent = Fleet(admin)
         alice = admin.with_token(admin.token("alice", "alpha", "member"))
         bob = admin.with_token(admin.token("bob", "beta", "member"))
         nodes = tier(agent)
@@ -126,9 +129,9 @@ def desired_from_a_controller(tmp: Path) -> tuple[dict[str, Any], str]:
     """A real controller's desired state for an L7 node holding a TLS load balancer, and the
     host name of its certificate."""
     settings = controller_settings(f"sqlite:///{tmp / 'c.db'}", tmp)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url=HTTPS) as client:
         admin = Api(client, ADMIN_SECRET)
-        agent = admin.with_token(admin.token("agent-1", "infra", "agent"))
+        agent = Fleet(admin)
         alice = admin.with_token(admin.token("alice", "alpha", "member"))
         a = register(agent, "l7a", cluster="a", data_address="10.9.0.1", capacity=10)
         b = register(agent, "l7b", cluster="b", data_address="10.9.0.2", capacity=10)
@@ -267,12 +270,13 @@ def stored(database_url: str) -> dict[str, str]:
     return rows
 
 
-def populate(settings: ControllerSettings) -> tuple[str, str]:
+def populate(settings: ControllerSettings) -> tuple[str, str, str]:
     """Two certificates (an upload and one from the internal CA), and an L7 node that
-    terminates TLS with the uploaded one. Returns the node's id and the certificate's id."""
-    with TestClient(create_app(settings)) as client:
+    terminates TLS with the uploaded one. Returns the node's id, the certificate's id and
+    the node's credential."""
+    with TestClient(create_app(settings), base_url=HTTPS) as client:
         admin = Api(client, ADMIN_SECRET)
-        agent = admin.with_token(admin.token("agent-1", "infra", "agent"))
+        agent = Fleet(admin)
         a = register(agent, "l7a", cluster="a", data_address="10.9.0.1", capacity=10)
         b = register(agent, "l7b", cluster="b", data_address="10.9.0.2", capacity=10)
         _, cert = tls_lb(admin, agent, [a, b], "shop.example")
@@ -281,13 +285,13 @@ def populate(settings: ControllerSettings) -> tuple[str, str]:
             "/v2/shoal/certificates",
             {"certificate": {"issue": {"common_name": "internal.example", "days": 30}}},
         )
-    return a["id"], cert["id"]
+    return a["id"], cert["id"], agent.by_name["l7a"].secret
 
 
-def bundles_of(settings: ControllerSettings, node_id: str) -> dict[str, str]:
+def bundles_of(settings: ControllerSettings, node_id: str, credential: str) -> dict[str, str]:
     """What the node is sent, by a controller started afresh on these settings."""
-    with TestClient(create_app(settings)) as client:
-        agent = Api(client, ADMIN_SECRET)
+    with TestClient(create_app(settings), base_url=HTTPS) as client:
+        agent = Api(client, credential)
         return dict(agent.ok("GET", f"/v2/shoal/nodes/{node_id}/desired-state")["certificates"])
 
 
@@ -295,12 +299,12 @@ def test_rotate_key_re_encrypts_everything_and_the_old_key_can_go(
     database_url: str, tmp_path: Path
 ) -> None:
     settings = controller_settings(database_url, tmp_path)
-    node_id, cert_id = populate(settings)
+    node_id, cert_id, cred = populate(settings)
     (old_key,) = sorted((tmp_path / "keys").glob("*.key"))
     before = stored(database_url)
     assert {keyring.key_id_of(v) for v in before.values()} == {old_key.stem}
     assert all(PEM_KEY.decode() not in v for v in before.values())  # encrypted at rest
-    sent = bundles_of(settings, node_id)
+    sent = bundles_of(settings, node_id, cred)
     assert PEM_KEY.decode() in sent[cert_id]
 
     config = write_config(tmp_path, database_url)
@@ -314,7 +318,7 @@ def test_rotate_key_re_encrypts_everything_and_the_old_key_can_go(
     assert all(after[k] != before[k] for k in before)
 
     old_key.unlink()  # nothing needs it any more
-    assert bundles_of(settings, node_id) == sent
+    assert bundles_of(settings, node_id, cred) == sent
     listing = shoal("controller", "keys", "--config", str(config))
     assert listing.stdout.split() == [new_kid, str(len(before)), "active"]
 
@@ -325,7 +329,7 @@ def test_ciphertexts_from_before_key_ids_decrypt_and_are_migrated_on_rotate(
     """A database written by the previous version: SHA-256 of <state_dir>/secret.key, no
     key id in the ciphertext."""
     settings = controller_settings(database_url, tmp_path)
-    node_id, cert_id = populate(settings)
+    node_id, cert_id, cred = populate(settings)
     legacy_secret = "old-random-secret"
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     legacy_file = settings.state_dir / "secret.key"
@@ -347,7 +351,7 @@ def test_ciphertexts_from_before_key_ids_decrypt_and_are_migrated_on_rotate(
                 )
     engine.dispose()
     assert {keyring.key_id_of(v) for v in stored(database_url).values()} == {keyring.LEGACY}
-    sent = bundles_of(settings, node_id)
+    sent = bundles_of(settings, node_id, cred)
     assert PEM_KEY.decode() in sent[cert_id]
 
     config = write_config(tmp_path, database_url)
@@ -355,7 +359,7 @@ def test_ciphertexts_from_before_key_ids_decrypt_and_are_migrated_on_rotate(
     assert proc.returncode == 0, proc.stderr
     assert not legacy_file.exists()
     assert keyring.LEGACY not in {keyring.key_id_of(v) for v in stored(database_url).values()}
-    assert bundles_of(settings, node_id) == sent
+    assert bundles_of(settings, node_id, cred) == sent
 
 
 @pytest.mark.parametrize("damage", ["wrong key", "missing key"])
@@ -386,7 +390,7 @@ def test_rotate_with_a_wrong_or_missing_key_fails_clearly_and_changes_nothing(
 @pytest.mark.parametrize("target", ["key file", "key directory"])
 def test_a_key_readable_by_others_is_refused(tmp_path: Path, target: str) -> None:
     settings = controller_settings(f"sqlite:///{tmp_path / 'c.db'}", tmp_path)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url=HTTPS) as client:
         admin = Api(client, ADMIN_SECRET)
         (key,) = (tmp_path / "keys").glob("*.key")
         assert key.stat().st_mode & 0o777 == 0o600
