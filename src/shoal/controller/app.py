@@ -23,7 +23,7 @@ from shoal.controller.db.engine import Database
 from shoal.controller.db.migrate import upgrade
 from shoal.controller.db.models import Token, utcnow
 from shoal.controller.errors import install_handlers
-from shoal.controller.services import placement, status
+from shoal.controller.services import placement, status, vips
 from shoal.controller.services.notify import ChangeNotifier
 from shoal.controller.services.writes import Writer, current_seq
 from shoal.controller.settings import ControllerSettings
@@ -85,6 +85,7 @@ def create_app(
     db = Database(settings.database_url)
     if settings.bootstrap_token:
         bootstrap_admin(db, settings.bootstrap_token)
+    vips.seed_once(db, settings)
     notifier = ChangeNotifier()
     state = AppState(
         settings,

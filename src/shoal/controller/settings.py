@@ -17,16 +17,29 @@ __all__ = ["ControllerSettings", "QuotaDefaults", "VipPool", "load_settings"]
 
 
 class VipPool(BaseModel):
-    """Where VIP addresses are allocated when a load balancer does not name one. Exposed to
-    OpenStack clients as a subnet (vip_subnet_id)."""
+    """A VIP pool the controller creates in its database on first start (when the database
+    holds none); afterwards `shoal vip-pool` and /v2/shoal/vip-pools manage them."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str
-    name: str = ""
+    id: Annotated[str, Field(min_length=1, max_length=36)] | None = None  # default: from name
+    name: Annotated[str, Field(max_length=255)] = ""
     cidr: ipaddress.IPv4Network | ipaddress.IPv6Network
+    shared: bool = True  # every project may use it, unless project_ids names some
+    project_ids: list[str] = Field(default_factory=list)
+    network_id: Annotated[str, Field(min_length=1, max_length=36)] | None = None
 
-    def hosts(self) -> list[str]:
-        return [str(h) for h in self.cidr.hosts()]
+    @model_validator(mode="after")
+    def _check(self) -> VipPool:
+        from shoal.addresses import network_refusal
+
+        if not (self.name or self.id):
+            raise ValueError("a VIP pool needs a name")
+        self.name = self.name or str(self.id)
+        if refusal := network_refusal(self.cidr):
+            raise ValueError(f"VIP pool {self.name}: {self.cidr} {refusal}")
+        if self.project_ids:
+            self.shared = False
+        return self
 
 
 class QuotaDefaults(BaseModel):
@@ -50,7 +63,7 @@ class ControllerSettings(BaseModel):
     public_url: str | None = None  # absolute base for the version document's links
     vip_pools: list[VipPool] = Field(
         default_factory=lambda: [
-            VipPool(id="default", name="default", cidr=ipaddress.IPv4Network("10.200.0.0/16"))
+            VipPool(name="default", cidr=ipaddress.IPv4Network("10.200.0.0/16"))
         ]
     )
     quotas: QuotaDefaults = Field(default_factory=QuotaDefaults)
@@ -58,6 +71,7 @@ class ControllerSettings(BaseModel):
     node_dead_after: Annotated[float, Field(gt=0)] = 15.0  # silent nodes stop counting
     long_poll_max: Annotated[float, Field(gt=0, le=300)] = 55.0
     cluster_seed: Annotated[str, Field(min_length=1, max_length=64)] = "shoal"
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20  # larger: 413
     bootstrap_token: str | None = None  # creates an admin token with this secret at start
     # Encrypts TLS private keys at rest. Unset: a random key kept in <state_dir>/secret.key
     # (fine for one controller; several controllers must share one value).

@@ -33,7 +33,16 @@ from shoal.controller.db.models import (
     utcnow,
 )
 from shoal.controller.errors import BadRequest, Conflict, NotFound
-from shoal.controller.services import certs, diff, placement, quotas, status, tree, vips
+from shoal.controller.services import (
+    certs,
+    diff,
+    member_addresses,
+    placement,
+    quotas,
+    status,
+    tree,
+    vips,
+)
 from shoal.controller.settings import ControllerSettings
 
 __all__ = ["WriteContext", "Writer", "load_tree"]
@@ -132,7 +141,7 @@ class Writer:
         with self.db.write() as session:
             if not self.db.is_sqlite:  # serialise VIP allocation across controllers
                 session.execute(text("SELECT pg_advisory_xact_lock(7364)"))
-            address, pool_id = vips.allocate(session, self.settings, vip_address, vip_pool)
+            address, pool_id = vips.allocate(session, project_id, vip_address, vip_pool)
             lb = LoadBalancer(project_id=project_id, vip_address=address, vip_subnet_id=pool_id)
             session.add(lb)
             ctx = WriteContext(
@@ -158,6 +167,7 @@ class Writer:
         if not deleting:
             tree.validate_tree(lb)
             _check_certificates(session, lb)
+            member_addresses.check_members(session, lb)
         quotas.check(session, lb.project_id, ctx.touched, self.settings.quotas)
         config = "null" if deleting else tree.canonical(tree.config_of(lb))
         number = lb.revision + 1
