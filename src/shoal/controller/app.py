@@ -19,6 +19,7 @@ from shoal.controller.api import lbaas
 from shoal.controller.api import shoal as shoal_api
 from shoal.controller.api.deps import AppState
 from shoal.controller.auth import Authenticator, TokenAuthenticator, secret_hash
+from shoal.controller.bodylimit import BodyLimit
 from shoal.controller.db.engine import Database
 from shoal.controller.db.migrate import upgrade
 from shoal.controller.db.models import Token, utcnow
@@ -116,6 +117,7 @@ def create_app(
         "(/v2/lbaas) and Shoal's own (/v2/shoal).",
     )
     app.state.shoal = state
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     install_handlers(app)
     app.include_router(lbaas.router, prefix="/v2/lbaas")
     app.include_router(lbaas.router, prefix="/v2.0/lbaas", include_in_schema=False)

@@ -123,6 +123,7 @@ ENV = {
     "SHOAL_BOOTSTRAP_TOKEN": "bootstrap_token",
     "SHOAL_CLUSTER_SEED": "cluster_seed",
     "SHOAL_SECRET_KEY": "secret_key",
+    "SHOAL_MAX_BODY_BYTES": "max_body_bytes",
 }
 
 

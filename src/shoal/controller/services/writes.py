@@ -57,6 +57,7 @@ class WriteContext:
     message: str = ""
     touched: set[str] = field(default_factory=set)  # quota kinds that may have grown
     resource: tuple[str, str] | None = None  # (type, id) for the audit log
+    revision: int = 0  # the revision this write published (its ETag)
 
     def pending(self, row: Any, status_value: str = "PENDING_UPDATE") -> None:
         row.provisioning_status = status_value
@@ -187,7 +188,7 @@ class Writer:
         change = Change(load_balancer_id=lb.id, kind="revision")
         session.add(change)
         session.flush()
-        lb.revision = number
+        lb.revision = ctx.revision = number
         lb.revision_seq = change.id
         lb.current_config = config
         lb.provisioning_status = "PENDING_DELETE" if deleting else pending

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from shoal.controller import views
-from shoal.controller.api.common import etag_response, list_response, paged_query
+from shoal.controller.api.common import etag_response, list_response, paged_query, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
 from shoal.controller.api.lbaas._shared import get_visible, target_project
 from shoal.controller.db.models import Listener, LoadBalancer, Node, Pool
@@ -130,7 +130,7 @@ def delete_loadbalancer(
                 "(listeners or pools); delete them first, or delete with cascade"
             )
         ctx.resource = ("loadbalancer", lb_id)
-    return Response(status_code=204)
+    return written(204, ctx.revision)
 
 
 @router.put("/loadbalancers/{lb_id}/failover", status_code=202)
@@ -141,7 +141,7 @@ def failover_loadbalancer(lb_id: str, state: State, principal: CurrentPrincipal)
         lb_id, principal, action="update", message="failover: re-apply the current configuration"
     ) as ctx:
         ctx.resource = ("loadbalancer", lb_id)
-    return Response(status_code=202)
+    return written(202, ctx.revision)
 
 
 def _status_tree(lb: LoadBalancer) -> dict[str, Any]:
