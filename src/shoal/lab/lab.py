@@ -381,7 +381,9 @@ class Lab:
         bird_dir.mkdir(parents=True, exist_ok=True)
         peers = {name: self.state.hosts[name]["ip"] for name in nodes}
         (bird_dir / "router.conf").write_text(
-            router_config(f"{FABRIC}.1", ROUTER_AS, peers, NODE_AS, self.spec.bfd)
+            router_config(
+                f"{FABRIC}.1", ROUTER_AS, peers, NODE_AS, self.spec.bfd, [self.state.vip_pool]
+            )
         )
         self.spawn(
             "bird-router",
@@ -466,6 +468,8 @@ class Lab:
                 str(node_dir),
                 "--address",
                 host["ip"],
+                "--serve-prefix",
+                self.state.vip_pool,
             ],
             None,
             env={"SHOAL_AGENT_TOKEN": self.state.agent_token},
@@ -519,7 +523,7 @@ class Lab:
                     "database_url": f"sqlite:///{self.dir / 'controller.db'}",
                     "state_dir": str(self.dir),
                     "listen": f"0.0.0.0:{CONTROLLER_PORT}",
-                    "vip_pools": [{"id": "lab", "name": "lab", "cidr": VIP_POOL}],
+                    "vip_pools": [{"name": "lab", "cidr": self.state.vip_pool}],
                     "pending_timeout": self.spec.pending_timeout,
                     "node_dead_after": 10.0,
                     "l7_drain_seconds": self.spec.l7_drain_seconds,
