@@ -175,3 +175,26 @@ def test_an_upgraded_database_keeps_its_load_balancers_in_the_seeded_pool(
         # The old row names its pool by name: the pool is in use, and its VIP is taken.
         assert admin.request("DELETE", "/v2/shoal/vip-pools/default").status_code == 409
         assert admin.lb(flavor_id="l4")["vip_address"] == "10.200.0.2"
+
+
+def test_members_and_pools_never_share_addresses(admin: Api, alice: Api) -> None:
+    stack = alice.l4_stack(members=1)  # member 10.1.0.1
+    pool_id, lb_id = stack["pool"]["id"], stack["lb"]["id"]
+    r = admin.request(
+        "POST", "/v2/shoal/vip-pools", {"vip_pool": {"name": "over", "cidr": "10.1.0.0/24"}}
+    )
+    assert r.status_code == 409 and stack["members"][0]["id"] in r.json()["faultstring"]
+    # A rollback cannot bring back a member that has since come to lie in a VIP pool.
+    alice.member(pool_id, "10.9.0.5")
+    revs = alice.ok("GET", f"/v2/shoal/loadbalancers/{lb_id}/revisions")["revisions"]
+    target = max(r["number"] for r in revs)
+    member = next(
+        m
+        for m in alice.ok("GET", f"/v2/lbaas/pools/{pool_id}/members")["members"]
+        if m["address"] == "10.9.0.5"
+    )
+    alice.ok("DELETE", f"/v2/lbaas/pools/{pool_id}/members/{member['id']}")
+    _pool(admin, "later", "10.9.0.0/24", shared=True)
+    r = alice.request("POST", f"/v2/shoal/loadbalancers/{lb_id}/revisions/{target}/rollback")
+    assert r.status_code == 400, r.text
+    assert "10.9.0.5:80" in r.json()["faultstring"] and "VIP pool later" in r.json()["faultstring"]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from shoal.addresses import IpAddress, address_refusal
 from shoal.controller.db.engine import Database
-from shoal.controller.db.models import LoadBalancer, VipPool
+from shoal.controller.db.models import LoadBalancer, Member, VipPool
 from shoal.controller.errors import BadRequest, Conflict
 from shoal.controller.settings import ControllerSettings
 
@@ -98,12 +98,17 @@ def pool_holding(session: Session, ip: IpAddress) -> VipPool | None:
 def check_new_pool(
     session: Session, cidr: ipaddress.IPv4Network | ipaddress.IPv6Network, name: str
 ) -> None:
-    """A new pool overlaps no other, and its name is free (409 otherwise)."""
+    """A new pool overlaps no other pool and no member (members are real servers, never
+    VIPs), and its name is free (409 otherwise)."""
     for other in session.scalars(select(VipPool)):
         if other.name == name:
             raise Conflict(f"a VIP pool named {name} already exists ({other.id})")
         if cidr.version == other.ip_version and cidr.overlaps(network_of(other)):
             raise Conflict(f"{cidr} overlaps VIP pool {other.name} ({other.cidr})")
+    for member_id, address in session.execute(select(Member.id, Member.address)):
+        ip = ipaddress.ip_address(address)
+        if ip.version == cidr.version and ip in cidr:
+            raise Conflict(f"{cidr} holds the address {ip} of member {member_id}")
 
 
 def _choose(pools: list[VipPool], ref: str | None, project_id: str) -> VipPool | None:
