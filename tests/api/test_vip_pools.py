@@ -198,3 +198,28 @@ def test_members_and_pools_never_share_addresses(admin: Api, alice: Api) -> None
     r = alice.request("POST", f"/v2/shoal/loadbalancers/{lb_id}/revisions/{target}/rollback")
     assert r.status_code == 400, r.text
     assert "10.9.0.5:80" in r.json()["faultstring"] and "VIP pool later" in r.json()["faultstring"]
+
+
+def test_a_network_groups_pools(admin: Api, alice: Api) -> None:
+    net = "7b0d6c1e-0000-4000-8000-00000000a001"
+    v4 = _pool(admin, "pub4", "203.0.113.0/24", network_id=net, shared=True)
+    v6 = _pool(admin, "pub6", "2001:db8:100::/64", network_id=net, shared=True)
+    lb = alice.lb(vip_network_id=net, flavor_id="l4")
+    assert (lb["vip_address"], lb["vip_subnet_id"], lb["vip_network_id"]) == (
+        "203.0.113.1",
+        v4["id"],
+        net,
+    )
+    lb6 = alice.lb(vip_network_id=net, vip_address="2001:db8:100::50", flavor_id="l4")
+    assert lb6["vip_subnet_id"] == v6["id"]
+    # Without a network, the pool's own network is shown, as Neutron would.
+    plain = alice.lb(flavor_id="l4")
+    default = alice.ok("GET", "/v2/shoal/vip-pools/default")["vip_pool"]
+    assert plain["vip_network_id"] == default["network_id"]
+    for body in (
+        {"vip_network_id": "no-such-network"},
+        {"vip_network_id": net, "vip_subnet_id": "default"},
+        {"vip_network_id": net, "vip_address": "10.200.0.9"},
+    ):
+        r = alice.request("POST", "/v2/lbaas/loadbalancers", {"loadbalancer": body})
+        assert r.status_code == 400, (body, r.text)

@@ -111,15 +111,26 @@ def check_new_pool(
             raise Conflict(f"{cidr} holds the address {ip} of member {member_id}")
 
 
-def _choose(pools: list[VipPool], ref: str | None, project_id: str) -> VipPool | None:
+def _choose(
+    pools: list[VipPool], ref: str | None, network: str | None, project_id: str
+) -> tuple[VipPool | None, list[VipPool]]:
+    """The pool vip_subnet_id names (if any), and the pools a VIP may come from."""
+    if network is not None:
+        pools_in = [p for p in pools if p.network_id == network]
+        if not pools_in:
+            raise BadRequest(
+                f"vip_network_id {network} is not a VIP network project {project_id} may use; "
+                f"VIP pools it may use: {describe(pools)}"
+            )
+        pools = pools_in
     if ref is None:
-        return None
+        return None, pools
     for pool in pools:
         if ref in (pool.id, pool.name):
-            return pool
+            return pool, pools
     raise BadRequest(
-        f"vip_subnet_id {ref} is not a VIP pool project {project_id} may use; "
-        f"VIP pools it may use: {describe(pools)}"
+        f"vip_subnet_id {ref} is not a VIP pool project {project_id} may use"
+        f"{' in network ' + network if network else ''}; VIP pools it may use: {describe(pools)}"
     )
 
 
@@ -150,23 +161,27 @@ def _check_given(
 
 
 def allocate(
-    session: Session, project_id: str, address: str | None, pool_ref: str | None
-) -> tuple[str, str]:
-    """(address, pool id) for a new load balancer of project_id."""
-    pools = usable_pools(session, project_id)
-    chosen = _choose(pools, pool_ref, project_id)
+    session: Session,
+    project_id: str,
+    address: str | None,
+    pool_ref: str | None,
+    network_ref: str | None = None,
+) -> tuple[str, VipPool]:
+    """(address, pool) for a new load balancer of project_id. vip_network_id (network_ref)
+    narrows the choice to the pools of one network, as Neutron networks group subnets."""
+    chosen, pools = _choose(usable_pools(session, project_id), pool_ref, network_ref, project_id)
     if address is not None:
         ip = ipaddress.ip_address(address)
         holder = _check_given(ip, chosen, pools, project_id)
         owner = session.scalar(select(LoadBalancer.id).where(LoadBalancer.vip_address == str(ip)))
         if owner:
             raise Conflict(f"VIP address {ip} is already used by load balancer {owner}")
-        return str(ip), holder.id
+        return str(ip), holder
     pool = chosen or (pools[0] if pools else None)
     if pool is None:
         raise BadRequest(f"project {project_id} may use no VIP pool: {describe(pools)}")
     used = set(session.scalars(select(LoadBalancer.vip_address)))
     for host in network_of(pool).hosts():
         if str(host) not in used:
-            return str(host), pool.id
+            return str(host), pool
     raise Conflict(f"VIP pool {pool.name} ({pool.cidr}) has no free address")

@@ -135,6 +135,7 @@ class Writer:
         vip_address: str | None,
         vip_pool: str | None,
         message: str = "",
+        vip_network: str | None = None,
     ) -> Iterator[WriteContext]:
         """Creates a load balancer row (VIP allocated under the same lock) for the caller to
         fill, then publishes revision 1."""
@@ -142,8 +143,13 @@ class Writer:
         with self.db.write() as session:
             if not self.db.is_sqlite:  # serialise VIP allocation across controllers
                 session.execute(text("SELECT pg_advisory_xact_lock(7364)"))
-            address, pool_id = vips.allocate(session, project_id, vip_address, vip_pool)
-            lb = LoadBalancer(project_id=project_id, vip_address=address, vip_subnet_id=pool_id)
+            address, pool = vips.allocate(session, project_id, vip_address, vip_pool, vip_network)
+            lb = LoadBalancer(
+                project_id=project_id,
+                vip_address=address,
+                vip_subnet_id=pool.id,
+                vip_network_id=pool.network_id,
+            )
             session.add(lb)
             ctx = WriteContext(
                 session,

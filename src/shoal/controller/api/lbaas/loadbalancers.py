@@ -84,7 +84,13 @@ def create_loadbalancer(
     kind = resolve_flavor(spec.flavor_id)
     if spec.provider not in (None, "shoal"):
         raise BadRequest(f"provider {spec.provider} is not available here: use shoal")
-    with state.writer.create(principal, project, spec.vip_address, spec.vip_subnet_id) as ctx:
+    with state.writer.create(
+        principal,
+        project,
+        spec.vip_address,
+        spec.vip_subnet_id,
+        vip_network=spec.vip_network_id,
+    ) as ctx:
         lb = ctx.lb
         lb.name, lb.description, lb.admin_state_up = (
             spec.name,
@@ -92,7 +98,7 @@ def create_loadbalancer(
             spec.admin_state_up,
         )
         lb.kind, lb.flavor_id, lb.tags = kind, views.FLAVORS[kind]["id"], spec.tags
-        lb.vip_network_id, lb.vip_port_id = spec.vip_network_id, spec.vip_port_id
+        lb.vip_port_id = spec.vip_port_id
         lb.availability_zone = spec.availability_zone
     return render(state, principal, lb.id, 201)
 
