@@ -14,21 +14,24 @@ from __future__ import annotations
 
 import ipaddress
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shoal.addresses import address_refusal
-from shoal.controller.db.models import LoadBalancer, Member
+from shoal.addresses import IpNetwork, address_refusal
+from shoal.controller.db.models import LoadBalancer, Member, VipPool
 from shoal.controller.errors import BadRequest
 from shoal.controller.services import vips
 
 __all__ = ["check_members"]
 
 
-def _refusal(session: Session, lb: LoadBalancer, text: str, monitor: bool) -> str | None:
+def _refusal(
+    pools: list[tuple[IpNetwork, VipPool]], lb: LoadBalancer, text: str, monitor: bool
+) -> str | None:
     ip = ipaddress.ip_address(text)
     if reason := address_refusal(ip):
         return f"{ip} is {reason}"
-    pool = vips.pool_holding(session, ip)
+    pool = next((p for net, p in pools if ip.version == net.version and ip in net), None)
     if pool is not None:
         return f"{ip} lies in VIP pool {pool.name} ({pool.cidr}): members are real servers"
     vip = ipaddress.ip_address(lb.vip_address)
@@ -42,12 +45,13 @@ def _refusal(session: Session, lb: LoadBalancer, text: str, monitor: bool) -> st
 
 def check_members(session: Session, lb: LoadBalancer) -> None:
     """400 naming the first member whose address or monitor_address may not be used."""
+    vip_pools = [(vips.network_of(p), p) for p in session.scalars(select(VipPool))]
     for pool in lb.pools:
         for m in pool.members:
             for field, value in (("address", m.address), ("monitor_address", m.monitor_address)):
                 if value is None:
                     continue
-                reason = _refusal(session, lb, value, field == "monitor_address")
+                reason = _refusal(vip_pools, lb, value, field == "monitor_address")
                 if reason:
                     raise BadRequest(_named(m, pool.name or pool.id, field, reason))
 

@@ -9,7 +9,7 @@ import ipaddress
 import logging
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,8 +24,8 @@ __all__ = [
     "check_new_pool",
     "describe",
     "network_of",
-    "pool_holding",
     "seed_once",
+    "serialize",
     "stable_id",
     "usable_pools",
 ]
@@ -87,12 +87,11 @@ def describe(pools: list[VipPool]) -> str:
     return ", ".join(f"{p.name} ({p.cidr}, id {p.id})" for p in pools)
 
 
-def pool_holding(session: Session, ip: IpAddress) -> VipPool | None:
-    """The pool, of any project, whose prefix holds ip."""
-    for pool in session.scalars(select(VipPool).where(VipPool.ip_version == ip.version)):
-        if ip in network_of(pool):
-            return pool
-    return None
+def serialize(session: Session) -> None:
+    """Holds VIP allocation and pool changes to one at a time across controllers until the
+    transaction ends (SQLite write transactions are serial already)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(7364)"))
 
 
 def check_new_pool(

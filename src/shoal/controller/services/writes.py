@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from shoal.controller.auth import Principal
@@ -141,8 +141,7 @@ class Writer:
         fill, then publishes revision 1."""
         principal.require_write()
         with self.db.write() as session:
-            if not self.db.is_sqlite:  # serialise VIP allocation across controllers
-                session.execute(text("SELECT pg_advisory_xact_lock(7364)"))
+            vips.serialize(session)
             address, pool = vips.allocate(session, project_id, vip_address, vip_pool, vip_network)
             lb = LoadBalancer(
                 project_id=project_id,

@@ -64,6 +64,7 @@ def create_vip_pool(
     spec = body.vip_pool
     cidr = parse_network(spec.cidr)
     with state.db.write() as session:
+        vips.serialize(session)  # two overlapping pools created at once: one wins
         vips.check_new_pool(session, cidr, spec.name)
         pool_id = new_id()
         pool = VipPool(
