@@ -19,7 +19,9 @@ from .helpers import ADMIN_SECRET, Api
 
 @pytest.fixture
 def small_limit(database_url: str, tmp_path: Path) -> Iterator[Api]:
-    settings = make_settings(database_url, tmp_path, max_body_bytes=4096)
+    settings = make_settings(
+        database_url, tmp_path, max_body_bytes=4096, max_agent_body_bytes=65536
+    )
     with TestClient(create_app(settings)) as c:
         yield Api(c, ADMIN_SECRET)
 
@@ -47,6 +49,23 @@ def test_a_body_over_the_limit_is_413_in_octavia_format(admin: Api, small_limit:
     )
     assert r.status_code == 413 and "4096 bytes" in r.json()["faultstring"]
     assert small_limit.ok("GET", "/v2/lbaas/loadbalancers")["loadbalancers"][0]["name"] == "x" * 200
+
+
+def test_the_agents_reports_have_their_own_limit(small_limit: Api) -> None:
+    """A node's report grows with the load balancers it serves; the tenant API's limit stays."""
+    report = {
+        "seq": 1,
+        "errors": [],
+        "digests": {"x" * 36: {"y" * 40: "z" * 64}},
+        "pad": "p" * 8000,
+    }
+    r = small_limit.request("POST", "/v2/shoal/nodes/no-such-node/report", report)
+    assert r.status_code != 413 and r.status_code < 500, r.text  # refused for its content
+    report["pad"] = "p" * 70000
+    r = small_limit.request("POST", "/v2/shoal/nodes/no-such-node/report", report)
+    assert r.status_code == 413 and "65536 bytes" in r.json()["faultstring"]
+    r = small_limit.request("POST", "/v2/shoal/tokens", {"token": {"name": "n" * 8000}})
+    assert r.status_code == 413
 
 
 def test_a_streamed_body_over_the_limit_is_cut_off(small_limit: Api) -> None:

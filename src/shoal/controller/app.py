@@ -117,7 +117,11 @@ def create_app(
         "(/v2/lbaas) and Shoal's own (/v2/shoal).",
     )
     app.state.shoal = state
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        larger={"/v2/shoal/nodes/": settings.max_agent_body_bytes},
+    )
     install_handlers(app)
     app.include_router(lbaas.router, prefix="/v2/lbaas")
     app.include_router(lbaas.router, prefix="/v2.0/lbaas", include_in_schema=False)

@@ -12,17 +12,25 @@ __all__ = ["BodyLimit"]
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    """limit for every path, except those starting with a prefix in `larger` (path prefix ->
+    limit): the agents' reports grow with the number of load balancers a node serves."""
+
+    def __init__(self, app: ASGIApp, limit: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.larger = larger or {}
+
+    def limit_for(self, path: str) -> int:
+        return next((n for p, n in self.larger.items() if path.startswith(p)), self.limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope.get("path", ""))
         declared = _content_length(scope)
-        if declared is not None and declared > self.limit:
-            await self._refuse(send)
+        if declared is not None and declared > limit:
+            await _refuse(send, limit)
             return
         # Read the body here, bounded, then hand it on: the application never sees a byte
         # more than the limit, whatever the client claimed.
@@ -34,8 +42,8 @@ class BodyLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.limit:
-                await self._refuse(send)
+            if size > limit:
+                await _refuse(send, limit)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -52,21 +60,22 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "faultcode": "Client",
-                "faultstring": f"Request Entity Too Large: the body exceeds {self.limit} bytes",
-                "debuginfo": None,
-            }
-        ).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),  # the rest of the body is not read
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+
+async def _refuse(send: Send, limit: int) -> None:
+    body = json.dumps(
+        {
+            "faultcode": "Client",
+            "faultstring": f"Request Entity Too Large: the body exceeds {limit} bytes",
+            "debuginfo": None,
+        }
+    ).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),  # the rest of the body is not read
+    ]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _content_length(scope: Scope) -> int | None:

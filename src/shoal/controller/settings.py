@@ -72,6 +72,9 @@ class ControllerSettings(BaseModel):
     long_poll_max: Annotated[float, Field(gt=0, le=300)] = 55.0
     cluster_seed: Annotated[str, Field(min_length=1, max_length=64)] = "shoal"
     max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20  # larger: 413
+    # The agents' reports (/v2/shoal/nodes/<id>/...) carry a digest per VIP the node serves:
+    # about 2 MB at 10,000 load balancers.
+    max_agent_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 32 << 20
     bootstrap_token: str | None = None  # creates an admin token with this secret at start
     # Encrypts TLS private keys at rest. Unset: a random key kept in <state_dir>/secret.key
     # (fine for one controller; several controllers must share one value).
@@ -89,8 +92,6 @@ class ControllerSettings(BaseModel):
     def _defaults(self) -> ControllerSettings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.state_dir / 'controller.db'}"
-        if not self.vip_pools:
-            raise ValueError("vip_pools must hold at least one pool")
         return self
 
     def resolve_secret_key(self) -> str:
@@ -124,6 +125,7 @@ ENV = {
     "SHOAL_CLUSTER_SEED": "cluster_seed",
     "SHOAL_SECRET_KEY": "secret_key",
     "SHOAL_MAX_BODY_BYTES": "max_body_bytes",
+    "SHOAL_MAX_AGENT_BODY_BYTES": "max_agent_body_bytes",
 }
 
 
