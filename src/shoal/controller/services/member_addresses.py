@@ -33,7 +33,10 @@ def _refusal(
         return f"{ip} is {reason}"
     pool = next((p for net, p in pools if ip.version == net.version and ip in net), None)
     if pool is not None:
-        return f"{ip} lies in VIP pool {pool.name} ({pool.cidr}): members are real servers"
+        # Name the pool only to a project that may use it: others learn no one's ranges.
+        mine = pool.shared or lb.project_id in (pool.project_ids or [])
+        named = f"VIP pool {pool.name} ({pool.cidr})" if mine else "a VIP pool"
+        return f"{ip} lies in {named}: members are real servers, not VIPs"
     vip = ipaddress.ip_address(lb.vip_address)
     if lb.kind == "l4" and not monitor and ip.version != vip.version:
         return (
@@ -57,5 +60,6 @@ def check_members(session: Session, lb: LoadBalancer) -> None:
 
 
 def _named(m: Member, pool: str, field: str, reason: str) -> str:
-    who = f"member {m.name + ' ' if m.name else ''}{m.address}:{m.protocol_port} of pool {pool}"
+    host = f"[{m.address}]" if ":" in m.address else m.address
+    who = f"member {m.name + ' ' if m.name else ''}{host}:{m.protocol_port} of pool {pool}"
     return f"{who}: {field} {reason}"
