@@ -151,8 +151,9 @@ def _check_given(
             f"VIP pools it may use: {usable}"
         )
     net = network_of(pool)
-    edges = (net.network_address, net.broadcast_address)
-    if net.version == 4 and net.prefixlen < 31 and ip in edges:
+    # IPv4: network and broadcast; IPv6: the subnet-router anycast address (RFC 4291).
+    edges = (net.network_address, net.broadcast_address) if net.version == 4 else (net[0],)
+    if net.num_addresses > 2 and ip in edges:
         raise BadRequest(
             f"vip_address {ip} is the network or broadcast address of VIP pool {pool.name}"
         )
