@@ -27,7 +27,8 @@ def test_create_get_list_update_delete(alice: Api) -> None:
     assert lb["provisioning_status"] == "ERROR"
     tree = alice.ok("GET", f"/v2/lbaas/loadbalancers/{lb['id']}/status")["statuses"]
     assert "not placed" in tree["loadbalancer"]["provisioning_reason"]
-    assert lb["vip_address"] == "10.200.0.1" and lb["vip_subnet_id"] == "default"
+    default_pool = alice.ok("GET", "/v2/shoal/vip-pools/default")["vip_pool"]
+    assert lb["vip_address"] == "10.200.0.1" and lb["vip_subnet_id"] == default_pool["id"]
     assert lb["project_id"] == "alpha" and lb["tenant_id"] == "alpha"
     assert lb["flavor_id"] == "5b0a1e4d-0000-4000-8000-000000000007"  # l7 by default
     second = alice.lb(name="api", vip_address="10.200.9.9")

@@ -84,6 +84,28 @@ def _start(what: str, name: str, log_level: str, netns: str | None) -> None:
         _enter_netns(netns)
 
 
+def _serve_prefixes(prefixes: list[str] | None, any_prefix: bool) -> list[str] | None:
+    """The operator says which VIP prefixes the node announces, or says "any" out loud."""
+    from shoal.addresses import network_refusal, parse_network
+
+    if any_prefix:
+        return None
+    if not prefixes:
+        fail(
+            "say which VIP prefixes this node serves: --serve-prefix PREFIX (repeatable, or "
+            "serve_prefixes: in --config), or --serve-any-prefix"
+        )
+        return None
+    for text in prefixes:
+        try:
+            refusal = network_refusal(parse_network(text))
+        except ValueError as exc:
+            refusal = str(exc)
+        if refusal:
+            fail(f"--serve-prefix {text}: {refusal}")
+    return list(prefixes)
+
+
 @app.command("l4")
 @handle_errors
 def l4(
@@ -110,6 +132,16 @@ def l4(
     ] = None,
     state_dir: Annotated[Path, typer.Option(help="agent state")] = Path("/var/lib/shoal/agent"),
     address: Annotated[str | None, typer.Option(help="node address (shown to operators)")] = None,
+    serve_prefix: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a VIP prefix this node serves (repeat it); VIPs outside are neither "
+            "programmed nor announced"
+        ),
+    ] = None,
+    serve_any_prefix: Annotated[
+        bool, typer.Option(help="serve any VIP the controller sends (no prefix check)")
+    ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
     """Program this node's XDP data plane from the controller and announce its VIPs."""
@@ -118,6 +150,9 @@ def l4(
     extra: dict[str, Any] = {}
     if config:
         extra = yaml.safe_load(config.read_text()) or {}
+    extra["serve_prefixes"] = _serve_prefixes(
+        serve_prefix or extra.get("serve_prefixes"), serve_any_prefix
+    )
     from shoal.agents.api import AgentApi
     from shoal.agents.bgp import BirdSpeaker, NullSpeaker, Speaker
     from shoal.agents.l4.agent import L4Agent, L4AgentConfig

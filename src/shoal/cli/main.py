@@ -24,6 +24,7 @@ LAZY = {
     "node": "shoal.cli.node:app",
     "event": "shoal.cli.events:app",
     "quota": "shoal.cli.quotas:app",
+    "vip-pool": "shoal.cli.vip_pool:app",
     "token": "shoal.cli.tokens:app",
     "controller": "shoal.cli.controller:app",
     "dataplane": "shoal.cli.dataplane:app",

@@ -19,12 +19,13 @@ from shoal.controller.api import lbaas
 from shoal.controller.api import shoal as shoal_api
 from shoal.controller.api.deps import AppState
 from shoal.controller.auth import Authenticator, TokenAuthenticator, secret_hash
+from shoal.controller.bodylimit import BodyLimit
 from shoal.controller.db.engine import Database
 from shoal.controller.db.migrate import upgrade
 from shoal.controller.db.models import Token, utcnow
 from shoal.controller.errors import install_handlers
 from shoal.controller.plainhttp import PlainHttpGuard
-from shoal.controller.services import placement, status
+from shoal.controller.services import placement, status, vips
 from shoal.controller.services.keyring import load_keyring
 from shoal.controller.services.notify import ChangeNotifier
 from shoal.controller.services.writes import Writer, current_seq
@@ -88,6 +89,7 @@ def create_app(
     db = Database(settings.database_url)
     if settings.bootstrap_token:
         bootstrap_admin(db, settings.bootstrap_token)
+    vips.seed_once(db, settings)
     notifier = ChangeNotifier()
     state = AppState(
         settings,
@@ -118,6 +120,11 @@ def create_app(
         "(/v2/lbaas) and Shoal's own (/v2/shoal).",
     )
     app.state.shoal = state
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        larger={"/v2/shoal/nodes/": settings.max_agent_body_bytes},
+    )
     install_handlers(app)
     if not settings.insecure_http:
         app.add_middleware(PlainHttpGuard)

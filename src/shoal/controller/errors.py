@@ -89,6 +89,7 @@ WRAPPERS = {
     "l7policy",
     "rule",
     "quota",
+    "vip_pool",
 }
 
 

@@ -17,16 +17,29 @@ __all__ = ["ControllerSettings", "QuotaDefaults", "VipPool", "load_settings"]
 
 
 class VipPool(BaseModel):
-    """Where VIP addresses are allocated when a load balancer does not name one. Exposed to
-    OpenStack clients as a subnet (vip_subnet_id)."""
+    """A VIP pool the controller creates in its database on first start (when the database
+    holds none); afterwards `shoal vip-pool` and /v2/shoal/vip-pools manage them."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str
-    name: str = ""
+    id: Annotated[str, Field(min_length=1, max_length=36)] | None = None  # default: from name
+    name: Annotated[str, Field(max_length=255)] = ""
     cidr: ipaddress.IPv4Network | ipaddress.IPv6Network
+    shared: bool = True  # every project may use it, unless project_ids names some
+    project_ids: list[str] = Field(default_factory=list)
+    network_id: Annotated[str, Field(min_length=1, max_length=36)] | None = None
 
-    def hosts(self) -> list[str]:
-        return [str(h) for h in self.cidr.hosts()]
+    @model_validator(mode="after")
+    def _check(self) -> VipPool:
+        from shoal.addresses import network_refusal
+
+        if not (self.name or self.id):
+            raise ValueError("a VIP pool needs a name")
+        self.name = self.name or str(self.id)
+        if refusal := network_refusal(self.cidr):
+            raise ValueError(f"VIP pool {self.name}: {self.cidr} {refusal}")
+        if self.project_ids:
+            self.shared = False
+        return self
 
 
 class QuotaDefaults(BaseModel):
@@ -59,7 +72,7 @@ class ControllerSettings(BaseModel):
     public_url: str | None = None  # absolute base for the version document's links
     vip_pools: list[VipPool] = Field(
         default_factory=lambda: [
-            VipPool(id="default", name="default", cidr=ipaddress.IPv4Network("10.200.0.0/16"))
+            VipPool(name="default", cidr=ipaddress.IPv4Network("10.200.0.0/16"))
         ]
     )
     quotas: QuotaDefaults = Field(default_factory=QuotaDefaults)
@@ -67,6 +80,10 @@ class ControllerSettings(BaseModel):
     node_dead_after: Annotated[float, Field(gt=0)] = 15.0  # silent nodes stop counting
     long_poll_max: Annotated[float, Field(gt=0, le=300)] = 55.0
     cluster_seed: Annotated[str, Field(min_length=1, max_length=64)] = "shoal"
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20  # larger: 413
+    # The agents' reports (/v2/shoal/nodes/<id>/...) carry a digest per VIP the node serves:
+    # about 2 MB at 10,000 load balancers.
+    max_agent_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 32 << 20
     bootstrap_token: str | None = None  # creates an admin token with this secret at start
     # Key-encryption keys (TLS private keys and the internal CA are encrypted with them): one
     # file per key, owner-only, kept apart from the database and its backups. Default:
@@ -88,8 +105,6 @@ class ControllerSettings(BaseModel):
     def _defaults(self) -> ControllerSettings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.state_dir / 'controller.db'}"
-        if not self.vip_pools:
-            raise ValueError("vip_pools must hold at least one pool")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
         return self
@@ -136,6 +151,8 @@ ENV = {
     "SHOAL_TLS_CERT": "tls_cert",
     "SHOAL_TLS_KEY": "tls_key",
     "SHOAL_KEY_DIR": "key_dir",
+    "SHOAL_MAX_BODY_BYTES": "max_body_bytes",
+    "SHOAL_MAX_AGENT_BODY_BYTES": "max_agent_body_bytes",
 }
 
 

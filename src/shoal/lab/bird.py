@@ -1,14 +1,15 @@
-"""BIRD 2 configurations for the lab: a router that learns every VIP from every L4 node and
-installs one multipath route (ECMP), and the L4 nodes' speakers that announce what their
-agent puts in the VIP include files. Both sides run BFD, so a hung node leaves the ECMP set
-in a few hundred milliseconds. The same shapes, with real addresses, are documented for
-production in docs/bgp.md."""
+"""BIRD 2 configurations for the lab: a router that learns every VIP from every L4 node (host
+routes inside the VIP pool only) and installs one multipath route (ECMP), and the L4 nodes'
+speakers that announce what their agent puts in the VIP include files. Both sides run BFD, so
+a hung node leaves the ECMP set in a few hundred milliseconds. The same shapes, with real
+addresses, are documented for production in docs/bgp.md."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
-__all__ = ["BfdTimers", "node_config", "router_config"]
+__all__ = ["BfdTimers", "import_filter", "node_config", "router_config"]
 
 
 @dataclass(frozen=True)
@@ -17,10 +18,25 @@ class BfdTimers:
     multiplier: int = 3
 
 
+def import_filter(vip_prefixes: list[str]) -> str:
+    """The router takes only host routes (/32) inside the VIP prefixes from the L4 nodes: a
+    node that announces anything else (a stolen /32, a default route) is ignored."""
+    nets = [ipaddress.ip_network(p) for p in vip_prefixes]
+    v4 = [f"{n}{{32,32}}" for n in nets if n.version == 4]
+    if not v4:
+        return "import none;"
+    return f"import filter {{ if net ~ [ {', '.join(v4)} ] then accept; reject; }};"
+
+
 def router_config(
-    router_id: str, local_as: int, peers: dict[str, str], peer_as: int, bfd: BfdTimers
+    router_id: str,
+    local_as: int,
+    peers: dict[str, str],
+    peer_as: int,
+    bfd: BfdTimers,
+    vip_prefixes: list[str],
 ) -> str:
-    """peers: name -> address of each L4 node."""
+    """peers: name -> address of each L4 node; vip_prefixes: what they may announce."""
     sessions = "\n".join(
         f"""
 protocol bgp {name} from l4_nodes {{
@@ -54,7 +70,7 @@ template bgp l4_nodes {{
   error wait time 1, 2;    # re-peer within seconds, not the default minute
   connect delay time 1;
   connect retry time 2;
-  ipv4 {{ import all; export none; }};
+  ipv4 {{ {import_filter(vip_prefixes)} export none; }};
 }}
 {sessions}
 """

@@ -410,7 +410,9 @@ class Lab:
         bird_dir.mkdir(parents=True, exist_ok=True)
         peers = {name: self.state.hosts[name]["ip"] for name in nodes}
         (bird_dir / "router.conf").write_text(
-            router_config(f"{FABRIC}.1", ROUTER_AS, peers, NODE_AS, self.spec.bfd)
+            router_config(
+                f"{FABRIC}.1", ROUTER_AS, peers, NODE_AS, self.spec.bfd, [self.state.vip_pool]
+            )
         )
         self.spawn(
             "bird-router",
@@ -518,6 +520,8 @@ class Lab:
                 str(node_dir),
                 "--address",
                 host["ip"],
+                "--serve-prefix",
+                self.state.vip_pool,
             ],
             None,
         )
@@ -590,7 +594,7 @@ class Lab:
                     "listen": f"0.0.0.0:{CONTROLLER_PORT}",
                     "tls_cert": str(tls_dir / "controller.crt"),
                     "tls_key": str(tls_dir / "controller.key"),
-                    "vip_pools": [{"id": "lab", "name": "lab", "cidr": VIP_POOL}],
+                    "vip_pools": [{"name": "lab", "cidr": self.state.vip_pool}],
                     "pending_timeout": self.spec.pending_timeout,
                     "node_dead_after": 10.0,
                     "l7_drain_seconds": self.spec.l7_drain_seconds,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal import __version__, netns
+from shoal.addresses import IpNetwork, parse_network
 from shoal.agents.api import AgentApi, NodeInfo
 from shoal.agents.bgp import NullSpeaker, Speaker
 from shoal.agents.health import HealthScheduler, specs_from
@@ -49,6 +50,9 @@ class L4AgentConfig:
     poll_wait: float = 25.0
     state_dir: Path = Path("/var/lib/shoal/agent")
     address: str | None = None
+    # The VIP prefixes this node may program and announce; None: any (only the special ranges
+    # are refused). The CLI makes the operator choose.
+    serve_prefixes: list[str] | None = None
 
 
 class L4Agent(AgentLoop):
@@ -61,6 +65,11 @@ class L4Agent(AgentLoop):
         self.cfg = config
         self.speaker = speaker or NullSpeaker()
         self.instance = config.instance or config.name
+        self.serve: list[IpNetwork] | None = (
+            None
+            if config.serve_prefixes is None
+            else [parse_network(p) for p in config.serve_prefixes]
+        )
         self.lb: Balancer | None = None
         self.health = HealthScheduler()
         self.applied: set[str] = set()  # load balancers in the data plane now
@@ -131,7 +140,7 @@ class L4Agent(AgentLoop):
 
     def apply(self, desired: dict[str, Any]) -> None:
         assert self.lb is not None
-        tr = translate(desired)
+        tr = translate(desired, self.serve)
         chosen = self._fit(tr)
         config = tr.config(self.settings(desired["settings"]["seed"]), chosen)
         report = self.lb.apply(config)

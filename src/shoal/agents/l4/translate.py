@@ -1,18 +1,23 @@
 """The node's desired state (every load balancer's revision and member health) as one data
 plane configuration. A load balancer that cannot be programmed is left out and reported with
-its reason; the others go ahead."""
+its reason; the others go ahead. So is one whose VIP lies outside the prefixes the node is
+configured to serve: whatever the controller says, the node programs and announces nothing
+else (a hijacked or buggy controller cannot make it announce someone else's /32)."""
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
+from shoal.addresses import IpNetwork, address_refusal
 from shoal.dataplane.config import DataplaneConfig, Settings, VipSpec
 from shoal.wire.l4 import l4_vips
 
-__all__ = ["Translation", "translate"]
+__all__ = ["Translation", "translate", "vip_refusal"]
 
 
 @dataclass
@@ -32,12 +37,30 @@ class Translation:
         )
 
 
-def translate(desired: dict[str, Any]) -> Translation:
+def vip_refusal(address: str, serve: Sequence[IpNetwork] | None) -> str | None:
+    """Why this node may not program and announce address (None: it may). serve None means
+    every prefix: only the special ranges are refused."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"VIP {address!r} is not an IP address"
+    if reason := address_refusal(ip):
+        return f"VIP {ip} is {reason}"
+    if serve is not None and not any(ip in net for net in serve):
+        prefixes = ", ".join(str(n) for n in serve) or "none"
+        return f"VIP {ip} is outside the prefixes this node serves ({prefixes})"
+    return None
+
+
+def translate(desired: dict[str, Any], serve: Sequence[IpNetwork] | None = None) -> Translation:
     out = Translation()
     owner: dict[tuple[Any, int, str], str] = {}
     for lb in desired.get("load_balancers", []):
         lb_id, config = lb["id"], lb["config"]
         out.revisions[lb_id] = lb["revision"]
+        if config and (refusal := vip_refusal(str(config.get("vip_address")), serve)):
+            out.errors[lb_id] = f"not programmed or announced: {refusal}"
+            continue
         try:
             vips = l4_vips(config, lb.get("member_health", {}), lb.get("l7_nodes"))
             specs = [v.spec for v in vips]

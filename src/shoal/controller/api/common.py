@@ -15,7 +15,7 @@ from sqlalchemy.sql import Select
 from shoal.controller.auth import Principal
 from shoal.controller.errors import BadRequest
 
-__all__ = ["etag_response", "list_response", "paged_query"]
+__all__ = ["etag_headers", "etag_response", "list_response", "paged_query", "written"]
 
 RESERVED = {
     "limit",
@@ -111,6 +111,16 @@ def list_response(
     return {collection: items, f"{collection}_links": links}
 
 
+def etag_headers(revision: int) -> dict[str, str]:
+    return {"ETag": f'"{revision}"'}
+
+
 def etag_response(body: dict[str, Any], revision: int, status_code: int = 200) -> Response:
     """A JSON response whose ETag is the load balancer's revision (for If-Match)."""
-    return JSONResponse(body, status_code=status_code, headers={"ETag": f'"{revision}"'})
+    return JSONResponse(body, status_code=status_code, headers=etag_headers(revision))
+
+
+def written(status_code: int, revision: int) -> Response:
+    """An empty answer to a write (202, 204) that still tells the revision it made, so the
+    next write can carry If-Match without a GET in between."""
+    return Response(status_code=status_code, headers=etag_headers(revision))

@@ -43,6 +43,7 @@ __all__ = [
     "Revision",
     "Secret",
     "Token",
+    "VipPool",
     "new_id",
     "utcnow",
 ]
@@ -415,3 +416,22 @@ class AuditEntry(Base):
     load_balancer_id: Mapped[str | None] = mapped_column(String(36), default=None)
     revision: Mapped[int | None] = mapped_column(Integer, default=None)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class VipPool(Base):
+    """An admin-defined range VIP addresses come from, and the projects that may use it.
+    Shaped like a Neutron subnet (one prefix, a network grouping subnets) so it can be
+    offered to OpenStack clients as the vip_subnet_id it already is."""
+
+    __tablename__ = "vip_pools"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    network_id: Mapped[str] = mapped_column(String(36))  # groups pools, like a Neutron network
+    cidr: Mapped[str] = mapped_column(String(64), unique=True)
+    ip_version: Mapped[int] = mapped_column(Integer)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)  # every project may use it
+    project_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)  # or only these
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+from shoal.addresses import parse_address
 
 __all__ = [
     "AdminState",
@@ -26,10 +29,19 @@ class OctaviaModel(BaseModel):
 
 
 def _ip(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+    return str(parse_address(value))
+
+
+def _printable(value: str) -> str:
+    """Control characters (NUL, escapes, newlines) in a name end up in logs, configs and
+    terminals: refused."""
+    bad = next((c for c in value if unicodedata.category(c) == "Cc" or c in _BIDI), None)
+    if bad is not None:
+        raise ValueError(f"control character U+{ord(bad):04X} is not allowed")
+    return value
+
+
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # reorder text
 
 
 def _cidr(value: str) -> str:
@@ -41,11 +53,13 @@ def _cidr(value: str) -> str:
 
 IpAddressStr = Annotated[str, Field(max_length=64), AfterValidator(_ip)]
 CidrStr = Annotated[str, Field(max_length=64), AfterValidator(_cidr)]
-Name = Annotated[str, Field(max_length=255)]
-Description = Annotated[str, Field(max_length=255)]
+Name = Annotated[str, Field(max_length=255), AfterValidator(_printable)]
+Description = Annotated[str, Field(max_length=255), AfterValidator(_printable)]
 Uuid = Annotated[str, Field(min_length=1, max_length=64)]
 Port = Annotated[StrictInt, Field(ge=1, le=65535)]
-Tags = Annotated[list[Annotated[str, Field(max_length=255)]], Field(max_length=64)]
+Tags = Annotated[
+    list[Annotated[str, Field(max_length=255), AfterValidator(_printable)]], Field(max_length=64)
+]
 AdminState = StrictBool
 MAX_TIMEOUT_MS = 24 * 24 * 60 * 60 * 1000  # Octavia's ceiling: 24 days
 TimeoutMs = Annotated[StrictInt, Field(ge=0, le=MAX_TIMEOUT_MS)]

@@ -21,7 +21,7 @@ class LoadBalancerCreate(OctaviaModel):
     admin_state_up: AdminState = True
     vip_address: IpAddressStr | None = None
     vip_subnet_id: Uuid | None = None  # a configured VIP pool (shown to clients as a subnet)
-    vip_network_id: Uuid | None = None
+    vip_network_id: Uuid | None = None  # a group of VIP pools (shown to clients as a network)
     vip_port_id: Uuid | None = None
     vip_qos_policy_id: Uuid | None = None
     project_id: Uuid | None = None  # admins may create in another project

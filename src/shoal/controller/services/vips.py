@@ -1,43 +1,187 @@
-"""VIP addresses: given by the caller, or the lowest free address of a configured pool."""
+"""VIP pools and VIP addresses. A VIP comes only from a pool the project may use: the lowest
+free address of the pool named by vip_subnet_id (or of the project's first pool), or a given
+vip_address that lies in such a pool and is free. No tenant input becomes a route the L4
+nodes announce unless an admin put its range in a pool."""
 
 from __future__ import annotations
 
 import ipaddress
+import logging
+import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shoal.controller.db.models import LoadBalancer
+from shoal.addresses import IpAddress, address_refusal
+from shoal.controller.db.engine import Database
+from shoal.controller.db.models import LoadBalancer, Member, VipPool
 from shoal.controller.errors import BadRequest, Conflict
-from shoal.controller.settings import ControllerSettings, VipPool
+from shoal.controller.settings import ControllerSettings
 
-__all__ = ["allocate"]
+__all__ = [
+    "allocate",
+    "check_new_pool",
+    "describe",
+    "network_of",
+    "seed_once",
+    "serialize",
+    "stable_id",
+    "usable_pools",
+]
+
+log = logging.getLogger(__name__)
+_NAMESPACE = uuid.UUID("0c5f6a3e-5b1e-4c1d-9a57-5ea1f00d0001")
 
 
-def _pool(settings: ControllerSettings, pool_id: str | None) -> VipPool:
-    if pool_id is None:
-        return settings.vip_pools[0]
-    for pool in settings.vip_pools:
-        if pool_id in (pool.id, pool.name):
-            return pool
-    raise BadRequest(f"vip_subnet_id {pool_id} is not a VIP pool of this cloud")
+def stable_id(name: str) -> str:
+    """The id of a pool seeded from settings: the same on every controller that seeds it."""
+    return str(uuid.uuid5(_NAMESPACE, f"vip-pool:{name}"))
+
+
+def network_of(pool: VipPool) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(pool.cidr)
+
+
+def seed(db: Database, settings: ControllerSettings) -> None:
+    """Creates the configured pools in a database that holds none (first start, or the first
+    after the upgrade that introduced pools). Later the API owns them."""
+    with db.write() as session:
+        existing = session.scalar(select(VipPool.id).limit(1))
+        if existing is not None:
+            return
+        for spec in settings.vip_pools:
+            pool_id = spec.id or stable_id(spec.name)
+            session.add(
+                VipPool(
+                    id=pool_id,
+                    name=spec.name,
+                    network_id=spec.network_id or pool_id,
+                    cidr=str(spec.cidr),
+                    ip_version=spec.cidr.version,
+                    shared=spec.shared,
+                    project_ids=list(spec.project_ids),
+                )
+            )
+    log.info("seeded %d VIP pool(s) from the settings", len(settings.vip_pools))
+
+
+def seed_once(db: Database, settings: ControllerSettings) -> None:
+    """seed, tolerating another controller seeding the same pools at the same moment."""
+    try:
+        seed(db, settings)
+    except IntegrityError:
+        log.info("VIP pools were seeded by another controller")
+
+
+def usable_pools(session: Session, project_id: str) -> list[VipPool]:
+    """The pools project_id may take VIPs from: its own first, then shared ones."""
+    pools = list(session.scalars(select(VipPool).order_by(VipPool.created_at, VipPool.name)))
+    own = [p for p in pools if project_id in (p.project_ids or [])]
+    return own + [p for p in pools if p.shared and p not in own]
+
+
+def describe(pools: list[VipPool]) -> str:
+    if not pools:
+        return "none (an admin creates them: shoal vip-pool create)"
+    return ", ".join(f"{p.name} ({p.cidr}, id {p.id})" for p in pools)
+
+
+def serialize(session: Session) -> None:
+    """Holds VIP allocation and pool changes to one at a time across controllers until the
+    transaction ends (SQLite write transactions are serial already)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(7364)"))
+
+
+def check_new_pool(
+    session: Session, cidr: ipaddress.IPv4Network | ipaddress.IPv6Network, name: str
+) -> None:
+    """A new pool overlaps no other pool and no member (members are real servers, never
+    VIPs), and its name is free (409 otherwise)."""
+    for other in session.scalars(select(VipPool)):
+        if other.name == name:
+            raise Conflict(f"a VIP pool named {name} already exists ({other.id})")
+        if cidr.version == other.ip_version and cidr.overlaps(network_of(other)):
+            raise Conflict(f"{cidr} overlaps VIP pool {other.name} ({other.cidr})")
+    for member_id, address in session.execute(select(Member.id, Member.address)):
+        ip = ipaddress.ip_address(address)
+        if ip.version == cidr.version and ip in cidr:
+            raise Conflict(f"{cidr} holds the address {ip} of member {member_id}")
+
+
+def _choose(
+    pools: list[VipPool], ref: str | None, network: str | None, project_id: str
+) -> tuple[VipPool | None, list[VipPool]]:
+    """The pool vip_subnet_id names (if any), and the pools a VIP may come from."""
+    if network is not None:
+        pools_in = [p for p in pools if p.network_id == network]
+        if not pools_in:
+            raise BadRequest(
+                f"vip_network_id {network} is not a VIP network project {project_id} may use; "
+                f"VIP pools it may use: {describe(pools)}"
+            )
+        pools = pools_in
+    if ref is None:
+        return None, pools
+    for pool in pools:
+        if ref in (pool.id, pool.name):
+            return pool, pools
+    raise BadRequest(
+        f"vip_subnet_id {ref} is not a VIP pool project {project_id} may use"
+        f"{' in network ' + network if network else ''}; VIP pools it may use: {describe(pools)}"
+    )
+
+
+def _check_given(
+    ip: IpAddress, chosen: VipPool | None, pools: list[VipPool], project: str
+) -> VipPool:
+    usable = describe(pools)
+    if refusal := address_refusal(ip):
+        raise BadRequest(
+            f"vip_address {ip} is {refusal} and can never be a VIP; "
+            f"VIP pools project {project} may use: {usable}"
+        )
+    candidates = [chosen] if chosen else pools
+    pool = next((p for p in candidates if ip in network_of(p)), None)
+    if pool is None:
+        where = f"VIP pool {chosen.name} ({chosen.cidr})" if chosen else "a VIP pool"
+        raise BadRequest(
+            f"vip_address {ip} is not in {where} project {project} may use; "
+            f"VIP pools it may use: {usable}"
+        )
+    net = network_of(pool)
+    # IPv4: network and broadcast; IPv6: the subnet-router anycast address (RFC 4291).
+    edges = (net.network_address, net.broadcast_address) if net.version == 4 else (net[0],)
+    if net.num_addresses > 2 and ip in edges:
+        raise BadRequest(
+            f"vip_address {ip} is the network or broadcast address of VIP pool {pool.name}"
+        )
+    return pool
 
 
 def allocate(
-    session: Session, settings: ControllerSettings, address: str | None, pool_id: str | None
-) -> tuple[str, str]:
-    """(address, pool id). A given address must be free; a pool named with it must hold it."""
-    pool = _pool(settings, pool_id)
+    session: Session,
+    project_id: str,
+    address: str | None,
+    pool_ref: str | None,
+    network_ref: str | None = None,
+) -> tuple[str, VipPool]:
+    """(address, pool) for a new load balancer of project_id. vip_network_id (network_ref)
+    narrows the choice to the pools of one network, as Neutron networks group subnets."""
+    chosen, pools = _choose(usable_pools(session, project_id), pool_ref, network_ref, project_id)
     if address is not None:
         ip = ipaddress.ip_address(address)
-        if pool_id is not None and ip not in pool.cidr:
-            raise BadRequest(f"vip_address {address} is not in VIP pool {pool.id} ({pool.cidr})")
+        holder = _check_given(ip, chosen, pools, project_id)
         owner = session.scalar(select(LoadBalancer.id).where(LoadBalancer.vip_address == str(ip)))
         if owner:
             raise Conflict(f"VIP address {ip} is already used by load balancer {owner}")
-        return str(ip), pool.id
+        return str(ip), holder
+    pool = chosen or (pools[0] if pools else None)
+    if pool is None:
+        raise BadRequest(f"project {project_id} may use no VIP pool: {describe(pools)}")
     used = set(session.scalars(select(LoadBalancer.vip_address)))
-    for host in pool.cidr.hosts():
+    for host in network_of(pool).hosts():
         if str(host) not in used:
-            return str(host), pool.id
-    raise Conflict(f"VIP pool {pool.id} ({pool.cidr}) has no free address")
+            return str(host), pool
+    raise Conflict(f"VIP pool {pool.name} ({pool.cidr}) has no free address")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from shoal.controller.auth import Principal
@@ -33,7 +33,16 @@ from shoal.controller.db.models import (
     utcnow,
 )
 from shoal.controller.errors import BadRequest, Conflict, NotFound
-from shoal.controller.services import certs, diff, placement, quotas, status, tree, vips
+from shoal.controller.services import (
+    certs,
+    diff,
+    member_addresses,
+    placement,
+    quotas,
+    status,
+    tree,
+    vips,
+)
 from shoal.controller.settings import ControllerSettings
 
 __all__ = ["WriteContext", "Writer", "load_tree"]
@@ -48,6 +57,7 @@ class WriteContext:
     message: str = ""
     touched: set[str] = field(default_factory=set)  # quota kinds that may have grown
     resource: tuple[str, str] | None = None  # (type, id) for the audit log
+    revision: int = 0  # the revision this write published (its ETag)
 
     def pending(self, row: Any, status_value: str = "PENDING_UPDATE") -> None:
         row.provisioning_status = status_value
@@ -125,15 +135,20 @@ class Writer:
         vip_address: str | None,
         vip_pool: str | None,
         message: str = "",
+        vip_network: str | None = None,
     ) -> Iterator[WriteContext]:
         """Creates a load balancer row (VIP allocated under the same lock) for the caller to
         fill, then publishes revision 1."""
         principal.require_write()
         with self.db.write() as session:
-            if not self.db.is_sqlite:  # serialise VIP allocation across controllers
-                session.execute(text("SELECT pg_advisory_xact_lock(7364)"))
-            address, pool_id = vips.allocate(session, self.settings, vip_address, vip_pool)
-            lb = LoadBalancer(project_id=project_id, vip_address=address, vip_subnet_id=pool_id)
+            vips.serialize(session)
+            address, pool = vips.allocate(session, project_id, vip_address, vip_pool, vip_network)
+            lb = LoadBalancer(
+                project_id=project_id,
+                vip_address=address,
+                vip_subnet_id=pool.id,
+                vip_network_id=pool.network_id,
+            )
             session.add(lb)
             ctx = WriteContext(
                 session,
@@ -158,6 +173,7 @@ class Writer:
         if not deleting:
             tree.validate_tree(lb)
             _check_certificates(session, lb)
+            member_addresses.check_members(session, lb)
         quotas.check(session, lb.project_id, ctx.touched, self.settings.quotas)
         config = "null" if deleting else tree.canonical(tree.config_of(lb))
         number = lb.revision + 1
@@ -177,7 +193,7 @@ class Writer:
         change = Change(load_balancer_id=lb.id, kind="revision")
         session.add(change)
         session.flush()
-        lb.revision = number
+        lb.revision = ctx.revision = number
         lb.revision_seq = change.id
         lb.current_config = config
         lb.provisioning_status = "PENDING_DELETE" if deleting else pending

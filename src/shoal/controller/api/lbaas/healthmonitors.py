@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
 from shoal.controller import views
-from shoal.controller.api.common import list_response, paged_query
+from shoal.controller.api.common import list_response, paged_query, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
 from shoal.controller.api.lbaas._shared import apply_fields, lb_id_for, render
 from shoal.controller.db.models import HealthMonitor, Pool
@@ -124,4 +124,4 @@ def delete_healthmonitor(
         for m in pool.members:  # unmonitored: health is unknown again
             m.health, m.health_streak = "UNKNOWN", 0
         ctx.resource = ("healthmonitor", hm_id)
-    return Response(status_code=204)
+    return written(204, ctx.revision)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from shoal.controller import views
-from shoal.controller.api.common import list_response, paged_query
+from shoal.controller.api.common import list_response, paged_query, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
 from shoal.controller.api.lbaas._shared import (
     apply_fields,
@@ -151,7 +151,7 @@ def delete_l7policy(
         for i, p in enumerate(sorted(listener.l7policies, key=lambda p: p.position), start=1):
             p.position = i
         ctx.resource = ("l7policy", policy_id)
-    return Response(status_code=204)
+    return written(204, ctx.revision)
 
 
 @router.get("/l7policies/{policy_id}/rules")
@@ -229,4 +229,4 @@ def delete_l7rule(
         rule = _rule(ctx, policy_id, rule_id)
         rule.policy.rules.remove(rule)
         ctx.resource = ("l7rule", rule_id)
-    return Response(status_code=204)
+    return written(204, ctx.revision)

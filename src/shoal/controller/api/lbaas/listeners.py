@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from shoal.controller import views
-from shoal.controller.api.common import list_response, paged_query
+from shoal.controller.api.common import list_response, paged_query, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
 from shoal.controller.api.lbaas._shared import apply_fields, lb_id_for, render
 from shoal.controller.api.lbaas.loadbalancers import STAT_KEYS, lb_stats
@@ -112,7 +112,7 @@ def delete_listener(
         li = next(x for x in ctx.lb.listeners if x.id == listener_id)
         ctx.lb.listeners.remove(li)
         ctx.resource = ("listener", listener_id)
-    return Response(status_code=204)
+    return written(204, ctx.revision)
 
 
 @router.get("/listeners/{listener_id}/stats")

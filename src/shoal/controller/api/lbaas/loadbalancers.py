@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from shoal.controller import views
-from shoal.controller.api.common import etag_response, list_response, paged_query
+from shoal.controller.api.common import etag_response, list_response, paged_query, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
 from shoal.controller.api.lbaas._shared import get_visible, target_project
 from shoal.controller.db.models import Listener, LoadBalancer, Node, Pool
@@ -84,7 +84,13 @@ def create_loadbalancer(
     kind = resolve_flavor(spec.flavor_id)
     if spec.provider not in (None, "shoal"):
         raise BadRequest(f"provider {spec.provider} is not available here: use shoal")
-    with state.writer.create(principal, project, spec.vip_address, spec.vip_subnet_id) as ctx:
+    with state.writer.create(
+        principal,
+        project,
+        spec.vip_address,
+        spec.vip_subnet_id,
+        vip_network=spec.vip_network_id,
+    ) as ctx:
         lb = ctx.lb
         lb.name, lb.description, lb.admin_state_up = (
             spec.name,
@@ -92,7 +98,7 @@ def create_loadbalancer(
             spec.admin_state_up,
         )
         lb.kind, lb.flavor_id, lb.tags = kind, views.FLAVORS[kind]["id"], spec.tags
-        lb.vip_network_id, lb.vip_port_id = spec.vip_network_id, spec.vip_port_id
+        lb.vip_port_id = spec.vip_port_id
         lb.availability_zone = spec.availability_zone
     return render(state, principal, lb.id, 201)
 
@@ -130,7 +136,7 @@ def delete_loadbalancer(
                 "(listeners or pools); delete them first, or delete with cascade"
             )
         ctx.resource = ("loadbalancer", lb_id)
-    return Response(status_code=204)
+    return written(204, ctx.revision)
 
 
 @router.put("/loadbalancers/{lb_id}/failover", status_code=202)
@@ -141,7 +147,7 @@ def failover_loadbalancer(lb_id: str, state: State, principal: CurrentPrincipal)
         lb_id, principal, action="update", message="failover: re-apply the current configuration"
     ) as ctx:
         ctx.resource = ("loadbalancer", lb_id)
-    return Response(status_code=202)
+    return written(202, ctx.revision)
 
 
 def _status_tree(lb: LoadBalancer) -> dict[str, Any]:

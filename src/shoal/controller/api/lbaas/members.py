@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from shoal.controller import views
-from shoal.controller.api.common import list_response, paged_query
+from shoal.controller.api.common import list_response, paged_query, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
 from shoal.controller.api.lbaas._shared import apply_fields, get_visible, lb_id_for, render
 from shoal.controller.db.models import Member, Pool
@@ -129,7 +129,7 @@ def batch_update_members(
                 pool.members.remove(member)
         ctx.touched.add("member")
         ctx.resource = ("pool", pool_id)
-    return Response(status_code=202)
+    return written(202, ctx.revision)
 
 
 @router.get("/pools/{pool_id}/members/{member_id}")
@@ -172,4 +172,4 @@ def delete_member(
         pool = _pool(ctx, pool_id)
         pool.members.remove(_member(pool, member_id))
         ctx.resource = ("member", member_id)
-    return Response(status_code=204)
+    return written(204, ctx.revision)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from shoal.controller import views
-from shoal.controller.api.common import list_response, paged_query
+from shoal.controller.api.common import list_response, paged_query, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
 from shoal.controller.api.lbaas._shared import apply_fields, lb_id_for, render
 from shoal.controller.db.models import Listener, LoadBalancer, Pool
@@ -128,4 +128,4 @@ def delete_pool(
                     raise Conflict(f"pool {pool_id} is used by l7policy {policy.id}")
         ctx.lb.pools.remove(pool)
         ctx.resource = ("pool", pool_id)
-    return Response(status_code=204)
+    return written(204, ctx.revision)
