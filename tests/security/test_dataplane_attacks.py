@@ -57,9 +57,18 @@ def connect(lab: L4MiniLab, source: str, timeout: float) -> socket.socket | None
 
 
 def echo(s: socket.socket) -> bool:
+    """A round trip of our own line: the server's greeting (sent on connect) or an earlier
+    reply still in the buffer must not count as this one's answer."""
+    token = f"ping-{time.monotonic_ns()}\n".encode()
     try:
-        s.sendall(b"ping\n")
-        return bool(s.recv(64))
+        s.sendall(token)
+        got = b""
+        while token not in got:
+            chunk = s.recv(4096)
+            if not chunk:
+                return False
+            got += chunk
+        return True
     except OSError:
         return False
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import ssl
 import os
 import time
 from collections.abc import Iterator
@@ -42,7 +43,10 @@ def tenant(lab: Lab) -> Iterator[httpx.Client]:
     )["token"]["secret"]
     with netns.entered(lab.state.ctl_ns):
         client = httpx.Client(
-            base_url=lab.state.controller_url, headers={"X-Auth-Token": secret}, timeout=30
+            base_url=lab.state.controller_url,
+            headers={"X-Auth-Token": secret},
+            timeout=30,
+            verify=ssl.create_default_context(cafile=lab.state.ca_bundle),
         )
     try:
         yield client
