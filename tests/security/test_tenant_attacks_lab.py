@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import ssl
 import os
+import ssl
 import time
 from collections.abc import Iterator
 from typing import Any
