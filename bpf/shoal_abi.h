@@ -70,14 +70,19 @@ struct shoal_flow_key {
 	__u8 pad[3];
 };
 
+/* shoal_flow_val.touched: the flow has sent a FIN or an RST, so the short closing timeout
+ * applies. A flag in the time's top bit (jiffies never get there) keeps the value's layout, so
+ * the map and its sessions carry over from programs that predate it. */
+#define SHOAL_FLOW_CLOSING (1ULL << 63)
+
 /* Value of the session cache. */
 struct shoal_flow_val {
 	__u32 backend_id;
 	__u32 backend_gen; /* must equal shoal_backend.gen, or the entry is stale */
-	__u64 touched;     /* jiffies of last use (UDP expiry) */
+	__u64 touched;     /* jiffies of last use (| SHOAL_FLOW_CLOSING), for idle expiry */
 };
 
-/* The single entry of shoal_config_v1. */
+/* The single entry of shoal_config_v2 (v1 lacked the TCP timeouts). */
 struct shoal_config {
 	__u32 hash_seed;
 	__u32 flags;           /* SHOAL_CFG_F_* */
@@ -97,6 +102,8 @@ struct shoal_config {
 	__u32 nh_epoch;         /* cached next hops are valid while they carry this epoch */
 	__u32 hz;               /* jiffies per second (CONFIG_HZ), for rates */
 	__u64 nh_max_age;       /* jiffies: a new flow refreshes an older cached next hop */
+	__u64 tcp_timeout;      /* jiffies: idle TCP entries older than this are ignored; 0 = never */
+	__u64 tcp_closing_timeout; /* jiffies: the same after a FIN or RST; 0 = never */
 };
 
 /* Per-CPU flood detector, the single entry of shoal_flood_v1. Times are jiffies: the data
@@ -163,13 +170,14 @@ enum shoal_counter {
 	SHOAL_CNT_CACHE_HIT,         /* session cache hit on a usable backend */
 	SHOAL_CNT_CACHE_MISS,        /* no session entry */
 	SHOAL_CNT_CACHE_STALE,       /* entry pointed at a removed or unhealthy backend */
-	SHOAL_CNT_CACHE_EXPIRED,     /* UDP entry older than udp_timeout */
+	SHOAL_CNT_CACHE_EXPIRED,     /* entry idle for longer than its timeout */
 	SHOAL_CNT_NEW_FLOWS,         /* flows hashed fresh (SYN, misses): the flood detector's input */
 	SHOAL_CNT_CACHE_INSERT,      /* entries written to the session cache */
 	SHOAL_CNT_CACHE_SKIP_FLOOD,  /* inserts skipped because of flood mode */
 	SHOAL_CNT_FIB_FALLBACK,      /* next hop from the gateway MAC instead of the FIB */
 	SHOAL_CNT_PASS_NO_NEIGH,     /* encapsulated, handed to the kernel to resolve the neighbour */
 	SHOAL_CNT_DROP_ACL,          /* source outside the VIP's allowed_cidrs */
+	SHOAL_CNT_CACHE_CLOSING,     /* entries marked closing by a FIN or an RST */
 	SHOAL_CNT_MAX,
 };
 #define SHOAL_CNT_SLOTS 64

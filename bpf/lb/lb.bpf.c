@@ -58,7 +58,7 @@ static __always_inline struct shoal_backend *lb_hash_flow(const struct packet *p
 	if (flooded)
 		count(SHOAL_CNT_CACHE_SKIP_FLOOD);
 	else
-		session_insert(&pkt->flow, *id, be->gen, now);
+		session_insert(&pkt->flow, pkt->tcp_flags, *id, be->gen, now);
 	return be;
 }
 
@@ -103,18 +103,19 @@ int shoal_lb(struct xdp_md *ctx)
 		return verdict_pass(rc);
 	if (!vip_filter_may_match(&pkt))
 		return verdict_pass(SHOAL_CNT_PASS_NOT_VIP);
-	struct shoal_config *cfg = bpf_map_lookup_elem(&shoal_config_v1, &zero);
+	struct shoal_config *cfg = bpf_map_lookup_elem(&shoal_config_v2, &zero);
 	if (!cfg)
 		return verdict_pass(SHOAL_CNT_PASS_NOT_VIP);
 
 	/* Established flows first: a session hit carries its VIP in the backend entry, so the
-	 * common case needs no VIP lookup. TCP SYNs are always hashed fresh. */
+	 * common case needs no VIP lookup. TCP SYNs are always hashed fresh: a new connection
+	 * takes the current pick, whatever an older connection of its 5-tuple left cached. */
 	__u32 backend_id = 0, miss = 0, vip_id, vip_flags;
 	__u64 now = 0;
 	struct shoal_backend *be = NULL;
 	struct shoal_vip_val *vip = NULL;
 	if (!is_tcp_syn(&pkt))
-		be = session_lookup(&pkt.flow, cfg, &backend_id, &miss);
+		be = session_lookup(&pkt.flow, cfg, pkt.tcp_flags, &backend_id, &miss);
 	if (be) {
 		vip_id = be->vip_id;
 		vip_flags = be->vip_flags;

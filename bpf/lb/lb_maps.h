@@ -71,7 +71,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct shoal_config);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} shoal_config_v1 SEC(".maps");
+} shoal_config_v2 SEC(".maps");
 
 /* Per-CPU new-flow rate and flood mode. */
 struct {

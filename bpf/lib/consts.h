@@ -25,7 +25,9 @@
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1FFF
 
+#define SHOAL_TCP_FIN 0x01
 #define SHOAL_TCP_SYN 0x02
+#define SHOAL_TCP_RST 0x04
 #define SHOAL_TCP_ACK 0x10
 
 #define IPIP_TTL 64

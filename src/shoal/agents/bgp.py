@@ -18,7 +18,7 @@ from typing import Protocol
 
 from shoal.errors import ShoalError
 
-__all__ = ["BirdSpeaker", "NullSpeaker", "Speaker", "SpeakerError"]
+__all__ = ["BirdSpeaker", "NullSpeaker", "Speaker", "SpeakerError", "birdc"]
 
 
 class SpeakerError(ShoalError):
@@ -91,13 +91,20 @@ class BirdSpeaker:
         return True
 
     def _configure(self) -> None:
-        cmd = [self.birdc, "-s", str(self.socket), "configure"]
-        if self.netns:
-            cmd = ["ip", "netns", "exec", self.netns, *cmd]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise SpeakerError(f"birdc configure failed: {exc}") from None
-        out = (proc.stdout + proc.stderr).strip()
-        if proc.returncode != 0 or ("Reconfigured" not in out and "in progress" not in out):
+        code, out = birdc(self.socket, "configure", binary=self.birdc, netns=self.netns)
+        if code != 0 or ("Reconfigured" not in out and "in progress" not in out):
             raise SpeakerError(f"BIRD refused the VIP list: {out.splitlines()[-1] if out else ''}")
+
+
+def birdc(
+    control_socket: Path, *args: str, binary: str = "birdc", netns: str | None = None
+) -> tuple[int, str]:
+    """Runs one birdc command; (exit code, output). SpeakerError if birdc cannot run."""
+    cmd = [binary, "-s", str(control_socket), *args]
+    if netns:
+        cmd = ["ip", "netns", "exec", netns, *cmd]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SpeakerError(f"birdc {' '.join(args)} failed: {exc}") from None
+    return proc.returncode, (proc.stdout + proc.stderr).strip()

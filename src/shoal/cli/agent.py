@@ -1,4 +1,4 @@
-"""`shoal agent l4|l7`: run a node's agent. Its credential (from `shoal node enroll`) comes
+"""`shoal agent l4|l7|fate`: run a node's agent. Its credential (from `shoal node enroll`) comes
 from a file only root can read (--credential-file) or $SHOAL_NODE_CREDENTIAL, never from the
 command line, where every user of the machine could read it in the process list."""
 
@@ -254,3 +254,47 @@ def l7(
         agent.run()
     finally:
         agent.close(stop_proxy=stop_haproxy)
+
+
+@app.command("fate")
+@handle_errors
+def fate(
+    interface: Annotated[str, typer.Option(help="the L4 node's uplink (XDP)")],
+    bird_socket: Annotated[Path, typer.Option(help="the node's BIRD control socket")],
+    netns_name: Annotated[
+        str | None, typer.Option("--netns", help="the uplink's network namespace")
+    ] = None,
+    protocol: Annotated[
+        list[str] | None, typer.Option(help="BIRD protocols to withdraw (repeatable)")
+    ] = None,
+    grace: Annotated[float, typer.Option(help="seconds of failure before withdrawing")] = 0.3,
+    interval: Annotated[float, typer.Option(help="seconds between checks")] = 0.1,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+) -> None:
+    """Fate sharing, beside BIRD and independent of the agent: withdraw this node's VIPs while
+    its uplink is down or has no XDP program, restore them when it forwards again."""
+    import threading
+
+    from shoal.agents.bgp import SpeakerError, birdc
+    from shoal.agents.fate import FateWatchdog, data_plane_forwards
+
+    _start("the fate-sharing watchdog", f"fate-{interface}", log_level, None)
+    if not 0 < grace <= 5 or not 0.01 <= interval <= 1:
+        fail("--grace must be in (0, 5] and --interval in [0.01, 1] seconds")
+
+    def bird(command: str, proto: str) -> None:
+        code, out = birdc(bird_socket, command, proto)
+        if code != 0:
+            raise SpeakerError(out.splitlines()[-1] if out else f"exit {code}")
+
+    dog = FateWatchdog(
+        probe=lambda: data_plane_forwards(interface, netns_name),
+        bird=bird,
+        protocols=protocol or ["shoal_vips4", "shoal_vips6"],
+        grace=grace,
+        interval=interval,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    dog.run(stop)

@@ -85,6 +85,11 @@ def attach(
     require_root("attaching XDP")
     netns.ifindex(interface, netns_name)  # an unknown interface fails before anything loads
     desired = load_config(config) if config else _load_applied(instance)
+    check = Balancer.adopt(instance, interface, netns_name=netns_name)
+    if check.adopted:
+        console.print(f"the running program's maps were not the pins; adopted {check.adopted}")
+    if check.diverged:
+        console.print(f"[red]maps the new program cannot take over: {check.diverged}[/red]")
     with Balancer.load(
         instance,
         session_cache_size=session_cache_size,

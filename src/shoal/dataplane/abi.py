@@ -50,6 +50,8 @@ VIP_F_ACL = 1 << 3
 BE_F_USABLE = 1 << 0
 BE_F_DRAINING = 1 << 1
 
+FLOW_CLOSING = 1 << 63  # in FlowVal.touched: the flow sent a FIN or an RST
+
 CFG_F_FIB = 1 << 0
 CFG_F_GW_MAC = 1 << 1
 
@@ -110,6 +112,8 @@ class Config(ctypes.Structure):
         ("nh_epoch", u32),
         ("hz", u32),
         ("nh_max_age", u64),
+        ("tcp_timeout", u64),
+        ("tcp_closing_timeout", u64),
     ]
 
 
@@ -185,6 +189,7 @@ class Counter(enum.IntEnum):
     FIB_FALLBACK = 17
     PASS_NO_NEIGH = 18
     DROP_ACL = 19
+    CACHE_CLOSING = 20
 
 
 class DecapCounter(enum.IntEnum):
@@ -206,7 +211,7 @@ LB_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_vips_v1": (VipKey, VipVal, False),
     "shoal_backends_v1": (u32, Backend, False),
     "shoal_sessions_v1": (FlowKey, FlowVal, False),
-    "shoal_config_v1": (u32, Config, False),
+    "shoal_config_v2": (u32, Config, False),
     "shoal_flood_v1": (u32, FloodState, True),
     "shoal_counters_v2": (u32, u64, True),
     "shoal_vip_stats_v1": (u32, Traffic, True),

@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 
 from shoal import netns
-from shoal.dataplane import abi, clock, flowhash, loader, maglev, vipfilter
+from shoal.dataplane import abi, clock, flowhash, loader, maglev, pins, vipfilter
 from shoal.dataplane import libbpf as bpf
 from shoal.dataplane.acl import AclPlan, AclTables, plan_acl
 from shoal.dataplane.config import BackendSpec, DataplaneConfig, Settings, VipSpec
@@ -83,7 +83,7 @@ class LbMaps:
             vips=typed("shoal_vips_v1"),
             backends=typed("shoal_backends_v1"),
             sessions=typed("shoal_sessions_v1"),
-            config=typed("shoal_config_v1"),
+            config=typed("shoal_config_v2"),
             flood=percpu("shoal_flood_v1"),
             counters=percpu("shoal_counters_v2"),
             vip_stats=percpu("shoal_vip_stats_v1"),
@@ -119,6 +119,16 @@ def _vip_address(kb: bytes) -> flowhash.IpAddress:
 
 def _net_port(port: int) -> int:
     return int.from_bytes(port.to_bytes(2, "little"), "big")
+
+
+def _session_alive(session: abi.FlowVal, protocol: str, cfg: abi.Config, now: int) -> bool:
+    """The data plane's expiry rule (bpf/lb/session.h): idle for at most the entry's timeout."""
+    closing = bool(session.touched & abi.FLOW_CLOSING)
+    if protocol == "udp":
+        timeout = cfg.udp_timeout
+    else:
+        timeout = cfg.tcp_closing_timeout if closing else cfg.tcp_timeout
+    return not timeout or now - (session.touched & ~abi.FLOW_CLOSING) <= timeout
 
 
 def _mac(text: str) -> bytes:
@@ -229,6 +239,7 @@ class Balancer:
         self.max_vips = max_vips
         self.max_backends = max_backends
         self.desired: DataplaneConfig | None = None
+        self.pinned = False  # loaded on the instance's pins (attach then checks them)
         self._table_digests: dict[int, bytes] = {}
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -265,16 +276,29 @@ class Balancer:
             }
             tables = KernelTables(KernelMap(obj.map_fd("shoal_maglev_v1")))
             maps = LbMaps.from_stores(stores, tables)
+            if pin_dir is not None:
+                pins.carry_config_v1(pin_dir, maps.config)
         except BaseException:
             obj.close()
             raise
-        return cls(maps, obj=obj, instance=instance, max_vips=max_vips, max_backends=max_backends)
+        lb = cls(maps, obj=obj, instance=instance, max_vips=max_vips, max_backends=max_backends)
+        lb.pinned = pin
+        return lb
+
+    @staticmethod
+    def adopt(instance: str, ifname: str, *, netns_name: str | None = None) -> pins.MapCheck:
+        """Before a load: if a Shoal program on ifname uses maps other than the instance's
+        pins (a purge, a bpffs remount, a load that did not reuse them), pins the live ones,
+        so the program about to load keeps what traffic uses now. See dataplane/pins.py."""
+        with netns.entered(netns_name):
+            prog_id = loader.xdp_prog_id(netns.ifindex(ifname))
+            return pins.adopt_live_maps(prog_id, loader.PIN_ROOT / instance)
 
     @classmethod
     def open(cls, instance: str = "default") -> Balancer:
         """Opens a loaded instance's pinned maps, without loading a program (CLI, agents)."""
         pin_dir = loader.PIN_ROOT / instance
-        if not (pin_dir / "shoal_config_v1").exists():
+        if not (pin_dir / "shoal_config_v2").exists():
             raise DataplaneError(
                 f"no data plane instance {instance!r} (nothing pinned under {pin_dir}); "
                 "start one with `shoal dataplane attach`"
@@ -304,7 +328,7 @@ class Balancer:
             "shoal_vip_stats_v1": max_vips,
             "shoal_backend_stats_v1": max_backends,
             "shoal_sessions_v1": 4096,
-            "shoal_config_v1": 1,
+            "shoal_config_v2": 1,
             "shoal_flood_v1": 1,
             "shoal_counters_v2": abi.COUNTER_SLOTS,
             "shoal_nexthops_v1": max_backends,
@@ -350,9 +374,14 @@ class Balancer:
         self.close()
 
     def attach(self, ifname: str, *, netns_name: str | None = None, mode: str = "auto") -> str:
-        """Attaches (or atomically replaces) the program on ifname; returns the XDP mode."""
+        """Attaches (or atomically replaces) the program on ifname; returns the XDP mode.
+        A pinned instance then proves the attached program uses exactly its pins."""
         with netns.entered(netns_name):
-            return loader.attach_xdp(netns.ifindex(ifname), self.prog_fd, mode)
+            ifindex = netns.ifindex(ifname)
+            used = loader.attach_xdp(ifindex, self.prog_fd, mode)
+            if self.pinned:
+                pins.check_attached(loader.xdp_prog_id(ifindex), self.pin_dir(self.instance))
+            return used
 
     @staticmethod
     def detach(ifname: str, *, netns_name: str | None = None) -> bool:
@@ -491,6 +520,8 @@ class Balancer:
         )
         cfg.hz = clock.hz()
         cfg.udp_timeout = clock.to_jiffies(s.udp_timeout)
+        cfg.tcp_timeout = clock.to_jiffies(s.tcp_timeout)
+        cfg.tcp_closing_timeout = clock.to_jiffies(s.tcp_closing_timeout)
         cfg.flood_window = clock.to_jiffies(s.flood.window)
         cfg.flood_enter_rate = s.flood.enter_rate
         cfg.flood_exit_rate = s.flood.exit_rate
@@ -849,9 +880,7 @@ class Balancer:
             usable = bool(b and b.gen == session.backend_gen and b.flags & abi.BE_F_USABLE)
             if b is not None and b.family:
                 session_backend = str(_address(b.addr, b.family))
-            if usable and (
-                protocol == "tcp" or clock.jiffies_now() - session.touched <= cfg.udp_timeout
-            ):
+            if usable and _session_alive(session, protocol, cfg, clock.jiffies_now()):
                 return FlowTrace(
                     flow,
                     vip_name,

@@ -167,6 +167,9 @@ class Settings(_Strict):
 
     seed: Annotated[str, Field(min_length=1, max_length=64)] = "shoal"
     udp_timeout: Annotated[float, Field(gt=0, le=86400)] = 30.0
+    # Idle timeouts of TCP session entries (seconds); docs/dataplane.md says why these.
+    tcp_timeout: Annotated[float, Field(gt=0, le=604800)] = 21600.0
+    tcp_closing_timeout: Annotated[float, Field(gt=0, le=3600)] = 10.0
     flood: FloodSettings = Field(default_factory=FloodSettings)
     encap_source_v4: ipaddress.IPv4Network = ipaddress.IPv4Network("172.16.0.0/16")
     encap_source_v6: ipaddress.IPv6Network = ipaddress.IPv6Network("fd00:5ea1::/96")

@@ -164,6 +164,25 @@ class MapInfo(ctypes.Structure):
     ]
 
 
+class ProgInfo(ctypes.Structure):
+    """struct bpf_prog_info up to its name (the kernel accepts a shorter info_len)."""
+
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("id", ctypes.c_uint32),
+        ("tag", ctypes.c_uint8 * 8),
+        ("jited_prog_len", ctypes.c_uint32),
+        ("xlated_prog_len", ctypes.c_uint32),
+        ("jited_prog_insns", ctypes.c_uint64),
+        ("xlated_prog_insns", ctypes.c_uint64),
+        ("load_time", ctypes.c_uint64),
+        ("created_by_uid", ctypes.c_uint32),
+        ("nr_map_ids", ctypes.c_uint32),
+        ("map_ids", ctypes.c_uint64),
+        ("name", ctypes.c_char * 16),
+    ]
+
+
 def opts(struct_type: type[ctypes.Structure], **fields: Any) -> ctypes.Structure:
     """An opts struct with sz filled in, as the LIBBPF_OPTS macro does."""
     value = struct_type(**fields)

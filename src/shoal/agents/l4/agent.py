@@ -89,6 +89,17 @@ class L4Agent(AgentLoop):
         """Loads the program on the pinned maps (keeping sessions across restarts) and attaches
         it, replacing any running version in place."""
         if self.lb is None:
+            check = Balancer.adopt(self.instance, self.cfg.interface, netns_name=self.cfg.netns)
+            if check.adopted or check.diverged:
+                self._pending_events.append(
+                    {
+                        "kind": "dataplane_maps_diverged",
+                        "severity": "error" if check.diverged else "warning",
+                        "message": f"{self.cfg.name}: the running XDP program used maps other "
+                        f"than the pins; adopted {check.adopted or 'none'}, "
+                        f"not adoptable {check.diverged or 'none'}",
+                    }
+                )
             self.lb = Balancer.load(
                 self.instance,
                 session_cache_size=self.cfg.session_cache_size,
