@@ -18,12 +18,13 @@ from shoal import __version__
 from shoal.controller.api import lbaas
 from shoal.controller.api import shoal as shoal_api
 from shoal.controller.api.deps import AppState
-from shoal.controller.auth import Authenticator, TokenAuthenticator, secret_hash
+from shoal.controller.auth import Authenticator, make_authenticator, secret_hash
 from shoal.controller.db.engine import Database
 from shoal.controller.db.migrate import upgrade
 from shoal.controller.db.models import Token, utcnow
 from shoal.controller.errors import install_handlers
 from shoal.controller.plainhttp import PlainHttpGuard
+from shoal.controller.requestid import RequestIdMiddleware
 from shoal.controller.services import placement, status
 from shoal.controller.services.notify import ChangeNotifier
 from shoal.controller.services.writes import Writer, current_seq
@@ -92,7 +93,7 @@ def create_app(
         db,
         Writer(db, settings, notifier.notify),
         notifier,
-        authenticator or TokenAuthenticator(),
+        authenticator or make_authenticator(settings),
     )
 
     @contextlib.asynccontextmanager
@@ -119,6 +120,7 @@ def create_app(
     install_handlers(app)
     if not settings.insecure_http:
         app.add_middleware(PlainHttpGuard)
+    app.add_middleware(RequestIdMiddleware)  # added last: outermost, so every answer has one
     app.include_router(lbaas.router, prefix="/v2/lbaas")
     app.include_router(lbaas.router, prefix="/v2.0/lbaas", include_in_schema=False)
     app.include_router(shoal_api.router, prefix="/v2/shoal")
