@@ -35,7 +35,7 @@ def test_revisions_list_show_diff_and_rollback(cloud, as_user):
     changes = alice.ok("shoal", "revision", "diff", lb_id, "2", "-f", "json")
     assert any("listener" in str(c.get("path", "")) for c in changes), changes
     refused = as_user("olga").refused("shoal", "revision", "rollback", lb_id, "1")
-    assert "may not change" in refused
+    assert "may not change resources (HTTP 403) (Request-ID: req-" in refused
     restored = alice.ok(
         "shoal", "revision", "rollback", lb_id, "1", "--message", "undo", "-f", "json"
     )

@@ -13,7 +13,7 @@ from osc_lib import exceptions
 from osc_lib.command import command
 
 from shoal.cli import shoalops
-from shoal.cli.client import ApiClient
+from shoal.cli.client import ApiClient, ApiRequestError
 from shoal.cli.resources import NODE, find, listing
 from shoal.errors import ShoalError
 
@@ -56,6 +56,11 @@ class _ShoalCommand(command.Command):
     def run(self, parsed_args: argparse.Namespace) -> int:
         try:
             return int(super().run(parsed_args))
+        except ApiRequestError as exc:
+            # As octaviaclient words its errors: the status and the request to look up.
+            raise exceptions.CommandError(
+                f"{exc.message} (HTTP {exc.status}) (Request-ID: {exc.request_id})"
+            ) from None
         except ShoalError as exc:
             raise exceptions.CommandError(str(exc)) from None
 
