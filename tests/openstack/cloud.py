@@ -234,23 +234,13 @@ class Controller:
 
 
 @contextlib.contextmanager
-def controller_server(tmp: Path, keystone: Keystone) -> Iterator[Controller]:
+def serve_controller(tmp: Path, settings: str) -> Iterator[Controller]:
+    """`shoal controller serve` on a free loopback port with these extra YAML settings."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     config = tmp / "controller.yaml"
-    password = tmp / "keystone-password"
-    password.write_text(SERVICE_PASSWORD + "\n")
-    password.chmod(0o600)
     config.write_text(
-        f"listen: 127.0.0.1:{port}\n"
-        f"state_dir: {tmp / 'state'}\n"
-        f"public_url: {url}\n"
-        "auth: keystone\n"
-        "keystone:\n"
-        f"  auth_url: {keystone.url}\n"
-        "  username: shoal\n"
-        f"  password_file: {password}\n"
-        "  cache_ttl: 60\n"
+        f"listen: 127.0.0.1:{port}\nstate_dir: {tmp / 'state'}\npublic_url: {url}\n" + settings
     )
     log = tmp / "controller.log"
     with log.open("wb") as out:
@@ -262,8 +252,25 @@ def controller_server(tmp: Path, keystone: Keystone) -> Iterator[Controller]:
         )
     try:
         wait_http(f"{url}/healthcheck", proc, log)
-        keystone.add_service("load-balancer", "octavia", url)
-        keystone.add_service("network", "shoal-vip-pools", url)
         yield Controller(url, log)
     finally:
         stop(proc)
+
+
+@contextlib.contextmanager
+def controller_server(tmp: Path, keystone: Keystone) -> Iterator[Controller]:
+    password = tmp / "keystone-password"
+    password.write_text(SERVICE_PASSWORD + "\n")
+    password.chmod(0o600)
+    settings = (
+        "auth: keystone\n"
+        "keystone:\n"
+        f"  auth_url: {keystone.url}\n"
+        "  username: shoal\n"
+        f"  password_file: {password}\n"
+        "  cache_ttl: 60\n"
+    )
+    with serve_controller(tmp, settings) as controller:
+        keystone.add_service("load-balancer", "octavia", controller.url)
+        keystone.add_service("network", "shoal-vip-pools", controller.url)
+        yield controller
