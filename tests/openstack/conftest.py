@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -83,8 +84,13 @@ class OpenStackCli:
 
         _forget_plugin_clients()
         out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            rc = shell.main([*self.argv(), *args])
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                rc = shell.main([*self.argv(), *args])
+        finally:  # the CLI sets up logging for a process of its own: undo it
+            root.handlers[:], root.level = handlers, level
         return CliResult(rc, out.getvalue(), err.getvalue())
 
     def ok(self, *args: str) -> Any:
