@@ -119,6 +119,9 @@ def test_member_builds_and_deletes_a_load_balancer_with_the_cli(cloud, as_user):
     assert listener["id"] in status.out and member["id"] in status.out
     quota = alice.ok("loadbalancer", "quota", "show", cloud.keystone.ids["project:alpha"])
     assert "load_balancer" in quota
+    stats = alice.ok("loadbalancer", "stats", "show", lb["id"])
+    assert stats["total_connections"] == 0
+    assert alice.run("loadbalancer", "failover", lb["id"]).rc == 0
 
     assert alice.run("loadbalancer", "delete", "--cascade", lb["id"]).rc == 0
     gone = alice.run("loadbalancer", "show", lb["id"])
@@ -163,6 +166,8 @@ def test_admin_sees_every_project_and_sets_quotas_by_project_name(cloud, as_user
     assert admin.ok("loadbalancer", "quota", "show", alpha)["listener"] == -1
     refused = as_user("mona").refused("loadbalancer", "quota", "set", "--listener", "9", alpha)
     assert "admin" in refused
+    assert admin.run("loadbalancer", "quota", "reset", "beta").rc == 0
+    assert admin.ok("loadbalancer", "quota", "show", "beta")["listener"] == -1
     assert admin.run("loadbalancer", "delete", "--cascade", lb["id"]).rc == 0
 
 

@@ -235,3 +235,31 @@ def test_a_forged_request_id_is_neither_echoed_nor_logged(client, caplog):
     assert "deleted everything" not in log
     assert f"{r.headers['x-openstack-request-id']} " in log
     assert f"caller {good}" in log and r2.headers["x-openstack-request-id"] != good
+
+
+def test_the_controller_renews_its_own_token_when_keystone_drops_it(client, keystone):
+    keystone.issue("t", ["member"])
+    logins = []
+    original = keystone.handler
+
+    def rotating(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            logins.append(1)
+        elif len(logins) == 1:  # Keystone revoked the first service token
+            return httpx.Response(401)
+        return original(request)
+
+    client.app.state.shoal.authenticator.client._http._transport = httpx.MockTransport(rotating)
+    assert call(client, "t").status_code == 200
+    assert len(logins) == 2
+
+
+def test_a_service_user_without_the_service_role_is_a_clear_503(client, keystone):
+    def forbidden(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return keystone.handler(request)
+        return httpx.Response(403)
+
+    client.app.state.shoal.authenticator.client._http._transport = httpx.MockTransport(forbidden)
+    r = call(client, "anything")
+    assert r.status_code == 503 and "service" in r.json()["faultstring"]
