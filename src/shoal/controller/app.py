@@ -107,6 +107,9 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            close = getattr(state.authenticator, "close", None)  # Keystone's HTTP client
+            if close is not None:
+                close()
             db.dispose()
 
     app = FastAPI(

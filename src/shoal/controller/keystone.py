@@ -219,6 +219,9 @@ class KeystoneAuthenticator:
         uri = settings.www_authenticate_uri or settings.auth_url
         self.challenge = f'Keystone uri="{uri}"'
 
+    def close(self) -> None:
+        self.client.close()
+
     def authenticate(self, request: Request, session: Session) -> Principal:
         secret = request_token(request)
         if not secret:
