@@ -36,9 +36,10 @@ DEFAULT_TIMEOUT = 30.0
 class ApiRequestError(ShoalError):
     """The controller refused a request; str() is its faultstring, on one line."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, request_id: str | None = None) -> None:
         self.status = status
         self.message = " ".join(message.split()) or f"HTTP {status}"
+        self.request_id = request_id  # the controller's x-openstack-request-id
         super().__init__(self.message)
 
 
@@ -178,7 +179,7 @@ class ApiClient:
                 f"cannot reach the controller at {self.url}: {reason}"
             ) from None
         if r.status_code >= 400:
-            raise ApiRequestError(r.status_code, _fault(r))
+            raise ApiRequestError(r.status_code, _fault(r), r.headers.get("x-openstack-request-id"))
         if not r.content:
             return ApiResponse(r.status_code, None, r.headers)
         try:

@@ -5,6 +5,7 @@ and rotate the keys that encrypt private keys at rest."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -103,11 +104,14 @@ def serve(
     settings.check_transport()
     with _database(settings):
         application = create_app(settings)
+    # One line per request, with its x-openstack-request-id, replaces uvicorn's access log.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(
         application,
         host=host,
         port=port,
         log_level="info",
+        access_log=False,
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
     )

@@ -6,13 +6,13 @@ from typing import Annotated
 
 import typer
 
+from shoal.cli import shoalops
 from shoal.cli.apicmd import Cmd, api_command
 from shoal.cli.options import LbOption
-from shoal.cli.resources import LB, find
 
 app = typer.Typer(help="Events: errors, deletions, node changes.", no_args_is_help=True)
 
-COLUMNS = ("id", "at", "severity", "kind", "message")
+COLUMNS = shoalops.EVENT_COLUMNS
 
 
 @app.callback()
@@ -27,6 +27,4 @@ def list_events(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="at most this many")] = 50,
 ) -> None:
     """Recent events, newest first."""
-    lb_id = find(cmd.api, LB, lb)["id"] if lb else None
-    events = cmd.api.get("/v2/shoal/events", load_balancer_id=lb_id, limit=limit)["events"]
-    cmd.show_list(events, COLUMNS, "events")
+    cmd.show_list(shoalops.events(cmd.api, lb, limit), COLUMNS, "events")

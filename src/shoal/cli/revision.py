@@ -3,51 +3,38 @@ configuration; list them, show one, diff two, roll back to one."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import Annotated
 
 import typer
 from rich.json import JSON
 from rich.text import Text
 
+from shoal.cli import shoalops
 from shoal.cli.apicmd import Cmd, api_command
-from shoal.cli.client import ApiRequestError
 from shoal.cli.common import Format, console
 from shoal.cli.options import LbArg
 from shoal.cli.output import print_json
-from shoal.cli.resources import LB, describe, find
+from shoal.cli.resources import describe
 
 app = typer.Typer(
     help="Revisions of a load balancer: history, diff, rollback.", no_args_is_help=True
 )
 
-COLUMNS = ("number", "parent", "author", "created_at", "message", "deleted")
+COLUMNS = shoalops.REVISION_COLUMNS
 Number = Annotated[int, typer.Argument(metavar="N", help="revision number")]
 DIFF_STYLES = {"+": "green", "-": "red", "~": "yellow"}
-
-
-def _revisions_url(cmd: Cmd, lb: str) -> tuple[dict[str, Any], str]:
-    try:
-        obj = find(cmd.api, LB, lb)
-    except ApiRequestError as exc:
-        if exc.status != 404:
-            raise
-        obj = {"id": lb}  # a deleted load balancer's id: its revisions remain
-    return obj, f"/v2/shoal/loadbalancers/{quote(obj['id'], safe='')}/revisions"
 
 
 @api_command(app, "list", output="columns")
 def list_revisions(cmd: Cmd, lb: LbArg) -> None:
     """A load balancer's revisions, newest first."""
-    _, url = _revisions_url(cmd, lb)
-    cmd.show_list(cmd.api.get(url)["revisions"], COLUMNS, "revisions")
+    cmd.show_list(shoalops.revisions(cmd.api, lb), COLUMNS, "revisions")
 
 
 @api_command(app, "show", output="columns")
 def show(cmd: Cmd, lb: LbArg, number: Number) -> None:
     """One revision: who made it, why, and the whole configuration (as JSON)."""
-    obj, url = _revisions_url(cmd, lb)
-    rev = cmd.api.get(f"{url}/{number}")["revision"]
+    obj, rev = shoalops.revision(cmd.api, lb, number)
     if cmd.fmt != Format.table:
         cmd.show(rev, COLUMNS)
         return
@@ -70,8 +57,7 @@ def diff(
     ] = None,
 ) -> None:
     """What revision N changed (+ added, - removed, ~ changed)."""
-    _, url = _revisions_url(cmd, lb)
-    result = cmd.api.get(f"{url}/{number}/diff", against=against)
+    result = shoalops.revision_diff(cmd.api, lb, number, against)
     if cmd.fmt == Format.json:
         print_json({k: result[k] for k in ("from", "to", "changes")})
         return
@@ -87,8 +73,7 @@ def rollback(
     message: Annotated[str | None, typer.Option(help="why (kept in the revision)")] = None,
 ) -> None:
     """Make the configuration of revision N current again, as a new revision."""
-    obj, url = _revisions_url(cmd, lb)
-    rev = cmd.api.post(f"{url}/{number}/rollback", {"message": message or ""})["revision"]
+    obj, rev = shoalops.rollback(cmd.api, lb, number, message)
     cmd.settle(obj["id"])
     console.print(
         f"load balancer {describe(obj)}: revision {rev['number']} restores revision {number}",

@@ -18,13 +18,14 @@ from shoal import __version__
 from shoal.controller.api import lbaas
 from shoal.controller.api import shoal as shoal_api
 from shoal.controller.api.deps import AppState
-from shoal.controller.auth import Authenticator, TokenAuthenticator, secret_hash
+from shoal.controller.auth import Authenticator, make_authenticator, secret_hash
 from shoal.controller.bodylimit import BodyLimit
 from shoal.controller.db.engine import Database
 from shoal.controller.db.migrate import upgrade
 from shoal.controller.db.models import Token, utcnow
 from shoal.controller.errors import install_handlers
 from shoal.controller.plainhttp import PlainHttpGuard
+from shoal.controller.requestid import RequestIdMiddleware
 from shoal.controller.services import placement, status, vips
 from shoal.controller.services.keyring import load_keyring
 from shoal.controller.services.notify import ChangeNotifier
@@ -96,7 +97,7 @@ def create_app(
         db,
         Writer(db, settings, notifier.notify),
         notifier,
-        authenticator or TokenAuthenticator(),
+        authenticator or make_authenticator(settings),
     )
 
     @contextlib.asynccontextmanager
@@ -110,6 +111,9 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            close = getattr(state.authenticator, "close", None)  # Keystone's HTTP client
+            if close is not None:
+                close()
             db.dispose()
 
     app = FastAPI(
@@ -128,6 +132,7 @@ def create_app(
     install_handlers(app)
     if not settings.insecure_http:
         app.add_middleware(PlainHttpGuard)
+    app.add_middleware(RequestIdMiddleware)  # added last: outermost, so every answer has one
     app.include_router(lbaas.router, prefix="/v2/lbaas")
     app.include_router(lbaas.router, prefix="/v2.0/lbaas", include_in_schema=False)
     app.include_router(shoal_api.router, prefix="/v2/shoal")

@@ -1,6 +1,7 @@
 """Who is calling: built-in API tokens bound to a project and a role, and node credentials
-bound to one enrolled node (its agent's). Authentication is a pluggable Authenticator so
-Keystone can be added without touching the endpoints."""
+bound to one enrolled node (its agent's). Authentication is a pluggable Authenticator:
+Shoal's own tokens (here), Keystone's next to them (keystone.py), or none (noauth, for
+development on loopback)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shoal.controller.db.models import NodeCredential, Token, utcnow
-from shoal.controller.errors import Forbidden, NotFound, Unauthorized
+from shoal.controller.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from shoal.controller.rbac import NO_ROLE_MESSAGE, grant_for
+from shoal.controller.settings import ControllerSettings
 
 __all__ = [
     "ROLES",
     "Authenticator",
+    "NoAuthAuthenticator",
     "NodeGrant",
     "Principal",
     "TokenAuthenticator",
+    "make_authenticator",
     "new_secret",
+    "request_token",
     "secret_hash",
 ]
 
@@ -47,14 +53,20 @@ class Principal:
     project_id: str
     role: str
     node: NodeGrant | None = None  # set for a node credential (role "node")
+    global_read: bool = False  # Octavia's load-balancer_global_observer: reads every project
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def reads_all_projects(self) -> bool:
+        return self.is_admin or self.global_read
+
     def can_read(self, project_id: str) -> bool:
-        """Another project's objects are invisible (404), except to admins."""
-        return self.is_admin or (
+        """Another project's objects are invisible (404), except to admins and global
+        observers."""
+        return self.reads_all_projects or (
             self.role in ("member", "reader") and project_id == self.project_id
         )
 
@@ -82,6 +94,9 @@ class Principal:
 
 
 class Authenticator(Protocol):
+    # The WWW-Authenticate value of this authenticator's 401s.
+    challenge: str
+
     def authenticate(self, request: Request, session: Session) -> Principal: ...
 
 
@@ -93,17 +108,33 @@ def secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class TokenAuthenticator:
+def request_token(request: Request) -> str | None:
     """X-Auth-Token (as OpenStack clients send it) or Authorization: Bearer."""
+    secret = request.headers.get("x-auth-token")
+    if not secret:
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            secret = auth[7:].strip()
+    return secret or None
+
+
+class TokenAuthenticator:
+    """Shoal's own API tokens and node credentials, looked up by their hash."""
+
+    challenge = 'Bearer realm="shoal"'
 
     def authenticate(self, request: Request, session: Session) -> Principal:
-        secret = request.headers.get("x-auth-token")
-        if not secret:
-            auth = request.headers.get("authorization", "")
-            if auth.lower().startswith("bearer "):
-                secret = auth[7:].strip()
+        secret = request_token(request)
         if not secret:
             raise Unauthorized("authentication required: send an X-Auth-Token header")
+        principal = self.lookup(session, secret)
+        if principal is None:
+            raise Unauthorized("the token is not valid")
+        return principal
+
+    def lookup(self, session: Session, secret: str) -> Principal | None:
+        """The principal of a Shoal secret; None when Shoal never issued it. Expired and
+        revoked ones are refused here, not passed on to another authenticator."""
         digest = secret_hash(secret)
         token = session.scalar(select(Token).where(Token.secret_hash == digest))
         if token is None:
@@ -119,12 +150,54 @@ class TokenAuthenticator:
         return Principal(token.name, token.project_id, token.role)
 
 
-def _node_principal(session: Session, digest: str) -> Principal:
+class NoAuthAuthenticator:
+    """Development without Keystone (auth: noauth, loopback only), like Octavia's noauth:
+    no token is needed, the project is X-Project-Id's (else "admin"), the roles X-Roles'
+    (comma-separated, mapped as Keystone's; without the header: admin). A Shoal secret,
+    when sent, still counts, so agents act as their nodes."""
+
+    challenge = 'Bearer realm="shoal"'
+
+    def __init__(self, shoal: TokenAuthenticator | None = None) -> None:
+        self.shoal = shoal or TokenAuthenticator()
+
+    def authenticate(self, request: Request, session: Session) -> Principal:
+        secret = request_token(request)
+        if secret:
+            principal = self.shoal.lookup(session, secret)
+            if principal is not None:
+                return principal
+        project = request.headers.get("x-project-id", "admin").strip()
+        if not project or len(project) > 255 or not project.isprintable():
+            raise BadRequest("X-Project-Id must be a project id of 1 to 255 printable characters")
+        roles = request.headers.get("x-roles")
+        if roles is None:
+            return Principal("noauth", project, "admin")
+        grant = grant_for(r.strip() for r in roles.split(","))
+        if not grant.allows_anything:
+            raise Forbidden(NO_ROLE_MESSAGE)
+        return Principal("noauth", project, grant.role or "reader", global_read=grant.global_read)
+
+
+def make_authenticator(settings: ControllerSettings) -> Authenticator:
+    """The authenticator settings.auth names."""
+    if settings.auth == "noauth":
+        settings.check_noauth()
+        return NoAuthAuthenticator()
+    if settings.auth == "keystone":
+        from shoal.controller.keystone import KeystoneAuthenticator, KeystoneClient
+
+        assert settings.keystone is not None  # the settings' validator requires it
+        return KeystoneAuthenticator(KeystoneClient(settings.keystone))
+    return TokenAuthenticator()
+
+
+def _node_principal(session: Session, digest: str) -> Principal | None:
     cred = session.scalar(select(NodeCredential).where(NodeCredential.secret_hash == digest))
     if cred is None:
         cred = session.scalar(select(NodeCredential).where(NodeCredential.previous_hash == digest))
         if cred is None or cred.previous_until is None or cred.previous_until <= utcnow():
-            raise Unauthorized("the token is not valid")
+            return None
     if cred.revoked_at is not None:
         raise Unauthorized(f"the credential of node {cred.name} was revoked")
     grant = NodeGrant(cred.name, cred.role, cred.cluster, cred.address, cred.data_address)

@@ -18,20 +18,23 @@ __all__ = [
     "Forbidden",
     "NotFound",
     "QuotaExceeded",
+    "ServiceUnavailable",
     "Unauthorized",
     "fault",
     "install_handlers",
 ]
 
 log = logging.getLogger(__name__)
+REQUEST_ID_HEADER = "x-openstack-request-id"
 
 
 class ApiError(Exception):
     status = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers  # e.g. a 401's WWW-Authenticate
 
 
 class BadRequest(ApiError):
@@ -60,6 +63,10 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     status = 409
+
+
+class ServiceUnavailable(ApiError):
+    status = 503  # a service the controller depends on (Keystone) did not answer
 
 
 def fault(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -106,7 +113,7 @@ def _validation(request: Request, exc: Exception) -> JSONResponse:
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> JSONResponse:
-        return fault(exc.status, exc.message)
+        return fault(exc.status, exc.message, exc.headers)
 
     app.add_exception_handler(RequestValidationError, _validation)
 
@@ -119,5 +126,10 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return fault(500, "Internal error; the request was not applied. See the controller log.")
+        # Server errors skip the request-id middleware's reply path: name the id here.
+        rid = getattr(request.state, "request_id", None)
+        log.exception("%s unexpected error on %s %s", rid, request.method, request.url.path)
+        headers = {REQUEST_ID_HEADER: rid} if rid else None
+        return fault(
+            500, "Internal error; the request was not applied. See the controller log.", headers
+        )

@@ -6,14 +6,14 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shoal.errors import ConfigError
 
-__all__ = ["ControllerSettings", "QuotaDefaults", "VipPool", "load_settings"]
+__all__ = ["ControllerSettings", "KeystoneSettings", "QuotaDefaults", "VipPool", "load_settings"]
 
 
 class VipPool(BaseModel):
@@ -59,6 +59,42 @@ DEFAULT_STATE_DIR = Path("/var/lib/shoal")  # the database (SQLite), backed up
 DEFAULT_KEY_DIR = Path("/etc/shoal/keys")  # the keys, never in the same backup
 
 
+class KeystoneSettings(BaseModel):
+    """Where tokens that are not Shoal's own are validated (auth: keystone), and the service
+    user the controller validates them as (it needs Keystone's service or admin role)."""
+
+    model_config = ConfigDict(extra="forbid")
+    auth_url: Annotated[str, Field(pattern=r"^https?://")]  # e.g. https://keystone:5000/v3
+    username: str = "shoal"
+    password: str | None = None  # or password_file, or $SHOAL_KEYSTONE_PASSWORD
+    password_file: Path | None = None
+    user_domain_name: str = "Default"
+    project_name: str = "service"
+    project_domain_name: str = "Default"
+    ca_bundle: Path | None = None  # verifies an https:// auth_url (else the system's CAs)
+    # A validated token is trusted this long without asking Keystone again (at most its
+    # own expiry): a revoked token keeps working until then.
+    cache_ttl: Annotated[float, Field(ge=0, le=3600)] = 300.0
+    cache_size: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+    www_authenticate_uri: str | None = None  # what 401s name; default auth_url
+
+    def resolve_password(self) -> str:
+        if self.password:
+            return self.password
+        if os.environ.get("SHOAL_KEYSTONE_PASSWORD"):
+            return os.environ["SHOAL_KEYSTONE_PASSWORD"]
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read {self.password_file}: {exc.strerror}") from None
+        raise ConfigError(
+            "keystone: the service user needs a password (password_file, or "
+            "$SHOAL_KEYSTONE_PASSWORD)"
+        )
+
+
 class ControllerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     database_url: str = ""
@@ -85,6 +121,11 @@ class ControllerSettings(BaseModel):
     # about 2 MB at 10,000 load balancers.
     max_agent_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 32 << 20
     bootstrap_token: str | None = None  # creates an admin token with this secret at start
+    # Who may call: "shoal" (Shoal's tokens and node credentials), "keystone" (Keystone
+    # tokens too; needs keystone:), or "noauth" (development, loopback only: no token needed,
+    # the project comes from X-Project-Id, as in Octavia's noauth).
+    auth: Literal["shoal", "keystone", "noauth"] = "shoal"
+    keystone: KeystoneSettings | None = None
     # Key-encryption keys (TLS private keys and the internal CA are encrypted with them): one
     # file per key, owner-only, kept apart from the database and its backups. Default:
     # /etc/shoal/keys, or <state_dir>-keys beside a state directory other than the default.
@@ -107,7 +148,22 @@ class ControllerSettings(BaseModel):
             self.database_url = f"sqlite:///{self.state_dir / 'controller.db'}"
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
+        if self.auth == "keystone" and self.keystone is None:
+            raise ValueError("auth: keystone needs a keystone: section (auth_url, username, ...)")
+        if self.auth == "noauth":
+            self.check_noauth()
         return self
+
+    def check_noauth(self) -> None:
+        """No authentication means anyone who can connect is an admin: loopback only."""
+        from shoal.transport import is_loopback_host
+
+        host, _ = self.host_port
+        if not is_loopback_host(host):
+            raise ValueError(
+                f"auth: noauth makes every caller an admin; it serves on loopback only, "
+                f"not on {self.listen}"
+            )
 
     @property
     def tls(self) -> bool:
@@ -153,6 +209,7 @@ ENV = {
     "SHOAL_KEY_DIR": "key_dir",
     "SHOAL_MAX_BODY_BYTES": "max_body_bytes",
     "SHOAL_MAX_AGENT_BODY_BYTES": "max_agent_body_bytes",
+    "SHOAL_AUTH": "auth",
 }
 
 

@@ -60,7 +60,7 @@ def paged_query(
     params = request.query_params
     q = query if query is not None else select(model)
     project = params.get("project_id") or params.get("tenant_id")
-    if not principal.is_admin:
+    if not principal.reads_all_projects:
         q = q.where(model.project_id == principal.project_id)
     elif project:
         q = q.where(model.project_id == project)

@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Request
 
 from shoal.controller.auth import Authenticator, Principal
 from shoal.controller.db.engine import Database
-from shoal.controller.errors import BadRequest
+from shoal.controller.errors import BadRequest, Unauthorized
 from shoal.controller.services.notify import ChangeNotifier
 from shoal.controller.services.writes import Writer
 from shoal.controller.settings import ControllerSettings
@@ -35,8 +35,14 @@ State = Annotated[AppState, Depends(app_state)]
 
 
 def current_principal(request: Request, state: State) -> Principal:
-    with state.db.read() as session:
-        return state.authenticator.authenticate(request, session)
+    try:
+        with state.db.read() as session:
+            return state.authenticator.authenticate(request, session)
+    except Unauthorized as exc:
+        # Every 401 names how to authenticate (Keystone's uri, for OpenStack clients).
+        raise Unauthorized(
+            exc.message, {"WWW-Authenticate": state.authenticator.challenge}
+        ) from None
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -70,7 +70,7 @@ def list_events(
     """Newest first. Node-wide events (no project) are visible to admins only."""
     with state.db.read() as session:
         query = select(Event).where(Event.id > since_id).order_by(Event.id.desc()).limit(limit)
-        if not principal.is_admin:
+        if not principal.reads_all_projects:
             query = query.where(Event.project_id == principal.project_id)
         if load_balancer_id:
             query = query.where(Event.load_balancer_id == load_balancer_id)
