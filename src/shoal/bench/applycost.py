@@ -113,5 +113,5 @@ def measure(n: int = 1000, members: int = 10, balancer: Balancer | None = None) 
 
 
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:3]]
-    print(measure(*args).as_dict())
+    n, members = ([int(a) for a in sys.argv[1:3]] + [1000, 10])[:2]
+    print(measure(n, members).as_dict())

@@ -611,7 +611,7 @@ class Balancer:
             plan.late_writes[slot] = freed
         self._plan_acl(plan, mirror)
         plan.config_words.anyport_vips = sum(1 for v in config.vips if v.any_port)
-        if plan.vip_entries or plan.removed_vips:
+        if plan.new_vip_ids or plan.removed_vips:
             plan.filter_addrs = [v.address for v in config.vips]
         return plan
 

@@ -20,7 +20,7 @@ from shoal import __version__, netns
 from shoal.agents.api import AgentApi, NodeInfo
 from shoal.agents.bgp import NullSpeaker, Speaker
 from shoal.agents.health import HealthScheduler, specs_from
-from shoal.agents.l4.translate import Translation, translate
+from shoal.agents.l4.translate import Cache, Translation, translate
 from shoal.agents.loop import AgentLoop
 from shoal.dataplane import loader
 from shoal.dataplane.balancer import Balancer
@@ -73,6 +73,7 @@ class L4Agent(AgentLoop):
         self._flood_active = False
         self._pending_events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._translated: Cache = {}
 
     # ---- data plane ------------------------------------------------------------------------
 
@@ -119,8 +120,10 @@ class L4Agent(AgentLoop):
                 or any(prefixes[v] + need_p[v] > acl_room for v in (4, 6))
             ):
                 tr.errors[lb_id] = (
-                    f"the data plane is full ({self.lb.max_vips} VIPs, "
-                    f"{self.lb.max_backends} backends, {acl_room} allowed_cidrs per family)"
+                    f"data plane full: needs {len(specs)} VIP(s), {need_b} backend(s), "
+                    f"{need_p[4] + need_p[6]} allowed_cidrs; {self.lb.max_vips - vips} VIPs, "
+                    f"{self.lb.max_backends - backends} backends, "
+                    f"{min(acl_room - prefixes[v] for v in (4, 6))} allowed_cidrs left"
                 )
                 continue
             chosen.add(lb_id)
@@ -131,10 +134,20 @@ class L4Agent(AgentLoop):
 
     def apply(self, desired: dict[str, Any]) -> None:
         assert self.lb is not None
-        tr = translate(desired)
+        tr = translate(desired, self._translated)
         chosen = self._fit(tr)
-        config = tr.config(self.settings(desired["settings"]["seed"]), chosen)
-        report = self.lb.apply(config)
+        settings = self.settings(desired["settings"]["seed"])
+        config = tr.config(settings, chosen)
+        try:
+            report = self.lb.apply(config)
+        except ShoalError as exc:
+            # _fit plans what the data plane takes, so this is a defect or a full ACL trie
+            # mid-change: keep what was applied, report the newcomers, never stop the loop.
+            for lb_id in chosen - self.applied:
+                tr.errors[lb_id] = f"data plane full: {exc}"
+            chosen &= self.applied
+            config = tr.config(settings, chosen)
+            report = self.lb.apply(config)
         vip_owner = {s.name: lb_id for lb_id in chosen for s in tr.vips_by_lb[lb_id]}
         digests: dict[str, dict[str, str]] = {}
         for name, digest in report.digests.items():
