@@ -19,7 +19,7 @@ from shoal.agents.api import AgentApi
 from shoal.agents.l4.agent import L4Agent, L4AgentConfig
 from shoal.dataplane.balancer import Balancer
 
-__all__ = ["ApplyCost", "desired_state", "measure"]
+__all__ = ["ApplyCost", "desired_state", "load_balancer", "measure"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class ApplyCost:
         return asdict(self)
 
 
-def _lb(i: int, members: int) -> dict[str, Any]:
+def load_balancer(i: int, members: int) -> dict[str, Any]:
     pool = {
         "id": f"pool-{i}",
         "admin_state_up": True,
@@ -77,7 +77,7 @@ def desired_state(n: int, members: int = 10, seq: int = 1) -> dict[str, Any]:
         "seq": seq,
         "settings": {"seed": "bench"},
         "node": {"admin_state": "ACTIVE"},
-        "load_balancers": [_lb(i, members) for i in range(n)],
+        "load_balancers": [load_balancer(i, members) for i in range(n)],
     }
 
 
