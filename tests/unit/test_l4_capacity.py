@@ -103,3 +103,14 @@ def test_replacing_every_member_at_full_does_not_raise(make_agent: Any) -> None:
     addresses = {str(b.address) for v in agent.lb.current_vips() for b in v.backends}
     assert {f"10.99.0.{j + 1}" for j in range(10)} <= addresses
     assert held(agent) == (4, 40)
+
+
+def test_a_restarted_agent_keeps_serving_what_the_maps_hold(make_agent: Any) -> None:
+    first = make_agent(2, 100)
+    first.apply(desired([load_balancer(i, 1) for i in (5, 6)]))
+    again = make_agent(2, 100)  # a new process: nothing in memory, the same pinned maps
+    assert first.lb is not None
+    again.lb = Balancer(first.lb.maps, max_vips=2, max_backends=100)
+    again.apply(desired([load_balancer(i, 1) for i in (1, 5, 6)], seq=2))
+    assert [e["load_balancer_id"] for e in again.errors] == ["lb-00001"]
+    assert again.applied == {"lb-00005", "lb-00006"}

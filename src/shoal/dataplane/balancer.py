@@ -397,6 +397,10 @@ class Balancer:
         self.desired = config
         return plan.report
 
+    def holds(self, vip: VipSpec) -> bool:
+        """Whether the maps hold a VIP with this (address, port, protocol)."""
+        return bytes(vip_key(*vip.key)) in self._mirror().vips
+
     def _shrunk_to(self, config: DataplaneConfig) -> DataplaneConfig:
         """The VIPs held now that `config` keeps, each with only the backends it keeps."""
         wanted = {v.key: v for v in config.vips}

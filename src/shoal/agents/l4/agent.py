@@ -100,10 +100,19 @@ class L4Agent(AgentLoop):
     # ---- applying ----------------------------------------------------------------------------
 
     def _fit(self, tr: Translation) -> set[str]:
-        """The load balancers that fit the data plane's capacity, previously applied ones
-        first; the rest are reported, not half-applied."""
+        """The load balancers that fit the data plane's capacity: those it serves already
+        first (also after a restart: their VIPs are in the maps), then the smallest, so one
+        oversized newcomer cannot push out several others; the rest are reported, not
+        half-applied."""
         assert self.lb is not None
-        order = sorted(tr.vips_by_lb, key=lambda k: (k not in self.applied, k))
+        lb = self.lb
+
+        def rank(k: str) -> tuple[bool, int, str]:
+            specs = tr.vips_by_lb[k]
+            served = k in self.applied or any(lb.holds(s) for s in specs)
+            return (not served, len(specs) + sum(len(s.backends) for s in specs), k)
+
+        order = sorted(tr.vips_by_lb, key=rank)
         # Half the ACL tries: a changed list is staged beside the old one before the switch.
         acl_room = self.lb.maps.acl.capacity() // 2
         chosen, vips, backends, prefixes = set(), 0, 0, {4: 0, 6: 0}
