@@ -4,7 +4,9 @@ health checks it is assigned, and reports the applied position, per-load-balance
 table digests, counters and flood-mode events.
 
 Reconcile by level: every answer from the controller is the complete desired state, and
-the data plane is made to hold exactly that. When the controller cannot be reached the data
+the data plane is made to hold exactly that, at the cost of what changed (load balancers
+whose revision and health are unchanged are not translated again, VIPs whose inputs are
+unchanged are not written). When the controller cannot be reached the data
 plane keeps its last good state (it lives in the kernel, pinned) and the agent retries."""
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from shoal.agents.bgp import NullSpeaker, Speaker
 from shoal.agents.health import HealthScheduler, specs_from
 from shoal.agents.l4.translate import Cache, Translation, translate
 from shoal.agents.loop import AgentLoop
+from shoal.dataplane import libbpf as bpf
 from shoal.dataplane import loader
 from shoal.dataplane.balancer import Balancer
+from shoal.dataplane.budget import NodePlan, total_bytes
 from shoal.dataplane.config import Settings
 from shoal.errors import ShoalError
 
@@ -86,6 +90,21 @@ class L4Agent(AgentLoop):
                 session_cache_size=self.cfg.session_cache_size,
                 max_vips=self.cfg.max_vips,
                 max_backends=self.cfg.max_backends,
+            )
+            plan = NodePlan(
+                vips=self.cfg.max_vips,
+                backends=self.cfg.max_backends,
+                sessions=self.cfg.session_cache_size,
+                cpus=bpf.lib().ncpus,
+            )
+            log.info(
+                "data plane maps: %.0f MiB at most (%d VIPs, %d backends); session cache "
+                "%d entries, at most %d per CPU (per-CPU LRU lists)",
+                total_bytes(plan) / 2**20,
+                plan.vips,
+                plan.backends,
+                plan.sessions,
+                plan.sessions_per_cpu,
             )
         self.lb.attach(self.cfg.interface, netns_name=self.cfg.netns, mode=self.cfg.xdp_mode)
         self.dataplane_ok = True
