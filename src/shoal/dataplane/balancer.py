@@ -236,6 +236,7 @@ class Balancer:
         self.table_cache = TableCache()
         self._held: Mirror | None = None
         self._applied: dict[bytes, AppliedVip] = {}  # VIP key bytes -> what it was made from
+        self._spec_keys: dict[int, bytes] = {}  # id() of an applied spec -> its key bytes
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -399,7 +400,14 @@ class Balancer:
 
     def holds(self, vip: VipSpec) -> bool:
         """Whether the maps hold a VIP with this (address, port, protocol)."""
-        return bytes(vip_key(*vip.key)) in self._mirror().vips
+        return self._key_bytes(vip) in self._mirror().vips
+
+    def _key_bytes(self, vip: VipSpec) -> bytes:
+        """The VIP map key of a spec; specs applied last time answer from memory."""
+        kb = self._spec_keys.get(id(vip))
+        if kb is not None and self._applied[kb].spec is vip:
+            return kb
+        return bytes(vip_key(*vip.key))
 
     def _shrunk_to(self, config: DataplaneConfig) -> DataplaneConfig:
         """The VIPs held now that `config` keeps, each with only the backends it keeps."""
@@ -577,7 +585,7 @@ class Balancer:
         report = plan.report
         wanted_keys: set[bytes] = set()
         for vip in config.vips:
-            kb = bytes(vip_key(*vip.key))
+            kb = self._key_bytes(vip)
             wanted_keys.add(kb)
             prev = self._applied.get(kb)
             held = mirror.vips.get(kb)
@@ -743,7 +751,7 @@ class Balancer:
             self._write(plan, mirror)
         except BaseException:
             self._held = None
-            self._applied = {}
+            self._applied, self._spec_keys = {}, {}
             raise
         plan.alloc.commit(mirror)
         for kb, (_, vip_id, flags) in plan.vip_entries.items():
@@ -771,6 +779,7 @@ class Balancer:
                 mirror.acl_active.pop(vip_id, None)
         mirror.release(list(plan.removed_vips.values()), plan.freed_slots)
         self._applied = plan.kept
+        self._spec_keys = {id(a.spec): kb for kb, a in plan.kept.items()}
 
     def _write(self, plan: _Plan, mirror: Mirror) -> None:
         m = self.maps

@@ -138,10 +138,10 @@ class L4Agent(AgentLoop):
         for lb_id in order:
             specs = tr.vips_by_lb[lb_id]
             need_b = sum(len(s.backends) for s in specs)
-            need_p = {
-                v: sum(len(s.allowed_cidrs or []) for s in specs if s.address.version == v)
-                for v in (4, 6)
-            }
+            need_p = {4: 0, 6: 0}
+            for s in specs:
+                if s.allowed_cidrs:
+                    need_p[s.address.version] += len(s.allowed_cidrs)
             if (
                 vips + len(specs) > self.lb.max_vips
                 or backends + need_b > self.lb.max_backends

@@ -4,7 +4,6 @@ its reason; the others go ahead."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,15 +34,14 @@ class Translation:
         )
 
 
-Cache = dict[str, tuple[str, list[VipSpec] | str]]  # lb id -> (fingerprint, specs or error)
+Fingerprint = tuple[Any, Any, Any]
+Cache = dict[str, tuple[Fingerprint, list[VipSpec] | str]]  # lb id -> (fingerprint, result)
 
 
-def _fingerprint(lb: dict[str, Any]) -> str:
+def _fingerprint(lb: dict[str, Any]) -> Fingerprint:
     """What a load balancer's VIPs depend on: its revision (bumped by every write), member
-    health and L7 placements (which change without a new revision)."""
-    return json.dumps(
-        [lb["revision"], lb.get("member_health", {}), lb.get("l7_nodes")], sort_keys=True
-    )
+    health and L7 placements (which change without a new revision). Compared with ==."""
+    return (lb["revision"], lb.get("member_health", {}), lb.get("l7_nodes"))
 
 
 def _specs(lb: dict[str, Any]) -> list[VipSpec] | str:
@@ -65,7 +63,7 @@ def translate(desired: dict[str, Any], cache: Cache | None = None) -> Translatio
         lb_id = lb["id"]
         out.revisions[lb_id] = lb["revision"]
         seen.add(lb_id)
-        fp = _fingerprint(lb) if cache is not None else ""
+        fp = _fingerprint(lb)
         hit = cache.get(lb_id) if cache is not None else None
         result = hit[1] if hit is not None and hit[0] == fp else _specs(lb)
         if cache is not None:
