@@ -103,6 +103,24 @@ def test_incremental_equals_full(
     assert again.apply(build(final)).summary() == "0 VIP(s) added, 0 changed, 0 removed"
 
 
+def _fits(vips: list[dict[str, Any]]) -> bool:
+    return sum(len(v["backends"]) for v in vips) <= 10
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(config.filter(_fits), min_size=1, max_size=5), final=config.filter(_fits))
+def test_incremental_equals_full_at_full_capacity(
+    steps: list[list[dict[str, Any]]], final: list[dict[str, Any]]
+) -> None:
+    """Exactly as many ids as the largest config needs: swaps at full take two steps."""
+    lb = Balancer.fake(max_vips=6, max_backends=10)
+    for vips in [*steps, final]:
+        lb.apply(build(vips))
+    fresh = Balancer.fake(max_vips=6, max_backends=10)
+    fresh.apply(build(final))
+    assert observed(lb) == observed(fresh)
+
+
 def test_an_unchanged_vip_costs_no_table_build_and_no_write() -> None:
     lb = Balancer.fake(max_vips=8, max_backends=40)
     vips = [
