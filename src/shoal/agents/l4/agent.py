@@ -28,10 +28,12 @@ from shoal.dataplane import libbpf as bpf
 from shoal.dataplane import loader
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.budget import NodePlan, total_bytes
-from shoal.dataplane.config import Settings
+from shoal.dataplane.config import Settings, VipSpec
 from shoal.errors import ShoalError
 
 __all__ = ["L4Agent", "L4AgentConfig"]
+
+Need = tuple[int, int, int, int]  # VIPs, backends, IPv4 and IPv6 allowed_cidrs
 
 log = logging.getLogger("shoal.agent.l4")
 
@@ -78,6 +80,7 @@ class L4Agent(AgentLoop):
         self._pending_events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._translated: Cache = {}
+        self._needs: dict[str, tuple[list[VipSpec], Need]] = {}
 
     # ---- data plane ------------------------------------------------------------------------
 
@@ -118,6 +121,18 @@ class L4Agent(AgentLoop):
 
     # ---- applying ----------------------------------------------------------------------------
 
+    def _need(self, lb_id: str, specs: list[VipSpec]) -> Need:
+        """(VIPs, backends, IPv4 prefixes, IPv6 prefixes) of a load balancer, kept while its
+        translated specs are the same objects."""
+        hit = self._needs.get(lb_id)
+        if hit is not None and hit[0] is specs:
+            return hit[1]
+        p4 = sum(len(s.allowed_cidrs or []) for s in specs if s.address.version == 4)
+        p6 = sum(len(s.allowed_cidrs or []) for s in specs if s.address.version == 6)
+        need = (len(specs), sum(len(s.backends) for s in specs), p4, p6)
+        self._needs[lb_id] = (specs, need)
+        return need
+
     def _fit(self, tr: Translation) -> set[str]:
         """The load balancers that fit the data plane's capacity: those it serves already
         first (also after a restart: their VIPs are in the maps), then the smallest, so one
@@ -125,39 +140,33 @@ class L4Agent(AgentLoop):
         half-applied."""
         assert self.lb is not None
         lb = self.lb
+        needs = {k: self._need(k, specs) for k, specs in tr.vips_by_lb.items()}
+        self._needs = {k: self._needs[k] for k in needs}
+        # Half the ACL tries: a changed list is staged beside the old one before the switch.
+        acl_room = lb.maps.acl.capacity() // 2
+        room = (lb.max_vips, lb.max_backends, acl_room, acl_room)
+        totals = [sum(n[i] for n in needs.values()) for i in range(4)]
+        if all(t <= r for t, r in zip(totals, room, strict=True)):
+            return set(needs)  # everything fits: no ranking needed
 
         def rank(k: str) -> tuple[bool, int, str]:
-            specs = tr.vips_by_lb[k]
-            served = k in self.applied or any(lb.holds(s) for s in specs)
-            return (not served, len(specs) + sum(len(s.backends) for s in specs), k)
+            served = k in self.applied or any(lb.holds(s) for s in tr.vips_by_lb[k])
+            return (not served, needs[k][0] + needs[k][1], k)
 
-        order = sorted(tr.vips_by_lb, key=rank)
-        # Half the ACL tries: a changed list is staged beside the old one before the switch.
-        acl_room = self.lb.maps.acl.capacity() // 2
-        chosen, vips, backends, prefixes = set(), 0, 0, {4: 0, 6: 0}
-        for lb_id in order:
-            specs = tr.vips_by_lb[lb_id]
-            need_b = sum(len(s.backends) for s in specs)
-            need_p = {4: 0, 6: 0}
-            for s in specs:
-                if s.allowed_cidrs:
-                    need_p[s.address.version] += len(s.allowed_cidrs)
-            if (
-                vips + len(specs) > self.lb.max_vips
-                or backends + need_b > self.lb.max_backends
-                or any(prefixes[v] + need_p[v] > acl_room for v in (4, 6))
-            ):
+        chosen: set[str] = set()
+        used = [0, 0, 0, 0]
+        for lb_id in sorted(needs, key=rank):
+            need = needs[lb_id]
+            if any(u + n > r for u, n, r in zip(used, need, room, strict=True)):
+                left = [r - u for u, r in zip(used, room, strict=True)]
                 tr.errors[lb_id] = (
-                    f"data plane full: needs {len(specs)} VIP(s), {need_b} backend(s), "
-                    f"{need_p[4] + need_p[6]} allowed_cidrs; {self.lb.max_vips - vips} VIPs, "
-                    f"{self.lb.max_backends - backends} backends, "
-                    f"{min(acl_room - prefixes[v] for v in (4, 6))} allowed_cidrs left"
+                    f"data plane full: needs {need[0]} VIP(s), {need[1]} backend(s), "
+                    f"{need[2] + need[3]} allowed_cidrs; {left[0]} VIPs, {left[1]} backends, "
+                    f"{min(left[2], left[3])} allowed_cidrs left"
                 )
                 continue
             chosen.add(lb_id)
-            vips += len(specs)
-            backends += need_b
-            prefixes = {v: prefixes[v] + need_p[v] for v in (4, 6)}
+            used = [u + n for u, n in zip(used, need, strict=True)]
         return chosen
 
     def apply(self, desired: dict[str, Any]) -> None:
