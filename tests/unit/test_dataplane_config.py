@@ -86,7 +86,7 @@ def test_capacity_errors_apply_nothing() -> None:
     lb = Balancer.fake(max_vips=2, max_backends=3)
     lb.apply(parse_config({"vips": [vip()]}))
     before = dict(lb.maps.backends.store.data)  # type: ignore[attr-defined]
-    with pytest.raises(ConfigError, match="out of backend slots"):
+    with pytest.raises(ConfigError, match="data plane full: 4 backends"):
         lb.apply(
             parse_config(
                 {"vips": [vip(), vip(address="10.0.0.2", backends=["10.1.0.5", "10.1.0.6"])]}

@@ -4,9 +4,10 @@ other tenant's apply)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from typing import cast
 
-from shoal.agents.l4.agent import L4Agent
+from shoal.agents.api import AgentApi
+from shoal.agents.l4.agent import L4Agent, L4AgentConfig
 from shoal.agents.l4.translate import translate
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.config import Settings
@@ -27,7 +28,9 @@ def _lb(lb_id: str, address: str, cidrs: list[str]) -> dict:
 
 def test_a_list_that_does_not_fit_is_reported_and_the_rest_applied() -> None:
     balancer = Balancer.fake()  # ACL tries of 256 prefixes per family: 128 placeable
-    agent = SimpleNamespace(lb=balancer, applied=set())
+    cfg = L4AgentConfig(controller="", token="", name="fit", interface="lo")
+    agent = L4Agent(cfg, cast(AgentApi, None))
+    agent.lb = balancer
     many = [f"10.{i >> 8}.{i & 255}.0/24" for i in range(100)]
     desired = {
         "load_balancers": [
@@ -37,7 +40,7 @@ def test_a_list_that_does_not_fit_is_reported_and_the_rest_applied() -> None:
         ]
     }
     tr = translate(desired)
-    chosen = L4Agent._fit(agent, tr)  # type: ignore[arg-type]
+    chosen = agent._fit(tr)
     assert chosen == {"a", "c"}
     assert "allowed_cidrs" in tr.errors["b"]
     balancer.apply(tr.config(Settings(), chosen))  # and what was chosen fits the tries

@@ -22,9 +22,11 @@ import numpy as np
 from shoal import netns
 from shoal.dataplane import abi, clock, flowhash, loader, maglev, pins, vipfilter
 from shoal.dataplane import libbpf as bpf
-from shoal.dataplane.acl import AclPlan, AclTables, plan_acl
+from shoal.dataplane.acl import AclPlan, AclTables, acl_ids_of, plan_acl
+from shoal.dataplane.applied import Allocator, AppliedVip, Mirror, VipState, spec_digest
 from shoal.dataplane.config import BackendSpec, DataplaneConfig, Settings, VipSpec
 from shoal.dataplane.maps import FakeMap, KernelMap, MapStore, PerCpuMap, TypedMap
+from shoal.dataplane.tablecache import TableCache, ids_hash
 from shoal.dataplane.tables import FakeTables, KernelTables, TableStore
 from shoal.errors import ConfigError, DataplaneError
 
@@ -135,14 +137,6 @@ def _mac(text: str) -> bytes:
     return bytes.fromhex(text.replace(":", ""))
 
 
-@dataclass(frozen=True)
-class VipState:
-    """A VIP as the maps hold it."""
-
-    vip_id: int
-    flags: int
-
-
 @dataclass
 class ApplyReport:
     added: list[str] = field(default_factory=list)
@@ -210,15 +204,25 @@ class FlowTrace:
 @dataclass
 class _Plan:
     config_words: abi.Config
-    vip_entries: dict[bytes, tuple[VipSpec, int, int]]  # key -> (spec, vip_id, flags)
-    backend_writes: dict[int, abi.Backend]  # usable or new entries, written before the swap
-    late_writes: dict[int, abi.Backend]  # entries losing usability, written after the swap
-    new_ids: set[int]
-    tables: dict[int, np.ndarray | None]  # vip_id -> backend ids, None = no usable backend
-    removed_vips: dict[bytes, int]
-    new_vip_ids: list[int]
-    acl: AclPlan
-    report: ApplyReport
+    alloc: Allocator
+    vip_entries: dict[bytes, tuple[VipSpec, int, int]] = field(default_factory=dict)
+    backend_writes: dict[int, abi.Backend] = field(default_factory=dict)  # before the swap
+    late_writes: dict[int, abi.Backend] = field(default_factory=dict)  # losing usability: after
+    new_ids: set[int] = field(default_factory=set)
+    tables: dict[int, np.ndarray | None] = field(default_factory=dict)  # None = no usable one
+    slots_of: dict[int, dict[bytes, int]] = field(default_factory=dict)  # planned VIPs only
+    freed_slots: list[int] = field(default_factory=list)
+    removed_vips: dict[bytes, int] = field(default_factory=dict)
+    new_vip_ids: list[int] = field(default_factory=list)
+    touched_vip_ids: set[int] = field(default_factory=set)
+    kept: dict[bytes, AppliedVip] = field(default_factory=dict)  # every VIP after the change
+    filter_addrs: list[flowhash.IpAddress] | None = None  # None: the VIP set is unchanged
+    acl: AclPlan = field(default_factory=AclPlan)
+    report: ApplyReport = field(default_factory=ApplyReport)
+
+
+class _OutOfIds(Exception):  # noqa: N818 - internal signal, never leaves apply()
+    """The change fits, but only once the ids it frees are free."""
 
 
 class Balancer:
@@ -240,7 +244,10 @@ class Balancer:
         self.max_backends = max_backends
         self.desired: DataplaneConfig | None = None
         self.pinned = False  # loaded on the instance's pins (attach then checks them)
-        self._table_digests: dict[int, bytes] = {}
+        self.table_cache = TableCache()
+        self._held: Mirror | None = None
+        self._applied: dict[bytes, AppliedVip] = {}  # VIP key bytes -> what it was made from
+        self._spec_keys: dict[int, bytes] = {}  # id() of an applied spec -> its key bytes
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -408,10 +415,42 @@ class Balancer:
     def apply(self, config: DataplaneConfig) -> ApplyReport:
         """Makes the data plane hold exactly `config`. Refuses (ConfigError) before writing
         anything when it cannot fit."""
-        plan = self._plan(config)
+        try:
+            plan = self._plan(config)
+        except _OutOfIds:
+            # Allocation runs ahead of freeing (a swap at full): first take out what goes,
+            # keeping what stays as it is, then apply the whole change. The totals were
+            # checked, so the second step fits.
+            self._execute(self._plan(self._shrunk_to(config)))
+            plan = self._plan(config)
         self._execute(plan)
         self.desired = config
         return plan.report
+
+    def holds(self, vip: VipSpec) -> bool:
+        """Whether the maps hold a VIP with this (address, port, protocol)."""
+        return self._key_bytes(vip) in self._mirror().vips
+
+    def _key_bytes(self, vip: VipSpec) -> bytes:
+        """The VIP map key of a spec; specs applied last time answer from memory."""
+        kb = self._spec_keys.get(id(vip))
+        if kb is not None and self._applied[kb].spec is vip:
+            return kb
+        return bytes(vip_key(*vip.key))
+
+    def _shrunk_to(self, config: DataplaneConfig) -> DataplaneConfig:
+        """The VIPs held now that `config` keeps, each with only the backends it keeps."""
+        wanted = {v.key: v for v in config.vips}
+        held = [a.spec for a in self._applied.values()] or self.current_vips()
+        vips = []
+        for spec in held:
+            target = wanted.get(spec.key)
+            if target is None:
+                continue
+            keep = {b.address for b in target.backends}
+            backends = [b for b in spec.backends if b.address in keep]
+            vips.append(spec.model_copy(update={"backends": backends}))
+        return DataplaneConfig(settings=config.settings, vips=vips)
 
     # Incremental changes: each one is a whole-config apply of the last config with one change,
     # so the same validation and ordering rules hold.
@@ -538,129 +577,189 @@ class Balancer:
         cfg.anyport_vips = anyport
         return cfg
 
-    def _plan(self, config: DataplaneConfig) -> _Plan:
-        if len(config.vips) > self.max_vips:
-            raise ConfigError(f"{len(config.vips)} VIPs, this data plane holds {self.max_vips}")
-        seed = config.settings.seed.encode()
-        cur_vips = self._current_vips()
-        cur_backends = self._current_backends()
-        report = ApplyReport()
-
-        used_vip_ids = {v.vip_id for v in cur_vips.values()}
-        free_vip_ids = (i for i in range(self.max_vips) if i not in used_vip_ids)
-        by_owner = {(b.vip_id, bytes(b.addr)): i for i, b in cur_backends.items() if b.family}
-        free_slots = (
-            i
-            for i in range(self.max_backends)
-            if i not in cur_backends or not cur_backends[i].family
-        )
-
-        vip_entries: dict[bytes, tuple[VipSpec, int, int]] = {}
-        writes: dict[int, abi.Backend] = {}
-        late: dict[int, abi.Backend] = {}
-        new_ids: set[int] = set()
-        tables: dict[int, np.ndarray | None] = {}
-        kept_slots: set[int] = set()
-        new_vip_ids: list[int] = []
-        for vip in config.vips:
-            kb = bytes(vip_key(*vip.key))
-            flags = (
-                (abi.VIP_F_ANY_PORT if vip.any_port else 0)
-                | (abi.VIP_F_GUE if vip.encap == "gue" else 0)
-                | (abi.VIP_F_SRC_HASH if vip.hash == "source_ip" else 0)
-                | (abi.VIP_F_ACL if vip.allowed_cidrs else 0)
+    def _mirror(self) -> Mirror:
+        """The maps' content as last written, read from the maps the first time."""
+        if self._held is None:
+            acl_ids = {}
+            vips = self._current_vips()
+            for st in vips.values():
+                if st.flags & abi.VIP_F_ACL:
+                    acl_ids[st.vip_id] = self.maps.acl.active_id(st.vip_id)
+            self._held = Mirror.build(
+                vips,
+                self._current_backends(),
+                self.maps.acl.read(),
+                acl_ids,
+                self.max_vips,
+                self.max_backends,
             )
-            if kb in cur_vips:
-                vip_id = cur_vips[kb].vip_id
-                if cur_vips[kb].flags != flags:
-                    report.changed.append(vip.name)
-            else:
-                vip_id = next(free_vip_ids)
-                new_vip_ids.append(vip_id)
-                report.added.append(vip.name)
-            vip_entries[kb] = (vip, vip_id, flags)
-            ids = []
-            for be in vip.backends:
-                entry = self._backend_entry(be, vip_id, flags)
-                owner = (vip_id, bytes(entry.addr))
-                if owner in by_owner:
-                    slot = by_owner[owner]
-                    old = cur_backends[slot]
-                    entry.gen = old.gen
-                    if bytes(old) != bytes(entry):
-                        lost = old.flags & abi.BE_F_USABLE and not entry.flags & abi.BE_F_USABLE
-                        (late if lost else writes)[slot] = entry
-                        if vip.name not in report.added + report.changed:
-                            report.changed.append(vip.name)
-                else:
-                    try:
-                        slot = next(free_slots)
-                    except StopIteration:
-                        raise ConfigError(
-                            f"out of backend slots ({self.max_backends}) at VIP {vip.name}"
-                        ) from None
-                    old_gen = cur_backends[slot].gen if slot in cur_backends else 0
-                    entry.gen = (old_gen + 1) & 0xFFFFFFFF or 1
-                    writes[slot] = entry
-                    new_ids.add(slot)
-                    if vip.name not in report.added + report.changed:
-                        report.changed.append(vip.name)
-                kept_slots.add(slot)
-                ids.append(slot)
-            pairs = [(str(be.address), be.weight if be.healthy else 0) for be in vip.backends]
-            picked = maglev.build_table(pairs, vip.table_size, seed)
-            if pairs:
-                report.digests[vip.name] = maglev.table_digest(picked, pairs)
-            tables[vip_id] = None if (picked < 0).all() else np.asarray(ids, "<u4")[picked]
+        return self._held
 
-        acl = plan_acl(
-            self.maps.acl.read(),
-            {
-                st.vip_id: self.maps.acl.active_id(st.vip_id)
-                for st in cur_vips.values()
-                if st.flags & abi.VIP_F_ACL
-            },
-            {
-                vip_id: list(spec.allowed_cidrs)
-                for spec, vip_id, _ in vip_entries.values()
-                if spec.allowed_cidrs
-            },
-            self.maps.acl.capacity(),
-        )
-        for spec, vip_id, _ in vip_entries.values():
-            if vip_id in acl.changed and spec.name not in report.added + report.changed:
-                report.changed.append(spec.name)
-        removed_vips = {kb: st.vip_id for kb, st in cur_vips.items() if kb not in vip_entries}
-        for kb in removed_vips:
+    def _plan(self, config: DataplaneConfig) -> _Plan:
+        """What to write to go from the mirror to `config`. VIPs whose canonical inputs are
+        those applied cost a digest (or nothing, for the very same spec object); the others
+        are planned as before. Raises _OutOfIds when ids freed by this very change would be
+        needed (the caller frees them first)."""
+        if len(config.vips) > self.max_vips:
+            raise ConfigError(
+                f"data plane full: {len(config.vips)} VIPs, this data plane holds {self.max_vips}"
+            )
+        need = sum(len(v.backends) for v in config.vips)
+        if need > self.max_backends:
+            raise ConfigError(
+                f"data plane full: {need} backends, this data plane holds {self.max_backends}"
+            )
+        seed = config.settings.seed.encode()
+        mirror = self._mirror()
+        alloc = Allocator(mirror)
+        plan = _Plan(self._settings_words(config.settings, 0), alloc)
+        report = plan.report
+        wanted_keys: set[bytes] = set()
+        for vip in config.vips:
+            kb = self._key_bytes(vip)
+            wanted_keys.add(kb)
+            prev = self._applied.get(kb)
+            held = mirror.vips.get(kb)
+            if prev is not None and held is not None and prev.spec is vip:
+                digest = prev.digest
+            else:
+                digest = spec_digest(vip, seed)
+            if prev is not None and held is not None and prev.digest == digest:
+                plan.kept[kb] = AppliedVip(vip, digest, prev.table_digest)
+                if prev.table_digest is not None:
+                    report.digests[vip.name] = prev.table_digest
+                continue
+            self._plan_vip(plan, mirror, kb, vip, digest, seed)
+
+        for kb, st in mirror.vips.items():
+            if kb in wanted_keys:
+                continue
+            plan.removed_vips[kb] = st.vip_id
+            plan.touched_vip_ids.add(st.vip_id)
+            for slot in mirror.slots_of.get(st.vip_id, {}).values():
+                plan.freed_slots.append(slot)
             key = abi.VipKey.from_buffer_copy(kb)
-            addr = _address(key.addr, key.family)
             report.removed.append(
                 VipSpec(
-                    address=addr,
+                    address=_address(key.addr, key.family),
                     port=_net_port(key.port),
                     protocol=PROTO_NAME[key.proto],
                     any_port=key.port == 0,
                     table_size=3,
                 ).name
             )
-        for slot, b in cur_backends.items():
-            if b.family and slot not in kept_slots:
-                freed = abi.Backend()
-                freed.gen = b.gen
-                late[slot] = freed
-        anyport = sum(1 for v in config.vips if v.any_port)
-        return _Plan(
-            self._settings_words(config.settings, anyport),
-            vip_entries,
-            writes,
-            late,
-            new_ids,
-            tables,
-            removed_vips,
-            new_vip_ids,
-            acl,
-            report,
+        for slot in plan.freed_slots:
+            freed = abi.Backend()
+            freed.gen = mirror.backends[slot].gen
+            plan.late_writes[slot] = freed
+        self._plan_acl(plan, mirror)
+        plan.config_words.anyport_vips = sum(1 for v in config.vips if v.any_port)
+        if plan.new_vip_ids or plan.removed_vips:
+            plan.filter_addrs = [v.address for v in config.vips]
+        return plan
+
+    def _plan_vip(
+        self, plan: _Plan, mirror: Mirror, kb: bytes, vip: VipSpec, digest: bytes, seed: bytes
+    ) -> None:
+        report = plan.report
+        flags = (
+            (abi.VIP_F_ANY_PORT if vip.any_port else 0)
+            | (abi.VIP_F_GUE if vip.encap == "gue" else 0)
+            | (abi.VIP_F_SRC_HASH if vip.hash == "source_ip" else 0)
+            | (abi.VIP_F_ACL if vip.allowed_cidrs else 0)
         )
+        held = mirror.vips.get(kb)
+        if held is not None:
+            vip_id = held.vip_id
+            if held.flags != flags:
+                report.changed.append(vip.name)
+        else:
+            got = plan.alloc.vip_id()
+            if got is None:
+                raise _OutOfIds(f"no free VIP id at {vip.name}")
+            vip_id = got
+            plan.new_vip_ids.append(vip_id)
+            report.added.append(vip.name)
+        plan.vip_entries[kb] = (vip, vip_id, flags)
+        plan.touched_vip_ids.add(vip_id)
+        old_slots = mirror.slots_of.get(vip_id, {}) if held is not None else {}
+        new_slots: dict[bytes, int] = {}
+        ids = []
+        for be in vip.backends:
+            entry = self._backend_entry(be, vip_id, flags)
+            addr = bytes(entry.addr)
+            slot = old_slots.get(addr)
+            if slot is not None:
+                old = mirror.backends[slot]
+                entry.gen = old.gen
+                if bytes(old) != bytes(entry):
+                    lost = old.flags & abi.BE_F_USABLE and not entry.flags & abi.BE_F_USABLE
+                    (plan.late_writes if lost else plan.backend_writes)[slot] = entry
+                    if vip.name not in report.added + report.changed:
+                        report.changed.append(vip.name)
+            else:
+                got = plan.alloc.slot()
+                if got is None:
+                    raise _OutOfIds(f"no free backend slot at {vip.name}")
+                slot = got
+                old_gen = mirror.backends[slot].gen if slot in mirror.backends else 0
+                entry.gen = (old_gen + 1) & 0xFFFFFFFF or 1
+                plan.backend_writes[slot] = entry
+                plan.new_ids.add(slot)
+                if vip.name not in report.added + report.changed:
+                    report.changed.append(vip.name)
+            new_slots[addr] = slot
+            ids.append(slot)
+        for addr, slot in old_slots.items():
+            if addr not in new_slots:
+                plan.freed_slots.append(slot)
+                if vip.name not in report.added + report.changed:
+                    report.changed.append(vip.name)
+        plan.slots_of[vip_id] = new_slots
+        pairs = [(str(be.address), be.weight if be.healthy else 0) for be in vip.backends]
+        picked, table_digest = self.table_cache.get(pairs, vip.table_size, seed)
+        if table_digest is not None:
+            report.digests[vip.name] = table_digest
+        plan.tables[vip_id] = None if (picked < 0).all() else np.asarray(ids, "<u4")[picked]
+        plan.kept[kb] = AppliedVip(vip, digest, table_digest)
+
+    def _plan_acl(self, plan: _Plan, mirror: Mirror) -> None:
+        """Plans the lists of the VIPs this change touches; the others' entries only count
+        against the tries' capacity."""
+        touched = plan.touched_vip_ids
+        ids_touched = {a for v in touched for a in acl_ids_of(v)}
+        current = {a: nets for a, nets in mirror.acl.items() if a in ids_touched}
+        wanted = {
+            vip_id: list(spec.allowed_cidrs)
+            for spec, vip_id, _ in plan.vip_entries.values()
+            if spec.allowed_cidrs
+        }
+        active = {v: a for v, a in mirror.acl_active.items() if v in touched}
+        capacity = self.maps.acl.capacity()
+        acl = plan_acl(current, active, wanted, capacity)
+        for version in (4, 6):
+            others = sum(
+                1
+                for a, nets in mirror.acl.items()
+                if a not in ids_touched
+                for n in nets
+                if n.version == version
+            )
+            existing = sum(1 for nets in current.values() for n in nets if n.version == version)
+            peak = (
+                existing
+                + sum(1 for _, n in acl.writes if n.version == version)
+                - sum(1 for _, n in acl.pre_deletes if n.version == version)
+            )
+            if others + peak > capacity:
+                raise ConfigError(
+                    f"data plane full: allowed_cidrs: {others + peak} IPv{version} prefixes "
+                    f"over every VIP during the change, this data plane holds {capacity}"
+                )
+        for spec, vip_id, _ in plan.vip_entries.values():
+            if vip_id in acl.changed and spec.name not in plan.report.added + plan.report.changed:
+                plan.report.changed.append(spec.name)
+        plan.acl = acl
 
     @staticmethod
     def _backend_entry(be: BackendSpec, vip_id: int, vip_flags: int) -> abi.Backend:
@@ -676,6 +775,44 @@ class Balancer:
         return entry
 
     def _execute(self, plan: _Plan) -> None:
+        """Writes the plan, then brings the mirror in step; a failed write drops the mirror
+        (the next apply reads the maps again)."""
+        mirror = self._mirror()
+        try:
+            self._write(plan, mirror)
+        except BaseException:
+            self._held = None
+            self._applied, self._spec_keys = {}, {}
+            raise
+        plan.alloc.commit(mirror)
+        for kb, (_, vip_id, flags) in plan.vip_entries.items():
+            mirror.vips[kb] = VipState(vip_id, flags)
+        for slot, entry in {**plan.backend_writes, **plan.late_writes}.items():
+            mirror.backends[slot] = entry
+        for vip_id, slots in plan.slots_of.items():
+            mirror.slots_of[vip_id] = slots
+        for kb, vip_id in plan.removed_vips.items():
+            del mirror.vips[kb]
+            mirror.slots_of.pop(vip_id, None)
+            mirror.table_hashes.pop(vip_id, None)
+            mirror.acl_active.pop(vip_id, None)
+        for acl_id, net in [*plan.acl.pre_deletes, *plan.acl.post_deletes]:
+            nets = mirror.acl.get(acl_id)
+            if nets is not None:
+                nets.discard(net)
+                if not nets:
+                    del mirror.acl[acl_id]
+        for acl_id, net in plan.acl.writes:
+            mirror.acl.setdefault(acl_id, set()).add(net)
+        mirror.acl_active.update(plan.acl.ids)
+        for spec, vip_id, _ in plan.vip_entries.values():
+            if not spec.allowed_cidrs:
+                mirror.acl_active.pop(vip_id, None)
+        mirror.release(list(plan.removed_vips.values()), plan.freed_slots)
+        self._applied = plan.kept
+        self._spec_keys = {id(a.spec): kb for kb, a in plan.kept.items()}
+
+    def _write(self, plan: _Plan, mirror: Mirror) -> None:
         m = self.maps
         current_cfg = m.config.get(0)
         # A new epoch makes every CPU look its next hops up again (backends may have moved).
@@ -700,27 +837,30 @@ class Balancer:
         for vip_id, ids in plan.tables.items():
             if ids is None:
                 m.tables.remove(vip_id)
-                self._table_digests.pop(vip_id, None)
+                mirror.table_hashes.pop(vip_id, None)
                 continue
-            digest = ids.tobytes()
-            if self._table_digests.get(vip_id) != digest:
+            digest = ids_hash(ids)
+            if mirror.table_hashes.get(vip_id) != digest:
                 m.tables.swap(vip_id, ids)
-                self._table_digests[vip_id] = digest
-        new_addrs = [spec.address for spec, _, _ in plan.vip_entries.values()]
+                mirror.table_hashes[vip_id] = digest
         old_addrs = [_vip_address(kb) for kb in plan.removed_vips]
-        # The pre-filter must let a new VIP's packets in before its entry exists, and keep
-        # letting a removed VIP's packets in until its entry is gone.
-        self._write_filter(vipfilter.filter_words(new_addrs + old_addrs))
+        if plan.filter_addrs is not None:
+            # The pre-filter must let a new VIP's packets in before its entry exists, and
+            # keep letting a removed VIP's packets in until its entry is gone.
+            self._write_filter(vipfilter.filter_words(plan.filter_addrs + old_addrs))
         for kb, (_, vip_id, flags) in plan.vip_entries.items():
-            val = abi.VipVal(vip_id=vip_id, flags=flags)
-            m.vips.set(abi.VipKey.from_buffer_copy(kb), val)
+            held = mirror.vips.get(kb)
+            if held is None or held != VipState(vip_id, flags):
+                val = abi.VipVal(vip_id=vip_id, flags=flags)
+                m.vips.set(abi.VipKey.from_buffer_copy(kb), val)
         for kb, vip_id in plan.removed_vips.items():
             m.vips.delete(abi.VipKey.from_buffer_copy(kb))
             m.tables.remove(vip_id)
-            self._table_digests.pop(vip_id, None)
+            mirror.table_hashes.pop(vip_id, None)
         for slot, entry in plan.late_writes.items():
             m.backends.set(slot, entry)
-        self._write_filter(vipfilter.filter_words(new_addrs))
+        if plan.filter_addrs is not None:
+            self._write_filter(vipfilter.filter_words(plan.filter_addrs))
         m.acl.delete(plan.acl.post_deletes)
         m.config.set(0, plan.config_words)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -136,11 +138,18 @@ class VipSpec(_Strict):
                 raise ValueError(f"IPv6 VIP {self.address} cannot use IPv4 backend {be.address}")
         return self
 
-    @property
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> VipSpec:
+        copied = super().model_copy(update=update, deep=deep)
+        for cached in ("key", "name"):  # computed from fields the update may change
+            copied.__dict__.pop(cached, None)
+        return copied
+
+    # Cached: an apply reads them for every VIP, and the model is frozen.
+    @cached_property
     def key(self) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int, str]:
         return (self.address, self.port, self.protocol)
 
-    @property
+    @cached_property
     def name(self) -> str:
         host = f"[{self.address}]" if self.address.version == 6 else str(self.address)
         return f"{self.protocol}://{host}:{self.port if not self.any_port else '*'}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from shoal.dataplane import maglev
 from shoal.dataplane.config import BackendSpec, VipSpec
 
 __all__ = ["L4Vip", "l4_vips"]
@@ -81,6 +82,7 @@ def l4_vips(
                     protocol="tcp",
                     backends=backends,
                     allowed_cidrs=li.get("allowed_cidrs") or None,
+                    table_size=maglev.table_size_for(len(backends)),
                 ),
                 li["id"],
                 ids,
@@ -106,6 +108,7 @@ def l4_vips(
             hash="source_ip" if source_hash else "5tuple",
             backends=backends,
             allowed_cidrs=li.get("allowed_cidrs") or None,
+            table_size=maglev.table_size_for(len(backends)),
         )
         out.append(L4Vip(spec, li["id"], ids))
     return out

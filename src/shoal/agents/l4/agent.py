@@ -4,7 +4,9 @@ health checks it is assigned, and reports the applied position, per-load-balance
 table digests, counters and flood-mode events.
 
 Reconcile by level: every answer from the controller is the complete desired state, and
-the data plane is made to hold exactly that. When the controller cannot be reached the data
+the data plane is made to hold exactly that, at the cost of what changed (load balancers
+whose revision and health are unchanged are not translated again, VIPs whose inputs are
+unchanged are not written). When the controller cannot be reached the data
 plane keeps its last good state (it lives in the kernel, pinned) and the agent retries."""
 
 from __future__ import annotations
@@ -21,14 +23,18 @@ from shoal.addresses import IpNetwork, parse_network
 from shoal.agents.api import AgentApi, NodeInfo
 from shoal.agents.bgp import NullSpeaker, Speaker
 from shoal.agents.health import HealthScheduler, specs_from
-from shoal.agents.l4.translate import Translation, translate
+from shoal.agents.l4.translate import Cache, Translation, translate
 from shoal.agents.loop import AgentLoop
+from shoal.dataplane import libbpf as bpf
 from shoal.dataplane import loader
 from shoal.dataplane.balancer import Balancer
-from shoal.dataplane.config import Settings
+from shoal.dataplane.budget import NodePlan, total_bytes
+from shoal.dataplane.config import Settings, VipSpec
 from shoal.errors import ShoalError
 
 __all__ = ["L4Agent", "L4AgentConfig"]
+
+Need = tuple[int, int, int, int]  # VIPs, backends, IPv4 and IPv6 allowed_cidrs
 
 log = logging.getLogger("shoal.agent.l4")
 
@@ -82,6 +88,8 @@ class L4Agent(AgentLoop):
         self._flood_active = False
         self._pending_events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._translated: Cache = {}
+        self._needs: dict[str, tuple[list[VipSpec], Need]] = {}
 
     # ---- data plane ------------------------------------------------------------------------
 
@@ -106,6 +114,21 @@ class L4Agent(AgentLoop):
                 max_vips=self.cfg.max_vips,
                 max_backends=self.cfg.max_backends,
             )
+            plan = NodePlan(
+                vips=self.cfg.max_vips,
+                backends=self.cfg.max_backends,
+                sessions=self.cfg.session_cache_size,
+                cpus=bpf.lib().ncpus,
+            )
+            log.info(
+                "data plane maps: %.0f MiB at most (%d VIPs, %d backends); session cache "
+                "%d entries, at most %d per CPU (per-CPU LRU lists)",
+                total_bytes(plan) / 2**20,
+                plan.vips,
+                plan.backends,
+                plan.sessions,
+                plan.sessions_per_cpu,
+            )
         self.lb.attach(self.cfg.interface, netns_name=self.cfg.netns, mode=self.cfg.xdp_mode)
         self.dataplane_ok = True
 
@@ -118,43 +141,70 @@ class L4Agent(AgentLoop):
 
     # ---- applying ----------------------------------------------------------------------------
 
+    def _need(self, lb_id: str, specs: list[VipSpec]) -> Need:
+        """(VIPs, backends, IPv4 prefixes, IPv6 prefixes) of a load balancer, kept while its
+        translated specs are the same objects."""
+        hit = self._needs.get(lb_id)
+        if hit is not None and hit[0] is specs:
+            return hit[1]
+        p4 = sum(len(s.allowed_cidrs or []) for s in specs if s.address.version == 4)
+        p6 = sum(len(s.allowed_cidrs or []) for s in specs if s.address.version == 6)
+        need = (len(specs), sum(len(s.backends) for s in specs), p4, p6)
+        self._needs[lb_id] = (specs, need)
+        return need
+
     def _fit(self, tr: Translation) -> set[str]:
-        """The load balancers that fit the data plane's capacity, previously applied ones
-        first; the rest are reported, not half-applied."""
+        """The load balancers that fit the data plane's capacity: those it serves already
+        first (also after a restart: their VIPs are in the maps), then the smallest, so one
+        oversized newcomer cannot push out several others; the rest are reported, not
+        half-applied."""
         assert self.lb is not None
-        order = sorted(tr.vips_by_lb, key=lambda k: (k not in self.applied, k))
+        lb = self.lb
+        needs = {k: self._need(k, specs) for k, specs in tr.vips_by_lb.items()}
+        self._needs = {k: self._needs[k] for k in needs}
         # Half the ACL tries: a changed list is staged beside the old one before the switch.
-        acl_room = self.lb.maps.acl.capacity() // 2
-        chosen, vips, backends, prefixes = set(), 0, 0, {4: 0, 6: 0}
-        for lb_id in order:
-            specs = tr.vips_by_lb[lb_id]
-            need_b = sum(len(s.backends) for s in specs)
-            need_p = {
-                v: sum(len(s.allowed_cidrs or []) for s in specs if s.address.version == v)
-                for v in (4, 6)
-            }
-            if (
-                vips + len(specs) > self.lb.max_vips
-                or backends + need_b > self.lb.max_backends
-                or any(prefixes[v] + need_p[v] > acl_room for v in (4, 6))
-            ):
+        acl_room = lb.maps.acl.capacity() // 2
+        room = (lb.max_vips, lb.max_backends, acl_room, acl_room)
+        totals = [sum(n[i] for n in needs.values()) for i in range(4)]
+        if all(t <= r for t, r in zip(totals, room, strict=True)):
+            return set(needs)  # everything fits: no ranking needed
+
+        def rank(k: str) -> tuple[bool, int, str]:
+            served = k in self.applied or any(lb.holds(s) for s in tr.vips_by_lb[k])
+            return (not served, needs[k][0] + needs[k][1], k)
+
+        chosen: set[str] = set()
+        used = [0, 0, 0, 0]
+        for lb_id in sorted(needs, key=rank):
+            need = needs[lb_id]
+            if any(u + n > r for u, n, r in zip(used, need, room, strict=True)):
+                left = [r - u for u, r in zip(used, room, strict=True)]
                 tr.errors[lb_id] = (
-                    f"the data plane is full ({self.lb.max_vips} VIPs, "
-                    f"{self.lb.max_backends} backends, {acl_room} allowed_cidrs per family)"
+                    f"data plane full: needs {need[0]} VIP(s), {need[1]} backend(s), "
+                    f"{need[2] + need[3]} allowed_cidrs; {left[0]} VIPs, {left[1]} backends, "
+                    f"{min(left[2], left[3])} allowed_cidrs left"
                 )
                 continue
             chosen.add(lb_id)
-            vips += len(specs)
-            backends += need_b
-            prefixes = {v: prefixes[v] + need_p[v] for v in (4, 6)}
+            used = [u + n for u, n in zip(used, need, strict=True)]
         return chosen
 
     def apply(self, desired: dict[str, Any]) -> None:
         assert self.lb is not None
-        tr = translate(desired, self.serve)
+        tr = translate(desired, self.serve, self._translated)
         chosen = self._fit(tr)
-        config = tr.config(self.settings(desired["settings"]["seed"]), chosen)
-        report = self.lb.apply(config)
+        settings = self.settings(desired["settings"]["seed"])
+        config = tr.config(settings, chosen)
+        try:
+            report = self.lb.apply(config)
+        except ShoalError as exc:
+            # _fit plans what the data plane takes, so this is a defect or a full ACL trie
+            # mid-change: keep what was applied, report the newcomers, never stop the loop.
+            for lb_id in chosen - self.applied:
+                tr.errors[lb_id] = f"data plane full: {exc}"
+            chosen &= self.applied
+            config = tr.config(settings, chosen)
+            report = self.lb.apply(config)
         vip_owner = {s.name: lb_id for lb_id in chosen for s in tr.vips_by_lb[lb_id]}
         digests: dict[str, dict[str, str]] = {}
         for name, digest in report.digests.items():

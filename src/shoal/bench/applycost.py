@@ -1,0 +1,117 @@
+"""What one change costs the L4 agent: CPU seconds to apply a desired state of N load
+balancers the first time, then to apply it again with one member drained, then unchanged.
+
+Runs the agent's own apply path (translate, fit, plan, write) on in-memory maps, or on a real
+data plane when given one, so the figure is the agent's, not a model of it.
+`python -m shoal.bench.applycost [N] [MEMBERS]` prints the three costs."""
+
+from __future__ import annotations
+
+import copy
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from shoal.agents.api import AgentApi
+from shoal.agents.l4.agent import L4Agent, L4AgentConfig
+from shoal.dataplane.balancer import Balancer
+
+__all__ = ["ApplyCost", "desired_state", "load_balancer", "measure"]
+
+
+@dataclass(frozen=True)
+class ApplyCost:
+    load_balancers: int
+    members: int
+    first_s: float  # CPU seconds of the first apply
+    drain_s: float  # one member drained (weight 0) among all load balancers
+    noop_s: float  # the same desired state again
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_balancer(i: int, members: int) -> dict[str, Any]:
+    pool = {
+        "id": f"pool-{i}",
+        "admin_state_up": True,
+        "lb_algorithm": "ROUND_ROBIN",
+        "healthmonitor": None,
+        "members": [
+            {
+                "id": f"m-{i}-{j}",
+                "address": f"10.{(i >> 8) & 255}.{i & 255}.{j + 1}",
+                "protocol_port": 8080,
+                "weight": 1,
+                "backup": False,
+                "admin_state_up": True,
+                "monitor_address": None,
+                "monitor_port": None,
+            }
+            for j in range(members)
+        ],
+    }
+    listener = {
+        "id": f"li-{i}",
+        "protocol": "TCP",
+        "protocol_port": 80,
+        "admin_state_up": True,
+        "default_pool_id": pool["id"],
+        "allowed_cidrs": None,
+    }
+    config = {
+        "kind": "l4",
+        "admin_state_up": True,
+        "vip_address": f"198.{18 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}",
+        "pools": [pool],
+        "listeners": [listener],
+    }
+    return {"id": f"lb-{i:05d}", "revision": 1, "config": config, "member_health": {}}
+
+
+def desired_state(n: int, members: int = 10, seq: int = 1) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "settings": {"seed": "bench"},
+        "node": {"admin_state": "ACTIVE"},
+        "load_balancers": [load_balancer(i, members) for i in range(n)],
+    }
+
+
+def _cpu(agent: L4Agent, desired: dict[str, Any]) -> float:
+    start = time.process_time()
+    agent.apply(desired)
+    return time.process_time() - start
+
+
+def measure(n: int = 1000, members: int = 10, balancer: Balancer | None = None) -> ApplyCost:
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = L4AgentConfig(
+            controller="", token="", name="bench", interface="lo", state_dir=Path(tmp)
+        )
+        agent = L4Agent(cfg, cast(AgentApi, None))
+        agent.lb = balancer or Balancer.fake(
+            max_vips=max(64, n), max_backends=max(1024, n * members)
+        )
+        try:
+            desired = desired_state(n, members)
+            first = _cpu(agent, desired)
+            drained = copy.deepcopy(desired)
+            drained["seq"] = 2
+            lb = drained["load_balancers"][n // 2]
+            lb["config"]["pools"][0]["members"][0]["weight"] = 0
+            lb["revision"] = 2
+            drain = _cpu(agent, drained)
+            drained["seq"] = 3
+            noop = _cpu(agent, drained)
+        finally:
+            agent.health.close()
+    return ApplyCost(n, members, first, drain, noop)
+
+
+if __name__ == "__main__":
+    n, members = ([int(a) for a in sys.argv[1:3]] + [1000, 10])[:2]
+    print(measure(n, members).as_dict())

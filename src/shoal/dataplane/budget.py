@@ -1,0 +1,108 @@
+"""Kernel memory of an L4 node's maps, computed from their sizes the way the kernel accounts
+it (the `memlock` line of a map's fdinfo; checked against loaded maps in
+tests/bpf/test_budget.py):
+
+- array: entries x value rounded up to 8 bytes (so a Maglev slot, a u32, costs 8);
+- per-CPU array: entries x (value rounded up to 8 x possible CPUs + an 8-byte pointer);
+- preallocated (LRU) hash: entries x (48-byte element header + key + value) + 16 bytes per
+  bucket, buckets = entries rounded up to a power of two;
+- hash without preallocation: 16 bytes per bucket, plus 88 bytes per VIP entry held;
+- LPM trie: 36 bytes per IPv4 prefix held (48 per IPv6 prefix).
+
+`shoal dataplane budget` and docs/dataplane.md print the table for a node plan."""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+from shoal.dataplane import abi, maglev
+
+__all__ = ["NodePlan", "map_bytes", "total_bytes"]
+
+HASH_ELEM = 48
+BUCKET = 16
+VIP_ENTRY = 88
+ACL4_NODE = 36
+ACL6_NODE = 48
+PER_MAP = 312  # struct bpf_array and friends
+PER_HASH = 896  # struct bpf_htab
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """What one L4 node is sized for."""
+
+    vips: int = 10_000
+    backends: int = 100_000
+    sessions: int = abi.DEFAULT_SESSIONS
+    cpus: int = 64  # possible CPUs (/sys/devices/system/cpu/possible)
+    acl_prefixes: int = abi.MAX_ACL_PREFIXES  # per family
+    # Maglev table size of the typical VIP: table_size_for(backends per VIP) by default.
+    table_size: int | None = None
+
+    @property
+    def slots_per_vip(self) -> int:
+        if self.table_size is not None:
+            return self.table_size
+        return maglev.table_size_for(-(-self.backends // max(self.vips, 1)))
+
+    @property
+    def sessions_per_cpu(self) -> int:
+        """The session cache has per-CPU LRU lists: each CPU holds at most this many flows
+        (a flow stays on the CPU its receive queue hashes it to)."""
+        return self.sessions // self.cpus
+
+
+def _r8(n: int) -> int:
+    return (n + 7) // 8 * 8
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(n - 1, 0).bit_length()
+
+
+def _array(entries: int, value: type) -> int:
+    return PER_MAP + entries * _r8(ctypes.sizeof(value))
+
+
+def _percpu(entries: int, value: type, cpus: int) -> int:
+    return PER_MAP + entries * (_r8(ctypes.sizeof(value)) * cpus + 8)
+
+
+def map_bytes(plan: NodePlan) -> dict[str, int]:
+    """Bytes per map (tables: all VIPs' inner maps together) for a node sized by `plan`."""
+    sizes = {name: (key, value) for name, (key, value, _) in abi.LB_MAPS.items()}
+    _, flow_val = sizes["shoal_sessions_v1"]
+    sess_elem = HASH_ELEM + _r8(ctypes.sizeof(abi.FlowKey)) + _r8(ctypes.sizeof(flow_val))
+    return {
+        "shoal_vips_v1": PER_HASH + _pow2(plan.vips) * BUCKET + plan.vips * VIP_ENTRY,
+        "shoal_vip_filter_v1": _array(abi.VIP_FILTER_WORDS, ctypes.c_uint64),
+        "shoal_maglev_v1": _array(plan.vips, ctypes.c_uint64),
+        "maglev tables": plan.vips * (PER_MAP + (plan.slots_per_vip + 1) * 8),
+        "shoal_backends_v1": _array(plan.backends, abi.Backend),
+        "shoal_sessions_v1": PER_HASH + plan.sessions * sess_elem + _pow2(plan.sessions) * BUCKET,
+        "shoal_config_v1": _array(1, abi.Config),
+        "shoal_flood_v1": _percpu(1, abi.FloodState, plan.cpus),
+        "shoal_counters_v2": _percpu(abi.COUNTER_SLOTS, ctypes.c_uint64, plan.cpus),
+        "shoal_vip_stats_v1": _percpu(plan.vips, abi.Traffic, plan.cpus),
+        "shoal_backend_stats_v1": _percpu(plan.backends, abi.Traffic, plan.cpus),
+        "shoal_nexthops_v1": _percpu(plan.backends, abi.Nexthop, plan.cpus),
+        "shoal_acl_ids_v1": _array(plan.vips, ctypes.c_uint32),
+        "shoal_acl4_v1": plan.acl_prefixes * ACL4_NODE,
+        "shoal_acl6_v1": plan.acl_prefixes * ACL6_NODE,
+        "shoal_acl_drops_v1": _percpu(plan.vips, ctypes.c_uint64, plan.cpus),
+    }
+
+
+def total_bytes(plan: NodePlan) -> int:
+    return sum(map_bytes(plan).values())
+
+
+if __name__ == "__main__":
+    for cpus in (2, 16, 64):
+        p = NodePlan(cpus=cpus)
+        rows = map_bytes(p)
+        print(f"{cpus} CPUs: {total_bytes(p) / 2**20:.1f} MiB")
+        for name, n in sorted(rows.items(), key=lambda r: -r[1]):
+            print(f"  {name:24} {n / 2**20:10.2f} MiB")

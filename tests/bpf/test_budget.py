@@ -1,0 +1,56 @@
+"""The memory budget (shoal.dataplane.budget) against what the kernel charges for real maps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shoal.dataplane import abi
+from shoal.dataplane.balancer import Balancer
+from shoal.dataplane.budget import NodePlan, map_bytes
+from shoal.dataplane.config import parse_config
+
+pytestmark = pytest.mark.bpf
+
+
+def _possible_cpus() -> int:
+    text = Path("/sys/devices/system/cpu/possible").read_text().strip()
+    return sum(
+        int(b) - int(a) + 1 if "-" in part else 1
+        for part in text.split(",")
+        for a, _, b in [part.partition("-")]
+    )
+
+
+def _memlock(fd: int) -> int:
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        for line in f:
+            if line.startswith("memlock:"):
+                return int(line.split()[1])
+    raise AssertionError("no memlock line")
+
+
+def test_the_budget_is_what_the_kernel_charges() -> None:
+    plan = NodePlan(vips=128, backends=2048, sessions=8192, cpus=_possible_cpus())
+    with Balancer.load(
+        pin=False,
+        session_cache_size=plan.sessions,
+        max_vips=plan.vips,
+        max_backends=plan.backends,
+    ) as lb:
+        assert lb.obj is not None
+        expected = map_bytes(plan)
+        exact = [
+            n for n in abi.LB_MAPS if n not in ("shoal_vips_v1", "shoal_acl4_v1", "shoal_acl6_v1")
+        ]
+        for name in exact:
+            assert _memlock(lb.obj.map_fd(name)) == expected[name], name
+        # The VIP hash without preallocation: buckets now, entries as they come.
+        vips = [
+            {"address": f"10.0.0.{i}", "port": 80, "protocol": "tcp", "table_size": 251}
+            for i in range(1, 101)
+        ]
+        lb.apply(parse_config({"vips": vips}))
+        held = 896 + 128 * 16 + 100 * 88  # struct, 128 buckets, 100 entries
+        assert _memlock(lb.obj.map_fd("shoal_vips_v1")) == pytest.approx(held, rel=0.05)
