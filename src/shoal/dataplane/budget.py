@@ -82,7 +82,7 @@ def map_bytes(plan: NodePlan) -> dict[str, int]:
         "maglev tables": plan.vips * (PER_MAP + (plan.slots_per_vip + 1) * 8),
         "shoal_backends_v1": _array(plan.backends, abi.Backend),
         "shoal_sessions_v1": PER_HASH + plan.sessions * sess_elem + _pow2(plan.sessions) * BUCKET,
-        "shoal_config_v1": _array(1, abi.Config),
+        "shoal_config_v2": _array(1, abi.Config),
         "shoal_flood_v1": _percpu(1, abi.FloodState, plan.cpus),
         "shoal_counters_v2": _percpu(abi.COUNTER_SLOTS, ctypes.c_uint64, plan.cpus),
         "shoal_vip_stats_v1": _percpu(plan.vips, abi.Traffic, plan.cpus),
