@@ -90,7 +90,7 @@ class Api:
             "healthmonitor": {
                 "pool_id": pool_id,
                 "type": type_,
-                "delay": 2,
+                "delay": 3,  # Octavia's floor for UDP-CONNECT
                 "timeout": 1,
                 "max_retries": 2,
                 **fields,

@@ -1,5 +1,5 @@
 """Property test of the whole served API: whatever schemathesis sends, generated from the
-OpenAPI document, the controller answers without a 5xx."""
+OpenAPI document, the controller answers without a 5xx (but Octavia's deliberate 501s)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,12 @@ EXAMPLES = int(os.environ.get("SHOAL_API_FUZZ_EXAMPLES", "20"))
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case: schemathesis.Case) -> None:
     response = case.call(headers={"X-Auth-Token": ADMIN_SECRET})
-    assert response.status_code < 500, (
+    # Octavia's 501 for what a provider does not do (or an unknown provider) is an answer,
+    # not a failure of the server.
+    deliberate = response.status_code == 501 and response.json()["faultstring"].startswith(
+        "Provider '"
+    )
+    assert response.status_code < 500 or deliberate, (
         f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}"
     )
     if response.status_code >= 400:

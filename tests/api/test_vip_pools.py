@@ -14,6 +14,8 @@ from shoal.errors import ConfigError
 from .conftest import make_settings
 from .helpers import ADMIN_SECRET, Api
 
+LB_PATH = "/v2/lbaas/loadbalancers"
+
 
 def _pool(admin: Api, name: str, cidr: str, **fields: object) -> dict:
     body = {"vip_pool": {"name": name, "cidr": cidr, **fields}}
@@ -227,3 +229,30 @@ def test_a_network_groups_pools(admin: Api, alice: Api) -> None:
     ):
         r = alice.request("POST", "/v2/lbaas/loadbalancers", {"loadbalancer": body})
         assert r.status_code == 400, (body, r.text)
+
+
+def test_noop_takes_an_unknown_subnet_as_given_but_never_another_projects_vip(
+    admin: Api, alice: Api, bob: Api
+) -> None:
+    """As Octavia's noop network driver, the noop provider takes a subnet and network that
+    name no pool (tempest invents them); the VIP rules that protect other tenants still hold."""
+    own = _pool(admin, "alpha-v6", "fd00:a::/64", project_ids=["alpha"])
+    fake = {"provider": "noop", "vip_subnet_id": "sub-tempest", "vip_network_id": "net-tempest"}
+    lb = bob.lb(vip_address="198.18.33.33", **fake)
+    assert (lb["vip_subnet_id"], lb["vip_network_id"]) == ("sub-tempest", "net-tempest")
+    assert bob.lb(**fake)["vip_address"] == "10.200.0.1"  # no address: the project's pool
+    for address, status in (
+        ("198.18.33.33", 409),  # still unique
+        ("fd00:a::5", 400),  # alpha's pool
+        ("127.0.0.1", 400),  # never a VIP
+    ):
+        r = bob.request("POST", LB_PATH, {"loadbalancer": {"vip_address": address, **fake}})
+        assert r.status_code == status, r.text
+    # A subnet that names a pool follows the pool rules, noop or not.
+    r = bob.request(
+        "POST", LB_PATH, {"loadbalancer": {"provider": "noop", "vip_subnet_id": own["id"]}}
+    )
+    assert r.status_code == 400, r.text
+    # The shoal provider never takes an unknown subnet.
+    r = bob.request("POST", LB_PATH, {"loadbalancer": {**fake, "provider": "shoal"}})
+    assert r.status_code == 400, r.text

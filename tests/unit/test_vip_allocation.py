@@ -1,6 +1,7 @@
 """VIP allocation as a property: whatever pools exist and whatever a tenant asks for, an
 accepted VIP lies in a pool that tenant may use, is an ordinary address, and is nobody
-else's; everything else is refused with a 4xx."""
+else's; everything else is refused with a 4xx. With the noop provider, a subnet that names no
+pool is taken as given, but its VIP is still ordinary, unique and in no other tenant's pool."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ requests = st.lists(
         st.sampled_from(PROJECTS),
         some_address,
         st.one_of(st.none(), st.integers(0, 4)),  # index of the pool named, maybe absent
+        st.booleans(),  # the noop provider (any_subnet)
     ),
     max_size=12,
 )
@@ -76,22 +78,35 @@ def test_an_accepted_vip_is_always_the_tenants_to_take(engine: Engine, pools, as
             made.append(pool)
         session.flush()
         taken: set[str] = set()
-        for project, address, index in asks:
+        for project, address, index, noop in asks:
             ref = made[index].name if index is not None and index < len(made) else None
+            if noop and index is not None and ref is None:
+                ref = "a-subnet-of-no-pool"
             try:
-                vip, pool = vips.allocate(session, project, address, ref)
+                vip, subnet_id, network_id = vips.allocate(
+                    session, project, address, ref, any_subnet=noop
+                )
             except ApiError as exc:
                 assert 400 <= exc.status < 500
                 continue
             ip = ipaddress.ip_address(vip)
-            assert pool in vips.usable_pools(session, project)
-            assert ip in ipaddress.ip_network(pool.cidr)
+            usable = vips.usable_pools(session, project)
             assert address_refusal(ip) is None
-            assert ip != ipaddress.ip_network(pool.cidr).network_address
             assert vip not in taken
             assert address is None or ipaddress.ip_address(address) == ip
-            assert ref is None or pool.name == ref
+            for other in made:
+                if other not in usable:
+                    assert ip not in ipaddress.ip_network(other.cidr)
+            pool = session.get(VipPool, subnet_id)
+            if ref == "a-subnet-of-no-pool":
+                assert noop and subnet_id == network_id == ref
+            else:
+                assert pool is not None and network_id == pool.network_id
+                assert pool in usable
+                assert ip in ipaddress.ip_network(pool.cidr)
+                assert ip != ipaddress.ip_network(pool.cidr).network_address
+                assert ref is None or pool.name == ref
             taken.add(vip)
-            session.add(LoadBalancer(project_id=project, vip_address=vip, vip_subnet_id=pool.id))
+            session.add(LoadBalancer(project_id=project, vip_address=vip, vip_subnet_id=subnet_id))
             session.flush()
         session.rollback()

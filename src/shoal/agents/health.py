@@ -57,8 +57,9 @@ def specs_from(desired: dict[str, Any]) -> list[CheckSpec]:
                         address=m["monitor_address"] or m["address"],
                         port=m["monitor_port"] or m["protocol_port"],
                         type=hm["type"],
-                        delay=float(hm["delay"]),
-                        timeout=float(hm["timeout"]),
+                        # Octavia allows 0: probe at most once a second, wait at least 1 s.
+                        delay=max(1.0, float(hm["delay"])),
+                        timeout=max(1.0, float(hm["timeout"])),
                         url_path=hm.get("url_path") or "/",
                         http_method=hm.get("http_method") or "GET",
                         expected_codes=hm.get("expected_codes") or "200",

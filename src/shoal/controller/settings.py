@@ -112,6 +112,10 @@ class ControllerSettings(BaseModel):
         ]
     )
     quotas: QuotaDefaults = Field(default_factory=QuotaDefaults)
+    # Provider drivers clients may name (GET /v2/lbaas/providers), and the one used when a
+    # load balancer names none. noop configures nothing and goes ACTIVE at once (API tests).
+    enabled_providers: list[str] = Field(default_factory=lambda: ["shoal", "noop"])
+    default_provider: str = "shoal"
     pending_timeout: Annotated[float, Field(gt=0)] = 30.0  # PENDING_* longer than this: ERROR
     node_dead_after: Annotated[float, Field(gt=0)] = 15.0  # silent nodes stop counting
     long_poll_max: Annotated[float, Field(gt=0, le=300)] = 55.0
@@ -146,6 +150,14 @@ class ControllerSettings(BaseModel):
     def _defaults(self) -> ControllerSettings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.state_dir / 'controller.db'}"
+        from shoal.controller.services.providers import PROVIDERS
+
+        unknown = [p for p in self.enabled_providers if p not in PROVIDERS]
+        if unknown or self.default_provider not in self.enabled_providers:
+            raise ValueError(
+                f"enabled_providers takes {sorted(PROVIDERS)}, and default_provider must be "
+                "one of them"
+            )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
         if self.auth == "keystone" and self.keystone is None:

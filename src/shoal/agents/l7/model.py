@@ -176,9 +176,10 @@ def _backend(pool: dict[str, Any], mode: str, listener: dict[str, Any] | None) -
                 check_opts = " check-ssl verify none"
         elif hm["type"] == "TLS-HELLO":
             be.lines.append("option ssl-hello-chk")
+        inter = max(1, hm["delay"])  # Octavia allows 0; HAProxy needs a positive interval
         be.default_server = (
-            f"inter {hm['delay']}s fastinter {hm['delay']}s "
-            f"downinter {hm['delay']}s rise {hm['max_retries']} "
+            f"inter {inter}s fastinter {inter}s "
+            f"downinter {inter}s rise {hm['max_retries']} "
             f"fall {hm['max_retries_down']}"
         )
     proxy = {"PROXY": " send-proxy", "PROXYV2": " send-proxy-v2"}.get(pool["protocol"], "")

@@ -1,123 +1,248 @@
-"""Listing, filtering and paging as Octavia does it; response helpers."""
+"""Listing as Octavia does it (filters on any attribute, tags, sort, marker paging, links,
+fields=), and response helpers."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import Boolean, Integer, and_, or_, select
+from sqlalchemy import Boolean, Float, Integer, and_, exists, func, not_, or_, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ColumnElement, Select
 
 from shoal.controller.auth import Principal
 from shoal.controller.errors import BadRequest
 
-__all__ = ["etag_headers", "etag_response", "list_response", "paged_query", "written"]
+__all__ = ["etag_headers", "etag_response", "list_collection", "select_fields", "written"]
 
-RESERVED = {
-    "limit",
-    "marker",
-    "page_reverse",
-    "fields",
-    "sort",
-    "sort_key",
-    "sort_dir",
-    "project_id",
-    "tenant_id",
-}
+# Query parameters that steer the listing rather than filter it (Octavia's auxiliary ones).
+RESERVED = frozenset({"limit", "marker", "page_reverse", "fields", "sort", "sort_key", "sort_dir"})
+TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
+# API names that are a differently named column.
+ALIASES = {"tenant_id": "project_id", "loadbalancer_id": "load_balancer_id"}
+MAX_LIMIT = 1000
+DEFAULT_SORT_KEYS = ("created_at", "id")
+INVALID_FILTER = "One or more arguments are either duplicate or invalid"
 
 
 def _coerce(column: Any, key: str, raw: str) -> Any:
     if isinstance(column.type, Boolean):
-        if raw.lower() not in ("true", "false", "1", "0"):
-            raise BadRequest(
-                f"Invalid input for field/attribute {key}. Value: {raw!r}. Expected a boolean"
-            )
-        return raw.lower() in ("true", "1")
-    if isinstance(column.type, Integer):
+        from shoal.controller.schemas.common import parse_bool
+
         try:
-            return int(raw)
+            return parse_bool(raw)
         except ValueError:
-            raise BadRequest(
-                f"Invalid input for field/attribute {key}. Value: {raw!r}. Expected an integer"
-            ) from None
+            raise BadRequest(f"Invalid input for field/attribute {key}. Value: {raw!r}.") from None
+    if isinstance(column.type, Integer | Float):
+        try:
+            return float(raw) if isinstance(column.type, Float) else int(raw)
+        except ValueError:
+            raise BadRequest(f"Invalid input for field/attribute {key}. Value: {raw!r}.") from None
     return raw
 
 
-def paged_query(
+# Bookkeeping columns that are not part of Octavia's objects: neither filters nor sort keys.
+INTERNAL = frozenset(
+    {
+        "l4_protocol",
+        "kind",
+        "health",
+        "health_streak",
+        "health_detail",
+        "health_changed_at",
+        "revision",
+        "revision_seq",
+        "current_config",
+        "provisioning_reason",
+        "pending_since",
+    }
+)
+
+
+def _columns(model: Any) -> dict[str, Any]:
+    return {
+        c.key: getattr(model, c.key) for c in model.__mapper__.column_attrs if c.key not in INTERNAL
+    }
+
+
+def _tag_values(params: Any, key: str) -> list[str]:
+    return [t for raw in params.getlist(key) for t in raw.split(",") if t]
+
+
+def _has_tag(session: Session, model: Any, tag: str) -> ColumnElement[bool]:
+    """model.tags (a JSON list) holds exactly this tag, on SQLite and PostgreSQL alike."""
+    if session.get_bind().dialect.name == "postgresql":
+        elements = func.json_array_elements_text(model.tags).table_valued("value")
+    else:
+        elements = func.json_each(model.tags).table_valued("value")
+    return exists(select(1).select_from(elements).where(elements.c.value == tag))
+
+
+def _sort_keys(params: Any) -> list[tuple[str, bool]]:
+    """(key, descending) pairs from sort=k1:dir,k2 or sort_key=/sort_dir=."""
+
+    def direction(raw: str) -> bool:
+        d = raw.lower()
+        if d not in ("asc", "desc"):
+            raise BadRequest(f"Supplied sort direction '{raw}' is not valid.")
+        return d == "desc"
+
+    pairs: list[tuple[str, bool]] = []
+    if params.get("sort"):
+        for item in params["sort"].split(","):
+            parts = item.split(":")
+            if len(parts) > 2 or not parts[0]:
+                raise BadRequest(f"Supplied sort key '{item}' is not valid.")
+            pairs.append((parts[0], direction(parts[1]) if len(parts) == 2 else False))
+    elif params.get("sort_key"):
+        keys = params["sort_key"].split(",")
+        dirs = params.get("sort_dir", "").split(",") if params.get("sort_dir") else []
+        dirs += ["asc"] * (len(keys) - len(dirs))
+        pairs = [(k, direction(d)) for k, d in zip(keys, dirs, strict=False)]
+    return pairs
+
+
+def _limit(params: Any) -> int:
+    raw = params.get("limit")
+    if raw is None:
+        return MAX_LIMIT
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"Supplied pagination limit '{raw}' is not valid.") from None
+    return MAX_LIMIT if value < 1 else min(value, MAX_LIMIT)  # Octavia: <1 means no limit
+
+
+def list_collection(
     session: Session,
     model: Any,
     principal: Principal,
     request: Request,
-    query: Select[Any] | None = None,
-    filterable: Sequence[str] = (),
-) -> tuple[list[Any], int]:
-    """Rows of model visible to principal, filtered by query parameters, one page of them.
-    Returns (rows, limit)."""
-    params = request.query_params
-    q = query if query is not None else select(model)
-    project = params.get("project_id") or params.get("tenant_id")
-    if not principal.reads_all_projects:
-        q = q.where(model.project_id == principal.project_id)
-    elif project:
-        q = q.where(model.project_id == project)
-    for key in filterable:
-        if key in params:
-            column = getattr(model, key)
-            q = q.where(column == _coerce(column, key, params[key]))
-    raw_limit = params.get("limit", "1000")
-    if not raw_limit.isdigit() or int(raw_limit) < 1:
-        raise BadRequest(
-            f"Invalid input for field/attribute limit. Value: {raw_limit!r}. "
-            "Expected a positive integer"
-        )
-    limit = min(int(raw_limit), 1000)
-    reverse = params.get("page_reverse", "false").lower() == "true"
-    marker = params.get("marker")
-    if marker:
-        row = session.get(model, marker)
-        if row is None or not principal.can_read(row.project_id):
-            raise BadRequest(f"marker {marker} is not a visible {model.__tablename__} id")
-        at: dt.datetime = row.created_at
-        after = or_(model.created_at > at, and_(model.created_at == at, model.id > marker))
-        before = or_(model.created_at < at, and_(model.created_at == at, model.id < marker))
-        q = q.where(before if reverse else after)
-    order = (model.created_at.desc(), model.id.desc()) if reverse else (model.created_at, model.id)
-    rows = list(session.scalars(q.order_by(*order).limit(limit)))
-    if reverse:
-        rows.reverse()
-    return rows, limit
-
-
-def list_response(
-    request: Request,
-    collection: str,
-    rows: Sequence[Any],
+    query: Select[Any],
     view: Callable[[Any], dict[str, Any]],
-    limit: int,
+    collection: str,
+    computed: Sequence[str] = ("operating_status",),
 ) -> dict[str, Any]:
-    items = [view(r) for r in rows]
-    fields = request.query_params.getlist("fields")
-    if fields:
-        wanted = {f for item in fields for f in item.split(",")}
-        items = [{k: v for k, v in item.items() if k in wanted} for item in items]
+    """One page of the rows of `query` that principal may see, as Octavia lists them.
+
+    A parameter naming a column filters in SQL; one naming a computed attribute (operating
+    status) filters the rendered objects; any other is refused (400), never ignored: a
+    misspelt filter must not return everything to a script that deletes what it lists."""
+    params = request.query_params
+    columns = _columns(model)
+    q = query
+    if not principal.reads_all_projects:  # admins and global observers read every project
+        q = q.where(model.project_id == principal.project_id)
+    post: dict[str, str] = {}
+    for key in params:
+        if key in RESERVED or key in TAG_FILTERS:
+            continue
+        values = params.getlist(key)
+        if len(values) > 1:
+            raise BadRequest(INVALID_FILTER)
+        name = ALIASES.get(key, key)
+        if name in columns and name != "tags":
+            column = columns[name]
+            q = q.where(column == _coerce(column, key, values[0]))
+        elif key in computed:
+            post[key] = values[0]
+        else:
+            raise BadRequest(INVALID_FILTER)
+    if "tags" in columns:
+        for tag in _tag_values(params, "tags"):
+            q = q.where(_has_tag(session, model, tag))
+        if any_tags := _tag_values(params, "tags-any"):
+            q = q.where(or_(*(_has_tag(session, model, t) for t in any_tags)))
+        if not_all := _tag_values(params, "not-tags"):
+            q = q.where(not_(and_(*(_has_tag(session, model, t) for t in not_all))))
+        for tag in _tag_values(params, "not-tags-any"):
+            q = q.where(not_(_has_tag(session, model, tag)))
+
+    keys = _sort_keys(params)
+    named = {k for k, _ in keys}
+    keys += [(k, False) for k in DEFAULT_SORT_KEYS if k not in named]
+    order = []
+    for key, desc in keys:
+        column = columns.get(ALIASES.get(key, key))
+        if column is None or key == "tags":
+            raise BadRequest(f"Supplied sort key '{key}' is not valid.")
+        order.append(column.desc() if desc else column.asc())
+    # Ids first, in order (cheap), so computed filters and the marker work on the same list.
+    ids = list(session.scalars(q.with_only_columns(model.id).order_by(*order)))
+    rows_by_id: dict[str, Any] = {}
+    if post:
+        for chunk in range(0, len(ids), 500):
+            batch = ids[chunk : chunk + 500]
+            for row in session.scalars(query.where(model.id.in_(batch))):
+                item = view(row)
+                if all(str(item.get(k)) == v for k, v in post.items()):
+                    rows_by_id[row.id] = row
+        ids = [i for i in ids if i in rows_by_id]
+
+    limit = _limit(params)
+    marker = params.get("marker")
+    reverse = params.get("page_reverse", "false").lower() == "true"
+    if marker:
+        if marker not in ids:
+            raise BadRequest(f"Supplied pagination marker '{marker}' is not valid.")
+        at = ids.index(marker)
+        page_ids = ids[max(0, at - limit) : at] if reverse else ids[at + 1 : at + 1 + limit]
+    else:
+        page_ids = ids[:limit]
+    if not post:
+        fetched: list[Any] = list(session.scalars(query.where(model.id.in_(page_ids))))
+        rows_by_id = {r.id: r for r in fetched}
+    items = select_fields(request, [view(rows_by_id[i]) for i in page_ids])
+    return {collection: items, f"{collection}_links": _links(request, page_ids, limit, marker)}
+
+
+def _links(request: Request, page: list[str], limit: int, marker: str | None) -> list[Any]:
+    if not page:
+        return []
+    base = [("limit", str(limit))]
+    for key in ("sort", "sort_key", "sort_dir"):
+        if key in request.query_params:
+            base.append((key, request.query_params[key]))
+    url = str(request.url.replace(query=""))
     links = []
-    if rows and len(rows) == limit:
-        url = request.url.include_query_params(marker=rows[-1].id, limit=limit)
-        links.append({"rel": "next", "href": str(url)})
-    return {collection: items, f"{collection}_links": links}
+    if marker:
+        prev = [*base, ("marker", page[0]), ("page_reverse", "True")]
+        links.append({"rel": "previous", "href": _href(url, prev)})
+    if len(page) >= limit:
+        links.append({"rel": "next", "href": _href(url, [*base, ("marker", page[-1])])})
+    return links
+
+
+def _href(url: str, query: list[tuple[str, str]]) -> str:
+    from urllib.parse import urlencode
+
+    return f"{url}?{urlencode(query)}"
+
+
+def select_fields(request: Request, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """fields=a,b or fields=a&fields=b: only those attributes (unknown names are dropped)."""
+    fields = request.query_params.getlist("fields")
+    if not fields:
+        return items
+    wanted = {f for item in fields for f in item.split(",") if f}
+    return [{k: v for k, v in item.items() if k in wanted} for item in items]
+
+
+def etag_response(
+    body: dict[str, Any], revision: int, status_code: int = 200, request: Request | None = None
+) -> Response:
+    """A JSON response whose ETag is the load balancer's revision (for If-Match); with the
+    request, fields= applies to the one object it holds."""
+    if request is not None and request.query_params.get("fields"):
+        ((key, obj),) = body.items()
+        body = {key: select_fields(request, [obj])[0]}
+    return JSONResponse(body, status_code=status_code, headers=etag_headers(revision))
 
 
 def etag_headers(revision: int) -> dict[str, str]:
     return {"ETag": f'"{revision}"'}
-
-
-def etag_response(body: dict[str, Any], revision: int, status_code: int = 200) -> Response:
-    """A JSON response whose ETag is the load balancer's revision (for If-Match)."""
-    return JSONResponse(body, status_code=status_code, headers=etag_headers(revision))
 
 
 def written(status_code: int, revision: int) -> Response:

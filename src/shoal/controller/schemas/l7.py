@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import Field
 
 from shoal.controller.schemas.common import (
     AdminState,
@@ -15,6 +15,8 @@ from shoal.controller.schemas.common import (
     RedirectCode,
     Tags,
     Uuid,
+    WsBool,
+    WsInt,
 )
 
 Url = str
@@ -29,7 +31,7 @@ class _PolicyFields(OctaviaModel):
     redirect_url: Url | None = Field(default=None, max_length=2048, pattern=r"^https?://\S+$")
     redirect_prefix: Url | None = Field(default=None, max_length=2048, pattern=r"^https?://\S+$")
     redirect_http_code: RedirectCode | None = None
-    position: StrictInt | None = Field(default=None, ge=1, le=2147483647)
+    position: WsInt | None = Field(default=None, ge=1, le=2147483647)
     tags: Tags | None = None
 
 
@@ -52,7 +54,7 @@ class L7RuleFields(OctaviaModel):
     # configuration parser gives a meaning to ('#', quotes, '$'): it is written unquoted.
     key: str | None = Field(default=None, max_length=255, pattern=r"^[A-Za-z0-9!%&*+.^_`|~-]+$")
     value: str | None = Field(default=None, min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$")
-    invert: StrictBool | None = None
+    invert: WsBool | None = None
     admin_state_up: AdminState | None = None
     tags: Tags | None = None
 

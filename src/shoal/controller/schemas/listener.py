@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, StrictInt
+from pydantic import Field
 
 from shoal.controller.schemas.common import (
     AdminState,
@@ -15,6 +15,7 @@ from shoal.controller.schemas.common import (
     Tags,
     TimeoutMs,
     Uuid,
+    WsInt,
 )
 
 
@@ -22,7 +23,7 @@ class _ListenerFields(OctaviaModel):
     name: Name | None = None
     description: Description | None = None
     admin_state_up: AdminState | None = None
-    connection_limit: StrictInt | None = Field(default=None, ge=-1, le=2**31 - 1)
+    connection_limit: WsInt | None = Field(default=None, ge=-1, le=2**31 - 1)
     default_pool_id: Uuid | None = None
     default_tls_container_ref: str | None = Field(default=None, max_length=255)
     sni_container_refs: list[str] | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import Field
 
 from shoal.controller.schemas.common import (
     AdminState,
@@ -12,9 +12,11 @@ from shoal.controller.schemas.common import (
     Port,
     Tags,
     Uuid,
+    WsBool,
+    WsInt,
 )
 
-Weight = StrictInt
+Weight = WsInt
 
 
 class MemberCreate(OctaviaModel):
@@ -23,7 +25,7 @@ class MemberCreate(OctaviaModel):
     address: IpAddressStr
     protocol_port: Port
     weight: Weight = Field(default=1, ge=0, le=256)
-    backup: StrictBool = False
+    backup: WsBool = False
     subnet_id: Uuid | None = None
     monitor_address: IpAddressStr | None = None
     monitor_port: Port | None = None
@@ -36,7 +38,7 @@ class MemberUpdate(OctaviaModel):
     name: Name | None = None
     admin_state_up: AdminState | None = None
     weight: Weight | None = Field(default=None, ge=0, le=256)
-    backup: StrictBool | None = None
+    backup: WsBool | None = None
     monitor_address: IpAddressStr | None = None
     monitor_port: Port | None = None
     tags: Tags | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, StrictInt, model_validator
+from pydantic import Field, model_validator
 
 from shoal.controller.schemas.common import (
     AdminState,
@@ -14,6 +14,8 @@ from shoal.controller.schemas.common import (
     PoolProtocol,
     Tags,
     Uuid,
+    WsBool,
+    WsInt,
 )
 
 
@@ -23,7 +25,7 @@ class SessionPersistence(OctaviaModel):
     cookie_name: str | None = Field(
         default=None, max_length=255, pattern=r"^[A-Za-z0-9!%&*+.^_`|~-]+$"
     )
-    persistence_timeout: StrictInt | None = Field(default=None, ge=0, le=2**31 - 1)
+    persistence_timeout: WsInt | None = Field(default=None, ge=0, le=2**31 - 1)
     persistence_granularity: str | None = Field(default=None, max_length=64)
 
     @model_validator(mode="after")
@@ -44,7 +46,7 @@ class PoolCreate(OctaviaModel):
     session_persistence: SessionPersistence | None = None
     listener_id: Uuid | None = None
     loadbalancer_id: Uuid | None = None
-    tls_enabled: bool = False
+    tls_enabled: WsBool = False
     project_id: Uuid | None = None
     tenant_id: Uuid | None = None
     tags: Tags = Field(default_factory=list)
@@ -62,7 +64,7 @@ class PoolUpdate(OctaviaModel):
     admin_state_up: AdminState | None = None
     lb_algorithm: Algorithm | None = None
     session_persistence: SessionPersistence | None = None
-    tls_enabled: bool | None = None
+    tls_enabled: WsBool | None = None
     tags: Tags | None = None
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field, StrictInt
+from pydantic import Field
 
-from shoal.controller.schemas.common import OctaviaModel
+from shoal.controller.schemas.common import OctaviaModel, WsInt
 
-Limit = StrictInt | None
+Limit = WsInt | None
 
 
 class QuotaUpdate(OctaviaModel):

@@ -100,7 +100,9 @@ def _l4(session: Session, node: Node, settings: ControllerSettings, now: dt.date
     lbs = list(
         session.execute(
             select(LoadBalancer.id, LoadBalancer.revision, LoadBalancer.current_config).where(
-                LoadBalancer.current_config != "null", LoadBalancer.current_config != "{}"
+                LoadBalancer.current_config != "null",
+                LoadBalancer.current_config != "{}",
+                LoadBalancer.provider != "noop",  # configured nowhere
             )
         )
     )

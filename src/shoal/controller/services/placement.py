@@ -317,7 +317,9 @@ def reconcile(
     live = set(
         session.scalars(
             select(LoadBalancer.id).where(
-                LoadBalancer.kind == "l7", LoadBalancer.current_config != "null"
+                LoadBalancer.kind == "l7",
+                LoadBalancer.current_config != "null",
+                LoadBalancer.provider != "noop",
             )
         )
     )

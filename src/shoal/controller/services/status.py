@@ -91,6 +91,11 @@ def _children(lb: LoadBalancer) -> list[Any]:
 
 
 def _settle(lb: LoadBalancer, status: str, reason: str | None) -> None:
+    """The new status on lb and on its children still pending; each row that changes gets
+    updated_at, as Octavia stamps every status change."""
+    now = utcnow()
+    if lb.provisioning_status != status:
+        lb.updated_at = now
     lb.provisioning_status = status
     lb.provisioning_reason = reason
     lb.pending_since = None if status == "ACTIVE" else lb.pending_since
@@ -99,6 +104,7 @@ def _settle(lb: LoadBalancer, status: str, reason: str | None) -> None:
             row.provisioning_status in PENDING or status == "ACTIVE"
         ):
             row.provisioning_status = status
+            row.updated_at = now
 
 
 def _fail(session: Session, lb: LoadBalancer, reason: str) -> None:
@@ -128,7 +134,8 @@ def refresh(
     if lb.provisioning_status == "ACTIVE":
         return "ACTIVE"
     now = now or utcnow()
-    nodes = serving_nodes(session, lb, settings, now, alive)
+    noop = lb.provider == "noop"  # no node serves it: nothing to wait for
+    nodes = [] if noop else serving_nodes(session, lb, settings, now, alive)
     deleting = lb.current_config == "null"
     node_ids = {n.id for n in nodes}
     errors = [
@@ -142,7 +149,8 @@ def refresh(
     ]
     behind = [n for n in nodes if n.applied_seq < lb.revision_seq]
     placed = (
-        lb.kind != "l7"
+        noop
+        or lb.kind != "l7"
         or deleting
         or session.scalar(
             select(Placement.node_id).where(
@@ -212,8 +220,14 @@ def member_operating_status(member: Any, monitored: bool) -> str:
     return "DRAINING" if member.weight == 0 else "ONLINE"
 
 
+def _unmeasured(lb: Any) -> bool:
+    """The noop provider's objects: nothing serves or measures them, so, as in Octavia, they
+    never go ONLINE."""
+    return bool(lb.provider == "noop")
+
+
 def pool_operating_status(pool: Any) -> str:
-    if not pool.admin_state_up:
+    if not pool.admin_state_up or _unmeasured(pool.load_balancer):
         return "OFFLINE"
     monitored = pool.healthmonitor is not None and pool.healthmonitor.admin_state_up
     states = [member_operating_status(m, monitored) for m in pool.members if m.admin_state_up]
@@ -224,14 +238,14 @@ def pool_operating_status(pool: Any) -> str:
 
 
 def listener_operating_status(listener: Any, pools: dict[str, Any]) -> str:
-    if not listener.admin_state_up:
+    if not listener.admin_state_up or _unmeasured(listener.load_balancer):
         return "OFFLINE"
     pool = pools.get(listener.default_pool_id) if listener.default_pool_id else None
     return pool_operating_status(pool) if pool is not None else "ONLINE"
 
 
 def lb_operating_status(lb: LoadBalancer) -> str:
-    if not lb.admin_state_up:
+    if not lb.admin_state_up or _unmeasured(lb):
         return "OFFLINE"
     pools = {p.id: p for p in lb.pools}
     states = [listener_operating_status(li, pools) for li in lb.listeners]

@@ -21,6 +21,7 @@ from shoal.controller.db.models import (
     Pool,
 )
 from shoal.controller.errors import BadRequest
+from shoal.controller.services import providers
 
 __all__ = ["canonical", "config_of", "digest", "materialize", "validate_tree"]
 
@@ -188,15 +189,25 @@ def validate_tree(lb: LoadBalancer) -> None:
         _check_pool(lb, pool)
 
 
+def _serves_nodes(lb: LoadBalancer) -> bool:
+    """Shoal's own rules (what each tier can serve) apply to what the agents configure; the
+    noop provider keeps only Octavia's provider-independent ones."""
+    return lb.provider != "noop"
+
+
 def _check_listener(lb: LoadBalancer, li: Listener, pools: dict[str, Pool]) -> None:
-    if lb.kind == "l4" and li.protocol not in L4_PROTOCOLS:
-        raise BadRequest(
+    if _serves_nodes(lb) and li.protocol in ("SCTP", "PROMETHEUS"):
+        raise providers.unsupported(lb.provider, f"{li.protocol} listeners are not implemented")
+    if _serves_nodes(lb) and lb.kind == "l4" and li.protocol not in L4_PROTOCOLS:
+        raise providers.unsupported(
+            lb.provider,
             f"listener {li.id}: an L4 load balancer takes TCP and UDP listeners, "
-            f"not {li.protocol} (use flavor l7)"
+            f"not {li.protocol} (use flavor l7)",
         )
-    if lb.kind == "l7" and li.protocol not in L7_LISTENER_PROTOCOLS:
-        raise BadRequest(
-            f"listener {li.id}: {li.protocol} listeners need an L4 load balancer (flavor l4)"
+    if _serves_nodes(lb) and lb.kind == "l7" and li.protocol not in L7_LISTENER_PROTOCOLS:
+        raise providers.unsupported(
+            lb.provider,
+            f"listener {li.id}: {li.protocol} listeners need an L4 load balancer (flavor l4)",
         )
     _check_allowed_cidrs(lb, li)
     if li.protocol == "TERMINATED_HTTPS" and not li.default_tls_container_ref:
@@ -212,7 +223,7 @@ def _check_listener(lb: LoadBalancer, li: Listener, pools: dict[str, Pool]) -> N
             raise BadRequest(
                 f"listener {li.id}: a {li.protocol} listener cannot use a {pool.protocol} pool"
             )
-        if lb.kind == "l4":
+        if lb.kind == "l4" and _serves_nodes(lb):
             for m in pool.members:
                 if m.protocol_port != li.protocol_port:
                     raise BadRequest(
@@ -268,7 +279,9 @@ def _check_policy(policy: L7Policy, pools: dict[str, Pool]) -> None:
 
 
 def _check_pool(lb: LoadBalancer, pool: Pool) -> None:
-    if lb.kind == "l4":
+    if not _serves_nodes(lb):
+        pass
+    elif lb.kind == "l4":
         if pool.protocol not in L4_PROTOCOLS:
             raise BadRequest(f"pool {pool.id}: an L4 load balancer takes TCP and UDP pools")
         if pool.lb_algorithm not in L4_ALGORITHMS:
@@ -288,7 +301,9 @@ def _check_pool(lb: LoadBalancer, pool: Pool) -> None:
                     f"member {m.address}:{m.protocol_port}: an IPv6 VIP cannot reach IPv4 members"
                 )
     elif pool.protocol in ("UDP", "SCTP"):
-        raise BadRequest(f"pool {pool.id}: {pool.protocol} pools need an L4 load balancer")
+        raise providers.unsupported(
+            lb.provider, f"pool {pool.id}: {pool.protocol} pools need an L4 load balancer"
+        )
     hm = pool.healthmonitor
     if hm is not None:
         if hm.type == "UDP-CONNECT" and pool.protocol != "UDP":

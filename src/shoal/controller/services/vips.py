@@ -166,22 +166,75 @@ def allocate(
     address: str | None,
     pool_ref: str | None,
     network_ref: str | None = None,
-) -> tuple[str, VipPool]:
-    """(address, pool) for a new load balancer of project_id. vip_network_id (network_ref)
-    narrows the choice to the pools of one network, as Neutron networks group subnets."""
-    chosen, pools = _choose(usable_pools(session, project_id), pool_ref, network_ref, project_id)
+    any_subnet: bool = False,
+) -> tuple[str, str, str]:
+    """(address, subnet id, network id) for a new load balancer of project_id. vip_network_id
+    (network_ref) narrows the choice to the pools of one network, as Neutron networks group
+    subnets.
+
+    any_subnet (the noop provider, which configures nothing on any node): a subnet or network
+    that names no VIP pool at all is taken as given, as Octavia's noop network driver takes
+    it. The address is still unique, never a refused one and never one of a pool the project
+    may not use; without one, it comes from the project's first pool."""
+    usable = usable_pools(session, project_id)
+    given = pool_ref is not None or network_ref is not None
+    if any_subnet and given and not _names_a_pool(session, pool_ref, network_ref):
+        return _unpooled(session, project_id, usable, address, pool_ref, network_ref)
+    chosen, pools = _choose(usable, pool_ref, network_ref, project_id)
     if address is not None:
         ip = ipaddress.ip_address(address)
         holder = _check_given(ip, chosen, pools, project_id)
-        owner = session.scalar(select(LoadBalancer.id).where(LoadBalancer.vip_address == str(ip)))
-        if owner:
-            raise Conflict(f"VIP address {ip} is already used by load balancer {owner}")
-        return str(ip), holder
+        return _take(session, ip), holder.id, holder.network_id
     pool = chosen or (pools[0] if pools else None)
     if pool is None:
         raise BadRequest(f"project {project_id} may use no VIP pool: {describe(pools)}")
+    return _lowest_free(session, pool), pool.id, pool.network_id
+
+
+def _names_a_pool(session: Session, pool_ref: str | None, network_ref: str | None) -> bool:
+    """Whether the subnet or the network names any VIP pool (the project's or not)."""
+    for pool in session.scalars(select(VipPool)):
+        if pool_ref in (pool.id, pool.name) or network_ref == pool.network_id:
+            return True
+    return False
+
+
+def _unpooled(
+    session: Session,
+    project_id: str,
+    usable: list[VipPool],
+    address: str | None,
+    pool_ref: str | None,
+    network_ref: str | None,
+) -> tuple[str, str, str]:
+    subnet = pool_ref or network_ref or ""
+    network = network_ref or subnet
+    if address is None:
+        if not usable:
+            raise BadRequest(f"project {project_id} may use no VIP pool: {describe(usable)}")
+        return _lowest_free(session, usable[0]), subnet, network
+    ip = ipaddress.ip_address(address)
+    if refusal := address_refusal(ip):
+        raise BadRequest(f"vip_address {ip} is {refusal} and can never be a VIP")
+    for pool in session.scalars(select(VipPool)):
+        if pool.ip_version == ip.version and ip in network_of(pool) and pool not in usable:
+            raise BadRequest(
+                f"vip_address {ip} is not in a VIP pool project {project_id} may use; "
+                f"VIP pools it may use: {describe(usable)}"
+            )
+    return _take(session, ip), subnet, network
+
+
+def _take(session: Session, ip: IpAddress) -> str:
+    owner = session.scalar(select(LoadBalancer.id).where(LoadBalancer.vip_address == str(ip)))
+    if owner:
+        raise Conflict(f"VIP address {ip} is already used by load balancer {owner}")
+    return str(ip)
+
+
+def _lowest_free(session: Session, pool: VipPool) -> str:
     used = set(session.scalars(select(LoadBalancer.vip_address)))
     for host in network_of(pool).hosts():
         if str(host) not in used:
-            return str(host), pool
+            return str(host)
     raise Conflict(f"VIP pool {pool.name} ({pool.cidr}) has no free address")

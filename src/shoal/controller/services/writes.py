@@ -136,18 +136,21 @@ class Writer:
         vip_pool: str | None,
         message: str = "",
         vip_network: str | None = None,
+        any_subnet: bool = False,
     ) -> Iterator[WriteContext]:
         """Creates a load balancer row (VIP allocated under the same lock) for the caller to
         fill, then publishes revision 1."""
         principal.require_write()
         with self.db.write() as session:
             vips.serialize(session)
-            address, pool = vips.allocate(session, project_id, vip_address, vip_pool, vip_network)
+            address, subnet_id, network_id = vips.allocate(
+                session, project_id, vip_address, vip_pool, vip_network, any_subnet
+            )
             lb = LoadBalancer(
                 project_id=project_id,
                 vip_address=address,
-                vip_subnet_id=pool.id,
-                vip_network_id=pool.network_id,
+                vip_subnet_id=subnet_id,
+                vip_network_id=network_id,
             )
             session.add(lb)
             ctx = WriteContext(
@@ -213,7 +216,7 @@ class Writer:
                 detail=ctx.message,
             )
         )
-        if lb.kind == "l7" and not deleting:
+        if lb.kind == "l7" and not deleting and lb.provider != "noop":
             placement.place(session, lb, self.settings)
         status.refresh(session, lb, self.settings)
         return change.id

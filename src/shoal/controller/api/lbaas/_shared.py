@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import Response
+from fastapi import Request, Response
 from sqlalchemy.orm import Session
 
 from shoal.controller.api.common import etag_response
@@ -70,11 +70,12 @@ def render(
     view: Callable[[Any], dict[str, Any]],
     key: str,
     status_code: int = 200,
+    request: Request | None = None,
 ) -> Response:
     """A child resource's response, with its load balancer's revision as ETag."""
     with state.db.read() as session:
         row = get_visible(session, model, ident, principal)
-        return etag_response({key: view(row)}, lb_of(row).revision, status_code)
+        return etag_response({key: view(row)}, lb_of(row).revision, status_code, request)
 
 
 def lb_id_for(state: Any, principal: Principal, model: type[Any], ident: str) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from shoal.controller import views
-from shoal.controller.api.deps import CurrentPrincipal
+from shoal.controller.api.common import select_fields
+from shoal.controller.api.deps import CurrentPrincipal, State
 from shoal.controller.errors import NotFound
+from shoal.controller.services import providers
 
 router = APIRouter(tags=["catalog"])
 
@@ -28,10 +30,42 @@ def get_flavor(flavor_id: str, principal: CurrentPrincipal) -> dict[str, Any]:
 
 
 @router.get("/providers")
-def list_providers(principal: CurrentPrincipal) -> dict[str, Any]:
-    return {
-        "providers": [{"name": "shoal", "description": "Shoal: XDP L4 tier and HAProxy L7 tier"}]
-    }
+def list_providers(request: Request, state: State, principal: CurrentPrincipal) -> dict[str, Any]:
+    items = [
+        {"name": p.name, "description": p.description}
+        for name, p in providers.PROVIDERS.items()
+        if name in state.settings.enabled_providers
+    ]
+    return {"providers": select_fields(request, items)}
+
+
+def _capabilities(request: Request, table: dict[str, str]) -> list[dict[str, Any]]:
+    """A provider's capability table as Octavia lists it: name= and description= filter."""
+    name, description = request.query_params.get("name"), request.query_params.get("description")
+    items = [
+        {"name": k, "description": v}
+        for k, v in table.items()
+        if name in (None, k) and description in (None, v)
+    ]
+    return select_fields(request, items)
+
+
+@router.get("/providers/{provider}/flavor_capabilities")
+def flavor_capabilities(
+    provider: str, request: Request, state: State, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    principal.require_admin()
+    table = providers.get(provider).flavor_capabilities
+    return {"flavor_capabilities": _capabilities(request, table)}
+
+
+@router.get("/providers/{provider}/availability_zone_capabilities")
+def availability_zone_capabilities(
+    provider: str, request: Request, state: State, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    principal.require_admin()
+    table = providers.get(provider).availability_zone_capabilities
+    return {"availability_zone_capabilities": _capabilities(request, table)}
 
 
 @router.get("/availabilityzones")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
 from shoal.controller import views
-from shoal.controller.api.common import list_response, paged_query, written
+from shoal.controller.api.common import list_collection, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
 from shoal.controller.api.lbaas._shared import apply_fields, lb_id_for, render
 from shoal.controller.db.models import HealthMonitor, Pool
@@ -19,22 +19,18 @@ from shoal.controller.schemas.healthmonitor import (
 )
 
 router = APIRouter(tags=["healthmonitors"])
-FILTERS = (
-    "id",
-    "name",
-    "type",
-    "delay",
-    "timeout",
-    "max_retries",
-    "provisioning_status",
-    "admin_state_up",
-)
 HTTP_DEFAULTS = {"http_method": "GET", "url_path": "/", "expected_codes": "200"}
 
 
-def _render(state: State, principal: CurrentPrincipal, ident: str, code: int = 200) -> Response:
+def _render(
+    state: State,
+    principal: CurrentPrincipal,
+    ident: str,
+    code: int = 200,
+    request: Request | None = None,
+) -> Response:
     return render(
-        state, principal, HealthMonitor, ident, views.healthmonitor, "healthmonitor", code
+        state, principal, HealthMonitor, ident, views.healthmonitor, "healthmonitor", code, request
     )
 
 
@@ -43,10 +39,10 @@ def list_healthmonitors(
     request: Request, state: State, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     with state.db.read() as session:
-        rows, limit = paged_query(
-            session, HealthMonitor, principal, request, select(HealthMonitor), FILTERS
+        query = select(HealthMonitor)
+        return list_collection(
+            session, HealthMonitor, principal, request, query, views.healthmonitor, "healthmonitors"
         )
-        return list_response(request, "healthmonitors", rows, views.healthmonitor, limit)
 
 
 @router.post("/healthmonitors", status_code=201)
@@ -82,8 +78,10 @@ def create_healthmonitor(
 
 
 @router.get("/healthmonitors/{hm_id}")
-def get_healthmonitor(hm_id: str, state: State, principal: CurrentPrincipal) -> Response:
-    return _render(state, principal, hm_id)
+def get_healthmonitor(
+    hm_id: str, request: Request, state: State, principal: CurrentPrincipal
+) -> Response:
+    return _render(state, principal, hm_id, request=request)
 
 
 @router.put("/healthmonitors/{hm_id}")
@@ -102,10 +100,6 @@ def update_healthmonitor(
             if p.healthmonitor is not None and p.healthmonitor.id == hm_id
         )
         apply_fields(hm, body.healthmonitor.model_dump(exclude_unset=True))
-        if hm.timeout > hm.delay:
-            from shoal.controller.errors import BadRequest
-
-            raise BadRequest(f"timeout {hm.timeout} must not exceed delay {hm.delay}")
         ctx.pending(hm)
         ctx.resource = ("healthmonitor", hm_id)
     return _render(state, principal, hm_id)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from shoal.controller import views
-from shoal.controller.api.common import list_response, paged_query, written
+from shoal.controller.api.common import list_collection, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
 from shoal.controller.api.lbaas._shared import (
     apply_fields,
@@ -29,27 +29,6 @@ from shoal.controller.schemas.l7 import (
 from shoal.controller.services.writes import WriteContext
 
 router = APIRouter(tags=["l7policies"])
-POLICY_FILTERS = (
-    "id",
-    "name",
-    "description",
-    "action",
-    "position",
-    "provisioning_status",
-    "admin_state_up",
-    "listener_id",
-    "redirect_pool_id",
-)
-RULE_FILTERS = (
-    "id",
-    "type",
-    "compare_type",
-    "key",
-    "value",
-    "invert",
-    "provisioning_status",
-    "admin_state_up",
-)
 CLEARABLE = frozenset({"redirect_pool_id", "redirect_url", "redirect_prefix", "redirect_http_code"})
 
 
@@ -85,8 +64,9 @@ def _renumber(listener: Listener, moved: L7Policy, position: int | None) -> None
 def list_l7policies(request: Request, state: State, principal: CurrentPrincipal) -> dict[str, Any]:
     with state.db.read() as session:
         query = select(L7Policy).options(selectinload(L7Policy.rules))
-        rows, limit = paged_query(session, L7Policy, principal, request, query, POLICY_FILTERS)
-        return list_response(request, "l7policies", rows, views.l7policy, limit)
+        return list_collection(
+            session, L7Policy, principal, request, query, views.l7policy, "l7policies"
+        )
 
 
 @router.post("/l7policies", status_code=201)
@@ -114,8 +94,12 @@ def create_l7policy(
 
 
 @router.get("/l7policies/{policy_id}")
-def get_l7policy(policy_id: str, state: State, principal: CurrentPrincipal) -> Response:
-    return render(state, principal, L7Policy, policy_id, views.l7policy, "l7policy")
+def get_l7policy(
+    policy_id: str, request: Request, state: State, principal: CurrentPrincipal
+) -> Response:
+    return render(
+        state, principal, L7Policy, policy_id, views.l7policy, "l7policy", request=request
+    )
 
 
 @router.put("/l7policies/{policy_id}")
@@ -161,8 +145,7 @@ def list_l7rules(
     with state.db.read() as session:
         get_visible(session, L7Policy, policy_id, principal)
         query = select(L7Rule).where(L7Rule.l7policy_id == policy_id)
-        rows, limit = paged_query(session, L7Rule, principal, request, query, RULE_FILTERS)
-        return list_response(request, "rules", rows, views.l7rule, limit)
+        return list_collection(session, L7Rule, principal, request, query, views.l7rule, "rules")
 
 
 @router.post("/l7policies/{policy_id}/rules", status_code=201)
@@ -194,12 +177,14 @@ def _rule(ctx: WriteContext, policy_id: str, rule_id: str) -> L7Rule:
 
 
 @router.get("/l7policies/{policy_id}/rules/{rule_id}")
-def get_l7rule(policy_id: str, rule_id: str, state: State, principal: CurrentPrincipal) -> Response:
+def get_l7rule(
+    policy_id: str, rule_id: str, request: Request, state: State, principal: CurrentPrincipal
+) -> Response:
     with state.db.read() as session:
         rule = get_visible(session, L7Rule, rule_id, principal)
         if rule.l7policy_id != policy_id:
             raise NotFound.of("L7 Rule", rule_id)
-    return render(state, principal, L7Rule, rule_id, views.l7rule, "rule")
+    return render(state, principal, L7Rule, rule_id, views.l7rule, "rule", request=request)
 
 
 @router.put("/l7policies/{policy_id}/rules/{rule_id}")

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from shoal.controller import views
-from shoal.controller.api.common import list_response, paged_query, written
+from shoal.controller.api.common import list_collection, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
 from shoal.controller.api.lbaas._shared import apply_fields, lb_id_for, render
 from shoal.controller.api.lbaas.loadbalancers import STAT_KEYS, lb_stats
@@ -18,22 +18,17 @@ from shoal.controller.errors import Conflict
 from shoal.controller.schemas.listener import ListenerCreateBody, ListenerUpdateBody
 
 router = APIRouter(tags=["listeners"])
-FILTERS = (
-    "id",
-    "name",
-    "description",
-    "protocol",
-    "protocol_port",
-    "provisioning_status",
-    "admin_state_up",
-    "default_pool_id",
-    "connection_limit",
-)
 CLEARABLE = frozenset({"default_pool_id", "default_tls_container_ref"})
 
 
-def _render(state: State, principal: CurrentPrincipal, ident: str, code: int = 200) -> Response:
-    return render(state, principal, Listener, ident, views.listener, "listener", code)
+def _render(
+    state: State,
+    principal: CurrentPrincipal,
+    ident: str,
+    code: int = 200,
+    request: Request | None = None,
+) -> Response:
+    return render(state, principal, Listener, ident, views.listener, "listener", code, request)
 
 
 @router.get("/listeners")
@@ -43,11 +38,9 @@ def list_listeners(request: Request, state: State, principal: CurrentPrincipal) 
             selectinload(Listener.load_balancer).selectinload(LoadBalancer.pools),
             selectinload(Listener.l7policies),
         )
-        lb_filter = request.query_params.get("loadbalancer_id")
-        if lb_filter:
-            query = query.where(Listener.load_balancer_id == lb_filter)
-        rows, limit = paged_query(session, Listener, principal, request, query, FILTERS)
-        return list_response(request, "listeners", rows, views.listener, limit)
+        return list_collection(
+            session, Listener, principal, request, query, views.listener, "listeners"
+        )
 
 
 @router.post("/listeners", status_code=201)
@@ -82,8 +75,10 @@ def create_listener(
 
 
 @router.get("/listeners/{listener_id}")
-def get_listener(listener_id: str, state: State, principal: CurrentPrincipal) -> Response:
-    return _render(state, principal, listener_id)
+def get_listener(
+    listener_id: str, request: Request, state: State, principal: CurrentPrincipal
+) -> Response:
+    return _render(state, principal, listener_id, request=request)
 
 
 @router.put("/listeners/{listener_id}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -9,27 +10,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from shoal.controller import views
-from shoal.controller.api.common import etag_response, list_response, paged_query, written
+from shoal.controller.api.common import etag_response, list_collection, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
 from shoal.controller.api.lbaas._shared import get_visible, target_project
 from shoal.controller.db.models import Listener, LoadBalancer, Node, Pool
 from shoal.controller.errors import BadRequest, NotFound
 from shoal.controller.schemas.loadbalancer import LoadBalancerCreateBody, LoadBalancerUpdateBody
-from shoal.controller.services import status
+from shoal.controller.services import providers, status
 from shoal.controller.services.writes import load_tree
 
 router = APIRouter(tags=["loadbalancers"])
-FILTERS = (
-    "id",
-    "name",
-    "description",
-    "provisioning_status",
-    "vip_address",
-    "vip_subnet_id",
-    "admin_state_up",
-    "provider",
-    "availability_zone",
-)
 
 
 def _tree_options() -> list[Any]:
@@ -41,13 +31,18 @@ def _tree_options() -> list[Any]:
 
 
 def render(
-    state: State, principal: CurrentPrincipal, lb_id: str, status_code: int = 200
+    state: State,
+    principal: CurrentPrincipal,
+    lb_id: str,
+    status_code: int = 200,
+    request: Request | None = None,
 ) -> Response:
     with state.db.read() as session:
         lb = load_tree(session, lb_id)
         if lb is None or not principal.can_read(lb.project_id):
             raise NotFound.of("Load Balancer", lb_id)
-        return etag_response({"loadbalancer": views.loadbalancer(lb)}, lb.revision, status_code)
+        body = {"loadbalancer": views.loadbalancer(lb)}
+        return etag_response(body, lb.revision, status_code, request)
 
 
 def resolve_flavor(flavor: str | None) -> str:
@@ -64,15 +59,10 @@ def list_loadbalancers(
     request: Request, state: State, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     with state.db.read() as session:
-        rows, limit = paged_query(
-            session,
-            LoadBalancer,
-            principal,
-            request,
-            select(LoadBalancer).options(*_tree_options()),
-            FILTERS,
+        query = select(LoadBalancer).options(*_tree_options())
+        return list_collection(
+            session, LoadBalancer, principal, request, query, views.loadbalancer, "loadbalancers"
         )
-        return list_response(request, "loadbalancers", rows, views.loadbalancer, limit)
 
 
 @router.post("/loadbalancers", status_code=201)
@@ -82,16 +72,19 @@ def create_loadbalancer(
     spec = body.loadbalancer
     project = target_project(principal, spec.project_id or spec.tenant_id)
     kind = resolve_flavor(spec.flavor_id)
-    if spec.provider not in (None, "shoal"):
-        raise BadRequest(f"provider {spec.provider} is not available here: use shoal")
+    provider = providers.get(
+        spec.provider or state.settings.default_provider, state.settings.enabled_providers
+    )
     with state.writer.create(
         principal,
         project,
         spec.vip_address,
         spec.vip_subnet_id,
         vip_network=spec.vip_network_id,
+        any_subnet=not provider.agents,
     ) as ctx:
         lb = ctx.lb
+        lb.provider = provider.name
         lb.name, lb.description, lb.admin_state_up = (
             spec.name,
             spec.description,
@@ -99,13 +92,18 @@ def create_loadbalancer(
         )
         lb.kind, lb.flavor_id, lb.tags = kind, views.FLAVORS[kind]["id"], spec.tags
         lb.vip_port_id = spec.vip_port_id
+        if lb.vip_port_id is None and not provider.agents:
+            # Octavia's noop network driver invents the VIP's port; clients check it is set.
+            lb.vip_port_id = str(uuid.uuid4())
         lb.availability_zone = spec.availability_zone
     return render(state, principal, lb.id, 201)
 
 
 @router.get("/loadbalancers/{lb_id}")
-def get_loadbalancer(lb_id: str, state: State, principal: CurrentPrincipal) -> Response:
-    return render(state, principal, lb_id)
+def get_loadbalancer(
+    lb_id: str, request: Request, state: State, principal: CurrentPrincipal
+) -> Response:
+    return render(state, principal, lb_id, request=request)
 
 
 @router.put("/loadbalancers/{lb_id}")

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from shoal.controller import views
-from shoal.controller.api.common import list_response, paged_query, written
+from shoal.controller.api.common import list_collection, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
 from shoal.controller.api.lbaas._shared import apply_fields, get_visible, lb_id_for, render
 from shoal.controller.db.models import Member, Pool
@@ -23,20 +23,16 @@ from shoal.controller.schemas.member import (
 from shoal.controller.services.writes import WriteContext
 
 router = APIRouter(tags=["members"])
-FILTERS = (
-    "id",
-    "name",
-    "address",
-    "protocol_port",
-    "weight",
-    "backup",
-    "provisioning_status",
-    "admin_state_up",
-)
 
 
-def _render(state: State, principal: CurrentPrincipal, ident: str, code: int = 200) -> Response:
-    return render(state, principal, Member, ident, views.member, "member", code)
+def _render(
+    state: State,
+    principal: CurrentPrincipal,
+    ident: str,
+    code: int = 200,
+    request: Request | None = None,
+) -> Response:
+    return render(state, principal, Member, ident, views.member, "member", code, request)
 
 
 def _pool(ctx: WriteContext, pool_id: str) -> Pool:
@@ -76,8 +72,7 @@ def list_members(
             .where(Member.pool_id == pool_id)
             .options(selectinload(Member.pool).selectinload(Pool.healthmonitor))
         )
-        rows, limit = paged_query(session, Member, principal, request, query, FILTERS)
-        return list_response(request, "members", rows, views.member, limit)
+        return list_collection(session, Member, principal, request, query, views.member, "members")
 
 
 @router.post("/pools/{pool_id}/members", status_code=201)
@@ -133,12 +128,14 @@ def batch_update_members(
 
 
 @router.get("/pools/{pool_id}/members/{member_id}")
-def get_member(pool_id: str, member_id: str, state: State, principal: CurrentPrincipal) -> Response:
+def get_member(
+    pool_id: str, member_id: str, request: Request, state: State, principal: CurrentPrincipal
+) -> Response:
     with state.db.read() as session:
         member = get_visible(session, Member, member_id, principal)
         if member.pool_id != pool_id:
             raise NotFound.of("Member", member_id)
-    return _render(state, principal, member_id)
+    return _render(state, principal, member_id, request=request)
 
 
 @router.put("/pools/{pool_id}/members/{member_id}")

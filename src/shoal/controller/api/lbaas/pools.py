@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from shoal.controller import views
-from shoal.controller.api.common import list_response, paged_query, written
+from shoal.controller.api.common import list_collection, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
 from shoal.controller.api.lbaas._shared import apply_fields, lb_id_for, render
 from shoal.controller.db.models import Listener, LoadBalancer, Pool
@@ -17,19 +17,16 @@ from shoal.controller.errors import BadRequest, Conflict
 from shoal.controller.schemas.pool import PoolCreateBody, PoolUpdateBody
 
 router = APIRouter(tags=["pools"])
-FILTERS = (
-    "id",
-    "name",
-    "description",
-    "protocol",
-    "lb_algorithm",
-    "provisioning_status",
-    "admin_state_up",
-)
 
 
-def _render(state: State, principal: CurrentPrincipal, ident: str, code: int = 200) -> Response:
-    return render(state, principal, Pool, ident, views.pool, "pool", code)
+def _render(
+    state: State,
+    principal: CurrentPrincipal,
+    ident: str,
+    code: int = 200,
+    request: Request | None = None,
+) -> Response:
+    return render(state, principal, Pool, ident, views.pool, "pool", code, request)
 
 
 @router.get("/pools")
@@ -40,11 +37,7 @@ def list_pools(request: Request, state: State, principal: CurrentPrincipal) -> d
             selectinload(Pool.members),
             selectinload(Pool.healthmonitor),
         )
-        lb_filter = request.query_params.get("loadbalancer_id")
-        if lb_filter:
-            query = query.where(Pool.load_balancer_id == lb_filter)
-        rows, limit = paged_query(session, Pool, principal, request, query, FILTERS)
-        return list_response(request, "pools", rows, views.pool, limit)
+        return list_collection(session, Pool, principal, request, query, views.pool, "pools")
 
 
 @router.post("/pools", status_code=201)
@@ -90,8 +83,8 @@ def create_pool(
 
 
 @router.get("/pools/{pool_id}")
-def get_pool(pool_id: str, state: State, principal: CurrentPrincipal) -> Response:
-    return _render(state, principal, pool_id)
+def get_pool(pool_id: str, request: Request, state: State, principal: CurrentPrincipal) -> Response:
+    return _render(state, principal, pool_id, request=request)
 
 
 @router.put("/pools/{pool_id}")

@@ -1,0 +1,167 @@
+"""Octavia API fidelity: WSME-style coercion, listing (filters, tags, sort, paging, fields),
+health monitor bounds, the noop provider and provider capabilities."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .helpers import Api
+
+LB = "/v2/lbaas/loadbalancers"
+
+
+def noop_lb(api: Api, **fields: Any) -> dict[str, Any]:
+    return api.lb(provider="noop", **fields)
+
+
+def names(body: dict[str, Any], key: str = "loadbalancers") -> list[str]:
+    return [x["name"] for x in body[key]]
+
+
+def test_noop_provider_goes_active_and_stamps_updated_at(alice: Api) -> None:
+    lb = noop_lb(alice, name="n")
+    got = alice.ok("GET", f"{LB}/{lb['id']}")["loadbalancer"]
+    assert got["provider"] == "noop" and got["provisioning_status"] == "ACTIVE"
+    assert got["updated_at"] is not None
+    assert got["operating_status"] == "OFFLINE"  # nothing measures it (Octavia's noop)
+    assert got["vip_port_id"]  # invented, as Octavia's noop network driver does
+    # Octavia's noop accepts what the shoal provider's tiers cannot serve: UDP on the
+    # default flavor, SCTP, PROMETHEUS.
+    for port, proto in ((53, "UDP"), (9000, "SCTP"), (9100, "PROMETHEUS")):
+        li = alice.listener(lb["id"], port, proto)
+        assert (li["protocol"], li["operating_status"]) == (proto, "OFFLINE")
+    providers = alice.ok("GET", "/v2/lbaas/providers")["providers"]
+    assert {p["name"] for p in providers} == {"shoal", "noop"}
+
+
+def test_shoal_provider_refuses_sctp_and_prometheus_as_octavia_does(alice: Api) -> None:
+    lb = alice.lb(flavor_id="l4")
+    for proto in ("SCTP", "PROMETHEUS"):
+        body = {"listener": {"loadbalancer_id": lb["id"], "protocol": proto, "protocol_port": 9}}
+        r = alice.request("POST", "/v2/lbaas/listeners", body)
+        assert r.status_code == 501, r.text
+        assert "Provider 'shoal' does not support a requested option" in r.json()["faultstring"]
+
+
+def test_unknown_provider_is_octavias_501(alice: Api) -> None:
+    r = alice.request("POST", LB, {"loadbalancer": {"provider": "amphora"}})
+    assert r.status_code == 501 and r.json()["faultstring"] == "Provider 'amphora' was not found."
+
+
+def test_numeric_strings_and_boolean_spellings_are_coerced(alice: Api) -> None:
+    lb = noop_lb(alice)
+    li = alice.listener(lb["id"], "80", "HTTP", connection_limit="5", admin_state_up="false")  # type: ignore[arg-type]
+    assert (li["protocol_port"], li["connection_limit"], li["admin_state_up"]) == (80, 5, False)
+    for bad in ("eighty", "8.5", True, [80]):
+        body = {"listener": {"loadbalancer_id": lb["id"], "protocol": "TCP", "protocol_port": bad}}
+        assert alice.request("POST", "/v2/lbaas/listeners", body).status_code == 400
+
+
+def test_health_monitor_bounds_are_octavias(alice: Api) -> None:
+    lb = noop_lb(alice)
+    li = alice.listener(lb["id"], 80, "HTTP")
+    pool = alice.pool(li["id"], "HTTP")
+    hm = alice.monitor(pool["id"], "HTTP", delay=2, timeout=3)  # timeout > delay: accepted
+    assert (hm["delay"], hm["timeout"]) == (2, 3)
+    udp = alice.pool(alice.listener(lb["id"], 53, "UDP")["id"], "UDP")
+    r = alice.request(
+        "POST",
+        "/v2/lbaas/healthmonitors",
+        {
+            "healthmonitor": {
+                "pool_id": udp["id"],
+                "type": "UDP-CONNECT",
+                "delay": 2,
+                "timeout": 1,
+                "max_retries": 2,
+            }
+        },
+    )
+    assert r.status_code == 400 and "should be larger than 3" in r.json()["faultstring"]
+
+
+def test_tag_filters(alice: Api) -> None:
+    noop_lb(alice, name="a", tags=["red", "big"])
+    noop_lb(alice, name="b", tags=["red"])
+    noop_lb(alice, name="c", tags=["blue"])
+
+    def listed(**params: str) -> list[str]:
+        return sorted(names(alice.ok("GET", LB, **params)))
+
+    assert listed(tags="red") == ["a", "b"]
+    assert listed(tags="red,big") == ["a"]
+    assert listed(**{"tags-any": "big,blue"}) == ["a", "c"]
+    assert listed(**{"not-tags": "red,big"}) == ["b", "c"]
+    assert listed(**{"not-tags-any": "big,blue"}) == ["b"]
+    assert listed(tags="re") == []  # whole tags, not substrings
+
+
+def test_unknown_filter_is_refused_not_ignored(alice: Api) -> None:
+    noop_lb(alice)
+    r = alice.request("GET", LB, **{"tag": "x"})  # misspelt "tags"
+    assert r.status_code == 400
+    assert r.json()["faultstring"] == "One or more arguments are either duplicate or invalid"
+    assert alice.request("GET", LB, **{"current_config": "{}"}).status_code == 400
+
+
+def test_filters_on_any_attribute_and_computed_status(alice: Api) -> None:
+    noop_lb(alice, name="on")
+    noop_lb(alice, name="off", admin_state_up=False)
+    alice.lb(name="measured")  # noop balancers are never measured: OFFLINE, as in Octavia
+    assert names(alice.ok("GET", LB, **{"operating_status": "OFFLINE"})) == ["on", "off"]
+    assert names(alice.ok("GET", LB, **{"operating_status": "ONLINE"})) == ["measured"]
+    assert names(alice.ok("GET", LB, **{"admin_state_up": "true"})) == ["on", "measured"]
+    assert names(alice.ok("GET", LB, **{"provisioning_status": "ACTIVE", "name": "on"})) == ["on"]
+
+
+def test_sort_and_paging(alice: Api) -> None:
+    for n in ("b", "c", "a"):
+        noop_lb(alice, name=n)
+    assert names(alice.ok("GET", LB, **{"sort": "name:desc"})) == ["c", "b", "a"]
+    assert names(alice.ok("GET", LB, **{"sort_key": "name", "sort_dir": "asc"})) == [
+        "a",
+        "b",
+        "c",
+    ]
+    assert alice.request("GET", LB, **{"sort": "name:sideways"}).status_code == 400
+    assert alice.request("GET", LB, **{"sort": "nope"}).status_code == 400
+    first = alice.ok("GET", LB, **{"sort": "name", "limit": "2"})
+    assert names(first) == ["a", "b"]
+    (nxt,) = [link for link in first["loadbalancers_links"] if link["rel"] == "next"]
+    assert "marker=" in nxt["href"] and "sort=name" in nxt["href"]
+    marker = first["loadbalancers"][-1]["id"]
+    second = alice.ok("GET", LB, **{"sort": "name", "limit": "2", "marker": marker})
+    assert names(second) == ["c"]
+    assert [link["rel"] for link in second["loadbalancers_links"]] == ["previous"]
+    r = alice.request("GET", LB, **{"marker": "00000000-0000-0000-0000-000000000000"})
+    assert r.status_code == 400 and "marker" in r.json()["faultstring"]
+
+
+def test_fields_on_every_get(alice: Api) -> None:
+    lb = noop_lb(alice, name="f")
+    one = alice.ok("GET", f"{LB}/{lb['id']}", **{"fields": "id,name"})
+    assert one == {"loadbalancer": {"id": lb["id"], "name": "f"}}
+    many = alice.ok("GET", LB, **{"fields": "name"})
+    assert many["loadbalancers"] == [{"name": "f"}]
+    provs = alice.ok("GET", "/v2/lbaas/providers", **{"fields": "name"})["providers"]
+    assert all(set(p) == {"name"} for p in provs)
+
+
+def test_many_tags_up_to_the_limit(alice: Api) -> None:
+    lb = noop_lb(alice, tags=[f"t{i}" for i in range(100)])
+    assert len(lb["tags"]) == 100
+    r = alice.request("POST", LB, {"loadbalancer": {"tags": [str(i) for i in range(1025)]}})
+    assert r.status_code == 400
+
+
+def test_provider_capabilities(admin: Api, alice: Api) -> None:
+    caps = admin.ok("GET", "/v2/lbaas/providers/noop/flavor_capabilities")
+    assert {c["name"] for c in caps["flavor_capabilities"]} == {"amp_image_tag"}
+    az = admin.ok(
+        "GET",
+        "/v2/lbaas/providers/noop/availability_zone_capabilities",
+        **{"name": "compute_zone"},
+    )
+    assert [c["name"] for c in az["availability_zone_capabilities"]] == ["compute_zone"]
+    assert admin.request("GET", "/v2/lbaas/providers/nope/flavor_capabilities").status_code == 501
+    assert alice.request("GET", "/v2/lbaas/providers/noop/flavor_capabilities").status_code == 403
