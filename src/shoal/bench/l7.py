@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from shoal import netns
-from shoal.agents.l7.render import fitting_maxconn, render
+from shoal.agents.l7.render import CHROOT_DIR, fitting_maxconn, render
 from shoal.errors import ShoalError
 from shoal.lab.lab import Lab, LabSpec
 
@@ -184,6 +184,8 @@ def _haproxy_alone(lab: Lab, lb_id: str, node: str) -> str:
         li["protocol_port"] = ALONE_PORT
     run_dir = lab.dir / "haproxy-alone"
     run_dir.mkdir(parents=True, exist_ok=True)
+    # The same unprivileged set-up as the agent's: workers chroot into an empty directory.
+    (run_dir / CHROOT_DIR).mkdir(mode=0o555, exist_ok=True)
     rendered = render(
         f"{node}-alone",
         [lb],
