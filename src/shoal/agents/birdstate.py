@@ -73,7 +73,14 @@ class BirdState:
         return parse_protocols(self._ask("show", "protocols"))
 
     def bfd(self) -> list[BfdSession]:
-        return parse_bfd(self._ask("show", "bfd", "sessions"))
+        code, out = birdc(
+            self.socket, "show", "bfd", "sessions", binary=self.binary, netns=self.netns
+        )
+        if code != 0 and "no BFD protocol" in out:
+            return []  # a node without BFD
+        if code != 0:
+            raise SpeakerError(f"birdc show bfd sessions: {out.splitlines()[-1] if out else code}")
+        return parse_bfd(out)
 
     def _ask(self, *args: str) -> str:
         code, out = birdc(self.socket, *args, binary=self.binary, netns=self.netns)

@@ -118,7 +118,7 @@ class FeedMetrics:
 def parse_listen(text: str) -> tuple[str, int]:
     """HOST:PORT or [IPv6]:PORT."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
         raise ConfigError(f"metrics listen address {text!r}: expected HOST:PORT")
     return host.strip("[]") or "127.0.0.1", int(port)
 
