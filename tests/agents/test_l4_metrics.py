@@ -217,3 +217,16 @@ def agent_registry_for_test() -> Any:
     from shoal.agents.metrics import agent_registry
 
     return agent_registry("l4")
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian prometheus)")
+def test_promtool_finds_no_naming_problem(agent: L4Agent) -> None:
+    agent.registry.register(L4Collector(agent, None, occupancy_every=0))
+    proc = subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=generate_latest(agent.registry).decode(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
