@@ -23,6 +23,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 
@@ -31,6 +32,8 @@ from shoal.errors import ConfigError
 
 __all__ = ["FeedMetrics", "MetricsServer", "agent_registry", "parse_listen"]
 
+# No `_created` series: they double every counter's series and Prometheus 2 ignores them.
+disable_created_metrics()
 log = logging.getLogger("shoal.agent.metrics")
 
 # Applying: milliseconds for a member change, seconds for a HAProxy reload under load.

@@ -24,6 +24,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
@@ -49,6 +50,8 @@ __all__ = [
     "scrape_token_matches",
 ]
 
+# No `_created` series: they double every counter's series and Prometheus 2 ignores them.
+disable_created_metrics()
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Long polls last up to long_poll_max (55 s): buckets reach past it.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
