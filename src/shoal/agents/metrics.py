@@ -33,7 +33,7 @@ from shoal.errors import ConfigError
 __all__ = ["FeedMetrics", "MetricsServer", "agent_registry", "parse_listen"]
 
 # No `_created` series: they double every counter's series and Prometheus 2 ignores them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 log = logging.getLogger("shoal.agent.metrics")
 
 # Applying: milliseconds for a member change, seconds for a HAProxy reload under load.

@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 # No `_created` series: they double every counter's series and Prometheus 2 ignores them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Long polls last up to long_poll_max (55 s): buckets reach past it.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
