@@ -60,7 +60,12 @@ def agent_families(tmp: Path) -> set[str]:
     finally:
         l4.health.close()
     l7cfg = L7AgentConfig(
-        controller="", token="", name="n7", data_address="127.0.0.1", run_dir=tmp / "run"
+        controller="",
+        token="",
+        name="n7",
+        data_address="127.0.0.1",
+        run_dir=tmp / "run",
+        state_dir=tmp / "state",
     )
     l7 = L7Agent(l7cfg, cast(AgentApi, None))
     l7.registry.register(L7Collector(l7))
