@@ -154,3 +154,26 @@ def test_json_lines_carry_extra_fields_and_exceptions() -> None:
     doc = json.loads(JsonFormatter().format(record))
     assert doc["message"] == "failed a" and doc["request_id"] == "req-1"
     assert doc["level"] == "error" and "ValueError: boom" in doc["exception"]
+
+
+def test_a_large_first_state_is_one_line_then_changes_one_each(tmp_path: Path) -> None:
+    many = [(f"lb-{i}", 1, new_request_id()) for i in range(60)]
+    changed = (many[7][0], 2, new_request_id())
+    api = ScriptedApi([lbs(1, *many), lbs(2, *many[:7], changed, *many[8:])])
+    agent = Agent(api, tmp_path, refuse=set())
+    api.agent = agent
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("t.agent")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        agent.run()
+    finally:
+        logger.removeHandler(handler)
+    messages = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+    assert messages == [
+        "applied 60 load balancer(s) at seq 1 (0 refused)",
+        f"applied load balancer lb-7 revision 2 (request {changed[2]})",
+    ]

@@ -25,6 +25,7 @@ REDACTED = "(not cached: fetched from the controller)"
 class AgentLoop(ABC):
     side_interval = 0.5
     role = "agent"
+    log_each_below = 50  # a first state with more load balancers is logged as a summary
 
     def __init__(self, api: AgentApi, state_file: Path, poll_wait: float, log: logging.Logger):
         self.api = api
@@ -74,8 +75,19 @@ class AgentLoop(ABC):
         the id of the API request that published it: a write can be followed from the
         controller's log to every node's."""
         refused = {e.get("load_balancer_id"): e.get("reason") for e in self.errors}
+        entries = desired.get("load_balancers", [])
+        # A starting agent applies everything at once: one summary line, details at debug.
+        first = not self._revisions and len(entries) > self.log_each_below
+        level = logging.DEBUG if first else logging.INFO
+        if first:
+            self._log.info(
+                "applied %d load balancer(s) at seq %s (%d refused)",
+                len(entries) - len(refused),
+                desired.get("seq"),
+                len(refused),
+            )
         seen: dict[str, int] = {}
-        for entry in desired.get("load_balancers", []):
+        for entry in entries:
             lb_id, revision = entry["id"], int(entry["revision"])
             seen[lb_id] = revision
             if self._revisions.get(lb_id) == revision:
@@ -97,8 +109,8 @@ class AgentLoop(ABC):
                     extra=fields,
                 )
                 continue
-            self._log.info(
-                "applied load balancer %s revision %d%s", lb_id, revision, rid, extra=fields
+            self._log.log(
+                level, "applied load balancer %s revision %d%s", lb_id, revision, rid, extra=fields
             )
         self._revisions = {k: v for k, v in seen.items() if k not in refused}
 
