@@ -4,7 +4,6 @@ command line, where every user of the machine could read it in the process list.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 from pathlib import Path
@@ -51,6 +50,15 @@ CaBundle = Annotated[
     Path | None,
     typer.Option(envvar="SHOAL_CA_BUNDLE", help="CA certificates the controller's is checked with"),
 ]
+MetricsListen = Annotated[
+    str | None,
+    typer.Option(
+        envvar="SHOAL_AGENT_METRICS_LISTEN",
+        help="HOST:PORT to serve Prometheus /metrics on (default: off; no authentication, "
+        "so bind loopback or the management network)",
+    ),
+]
+LogFormat = Annotated[str, typer.Option(help="text, or json (one object per line)")]
 InsecureHttp = Annotated[
     bool,
     typer.Option(
@@ -74,12 +82,16 @@ def _credential(path: Path | None) -> str:
     return secret
 
 
-def _start(what: str, name: str, log_level: str, netns: str | None) -> None:
+def _start(
+    what: str, name: str, log_level: str, netns: str | None, log_format: str = "text"
+) -> None:
     """What every agent checks and sets up before it imports anything heavy."""
+    from shoal.logs import setup_logging
+
     require_root(what)
-    logging.basicConfig(
-        level=log_level.upper(), format=f"%(asctime)s {name} %(levelname)s %(message)s"
-    )
+    if log_format not in ("text", "json"):
+        fail(f"--log-format takes text or json, not {log_format!r}")
+    setup_logging(log_level, "json" if log_format == "json" else "text", name=name)
     if netns:
         _enter_netns(netns)
 
@@ -142,11 +154,13 @@ def l4(
     serve_any_prefix: Annotated[
         bool, typer.Option(help="serve any VIP the controller sends (no prefix check)")
     ] = False,
+    metrics_listen: MetricsListen = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    log_format: LogFormat = "text",
 ) -> None:
     """Program this node's XDP data plane from the controller and announce its VIPs."""
     token = _credential(credential_file)
-    _start("the L4 agent", name, log_level, netns_name)
+    _start("the L4 agent", name, log_level, netns_name, log_format)
     extra: dict[str, Any] = {}
     if config:
         extra = yaml.safe_load(config.read_text()) or {}
@@ -173,6 +187,13 @@ def l4(
     agent = L4Agent(
         cfg, AgentApi(controller, token, ca_bundle=ca_bundle, insecure_http=insecure_http), speaker
     )
+    if metrics_listen:
+        from shoal.agents.birdstate import BirdState
+        from shoal.agents.l4.metrics import L4Collector
+        from shoal.agents.metrics import MetricsServer
+
+        agent.registry.register(L4Collector(agent, BirdState(bird_socket) if bird_socket else None))
+        MetricsServer(metrics_listen, agent.registry).start()
 
     def stop(signum: int, frame: FrameType | None) -> None:
         agent.stop(withdraw=True)
@@ -218,11 +239,13 @@ def l7(
     stop_haproxy: Annotated[
         bool, typer.Option(help="stop HAProxy when the agent exits (default: it keeps serving)")
     ] = False,
+    metrics_listen: MetricsListen = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    log_format: LogFormat = "text",
 ) -> None:
     """Run HAProxy for the L7 load balancers placed on this node."""
     token = _credential(credential_file)
-    _start("the L7 agent", name, log_level, netns_name)
+    _start("the L7 agent", name, log_level, netns_name, log_format)
     from shoal.agents.api import AgentApi
     from shoal.agents.l7.agent import L7Agent, L7AgentConfig
 
@@ -244,6 +267,11 @@ def l7(
     agent = L7Agent(
         cfg, AgentApi(controller, token, ca_bundle=ca_bundle, insecure_http=insecure_http)
     )
+    if metrics_listen:
+        from shoal.agents.l7.metrics import HAProxyExporter
+        from shoal.agents.metrics import MetricsServer
+
+        MetricsServer(metrics_listen, agent.registry, HAProxyExporter(agent).scrape).start()
 
     def stop(signum: int, frame: FrameType | None) -> None:
         agent.stop()

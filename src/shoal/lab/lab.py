@@ -38,6 +38,7 @@ from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.config import Settings
 from shoal.dataplane.decap import Decap
 from shoal.errors import NetnsError, ShoalError
+from shoal.lab import prometheus
 from shoal.lab.bird import BfdTimers, node_config, router_config
 from shoal.lab.topology import Topology
 
@@ -67,6 +68,7 @@ class LabSpec:
     l7_nodes_per_cluster: int = 2
     l7_capacity: int = 50
     l7_drain_seconds: float = 5.0
+    prometheus: bool = False  # a Prometheus server scraping every node (lab/prometheus.py)
 
     def l7_nodes(self) -> list[tuple[str, str]]:
         """(node, cluster) of the L7 tier."""
@@ -168,6 +170,8 @@ class Lab:
             assert state is not None
             self.state = state
             self.progress("lab already up")
+            if self.spec.prometheus and not self.running("prometheus"):
+                self.start_prometheus()
             return state
         self.down(quiet=True)
         try:
@@ -432,7 +436,40 @@ class Lab:
                 self.wait_tcp(f"{p}-{name}", self.state.hosts[name]["ip"], port)
         self.wait_nodes(len(nodes) + len(l7_nodes))
         self.wait_bgp(nodes)
+        if self.spec.prometheus:
+            self.start_prometheus()
         self.save()
+
+    def start_prometheus(self, timeout: float = 60) -> None:
+        """Prometheus in the controller's namespace, scraping the controller and every
+        agent each second (docs/metrics.md)."""
+        self.progress("Prometheus")
+        agents = {
+            name: host
+            for name, host in self.state.hosts.items()
+            if host.get("role") in ("l4", "l7") and host.get("mgmt")
+        }
+        prom_dir = self.dir / "prometheus"
+        prom_dir.mkdir(parents=True, exist_ok=True)
+        cfg = prom_dir / "prometheus.yml"
+        cfg.write_text(
+            prometheus.config(
+                f"127.0.0.1:{CONTROLLER_PORT}",
+                self.state.ca_bundle,
+                prometheus.scrape_token_file(self.dir),
+                agents,
+            )
+        )
+        self.spawn("prometheus", prometheus.command(cfg, prom_dir / "data"), self.state.ctl_ns)
+        deadline = time.monotonic() + timeout
+        while not prometheus.ready(self.state.ctl_ns):
+            if time.monotonic() > deadline or not self.running("prometheus"):
+                raise ShoalError(f"Prometheus did not start: see {self.dir / 'logs'}")
+            time.sleep(0.2)
+
+    def promql(self, query: str) -> list[dict[str, Any]]:
+        """Runs an instant PromQL query against the lab's Prometheus."""
+        return prometheus.query(self.state.ctl_ns, query)
 
     def node_dir(self, name: str) -> Path:
         return self.dir / "nodes" / name
@@ -522,6 +559,8 @@ class Lab:
                 host["ip"],
                 "--serve-prefix",
                 self.state.vip_pool,
+                "--metrics-listen",
+                f"{host['mgmt']}:{prometheus.AGENT_METRICS_PORT}",
             ],
             None,
         )
@@ -558,6 +597,8 @@ class Lab:
                 host["run_dir"],
                 "--state-dir",
                 str(node_dir),
+                "--metrics-listen",
+                f"{host['mgmt']}:{prometheus.AGENT_METRICS_PORT}",
             ],
             None,
         )
@@ -600,6 +641,7 @@ class Lab:
                     "l7_drain_seconds": self.spec.l7_drain_seconds,
                     "cluster_seed": f"lab-{self.spec.prefix}",
                     "bootstrap_token": self.state.admin_token,
+                    "metrics_token_file": str(prometheus.scrape_token_file(self.dir)),
                 }
             )
         )
