@@ -127,6 +127,10 @@ class FateWatchdog:
     _peer_up_since: float | None = -1e18  # Up when the watchdog starts: no hold-down then
     _send_failed: bool = False
 
+    def __post_init__(self) -> None:
+        if self.bird is None and self.gate is None:
+            raise ValueError("FateWatchdog needs bird (disable/enable) or a gate")
+
     def _peer_settled(self, now: float) -> bool:
         if self.peer_up is None:
             return True
@@ -177,7 +181,7 @@ class FateWatchdog:
                 self._send_failed = True
                 log.error("fate gate %s: %s", command, exc)
             return
-        assert self.bird is not None, "FateWatchdog needs bird or gate"
+        assert self.bird is not None  # __post_init__
         for proto in self.protocols:
             try:
                 self.bird(command, proto)
