@@ -163,8 +163,8 @@ class FateWatchdog:
         if not self.withdrawn and failed:
             self._send("disable")
             self.withdrawn, self._last_disable = True, now
-            why = "BFD not settled" if forwards else "XDP detached or link down"
-            log.error("data plane does not forward or %s: VIPs withdrawn", why)
+            why = "BFD not Up for the hold-down" if forwards else "XDP detached or link down"
+            log.error("VIPs withdrawn: %s", why)
             return "withdraw"
         repeat = self.gate is None or self._send_failed
         if self.withdrawn and repeat and now - self._last_disable >= self.reassert:
