@@ -295,6 +295,20 @@ def fate(
     protocol: Annotated[
         list[str] | None, typer.Option(help="BIRD protocols to withdraw (repeatable)")
     ] = None,
+    gate_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="withdraw by writing `disabled yes;` to this file, which the VIP protocols "
+            "include, then `birdc configure` (instead of birdc disable/enable)"
+        ),
+    ] = None,
+    bfd_hold_down: Annotated[
+        float,
+        typer.Option(
+            help="also withdraw while the node's BFD sessions are not Up, and announce again "
+            "only after they have been Up this many seconds (0: off)"
+        ),
+    ] = 0.0,
     grace: Annotated[float, typer.Option(help="seconds of failure before withdrawing")] = 0.3,
     interval: Annotated[float, typer.Option(help="seconds between checks")] = 0.1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
@@ -304,16 +318,31 @@ def fate(
     import threading
 
     from shoal.agents.bgp import SpeakerError, birdc
-    from shoal.agents.fate import FateWatchdog, data_plane_forwards
+    from shoal.agents.fate import BirdGate, FateWatchdog, bfd_sessions_up, data_plane_forwards
 
     _start("the fate-sharing watchdog", f"fate-{interface}", log_level, None)
-    if not 0 < grace <= 5 or not 0.01 <= interval <= 1:
-        fail("--grace must be in (0, 5] and --interval in [0.01, 1] seconds")
+    if not 0 < grace <= 5 or not 0.01 <= interval <= 1 or not 0 <= bfd_hold_down <= 60:
+        fail(
+            "--grace must be in (0, 5], --interval in [0.01, 1] and --bfd-hold-down "
+            "in [0, 60] seconds"
+        )
 
     def bird(command: str, proto: str) -> None:
         code, out = birdc(bird_socket, command, proto)
         if code != 0:
             raise SpeakerError(out.splitlines()[-1] if out else f"exit {code}")
+
+    def configure() -> None:
+        code, out = birdc(bird_socket, "configure")
+        if code != 0 or ("Reconfigured" not in out and "in progress" not in out):
+            raise SpeakerError(out.splitlines()[-1] if out else f"exit {code}")
+
+    def peer_up() -> bool:
+        try:
+            code, out = birdc(bird_socket, "show", "bfd", "sessions")
+        except SpeakerError:
+            return False
+        return code == 0 and bfd_sessions_up(out)
 
     dog = FateWatchdog(
         probe=lambda: data_plane_forwards(interface, netns_name),
@@ -321,6 +350,9 @@ def fate(
         protocols=protocol or ["shoal_vips4", "shoal_vips6"],
         grace=grace,
         interval=interval,
+        gate=BirdGate(gate_file, configure) if gate_file else None,
+        peer_up=peer_up if bfd_hold_down > 0 else None,
+        hold_down=bfd_hold_down,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
