@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shoal.dataplane import packets
+from shoal.wire.feed import DesiredState
 
 __all__ = ["CheckSpec", "HealthScheduler", "codes_match", "run_check", "specs_from"]
 
@@ -38,43 +39,43 @@ class CheckSpec:
     subject: str = "member_id"  # or node_id: an L4 node checking an L7 node
 
 
-def specs_from(desired: dict[str, Any]) -> list[CheckSpec]:
+def specs_from(desired: DesiredState) -> list[CheckSpec]:
     """The checks this node must run: members of the pools listed in health_checks, and
     the monitor endpoints of the L7 nodes listed in node_checks."""
     out = []
-    for lb in desired.get("load_balancers", []):
-        assigned = set(lb.get("health_checks", []))
-        for pool in lb["config"].get("pools", []):
-            hm = pool.get("healthmonitor")
-            if pool["id"] not in assigned or hm is None or not hm["admin_state_up"]:
+    for lb in desired.lbs.values():
+        assigned = set(lb.health_checks)
+        for pool in lb.config.pools:
+            hm = pool.healthmonitor
+            if pool.id not in assigned or hm is None or not hm.admin_state_up:
                 continue
-            for m in pool["members"]:
-                if not m["admin_state_up"]:
+            for m in pool.members:
+                if not m.admin_state_up:
                     continue
                 out.append(
                     CheckSpec(
-                        member_id=m["id"],
-                        address=m["monitor_address"] or m["address"],
-                        port=m["monitor_port"] or m["protocol_port"],
-                        type=hm["type"],
+                        member_id=m.id,
+                        address=m.monitor_address or m.address,
+                        port=m.monitor_port or m.protocol_port,
+                        type=hm.type,
                         # Octavia allows 0: probe at most once a second, wait at least 1 s.
-                        delay=max(1.0, float(hm["delay"])),
-                        timeout=max(1.0, float(hm["timeout"])),
-                        url_path=hm.get("url_path") or "/",
-                        http_method=hm.get("http_method") or "GET",
-                        expected_codes=hm.get("expected_codes") or "200",
-                        domain_name=hm.get("domain_name"),
+                        delay=max(1.0, float(hm.delay)),
+                        timeout=max(1.0, float(hm.timeout)),
+                        url_path=hm.url_path or "/",
+                        http_method=hm.http_method or "GET",
+                        expected_codes=hm.expected_codes or "200",
+                        domain_name=hm.domain_name,
                     )
                 )
-    for check in desired.get("node_checks", []):
+    for check in desired.node_checks:
         out.append(
             CheckSpec(
-                member_id=check["node_id"],
-                address=check["address"],
-                port=check["port"],
+                member_id=check.node_id,
+                address=check.address,
+                port=check.port,
                 type="HTTP",
-                delay=float(check["interval"]),
-                timeout=max(0.2, min(1.0, float(check["interval"]))),
+                delay=float(check.interval),
+                timeout=max(0.2, min(1.0, float(check.interval))),
                 url_path="/healthz",
                 subject="node_id",
             )
