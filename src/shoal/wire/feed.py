@@ -135,8 +135,9 @@ class DesiredState(_Wire):
         self.seq = feed.seq
         self.node, self.settings, self.node_checks = feed.node, feed.settings, feed.node_checks
         self.certificates.update(feed.certificates)
-        wanted = self.certificate_ids()
-        self.certificates = {k: v for k, v in self.certificates.items() if k in wanted}
+        if self.certificates:  # L7 nodes: drop bundles no load balancer uses any more
+            wanted = self.certificate_ids()
+            self.certificates = {k: v for k, v in self.certificates.items() if k in wanted}
         return touched
 
     def certificate_ids(self) -> set[str]:

@@ -23,7 +23,7 @@ from shoal import __version__, netns
 from shoal.addresses import IpNetwork, parse_network
 from shoal.agents.api import AgentApi, NodeInfo
 from shoal.agents.bgp import NullSpeaker, Speaker
-from shoal.agents.health import HealthScheduler, specs_from
+from shoal.agents.health import CheckCache, HealthScheduler, specs_from
 from shoal.agents.l4.translate import Cache, Translation, translate
 from shoal.agents.loop import AgentLoop
 from shoal.dataplane import libbpf as bpf
@@ -93,6 +93,7 @@ class L4Agent(AgentLoop):
         self._pending_events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._translated: Cache = {}
+        self._checks: CheckCache = {}
         self._needs: dict[str, tuple[list[VipSpec], Need]] = {}
 
     # ---- data plane ------------------------------------------------------------------------
@@ -227,7 +228,7 @@ class L4Agent(AgentLoop):
             )
             self.listener_of = {}
         self.draining = desired.node.admin_state == "DRAINING"
-        self.health.update(specs_from(desired))
+        self.health.update(specs_from(desired, self._checks))
         self.update_announcements(config.vips)
         if report.added or report.changed or report.removed:
             log.info("applied seq %s: %s", desired.seq, report.summary())

@@ -74,14 +74,21 @@ def _specs(lb: LbState) -> list[VipSpec] | str:
         return f"cannot translate revision {lb.revision}: {exc}"
 
 
-def _cached(lb: LbState, cache: Cache | None) -> list[VipSpec] | str:
+def _cached(
+    lb: LbState, serve: Sequence[IpNetwork] | None, cache: Cache | None
+) -> list[VipSpec] | str:
     """The feed keeps an unchanged load balancer's LbState object: an identity check then
-    settles it; a rebuilt state (a restart, a snapshot) is compared by fingerprint."""
+    settles it (its refusal included: parsing an address costs more than the check); a
+    rebuilt state (a restart, a snapshot) is compared by fingerprint."""
     hit = cache.get(lb.id) if cache is not None else None
     if hit is not None and hit[0] is lb:
         return hit[2]
     fp = _fingerprint(lb)
-    result = hit[2] if hit is not None and hit[1] == fp else _specs(lb)
+    result: list[VipSpec] | str
+    if refusal := vip_refusal(lb.config.vip_address, serve):
+        result = f"not programmed or announced: {refusal}"
+    else:
+        result = hit[2] if hit is not None and hit[1] == fp else _specs(lb)
     if cache is not None:
         cache[lb.id] = (lb, fp, result)
     return result
@@ -101,13 +108,10 @@ def translate(
     owner: dict[tuple[Any, int, str], str] = {}
     seen: set[str] = set()
     for lb in state.lbs.values():
-        lb_id, config = lb.id, lb.config
+        lb_id = lb.id
         out.revisions[lb_id] = lb.revision
-        if config and (refusal := vip_refusal(config.vip_address, serve)):
-            out.errors[lb_id] = f"not programmed or announced: {refusal}"
-            continue
         seen.add(lb_id)
-        result = _cached(lb, cache)
+        result = _cached(lb, serve, cache)
         if isinstance(result, str):
             out.errors[lb_id] = result
             continue
