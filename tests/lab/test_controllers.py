@@ -65,7 +65,9 @@ def test_killing_the_controller_the_agents_follow_loses_nothing(lab2: Lab) -> No
             {"listener": {"loadbalancer_id": lb_id, "protocol": "TCP", "protocol_port": port}},
         )["listener"]
         active(lab, lb_id)
-        body = {"pool": {"listener_id": li["id"], "protocol": "TCP", "lb_algorithm": "SOURCE_IP"}}
+        body = {
+            "pool": {"listener_id": li["id"], "protocol": "TCP", "lb_algorithm": "SOURCE_IP_PORT"}
+        }
         pools[port] = lab.api("POST", "/v2/lbaas/pools", body)["pool"]["id"]
         active(lab, lb_id)
         lab.api("PUT", f"/v2/lbaas/pools/{pools[port]}/members", members(lab, port, {"b1": 1}))

@@ -619,9 +619,13 @@ class Lab:
             from shoal.controller.servercert import issue_server_files
             from shoal.controller.settings import load_settings
 
-            issue_server_files(
-                load_settings(None, **base), tls_dir, ["localhost"], [f"{MGMT}.1", "127.0.0.1"]
-            )
+            with netns.entered(self.state.ctl_ns):  # where PostgreSQL listens, if used
+                issue_server_files(
+                    load_settings(None, **base),
+                    tls_dir,
+                    ["localhost"],
+                    [f"{MGMT}.1", "127.0.0.1"],
+                )
         self.state.ca_bundle = str(tls_dir / "ca.pem")
         # One after the other: the first migrates the database.
         for i, name in enumerate(self.controller_names()):
