@@ -174,17 +174,16 @@ def register_node(body: NodeRegister, state: State, principal: CurrentPrincipal)
                 message=f"{body.role} node {body.name} registered",
             )
         )
-        moved = body.role == "l7" and placement.reconcile(session, state.settings)
+        if body.role == "l7":
+            placement.reconcile(session, state.settings)
         session.flush()
         # A node that joins moves health-check duties: tell the agents now, not at the
         # next background round.
         feed.note_live_nodes(
             session, (n.id for n in status.alive_nodes(session, state.settings, utcnow()))
         )
-        view, seq = node_view(node, state.settings), current_seq(session)
-    if moved:
-        state.notifier.notify(seq)
-    return {"node": view}
+        view = node_view(node, state.settings)
+    return {"node": view}  # what it changed wakes the agents at commit (services/feed)
 
 
 @router.get("/nodes")
@@ -232,9 +231,7 @@ def update_node(
             placement.reconcile(session, state.settings)
         status.refresh_pending(session, state.settings)
         session.flush()
-        seq = current_seq(session)
         view = node_view(node, state.settings)
-    state.notifier.notify(seq)
     return {"node": view}
 
 
@@ -249,8 +246,6 @@ def delete_node(node_id: str, state: State, principal: CurrentPrincipal) -> Resp
         if node.role == "l7":
             placement.reconcile(session, state.settings)
         status.refresh_pending(session, state.settings)
-        seq = current_seq(session)
-    state.notifier.notify(seq)
     return Response(status_code=204)
 
 
@@ -371,9 +366,6 @@ def report(node_id: str, body: Report, state: State, principal: CurrentPrincipal
             )
         session.flush()
         status.refresh_pending(session, state.settings)
-        seq = current_seq(session)
-    if ready:
-        state.notifier.notify(seq)
     return Response(status_code=204)
 
 
@@ -384,7 +376,6 @@ def report_health(
     """Check results; the controller decides member health and publishes changes. Results
     for subjects this node's role never checks are refused; those now assigned to another
     node (this one has not seen the change yet) are ignored."""
-    changed = False
     with state.db.write() as session:
         node = _own_node(session, node_id, principal)
         now = utcnow()
@@ -411,22 +402,19 @@ def report_health(
             ):
                 continue
             if result.node_id is not None:
-                changed |= health.record_node_result(
+                health.record_node_result(
                     session, result.node_id, result.ok, result.detail, state.settings
                 )
                 continue
             member = members.get(result.member_id or "")
             if member is not None:
-                changed |= health.record_result(
+                health.record_result(
                     session,
                     member,
                     health.CheckResult(member.id, result.ok, result.detail),
                     decided=result.decided,
                 )
         session.flush()
-        seq = current_seq(session)
-    if changed:
-        state.notifier.notify(seq)
     return Response(status_code=204)
 
 
