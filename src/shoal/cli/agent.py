@@ -68,6 +68,14 @@ InsecureHttp = Annotated[
 ]
 
 
+def _urls(controller: str) -> list[str]:
+    """One controller URL, or several separated by commas (the agent fails over)."""
+    urls = [u.strip() for u in controller.split(",") if u.strip()]
+    if not urls:
+        raise typer.BadParameter("give at least one controller URL", param_hint="--controller")
+    return urls
+
+
 def _credential(path: Path | None) -> str:
     from shoal.transport import read_secret_file
 
@@ -123,9 +131,13 @@ def _serve_prefixes(prefixes: list[str] | None, any_prefix: bool) -> list[str] |
 def l4(
     name: Annotated[str, typer.Option(help="node name (unique)")],
     interface: Annotated[str, typer.Option(help="uplink to attach XDP to")],
-    controller: Annotated[str, typer.Option(envvar="SHOAL_URL", help="controller URL")] = (
-        "http://127.0.0.1:9876"
-    ),
+    controller: Annotated[
+        str,
+        typer.Option(
+            envvar="SHOAL_URL",
+            help="controller URL; several, comma-separated, are tried in turn",
+        ),
+    ] = ("http://127.0.0.1:9876"),
     credential_file: CredentialFile = None,
     ca_bundle: CaBundle = None,
     insecure_http: InsecureHttp = False,
@@ -185,7 +197,9 @@ def l4(
     if bird_socket:
         speaker = BirdSpeaker(bird_include_dir or state_dir / name, bird_socket)
     agent = L4Agent(
-        cfg, AgentApi(controller, token, ca_bundle=ca_bundle, insecure_http=insecure_http), speaker
+        cfg,
+        AgentApi(_urls(controller), token, ca_bundle=ca_bundle, insecure_http=insecure_http),
+        speaker,
     )
     if metrics_listen:
         from shoal.agents.birdstate import BirdState
@@ -213,9 +227,13 @@ def l7(
     data_address: Annotated[
         str, typer.Option(help="address the L4 tier sends VIP traffic to (and checks)")
     ],
-    controller: Annotated[str, typer.Option(envvar="SHOAL_URL", help="controller URL")] = (
-        "http://127.0.0.1:9876"
-    ),
+    controller: Annotated[
+        str,
+        typer.Option(
+            envvar="SHOAL_URL",
+            help="controller URL; several, comma-separated, are tried in turn",
+        ),
+    ] = ("http://127.0.0.1:9876"),
     credential_file: CredentialFile = None,
     ca_bundle: CaBundle = None,
     insecure_http: InsecureHttp = False,
@@ -265,7 +283,7 @@ def l7(
         monitor_port=monitor_port,
     )
     agent = L7Agent(
-        cfg, AgentApi(controller, token, ca_bundle=ca_bundle, insecure_http=insecure_http)
+        cfg, AgentApi(_urls(controller), token, ca_bundle=ca_bundle, insecure_http=insecure_http)
     )
     if metrics_listen:
         from shoal.agents.l7.metrics import HAProxyExporter

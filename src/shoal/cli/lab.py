@@ -24,6 +24,7 @@ def _lab(
     l7_clusters: int = 2,
     l7_per_cluster: int = 2,
     prometheus: bool = False,
+    controllers: int = 1,
 ) -> Any:
     from shoal.lab.lab import Lab, LabSpec
 
@@ -34,6 +35,7 @@ def _lab(
             l7_clusters=l7_clusters,
             l7_nodes_per_cluster=l7_per_cluster,
             prometheus=prometheus,
+            controllers=controllers,
         ),
         progress=lambda msg: console.print(f"[dim]…[/dim] {msg}"),
     )
@@ -51,10 +53,19 @@ def up(
     prometheus: Annotated[
         bool, typer.Option("--prometheus", help="also a Prometheus scraping every node")
     ] = False,
+    controllers: Annotated[
+        int,
+        typer.Option(
+            "--controllers",
+            min=1,
+            max=4,
+            help="controller processes; 2 or more share one PostgreSQL, agents get every URL",
+        ),
+    ] = 1,
 ) -> None:
     """Build the lab (idempotent: an intact lab is left as it is)."""
     require_root("the lab")
-    lab = _lab(prefix, l4_nodes, l7_clusters, l7_per_cluster, prometheus)
+    lab = _lab(prefix, l4_nodes, l7_clusters, l7_per_cluster, prometheus, controllers)
     try:
         state = lab.up()
     except KeyboardInterrupt:

@@ -119,6 +119,12 @@ class ControllerSettings(BaseModel):
     pending_timeout: Annotated[float, Field(gt=0)] = 30.0  # PENDING_* longer than this: ERROR
     node_dead_after: Annotated[float, Field(gt=0)] = 15.0  # silent nodes stop counting
     long_poll_max: Annotated[float, Field(gt=0, le=300)] = 55.0
+    # The agents' feed: changes per answer (more follow at once), how many changes the
+    # database keeps (an agent further behind gets a snapshot), and how often a controller
+    # looks for other controllers' changes when PostgreSQL's NOTIFY does not tell it.
+    feed_batch: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    feed_keep: Annotated[int, Field(ge=100)] = 1_000_000
+    feed_poll_interval: Annotated[float, Field(gt=0, le=10)] = 0.25
     cluster_seed: Annotated[str, Field(min_length=1, max_length=64)] = "shoal"
     max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20  # larger: 413
     # The agents' reports (/v2/shoal/nodes/<id>/...) carry a digest per VIP the node serves:

@@ -47,6 +47,7 @@ __all__ = ["Lab", "LabSpec", "LabState", "router_hash_sysctls"]
 CLIENT_NET, FABRIC, MGMT, VIP_POOL = "10.88.0", "10.88.1", "10.88.9", "10.88.100.0/24"
 ROUTER_AS, NODE_AS = 65000, 65001
 CONTROLLER_PORT = 9876
+POSTGRES_PORT = 5433  # inside the controller's namespace
 
 
 @dataclass
@@ -77,6 +78,9 @@ class LabSpec:
     # node announces its VIPs only while XDP forwards and BFD has been Up this long.
     fate_watchdog: bool = True
     bfd_hold_down: float = 2.0
+    # Controller processes: 1 on SQLite; more share one PostgreSQL in the controller's
+    # namespace, on ports CONTROLLER_PORT, +1, ..., and every agent is given all of them.
+    controllers: int = 1
 
     def l7_nodes(self) -> list[tuple[str, str]]:
         """(node, cluster) of the L7 tier."""
@@ -591,13 +595,15 @@ class Lab:
                 f.write(secret)
         return path
 
+    def controller_names(self) -> list[str]:
+        """The lab's controller processes: controller, controller2, ..."""
+        return ["controller"] + [f"controller{i + 1}" for i in range(1, self.spec.controllers)]
+
     def _controller_for_agents(self) -> list[str]:
-        return [
-            "--controller",
-            f"https://{MGMT}.1:{CONTROLLER_PORT}",
-            "--ca-bundle",
-            self.state.ca_bundle,
-        ]
+        urls = ",".join(
+            f"https://{MGMT}.1:{CONTROLLER_PORT + i}" for i in range(self.spec.controllers)
+        )
+        return ["--controller", urls, "--ca-bundle", self.state.ca_bundle]
 
     def start_agent(self, name: str) -> None:
         host = self.state.hosts[name]
@@ -696,64 +702,104 @@ class Lab:
         self.stop(f"agent-{name}", signal.SIGKILL)
         self._stop_haproxy(self.state.hosts[name])
 
-    def _start_controller(self) -> None:
-        cfg = self.dir / "controller.yaml"
+    def _database_url(self) -> str:
+        if self.spec.controllers == 1:
+            return f"sqlite:///{self.dir / 'controller.db'}"
+        return f"postgresql+psycopg://postgres@127.0.0.1:{POSTGRES_PORT}/shoal"
+
+    def _start_postgres(self) -> None:
+        """One PostgreSQL for several controllers, in the controller's namespace (its data
+        goes with the lab)."""
+        from shoal.lab.postgres import create_database, init_cluster, server_command
+
+        base = self.dir / "pg"
+        data = base / "data"
+        fresh = not data.exists()
+        if fresh:
+            init_cluster(base)
+        self.spawn("postgres", server_command(data, POSTGRES_PORT), self.state.ctl_ns)
+        deadline = time.monotonic() + 60
+        while not self._postgres_ready():
+            if time.monotonic() > deadline or not self.running("postgres"):
+                raise ShoalError(f"PostgreSQL did not start (see {self.dir}/logs/postgres.log)")
+            time.sleep(0.2)
+        if fresh:
+            with netns.entered(self.state.ctl_ns):
+                create_database(POSTGRES_PORT, "shoal")
+
+    def _postgres_ready(self) -> bool:
+        with netns.entered(self.state.ctl_ns), socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", POSTGRES_PORT)) == 0
+
+    def _start_controller(self, names: list[str] | None = None) -> None:
         if not self.state.admin_token:
             self.state.admin_token = "lab-admin-" + secrets.token_urlsafe(16)
         tls_dir = self.dir / "tls"
         base = {
-            "database_url": f"sqlite:///{self.dir / 'controller.db'}",
+            "database_url": self._database_url(),
             "state_dir": str(self.dir),
             "key_dir": str(self.dir / "keys"),  # gone with the lab (docs/security.md)
         }
+        if self.spec.controllers > 1 and not self.running("postgres"):
+            self._start_postgres()
         if not (tls_dir / "controller.crt").exists():
             # HTTPS with a certificate from the internal CA, for both ways agents and the
             # lab reach it: the management address and loopback inside its namespace.
             from shoal.controller.servercert import issue_server_files
             from shoal.controller.settings import load_settings
 
-            issue_server_files(
-                load_settings(None, **base), tls_dir, ["localhost"], [f"{MGMT}.1", "127.0.0.1"]
-            )
+            with netns.entered(self.state.ctl_ns):  # where PostgreSQL listens, if used
+                issue_server_files(
+                    load_settings(None, **base),
+                    tls_dir,
+                    ["localhost"],
+                    [f"{MGMT}.1", "127.0.0.1"],
+                )
         self.state.ca_bundle = str(tls_dir / "ca.pem")
-        cfg.write_text(
-            yaml.safe_dump(
-                {
-                    **base,
-                    "listen": f"0.0.0.0:{CONTROLLER_PORT}",
-                    "tls_cert": str(tls_dir / "controller.crt"),
-                    "tls_key": str(tls_dir / "controller.key"),
-                    "vip_pools": [{"name": "lab", "cidr": self.state.vip_pool}],
-                    "pending_timeout": self.spec.pending_timeout,
-                    "node_dead_after": 10.0,
-                    "l7_drain_seconds": self.spec.l7_drain_seconds,
-                    "cluster_seed": f"lab-{self.spec.prefix}",
-                    "bootstrap_token": self.state.admin_token,
-                    "metrics_token_file": str(prometheus.scrape_token_file(self.dir)),
-                }
+        # One after the other: the first migrates the database.
+        for i, name in enumerate(self.controller_names()):
+            if names is not None and name not in names:
+                continue
+            cfg = self.dir / f"{name}.yaml"
+            cfg.write_text(
+                yaml.safe_dump(
+                    {
+                        **base,
+                        "listen": f"0.0.0.0:{CONTROLLER_PORT + i}",
+                        "tls_cert": str(tls_dir / "controller.crt"),
+                        "tls_key": str(tls_dir / "controller.key"),
+                        "vip_pools": [{"name": "lab", "cidr": self.state.vip_pool}],
+                        "pending_timeout": self.spec.pending_timeout,
+                        "node_dead_after": 10.0,
+                        "l7_drain_seconds": self.spec.l7_drain_seconds,
+                        "cluster_seed": f"lab-{self.spec.prefix}",
+                        "bootstrap_token": self.state.admin_token,
+                        "metrics_token_file": str(prometheus.scrape_token_file(self.dir)),
+                    }
+                )
             )
-        )
-        self.spawn(
-            "controller",
-            [sys.executable, "-m", "shoal.cli.main", "controller", "serve", "--config", str(cfg)],
-            self.state.ctl_ns,
-        )
-        self.wait_controller()
+            serve = [sys.executable, "-m", "shoal.cli.main", "controller", "serve"]
+            self.spawn(name, [*serve, "--config", str(cfg)], self.state.ctl_ns)
+            self.wait_controller(name=name)
         self.save()
 
-    def start_controller(self) -> None:
-        """Starts the controller again (after stop("controller")), on the same database."""
-        self._start_controller()
+    def start_controller(self, name: str = "controller") -> None:
+        """Starts a controller again (after stop(name)), on the same database."""
+        self._start_controller([name])
+
+    def controller_url(self, name: str = "controller") -> str:
+        """A controller's URL from inside the controller's namespace."""
+        return f"https://127.0.0.1:{CONTROLLER_PORT + self.controller_names().index(name)}"
 
     # ---- talking to the lab ------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def api_client(self) -> Iterator[httpx.Client]:
+    def api_client(self, controller: str = "controller") -> Iterator[httpx.Client]:
         """An HTTP client inside the controller's namespace, with the admin token."""
         with (
             netns.entered(self.state.ctl_ns),
             httpx.Client(
-                base_url=self.state.controller_url,
+                base_url=self.controller_url(controller),
                 headers={"X-Auth-Token": self.state.admin_token},
                 timeout=30,
                 verify=self._verify(),
@@ -764,8 +810,8 @@ class Lab:
     def _verify(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.state.ca_bundle)
 
-    def api(self, method: str, path: str, body: Any = None) -> Any:
-        with self.api_client() as c:
+    def api(self, method: str, path: str, body: Any = None, controller: str = "controller") -> Any:
+        with self.api_client(controller) as c:
             r = c.request(method, path, json=body)
         if r.status_code >= 400:
             raise ShoalError(f"{method} {path}: {r.status_code} {r.text}")
@@ -782,20 +828,18 @@ class Lab:
                 return status
             time.sleep(0.05)
 
-    def wait_controller(self, timeout: float = 30) -> None:
+    def wait_controller(self, timeout: float = 30, name: str = "controller") -> None:
         deadline = time.monotonic() + timeout
         while True:
             try:
                 with netns.entered(self.state.ctl_ns):
-                    url = f"{self.state.controller_url}/healthcheck"
+                    url = f"{self.controller_url(name)}/healthcheck"
                     if httpx.get(url, timeout=1, verify=self._verify()).status_code == 200:
                         return
             except httpx.HTTPError:
                 pass
-            if time.monotonic() > deadline or not self.running("controller"):
-                raise ShoalError(
-                    f"the controller did not start (see {self.dir}/logs/controller.log)"
-                )
+            if time.monotonic() > deadline or not self.running(name):
+                raise ShoalError(f"the controller did not start (see {self.dir}/logs/{name}.log)")
             time.sleep(0.1)
 
     def wait_nodes(self, count: int, timeout: float = 30) -> None:

@@ -39,6 +39,7 @@ from shoal.agents.l7.render import Rendered, fitting_maxconn, render
 from shoal.agents.l7.stats import Ownership, counters_from, health_from
 from shoal.agents.l7.vips import VipAddresses
 from shoal.agents.loop import AgentLoop
+from shoal.wire.feed import DesiredState, LbState
 
 __all__ = ["L7Agent", "L7AgentConfig"]
 
@@ -96,6 +97,7 @@ class L7Agent(AgentLoop):
         self._lock = threading.Lock()
         self._proxy_lock = threading.RLock()  # one change to HAProxy at a time
         self.consolidate_at: float | None = None
+        self._dumped: dict[str, tuple[LbState, dict[str, Any]]] = {}
 
     # ---- rendering ---------------------------------------------------------------------------
 
@@ -174,16 +176,27 @@ class L7Agent(AgentLoop):
         self.proxy.start()
         self.applied = empty
 
-    def apply(self, desired: dict[str, Any]) -> None:
+    def apply(self, desired: DesiredState | dict[str, Any]) -> None:
         with self._proxy_lock:
-            self._apply(desired)
+            self._apply(DesiredState.of(desired))
 
-    def _apply(self, desired: dict[str, Any]) -> None:
-        entries = desired.get("load_balancers", [])
-        lbs = [e["config"] for e in entries]
-        revisions = {e["id"]: e["revision"] for e in entries}
+    def _configs(self, desired: DesiredState) -> list[dict[str, Any]]:
+        """The configurations as the renderer reads them (plain dicts), each converted once
+        while its LbState object stays the same."""
+        out, cache = [], {}
+        for lb in desired.lbs.values():
+            hit = self._dumped.get(lb.id)
+            doc = hit[1] if hit is not None and hit[0] is lb else lb.config.model_dump()
+            cache[lb.id] = (lb, doc)
+            out.append(doc)
+        self._dumped = cache
+        return out
+
+    def _apply(self, desired: DesiredState) -> None:
+        lbs = self._configs(desired)
+        revisions = {lb.id: lb.revision for lb in desired.lbs.values()}
         try:
-            new, refused = self._checked(lbs, desired.get("certificates", {}))
+            new, refused = self._checked(lbs, desired.certificates)
         except ConfigRejectedError as exc:
             reason = f"HAProxy refused the node's configuration: {exc}"
             with self._lock:
@@ -203,7 +216,7 @@ class L7Agent(AgentLoop):
             self.runtime_changes += 1
             if any(cmd.startswith("add server") for cmd in plan.commands):
                 self.consolidate_at = time.monotonic() + self.cfg.consolidate_after
-            log.info("seq %s applied at runtime (%d commands)", desired["seq"], len(plan.commands))
+            log.info("seq %s applied at runtime (%d commands)", desired.seq, len(plan.commands))
         else:
             self._reload(new)
         self.applied = new

@@ -1,6 +1,6 @@
 """request ids: the API call that published each revision, carried to the agents' logs
 
-Revision ID: 0006_w3metrics
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-01 12:40:00
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_w3metrics"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
