@@ -70,6 +70,8 @@ class LbMaps:
                 store.close()
         if isinstance(self.tables, KernelTables):
             self.tables.outer.close()
+            if self.tables.prev is not None:
+                self.tables.prev.close()
 
     @classmethod
     def from_stores(cls, stores: dict[str, MapStore], tables: TableStore) -> LbMaps:
@@ -266,6 +268,7 @@ class Balancer:
             "shoal_sessions_v1": session_cache_size,
             "shoal_vips_v1": max_vips,
             "shoal_maglev_v1": max_vips,
+            "shoal_maglev_prev_v1": max_vips,
             "shoal_vip_stats_v1": max_vips,
             "shoal_backends_v1": max_backends,
             "shoal_backend_stats_v1": max_backends,
@@ -281,7 +284,10 @@ class Balancer:
                 name: KernelMap(obj.map_fd(name), percpu=percpu)
                 for name, (_, _, percpu) in abi.LB_MAPS.items()
             }
-            tables = KernelTables(KernelMap(obj.map_fd("shoal_maglev_v1")))
+            tables = KernelTables(
+                KernelMap(obj.map_fd("shoal_maglev_v1")),
+                KernelMap(obj.map_fd("shoal_maglev_prev_v1")),
+            )
             maps = LbMaps.from_stores(stores, tables)
             if pin_dir is not None:
                 pins.carry_config_v1(pin_dir, maps.config)
@@ -318,7 +324,13 @@ class Balancer:
         outer = KernelMap(
             lib.call("bpf_obj_get", str(pin_dir / "shoal_maglev_v1").encode()), own_fd=True
         )
-        maps = LbMaps.from_stores(stores, KernelTables(outer))
+        prev_pin = pin_dir / "shoal_maglev_prev_v1"
+        prev = (
+            KernelMap(lib.call("bpf_obj_get", str(prev_pin).encode()), own_fd=True)
+            if prev_pin.exists()
+            else None  # pinned by a program that predates second chance
+        )
+        maps = LbMaps.from_stores(stores, KernelTables(outer, prev))
         return cls(
             maps,
             instance=instance,
@@ -554,8 +566,10 @@ class Balancer:
     def _settings_words(self, s: Settings, anyport: int) -> abi.Config:
         cfg = abi.Config()
         cfg.hash_seed = flowhash.hash_seed_from(s.seed)
-        cfg.flags = (abi.CFG_F_FIB if s.fib_lookup else 0) | (
-            abi.CFG_F_GW_MAC if s.gateway_mac else 0
+        cfg.flags = (
+            (abi.CFG_F_FIB if s.fib_lookup else 0)
+            | (abi.CFG_F_GW_MAC if s.gateway_mac else 0)
+            | (0 if s.second_chance else abi.CFG_F_NO_CHANCE)
         )
         cfg.hz = clock.hz()
         cfg.udp_timeout = clock.to_jiffies(s.udp_timeout)

@@ -6,7 +6,12 @@ devices instead (docs/dataplane.md).
 
 It strips only tunnels whose outer source lies in `sources` (the L4 tier's encapsulation
 source prefixes) and whose inner destination lies in `local_vips` (what this host serves);
-other tunnels reach the kernel untouched, and outer fragments are dropped, each counted."""
+other tunnels reach the kernel untouched, and outer fragments are dropped, each counted.
+
+Second chance (bpf/decap/redirect.h): a TCP packet whose tunnel names the flow's previous
+owner and that has no socket here is sent on to that owner instead of meeting an RST. With
+`syn_needs_listener` (L7 nodes), a SYN to a VIP port nobody listens on is dropped, not
+answered with RST, so the client retries it."""
 
 from __future__ import annotations
 
@@ -39,6 +44,8 @@ class Decap:
         *,
         local_vips: Iterable[str | IpNetwork],
         sources: Iterable[str | IpNetwork] = DEFAULT_SOURCES,
+        second_chance: bool = True,
+        syn_needs_listener: bool = False,
     ) -> None:
         pin_dir = loader.PIN_ROOT / f"decap-{instance}" if instance else None
         self.obj = loader.BpfObject(loader.bpf_object_path("decap"), pin_dir)
@@ -52,8 +59,14 @@ class Decap:
         config = TypedMap(
             KernelMap(self.obj.map_fd("shoal_decap_config_v1")), ctypes.c_uint32, abi.DecapConfig
         )
+        flags = (0 if second_chance else abi.DECAP_F_NO_CHANCE) | (
+            abi.DECAP_F_SYN_NEEDS_LISTENER if syn_needs_listener else 0
+        )
         config.set(
-            0, abi.DecapConfig(gue_port=int.from_bytes(gue_port.to_bytes(2, "big"), "little"))
+            0,
+            abi.DecapConfig(
+                gue_port=int.from_bytes(gue_port.to_bytes(2, "big"), "little"), flags=flags
+            ),
         )
         self._counters = PerCpuMap(
             KernelMap(self.obj.map_fd("shoal_decap_counters_v2"), percpu=True),
