@@ -56,23 +56,25 @@ class Decap:
             self._trie("shoal_decap_vip4_v1"), self._trie("shoal_decap_vip6_v1")
         )
         self.configure(sources=parse_networks(sources), local_vips=parse_networks(local_vips))
-        config = TypedMap(
+        self._config = TypedMap(
             KernelMap(self.obj.map_fd("shoal_decap_config_v1")), ctypes.c_uint32, abi.DecapConfig
         )
-        flags = (0 if second_chance else abi.DECAP_F_NO_CHANCE) | (
-            abi.DECAP_F_SYN_NEEDS_LISTENER if syn_needs_listener else 0
-        )
-        config.set(
-            0,
-            abi.DecapConfig(
-                gue_port=int.from_bytes(gue_port.to_bytes(2, "big"), "little"), flags=flags
-            ),
-        )
+        self._gue_port = gue_port
+        self.set_options(second_chance=second_chance, syn_needs_listener=syn_needs_listener)
         self._counters = PerCpuMap(
             KernelMap(self.obj.map_fd("shoal_decap_counters_v2"), percpu=True),
             ctypes.c_uint32,
             ctypes.c_uint64,
         )
+
+    def set_options(self, *, second_chance: bool, syn_needs_listener: bool) -> None:
+        """Second chance on or off; SYNs nobody listens for dropped (L7 nodes) or left to
+        the kernel's RST (backends). Takes effect at the next packet."""
+        flags = (0 if second_chance else abi.DECAP_F_NO_CHANCE) | (
+            abi.DECAP_F_SYN_NEEDS_LISTENER if syn_needs_listener else 0
+        )
+        port = int.from_bytes(self._gue_port.to_bytes(2, "big"), "little")
+        self._config.set(0, abi.DecapConfig(gue_port=port, flags=flags))
 
     def _trie(self, name: str) -> TypedMap:  # type: ignore[type-arg]
         key, value, _ = abi.DECAP_MAPS[name]
