@@ -237,6 +237,20 @@ def decap_attach(
         ),
     ] = None,
     gue_port: Annotated[int, typer.Option(help="UDP port carrying GUE")] = 6080,
+    second_chance: Annotated[
+        bool,
+        typer.Option(
+            help="send a packet that names its flow's previous owner and has no socket here "
+            "on to that owner instead of answering RST"
+        ),
+    ] = True,
+    syn_needs_listener: Annotated[
+        bool,
+        typer.Option(
+            help="drop a SYN to a VIP port nobody listens on instead of answering RST "
+            "(proxy nodes: clients retry it elsewhere)"
+        ),
+    ] = False,
 ) -> None:
     """Decapsulate Shoal's tunnels arriving on INTERFACE (tc ingress): only from the L4
     tier's sources, only to this host's VIPs."""
@@ -247,7 +261,13 @@ def decap_attach(
     except ValueError as exc:
         fail(f"decap: {exc}")
         return
-    decap = Decap(gue_port, local_vips=vips, sources=sources)
+    decap = Decap(
+        gue_port,
+        local_vips=vips,
+        sources=sources,
+        second_chance=second_chance,
+        syn_needs_listener=syn_needs_listener,
+    )
     try:
         decap.attach(interface, netns_name)
     finally:
