@@ -237,6 +237,7 @@ enum shoal_decap_counter {
 	SHOAL_DECAP_CHANCE_LAST,      /* already redirected once: delivered here, whatever comes */
 	SHOAL_DECAP_CHANCE_ERROR,     /* could not send on (no route, bad option): delivered here */
 	SHOAL_DECAP_DROP_NO_LISTENER, /* SYN to a local VIP port nobody listens on: dropped */
+	SHOAL_DECAP_CHANCE_FOREIGN,   /* previous owner outside the peer prefixes: delivered here */
 	SHOAL_DECAP_CNT_MAX,
 };
 #define SHOAL_DECAP_CNT_SLOTS 32
@@ -258,14 +259,14 @@ struct shoal_decap_config {
 /* Default size of each decap prefix trie; Python may override max_entries before load. */
 #define SHOAL_DECAP_MAX_PREFIXES 1024
 
-/* Key of the IPv4 prefix tries (shoal_decap_src4_v1, shoal_decap_vip4_v1): an LPM trie key,
+/* Key of the IPv4 prefix tries (shoal_decap_src4_v1, _vip4_v1, _peer4_v1): an LPM trie key,
  * prefixlen bits of addr significant. */
 struct shoal_lpm4_key {
 	__u32 prefixlen; /* 0..32 */
 	__u32 addr;      /* network byte order */
 };
 
-/* Key of the IPv6 prefix tries (shoal_decap_src6_v1, shoal_decap_vip6_v1). */
+/* Key of the IPv6 prefix tries (shoal_decap_src6_v1, _vip6_v1, _peer6_v1). */
 struct shoal_lpm6_key {
 	__u32 prefixlen; /* 0..128 */
 	__u32 addr[4];   /* network byte order */

@@ -8,7 +8,8 @@
  *   kernel. It is sent on, still encapsulated, to the previous owner instead: outer
  *   destination rewritten, SHOAL_CHANCE_F_REDIRECTED set, out through the kernel's route and
  *   neighbour (bpf_redirect_neigh). A packet already redirected once is delivered here, so a
- *   flow can never loop.
+ *   flow can never loop, and a previous owner outside the peer prefixes is ignored, so a
+ *   forged tunnel cannot use this host as a relay.
  * - With SHOAL_DECAP_F_SYN_NEEDS_LISTENER (L7 nodes), a SYN to a port no socket listens on is
  *   dropped instead of answered with RST: a client retries its SYN, and the retry reaches a
  *   live node once the L4 tier has taken this one out.
@@ -110,6 +111,8 @@ static __always_inline int redirect_send_on(struct __sk_buff *skb, const struct 
 			goto fail;
 		__u32 prev[4];
 		__builtin_memcpy(prev, c6->prev, 16);
+		if (!decap_in_prefixes(&shoal_decap_peer4_v1, &shoal_decap_peer6_v1, prev, 1))
+			goto foreign;
 		__u8 flags = c6->flags | SHOAL_CHANCE_F_REDIRECTED;
 		/* No checksum covers the outer IPv6 header or (zero UDP checksum) GUE over it. */
 		if (bpf_skb_store_bytes(skb, OUTER6_DADDR, prev, 16, 0) ||
@@ -122,6 +125,8 @@ static __always_inline int redirect_send_on(struct __sk_buff *skb, const struct 
 		if ((void *)(c4 + 1) > data_end)
 			goto fail;
 		__u32 old_dst = o4->daddr, new_dst = c4->prev;
+		if (!decap_in_prefixes(&shoal_decap_peer4_v1, &shoal_decap_peer6_v1, &new_dst, 0))
+			goto foreign;
 		/* flags and pad form one 16-bit word of the header checksum. */
 		__u16 old_word = *(__u16 *)&c4->flags;
 		__u8 word[2] = {c4->flags | SHOAL_CHANCE_F_REDIRECTED, c4->pad};
@@ -137,6 +142,9 @@ static __always_inline int redirect_send_on(struct __sk_buff *skb, const struct 
 	return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
 fail:
 	decap_count(SHOAL_DECAP_CHANCE_ERROR);
+	return REDIRECT_DELIVER;
+foreign:
+	decap_count(SHOAL_DECAP_CHANCE_FOREIGN);
 	return REDIRECT_DELIVER;
 }
 

@@ -188,9 +188,12 @@ def decap_ns(net: Net) -> Iterator[str]:
     netns.run(["ip", "addr", "del", f"{VIP6}/128", "dev", "lo"], net.ns, check=False)
 
 
+PEERS = ["10.1.0.0/24", "fd01::/64"]
+
+
 @pytest.fixture
 def decap(decap_ns: str) -> Iterator[Decap]:
-    d = Decap(gue_port=6080, local_vips=[f"{VIP4}/32", f"{VIP6}/128"])
+    d = Decap(gue_port=6080, local_vips=[f"{VIP4}/32", f"{VIP6}/128"], peers=PEERS)
     yield d
     d.close()
 
@@ -290,12 +293,12 @@ def test_a_local_connection_keeps_its_packets(
 
 
 def test_syns_and_switched_off_decap_are_delivered(decap_ns: str) -> None:
-    d = Decap(gue_port=6080, local_vips=[f"{VIP4}/32"], second_chance=False)
+    d = Decap(gue_port=6080, local_vips=[f"{VIP4}/32"], peers=PEERS, second_chance=False)
     try:
         assert run_tc(d, tunnel(4, inner_tcp(4, 50002, "A")))[0] == TC_ACT_OK
     finally:
         d.close()
-    d = Decap(gue_port=6080, local_vips=[f"{VIP4}/32"])
+    d = Decap(gue_port=6080, local_vips=[f"{VIP4}/32"], peers=PEERS)
     try:
         assert run_tc(d, tunnel(4, inner_tcp(4, 50003, "S")))[0] == TC_ACT_OK
         assert d.counters()["chance_redirect"] == 0
@@ -330,3 +333,22 @@ def test_a_syn_nobody_listens_for_is_dropped_when_asked(
     finally:
         d.close()
         plain.close()
+
+
+@pytest.mark.parametrize(("family", "gue"), CASES, ids=CASE_IDS)
+def test_a_forged_previous_owner_cannot_make_the_host_a_relay(
+    decap_ns: str, family: int, gue: bool
+) -> None:
+    """An attacker who gets a tunnel past the source check names any address as the previous
+    owner: outside the peer prefixes it is ignored (delivered here, where the kernel answers
+    as it would without second chance). Without peers nothing is ever sent on."""
+    for peers in (["10.9.0.0/16", "fd09::/64"], []):
+        d = Decap(gue_port=6080, local_vips=[f"{VIP4}/32", f"{VIP6}/128"], peers=peers)
+        try:
+            frame = tunnel(family, inner_tcp(family, 50010, "A"), gue)
+            action, out = run_tc(d, frame)
+            assert action == TC_ACT_OK and chance_of(out) is None  # stripped, not sent on
+            counters = d.counters()
+            assert counters["chance_foreign"] == 1 and counters["chance_redirect"] == 0
+        finally:
+            d.close()

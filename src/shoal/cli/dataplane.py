@@ -237,6 +237,13 @@ def decap_attach(
         ),
     ] = None,
     gue_port: Annotated[int, typer.Option(help="UDP port carrying GUE")] = 6080,
+    peer: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="prefix of the other backends / L7 nodes a packet may be sent on to "
+            "(second chance); repeatable [default: none, nothing is sent on]"
+        ),
+    ] = None,
     second_chance: Annotated[
         bool,
         typer.Option(
@@ -258,6 +265,7 @@ def decap_attach(
     try:
         vips = parse_networks(vip)
         sources = parse_networks(source) if source else list(DEFAULT_SOURCES)
+        peers = parse_networks(peer or [])
     except ValueError as exc:
         fail(f"decap: {exc}")
         return
@@ -265,6 +273,7 @@ def decap_attach(
         gue_port,
         local_vips=vips,
         sources=sources,
+        peers=peers,
         second_chance=second_chance,
         syn_needs_listener=syn_needs_listener,
     )

@@ -243,6 +243,7 @@ class DecapCounter(enum.IntEnum):
     CHANCE_LAST = 11
     CHANCE_ERROR = 12
     DROP_NO_LISTENER = 13
+    CHANCE_FOREIGN = 14
 
 
 # Map name -> (key type, value type, per-CPU). The names carry the layout version.
@@ -272,4 +273,6 @@ DECAP_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_decap_src6_v1": (Lpm6Key, u32, False),
     "shoal_decap_vip4_v1": (Lpm4Key, u32, False),
     "shoal_decap_vip6_v1": (Lpm6Key, u32, False),
+    "shoal_decap_peer4_v1": (Lpm4Key, u32, False),
+    "shoal_decap_peer6_v1": (Lpm6Key, u32, False),
 }

@@ -9,7 +9,8 @@ source prefixes) and whose inner destination lies in `local_vips` (what this hos
 other tunnels reach the kernel untouched, and outer fragments are dropped, each counted.
 
 Second chance (bpf/decap/redirect.h): a TCP packet whose tunnel names the flow's previous
-owner and that has no socket here is sent on to that owner instead of meeting an RST. With
+owner and that has no socket here is sent on to that owner instead of meeting an RST, when the
+owner lies in `peers` (the other backends and L7 nodes; empty: never sent on). With
 `syn_needs_listener` (L7 nodes), a SYN to a VIP port nobody listens on is dropped, not
 answered with RST, so the client retries it."""
 
@@ -44,6 +45,7 @@ class Decap:
         *,
         local_vips: Iterable[str | IpNetwork],
         sources: Iterable[str | IpNetwork] = DEFAULT_SOURCES,
+        peers: Iterable[str | IpNetwork] = (),
         second_chance: bool = True,
         syn_needs_listener: bool = False,
     ) -> None:
@@ -55,7 +57,14 @@ class Decap:
         self.local_vips = PrefixTries(
             self._trie("shoal_decap_vip4_v1"), self._trie("shoal_decap_vip6_v1")
         )
-        self.configure(sources=parse_networks(sources), local_vips=parse_networks(local_vips))
+        self.peers = PrefixTries(
+            self._trie("shoal_decap_peer4_v1"), self._trie("shoal_decap_peer6_v1")
+        )
+        self.configure(
+            sources=parse_networks(sources),
+            local_vips=parse_networks(local_vips),
+            peers=parse_networks(peers),
+        )
         self._config = TypedMap(
             KernelMap(self.obj.map_fd("shoal_decap_config_v1")), ctypes.c_uint32, abi.DecapConfig
         )
@@ -85,8 +94,12 @@ class Decap:
         *,
         sources: Iterable[IpNetwork] | None = None,
         local_vips: Iterable[IpNetwork] | None = None,
+        peers: Iterable[IpNetwork] | None = None,
     ) -> None:
-        """Replaces the allowed outer sources and/or the local VIP prefixes (None: unchanged)."""
+        """Replaces the allowed outer sources, the local VIP prefixes and/or the prefixes a
+        packet may be sent on to (None: unchanged)."""
+        if peers is not None:
+            self.peers.replace(peers)
         if local_vips is not None:
             self.local_vips.replace(local_vips)
         if sources is not None:

@@ -384,9 +384,13 @@ class Lab:
         # Tunnels only from the L4 tier's encapsulation sources, only to the VIP pool.
         l4 = Settings.model_validate(self.spec.dataplane)
         sources: list[IpNetwork] = [l4.encap_source_v4, l4.encap_source_v6]
-        decap = Decap(local_vips=[VIP_POOL], sources=sources)
+        # Second chance sends packets on only to the fabric (backends and L7 nodes).
+        decap_peers = [f"{FABRIC}.0/24"]
+        decap = Decap(local_vips=[VIP_POOL], sources=sources, peers=decap_peers)
         # L7 nodes stay silent to a SYN while their HAProxy is down (clients retry).
-        decap_l7 = Decap(local_vips=[VIP_POOL], sources=sources, syn_needs_listener=True)
+        decap_l7 = Decap(
+            local_vips=[VIP_POOL], sources=sources, peers=decap_peers, syn_needs_listener=True
+        )
         try:
             for name in backends:
                 decap.attach("eth0", f"{p}-{name}")
