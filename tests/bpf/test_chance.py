@@ -93,7 +93,8 @@ def test_a_flow_whose_slot_changed_names_its_previous_owner(lb: Balancer, net: N
             assert IP(bytes(resum)).chksum == eth[IP].chksum
             assert bytes(eth[IP])[28 : 28 + len(frame) - ETH] == frame[ETH:]
             # No entry: the flow's next packet must carry its previous owner again.
-            assert lb.trace(CLIENT4, p, VIP4, 80, "tcp").via == "maglev"
+            traced = lb.trace(CLIENT4, p, VIP4, 80, "tcp")
+            assert traced.via == "maglev" and traced.previous == before[p]
         else:
             assert got is None
             assert lb.trace(CLIENT4, p, VIP4, 80, "tcp").via == "session"
@@ -133,6 +134,7 @@ def test_second_chance_can_be_switched_off(lb: Balancer, net: Net) -> None:
     lb.apply(config(vip(backends=drained(pool, pool[0])), second_chance=False))
     outs = [send(lb, net, ack(CLIENT4, p, VIP4)) for p in range(8000, 8100)]
     assert all(chance_of(o) is None for o in outs)
+    assert all(lb.trace(CLIENT4, p, VIP4, 80, "tcp").previous is None for p in range(8000, 8100))
     assert lb.counters()["chance"] == 0
 
 

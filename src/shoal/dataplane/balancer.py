@@ -201,6 +201,8 @@ class FlowTrace:
     table_size: int | None = None
     session_backend: str | None = None
     session_usable: bool | None = None
+    # Second chance: the previous owner a TCP packet of this flow other than a SYN carries.
+    previous: str | None = None
 
 
 @dataclass
@@ -1058,6 +1060,9 @@ class Balancer:
         slot = h % len(table)
         b = self.maps.backends.get(int(table[slot]))
         backend = str(_address(b.addr, b.family)) if b is not None and b.family else None
+        previous = None
+        if protocol == "tcp" and b is not None and not cfg.flags & abi.CFG_F_NO_CHANCE:
+            previous = self._previous_owner(vip.vip_id, h, int(table[slot]), b)
         return FlowTrace(
             flow,
             vip_name,
@@ -1069,4 +1074,24 @@ class Balancer:
             len(table),
             session_backend,
             usable,
+            previous,
         )
+
+    def _previous_owner(
+        self, vip_id: int, h: int, current_id: int, current: abi.Backend
+    ) -> str | None:
+        """What bpf/lb/chance.h puts in the tunnel for this hash, if anything."""
+        prev_table = self.maps.tables.read_previous(vip_id)
+        if prev_table is None or not len(prev_table):
+            return None
+        prev_id = int(prev_table[h % len(prev_table)])
+        p = self.maps.backends.get(prev_id)
+        if (
+            prev_id == current_id
+            or p is None
+            or not p.flags & abi.BE_F_USABLE
+            or p.vip_id != vip_id
+            or p.family != current.family
+        ):
+            return None
+        return str(_address(p.addr, p.family))
