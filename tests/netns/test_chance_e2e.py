@@ -95,3 +95,30 @@ def test_without_second_chance_those_flows_break(lab: L4MiniLab) -> None:
     print(f"without second chance: {len(echo.broken)} of {len(on_b1)} b1 flows broken")
     assert on_b1 and set(echo.broken) == on_b1, echo.broken
     assert decap["chance_redirect"] == 0
+
+
+@pytest.mark.parametrize("second_chance", [True, False], ids=["second-chance", "without"])
+def test_flows_survive_a_backend_added_and_a_node_that_never_saw_them(
+    lab: L4MiniLab, second_chance: bool
+) -> None:
+    """The other direction: a member joins, Maglev gives it part of the old one's slots, and a
+    node that never saw the flows would send those to the newcomer, which has no socket."""
+    b1, b2 = (h.ip4 for h in lab.backend_hosts)
+    settings: dict[str, object] = {"second_chance": second_chance}
+    lab.lb.apply(with_settings(lab.config([{"address": b1}]), settings))
+    echo = EchoSessions(lab.hosts["client"].ns, VIP4, FLOWS, interval=0.1)
+    with echo:
+        assert wait_for(lambda: echo.rounds >= 3)
+        assert len(echo.on("b1")) == FLOWS
+        both = lab.config([{"address": b1}, {"address": b2}])
+        lab.lb.apply(with_settings(both, settings))
+        assert forget_sessions(lab) >= FLOWS
+        client = lab.hosts["client"].ip4
+        traces = [lab.lb.trace(client, s.getsockname()[1], VIP4, 7, "tcp") for s in echo.socks]
+        sent_to_b2 = [t for t in traces if t.backend == b2]
+        assert all(t.previous == (b1 if second_chance else None) for t in sent_to_b2)
+        start = echo.rounds
+        assert wait_for(lambda: echo.rounds >= start + 20 or len(echo.broken) >= len(sent_to_b2))
+    print(f"member added, {second_chance=}: {len(echo.broken)} of {len(sent_to_b2)} broken")
+    assert sent_to_b2, "the new member took none of the flows' slots: the test proves nothing"
+    assert len(echo.broken) == (0 if second_chance else len(sent_to_b2)), echo.broken
