@@ -354,3 +354,24 @@ def test_a_forged_previous_owner_cannot_make_the_host_a_relay(
             assert counters["chance_foreign"] == 1 and counters["chance_redirect"] == 0
         finally:
             d.close()
+
+
+def test_a_node_that_starts_mid_drain_knows_the_drained_members_slots(
+    lb: Balancer, net: Net
+) -> None:
+    """A fresh L4 node (no history) that first sees a VIP while a member drains: the previous
+    table is the one from before the drain, as on the nodes that saw the drain begin."""
+    pool = list(BACKENDS4)[:3]
+    seen_start = Balancer.fake()
+    seen_start.apply(config(vip(backends=len(pool))))
+    before = picks(seen_start, CLIENT4, VIP4, range(9500, 9700))
+    lb.apply(config(vip(backends=drained(pool, pool[1]))))
+    on_drained = [p for p, b in before.items() if b == pool[1]]
+    assert on_drained
+    for p in on_drained:
+        got = chance_of(send(lb, net, ack(CLIENT4, p, VIP4)))
+        assert got is not None and got[1] == pool[1]
+    # Nothing draining: nothing to seed (a table change later fills the history as usual).
+    lb.apply(config(vip(address="10.0.0.101", backends=len(pool))))
+    (state,) = lb.vips().values()
+    assert lb.maps.tables.read_previous(state.vip_id) is None

@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import ipaddress
 import shutil
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +136,19 @@ def _session_alive(session: abi.FlowVal, protocol: str, cfg: abi.Config, now: in
     return not timeout or now - (session.touched & ~abi.FLOW_CLOSING) <= timeout
 
 
+def _before_drains(vip: VipSpec) -> list[tuple[str, int]] | None:
+    """For a VIP this node never held: its table's inputs as they were before its healthy
+    members were drained (weight 0), the drained ones at the weight most of the others have;
+    None when nothing is draining. A node that joins during a drain then knows the drained
+    members' slots as the nodes that saw the drain start do (exactly so with equal weights)."""
+    draining = [be for be in vip.backends if be.healthy and be.weight == 0]
+    if not draining:
+        return None
+    weights = Counter(be.weight for be in vip.backends if be.healthy and be.weight > 0)
+    usual = weights.most_common(1)[0][0] if weights else 1
+    return [(str(be.address), (be.weight or usual) if be.healthy else 0) for be in vip.backends]
+
+
 def _mac(text: str) -> bytes:
     return bytes.fromhex(text.replace(":", ""))
 
@@ -214,6 +228,8 @@ class _Plan:
     late_writes: dict[int, abi.Backend] = field(default_factory=dict)  # losing usability: after
     new_ids: set[int] = field(default_factory=set)
     tables: dict[int, np.ndarray | None] = field(default_factory=dict)  # None = no usable one
+    # Second chance on a node that never held the VIP: the table before its drains.
+    seeded_previous: dict[int, np.ndarray] = field(default_factory=dict)
     slots_of: dict[int, dict[bytes, int]] = field(default_factory=dict)  # planned VIPs only
     freed_slots: list[int] = field(default_factory=list)
     removed_vips: dict[bytes, int] = field(default_factory=dict)
@@ -737,6 +753,11 @@ class Balancer:
         if table_digest is not None:
             report.digests[vip.name] = table_digest
         plan.tables[vip_id] = None if (picked < 0).all() else np.asarray(ids, "<u4")[picked]
+        before = _before_drains(vip) if held is None else None
+        if before is not None and plan.tables[vip_id] is not None:
+            prev, _ = self.table_cache.get(before, vip.table_size, seed)
+            if not (prev < 0).any():
+                plan.seeded_previous[vip_id] = np.asarray(ids, "<u4")[prev]
         plan.kept[kb] = AppliedVip(vip, digest, table_digest)
 
     def _plan_acl(self, plan: _Plan, mirror: Mirror) -> None:
@@ -857,6 +878,9 @@ class Balancer:
                 continue
             digest = ids_hash(ids)
             if mirror.table_hashes.get(vip_id) != digest:
+                seeded = plan.seeded_previous.get(vip_id)
+                if seeded is not None:
+                    m.tables.set_previous(vip_id, seeded)
                 m.tables.swap(vip_id, ids)
                 mirror.table_hashes[vip_id] = digest
         old_addrs = [_vip_address(kb) for kb in plan.removed_vips]

@@ -29,6 +29,7 @@ class TableStore(Protocol):
     def remove(self, vip_id: int) -> None: ...
     def read(self, vip_id: int) -> Ids | None: ...
     def read_previous(self, vip_id: int) -> Ids | None: ...
+    def set_previous(self, vip_id: int, ids: Ids) -> None: ...
 
 
 def _with_header(ids: Ids) -> Ids:
@@ -57,8 +58,16 @@ class KernelTables:
         finally:
             os.close(fd)
 
+    def set_previous(self, vip_id: int, ids: Ids) -> None:
+        """A previous table this node never had current (a VIP it starts serving mid-drain)."""
+        if self.prev is not None:
+            self._store(self.prev, vip_id, ids)
+
     def swap(self, vip_id: int, ids: Ids) -> None:
         self._keep_previous(vip_id)
+        self._store(self.outer, vip_id, ids)
+
+    def _store(self, outer: KernelMap, vip_id: int, ids: Ids) -> None:
         values = _with_header(ids)
         create = bpf.opts(bpf.MapCreateOpts, map_flags=bpf.BPF_F_INNER_MAP)
         fd = self._lib.call(
@@ -75,7 +84,7 @@ class KernelTables:
             keys = np.arange(len(values), dtype="<u4")
             inner.update_many(keys.tobytes(), values.tobytes(), len(values))
             # The outer map takes the inner map's fd; from here on the kernel holds it.
-            self.outer.update(vip_id.to_bytes(4, "little"), fd.to_bytes(4, "little"))
+            outer.update(vip_id.to_bytes(4, "little"), fd.to_bytes(4, "little"))
         finally:
             os.close(fd)
 
@@ -132,3 +141,6 @@ class FakeTables:
     def read_previous(self, vip_id: int) -> Ids | None:
         table = self.previous.get(vip_id)
         return None if table is None else table.copy()
+
+    def set_previous(self, vip_id: int, ids: Ids) -> None:
+        self.previous[vip_id] = ids.astype("<u4").copy()
