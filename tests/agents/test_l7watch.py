@@ -80,13 +80,19 @@ def test_verdicts_need_consecutive_results() -> None:
 
 
 def test_mark_dead_only_takes_nodes_out() -> None:
-    desired = desired_state({"n1": 1}, healthy=False)
+    desired = desired_state({"n1": 1})
     assert mark_dead(desired, set()) is desired
     marked = mark_dead(desired, {"n2"})
     nodes = {n["id"]: n["healthy"] for n in marked["load_balancers"][0]["l7_nodes"]}
-    assert nodes == {"n1": False, "n2": False}
+    assert nodes == {"n1": True, "n2": False}
     # The input is left as it was (the translation cache compares against it).
     assert desired["load_balancers"][0]["l7_nodes"][1]["healthy"] is True
+    # Every healthy placement dead from here: more likely this node's fault; keep them. And a
+    # node the controller calls down is never brought back.
+    assert mark_dead(desired, {"n1", "n2"})["load_balancers"] == desired["load_balancers"]
+    one_left = desired_state({"n1": 1}, healthy=False)
+    kept = mark_dead(one_left, {"n1", "n2"})["load_balancers"][0]["l7_nodes"]
+    assert {n["id"]: n["healthy"] for n in kept} == {"n1": False, "n2": True}
     assert targets_from(desired, 8404) == {
         "n1": L7Target("127.0.0.1", 1),
         "n2": L7Target("127.0.0.2", 8404),

@@ -55,13 +55,17 @@ def targets_from(desired: dict[str, Any], default_port: int) -> dict[str, L7Targ
 
 def mark_dead(desired: dict[str, Any], dead: set[str]) -> dict[str, Any]:
     """The desired state with the dead L7 nodes' placements unhealthy (copied where changed,
-    so the translation cache sees a new fingerprint for exactly those load balancers)."""
+    so the translation cache sees a new fingerprint for exactly those load balancers). When
+    this node sees every healthy placement of a load balancer dead, the fault is more likely
+    its own (its link, its probes) than the whole tier's: it then keeps the controller's view
+    rather than drop all of that load balancer's traffic."""
     if not dead:
         return desired
     lbs = []
     for lb in desired.get("load_balancers", []):
         nodes = lb.get("l7_nodes")
-        if nodes and any(n["id"] in dead and n["healthy"] for n in nodes):
+        healthy = {n["id"] for n in nodes or [] if n["healthy"]}
+        if healthy and healthy & dead and healthy - dead:
             lb = dict(lb)
             lb["l7_nodes"] = [
                 {**n, "healthy": False} if n["id"] in dead else copy.copy(n) for n in nodes
