@@ -24,6 +24,7 @@ from shoal.controller.db.engine import Database
 from shoal.controller.db.migrate import upgrade
 from shoal.controller.db.models import Token, utcnow
 from shoal.controller.errors import install_handlers
+from shoal.controller.metrics import ControllerMetrics, install_metrics
 from shoal.controller.plainhttp import PlainHttpGuard
 from shoal.controller.requestid import RequestIdMiddleware
 from shoal.controller.services import placement, status, vips
@@ -92,10 +93,11 @@ def create_app(
         bootstrap_admin(db, settings.bootstrap_token)
     vips.seed_once(db, settings)
     notifier = ChangeNotifier()
+    metrics = ControllerMetrics(db, settings)
     state = AppState(
         settings,
         db,
-        Writer(db, settings, notifier.notify),
+        Writer(db, settings, notifier.notify, metrics.observe_write),
         notifier,
         authenticator or make_authenticator(settings),
     )
@@ -132,6 +134,7 @@ def create_app(
     install_handlers(app)
     if not settings.insecure_http:
         app.add_middleware(PlainHttpGuard)
+    install_metrics(app, state, metrics)
     app.add_middleware(RequestIdMiddleware)  # added last: outermost, so every answer has one
     app.include_router(lbaas.router, prefix="/v2/lbaas")
     app.include_router(lbaas.router, prefix="/v2.0/lbaas", include_in_schema=False)

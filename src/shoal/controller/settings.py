@@ -125,6 +125,10 @@ class ControllerSettings(BaseModel):
     # about 2 MB at 10,000 load balancers.
     max_agent_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 32 << 20
     bootstrap_token: str | None = None  # creates an admin token with this secret at start
+    # GET /metrics answers an admin token, or this scrape token (a 0600 file; Prometheus
+    # sends it as Authorization: Bearer from its credentials_file). docs/metrics.md.
+    metrics_token_file: Path | None = None
+    log_format: Literal["text", "json"] = "text"  # json: one object per line (docs/metrics.md)
     # Who may call: "shoal" (Shoal's tokens and node credentials), "keystone" (Keystone
     # tokens too; needs keystone:), or "noauth" (development, loopback only: no token needed,
     # the project comes from X-Project-Id, as in Octavia's noauth).
@@ -222,6 +226,8 @@ ENV = {
     "SHOAL_MAX_BODY_BYTES": "max_body_bytes",
     "SHOAL_MAX_AGENT_BODY_BYTES": "max_agent_body_bytes",
     "SHOAL_AUTH": "auth",
+    "SHOAL_METRICS_TOKEN_FILE": "metrics_token_file",
+    "SHOAL_LOG_FORMAT": "log_format",
 }
 
 

@@ -69,6 +69,8 @@ class L4AgentConfig:
 
 
 class L4Agent(AgentLoop):
+    role = "l4"
+
     def __init__(
         self, config: L4AgentConfig, api: AgentApi, speaker: Speaker | None = None
     ) -> None:
@@ -305,6 +307,11 @@ class L4Agent(AgentLoop):
                 "rate_per_cpu": flood.rate,
             },
         }
+
+    def ownership(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+        """(VIP name -> load balancer, load balancer -> VIP name -> table digest), now."""
+        with self._lock:
+            return dict(self.vip_owner), dict(self.digests)
 
     def report(self) -> None:
         assert self.node_id is not None

@@ -77,6 +77,8 @@ class Applied:
 
 
 class L7Agent(AgentLoop):
+    role = "l7"
+
     def __init__(self, config: L7AgentConfig, api: AgentApi) -> None:
         super().__init__(
             api, config.state_dir / f"{config.name}.desired.json", config.poll_wait, log
@@ -261,13 +263,13 @@ class L7Agent(AgentLoop):
 
     # ---- reporting ---------------------------------------------------------------------------
 
-    def _ownership(self) -> Ownership:
+    def ownership(self) -> Ownership:
         return Ownership.of(self.applied.lbs if self.applied else [])
 
     def report(self) -> None:
         assert self.node_id is not None
         rows = self.proxy.stats()
-        counters = counters_from(rows, self._ownership())
+        counters = counters_from(rows, self.ownership())
         counters["haproxy"] = {
             "reloads": self.reloads,
             "runtime_changes": self.runtime_changes,

@@ -91,6 +91,8 @@ class LoadBalancer(_Resource, Base):
     # Revision bookkeeping: the latest revision, the change that published it, its config.
     revision: Mapped[int] = mapped_column(Integer, default=0)
     revision_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The API request that published the current revision: agents log it when they apply it.
+    revision_request_id: Mapped[str | None] = mapped_column(String(64), default=None)
     current_config: Mapped[str] = mapped_column(Text, default="{}")
     provisioning_reason: Mapped[str | None] = mapped_column(Text, default=None)
     pending_since: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
@@ -238,6 +240,7 @@ class Revision(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     config: Mapped[str] = mapped_column(Text)  # canonical JSON; "null" when deleted
     digest: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64), default=None)  # the API call's
 
 
 class Change(Base):

@@ -99,7 +99,12 @@ def _l4(session: Session, node: Node, settings: ControllerSettings, now: dt.date
         checkers.append(node)
     lbs = list(
         session.execute(
-            select(LoadBalancer.id, LoadBalancer.revision, LoadBalancer.current_config).where(
+            select(
+                LoadBalancer.id,
+                LoadBalancer.revision,
+                LoadBalancer.current_config,
+                LoadBalancer.revision_request_id,
+            ).where(
                 LoadBalancer.current_config != "null",
                 LoadBalancer.current_config != "{}",
                 LoadBalancer.provider != "noop",  # configured nowhere
@@ -136,10 +141,11 @@ def _l4(session: Session, node: Node, settings: ControllerSettings, now: dt.date
         if (n.data_address or n.address) and checker_for(n.id, checkers) == node.id
     ]
     parts = []
-    for lb_id, revision, config in lbs:
+    for lb_id, revision, config, rid in lbs:
         extra = f',"l7_nodes":{json.dumps(l7_nodes[lb_id])}' if lb_id in l7_nodes else ""
         parts.append(
-            f'{{"id":"{lb_id}","revision":{revision},"config":{config},'
+            f'{{"id":"{lb_id}","revision":{revision},"request_id":{json.dumps(rid)},'
+            f'"config":{config},'
             f'"member_health":{json.dumps(health.get(lb_id, {}))},'
             f'"health_checks":{json.dumps(sorted(checks.get(lb_id, [])))}{extra}}}'
         )
@@ -156,7 +162,12 @@ def _l7(session: Session, node: Node, settings: ControllerSettings) -> str:
     }
     lbs = list(
         session.execute(
-            select(LoadBalancer.id, LoadBalancer.revision, LoadBalancer.current_config).where(
+            select(
+                LoadBalancer.id,
+                LoadBalancer.revision,
+                LoadBalancer.current_config,
+                LoadBalancer.revision_request_id,
+            ).where(
                 LoadBalancer.id.in_(placed),
                 LoadBalancer.current_config != "null",
                 LoadBalancer.current_config != "{}",
@@ -164,7 +175,7 @@ def _l7(session: Session, node: Node, settings: ControllerSettings) -> str:
         )
     )
     wanted: set[str] = set()
-    for _, _, config in lbs:
+    for _, _, config, _ in lbs:
         for li in json.loads(config).get("listeners", []):
             refs = [li.get("default_tls_container_ref"), *li.get("sni_container_refs", [])]
             wanted |= {certs.cert_id_of(r) for r in refs if r}
@@ -174,8 +185,9 @@ def _l7(session: Session, node: Node, settings: ControllerSettings) -> str:
         for c in session.scalars(select(Certificate).where(Certificate.id.in_(wanted)))
     }
     parts = [
-        f'{{"id":"{lb_id}","revision":{revision},"config":{config},"placement":"{placed[lb_id]}"}}'
-        for lb_id, revision, config in lbs
+        f'{{"id":"{lb_id}","revision":{revision},"request_id":{json.dumps(rid)},'
+        f'"config":{config},"placement":"{placed[lb_id]}"}}'
+        for lb_id, revision, config, rid in lbs
     ]
     head = _head(current_seq(session), node, settings, certificates=bundles)
     return head[:-1] + ',"load_balancers":[' + ",".join(parts) + "]}"

@@ -33,6 +33,7 @@ from shoal.controller.db.models import (
     utcnow,
 )
 from shoal.controller.errors import BadRequest, Conflict, NotFound
+from shoal.controller.requestid import current_request_id
 from shoal.controller.services import (
     certs,
     diff,
@@ -81,11 +82,16 @@ def load_tree(session: Session, lb_id: str, *, lock: bool = False) -> LoadBalanc
 
 class Writer:
     def __init__(
-        self, db: Database, settings: ControllerSettings, notify: Callable[[int], None]
+        self,
+        db: Database,
+        settings: ControllerSettings,
+        notify: Callable[[int], None],
+        observe: Callable[[str, str], None] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.notify = notify
+        self.observe = observe  # (action, resource type) of each published revision
 
     def _check_writable(
         self, lb: LoadBalancer | None, lb_id: str, principal: Principal, expect_revision: int | None
@@ -125,7 +131,7 @@ class Writer:
             ctx = WriteContext(session, principal, lb, action, message)
             yield ctx
             seq = self._publish(ctx, pending)
-        self.notify(seq)
+        self._published(ctx, seq)
 
     @contextlib.contextmanager
     def create(
@@ -166,7 +172,13 @@ class Writer:
             session.flush()
             ctx.resource = ("loadbalancer", lb.id)
             seq = self._publish(ctx, "PENDING_CREATE")
+        self._published(ctx, seq)
+
+    def _published(self, ctx: WriteContext, seq: int) -> None:
+        """After the commit: wake the agents, count the write."""
         self.notify(seq)
+        if self.observe is not None:
+            self.observe(ctx.action, (ctx.resource or ("loadbalancer", ""))[0])
 
     def _publish(self, ctx: WriteContext, pending: str) -> int:
         session, lb = ctx.session, ctx.lb
@@ -191,6 +203,7 @@ class Writer:
                 message=ctx.message or _summary(lb.current_config, config, f"{ctx.action} {rtype}"),
                 config=config,
                 digest=tree.digest(config),
+                request_id=current_request_id(),
             )
         )
         change = Change(load_balancer_id=lb.id, kind="revision")
@@ -198,6 +211,7 @@ class Writer:
         session.flush()
         lb.revision = ctx.revision = number
         lb.revision_seq = change.id
+        lb.revision_request_id = current_request_id()  # the agents log it when they apply
         lb.current_config = config
         lb.provisioning_status = "PENDING_DELETE" if deleting else pending
         lb.provisioning_reason = None
