@@ -14,6 +14,42 @@
 #define SHOAL_VIP_FILTER_WORDS ((1U << SHOAL_VIP_FILTER_BITS) / 64)
 #define SHOAL_VIP_FILTER_MULT 0x9E3779B1U
 
+/* Second chance (bpf/lb/chance.h, bpf/decap/redirect.h). When a VIP's table changed, a non-SYN
+ * TCP packet that misses the session cache and whose Maglev slot belonged to another backend in
+ * the VIP's previous table (shoal_maglev_prev_v1) carries that previous owner in its outer IP
+ * header: an IPv4 option (outer IHL 7) or an IPv6 Destination Options header right after the
+ * outer IPv6 header, for IPIP, IPv6 and GUE alike (the UDP header follows the option). Both use
+ * RFC 4727's experimental option numbers, which a host that does not know them skips, so the
+ * kernel's own ipip/ip6tnl/fou devices decapsulate such packets as usual (without the second
+ * chance). The backend's decap program, for a packet without a local socket, rewrites the outer
+ * destination to the previous owner, sets SHOAL_CHANCE_F_REDIRECTED (at most one redirect) and
+ * sends it on, still encapsulated. The previous owner has the same family as the current pick. */
+#define SHOAL_CHANCE_OPT4 0x5E /* IPv4 option: copy 0, class 2, number 30 (RFC 4727) */
+#define SHOAL_CHANCE_OPT6 0x1E /* IPv6 option: skip if unknown, not changed en route (RFC 4727) */
+#define SHOAL_CHANCE_F_REDIRECTED (1U << 0) /* already sent on once: deliver, never again */
+
+/* The IPv4 option, 8 bytes, straight after the 20-byte outer header. */
+struct shoal_chance4 {
+	__u8 type;  /* SHOAL_CHANCE_OPT4 */
+	__u8 len;   /* 8 */
+	__u8 flags; /* SHOAL_CHANCE_F_* */
+	__u8 pad;
+	__u32 prev; /* previous owner, network byte order */
+};
+
+/* The IPv6 Destination Options header, 24 bytes: PadN (2 bytes) aligns the address. */
+struct shoal_chance6 {
+	__u8 nexthdr;  /* what follows: 4, 41 (IPIP, IPv6) or 17 (GUE) */
+	__u8 hdrlen;   /* 2: 8-octet units after the first 8 */
+	__u8 padn_type; /* 1 (PadN) */
+	__u8 padn_len;  /* 0 */
+	__u8 type;     /* SHOAL_CHANCE_OPT6 */
+	__u8 len;      /* 18: flags, pad, address */
+	__u8 flags;    /* SHOAL_CHANCE_F_* */
+	__u8 pad;
+	__u32 prev[4]; /* previous owner */
+};
+
 /* Default sizes; Python may override max_entries before load. */
 #define SHOAL_MAX_VIPS 4096
 #define SHOAL_MAX_BACKENDS 65536
@@ -33,6 +69,7 @@
 /* shoal_config.flags */
 #define SHOAL_CFG_F_FIB (1U << 0)    /* next hop from bpf_fib_lookup, gateway MAC as fallback */
 #define SHOAL_CFG_F_GW_MAC (1U << 1) /* gw_mac is set */
+#define SHOAL_CFG_F_NO_CHANCE (1U << 2) /* never add the previous owner (second chance off) */
 
 /* Key of shoal_vips_v1. */
 struct shoal_vip_key {
@@ -178,6 +215,7 @@ enum shoal_counter {
 	SHOAL_CNT_PASS_NO_NEIGH,     /* encapsulated, handed to the kernel to resolve the neighbour */
 	SHOAL_CNT_DROP_ACL,          /* source outside the VIP's allowed_cidrs */
 	SHOAL_CNT_CACHE_CLOSING,     /* entries marked closing by a FIN or an RST */
+	SHOAL_CNT_CHANCE,            /* sent with the previous owner in the outer header */
 	SHOAL_CNT_MAX,
 };
 #define SHOAL_CNT_SLOTS 64
@@ -194,6 +232,12 @@ enum shoal_decap_counter {
 	SHOAL_DECAP_PASS_FOREIGN_SRC, /* tunnel from outside the allowed sources: left to the kernel */
 	SHOAL_DECAP_PASS_NOT_LOCAL,   /* inner destination is no local VIP: left to the kernel */
 	SHOAL_DECAP_DROP_FRAGMENT,    /* outer header is a fragment (the L4 tier sets DF): dropped */
+	SHOAL_DECAP_CHANCE_LOCAL,     /* carried a previous owner, but a local socket has the flow */
+	SHOAL_DECAP_CHANCE_REDIRECT,  /* no local socket: sent on to the previous owner */
+	SHOAL_DECAP_CHANCE_LAST,      /* already redirected once: delivered here, whatever comes */
+	SHOAL_DECAP_CHANCE_ERROR,     /* could not send on (no route, bad option): delivered here */
+	SHOAL_DECAP_DROP_NO_LISTENER, /* SYN to a local VIP port nobody listens on: dropped */
+	SHOAL_DECAP_CHANCE_FOREIGN,   /* previous owner outside the peer prefixes: delivered here */
 	SHOAL_DECAP_CNT_MAX,
 };
 #define SHOAL_DECAP_CNT_SLOTS 32
@@ -201,21 +245,28 @@ enum shoal_decap_counter {
 /* The single entry of shoal_decap_config_v1. */
 struct shoal_decap_config {
 	__u16 gue_port; /* network byte order; 0 = GUE off */
-	__u16 pad;
+	__u16 flags;    /* SHOAL_DECAP_F_* (was padding: zero keeps the old behaviour) */
 	__u32 pad2;
 };
+
+/* shoal_decap_config.flags */
+#define SHOAL_DECAP_F_NO_CHANCE (1U << 0) /* never send a packet on to its previous owner */
+/* Drop a TCP SYN to a local VIP whose port has no listening socket instead of letting the
+ * kernel answer RST: a proxy node whose HAProxy is down stays silent, so clients retry their
+ * SYN, which the L4 tier sends elsewhere once it sees the node dead. */
+#define SHOAL_DECAP_F_SYN_NEEDS_LISTENER (1U << 1)
 
 /* Default size of each decap prefix trie; Python may override max_entries before load. */
 #define SHOAL_DECAP_MAX_PREFIXES 1024
 
-/* Key of the IPv4 prefix tries (shoal_decap_src4_v1, shoal_decap_vip4_v1): an LPM trie key,
+/* Key of the IPv4 prefix tries (shoal_decap_src4_v1, _vip4_v1, _peer4_v1): an LPM trie key,
  * prefixlen bits of addr significant. */
 struct shoal_lpm4_key {
 	__u32 prefixlen; /* 0..32 */
 	__u32 addr;      /* network byte order */
 };
 
-/* Key of the IPv6 prefix tries (shoal_decap_src6_v1, shoal_decap_vip6_v1). */
+/* Key of the IPv6 prefix tries (shoal_decap_src6_v1, _vip6_v1, _peer6_v1). */
 struct shoal_lpm6_key {
 	__u32 prefixlen; /* 0..128 */
 	__u32 addr[4];   /* network byte order */

@@ -8,12 +8,14 @@
  * destination is no VIP of this host, passes to the kernel untouched (and is counted), so the
  * backend is never a relay into its own network. Outer fragments are dropped: the L4 tier sets
  * DF, so a fragment is never ours, and stripping one would mangle it. Every other packet passes
- * untouched. */
+ * untouched. A packet that carries its flow's previous owner and has no socket here is sent on
+ * to that owner instead (second chance, redirect.h). */
 #include <linux/pkt_cls.h>
 #include "lib/consts.h"
 #include "shoal_abi.h"
 #include "decap_maps.h"
 #include "tunnel.h"
+#include "redirect.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -60,5 +62,9 @@ int shoal_decap(struct __sk_buff *skb)
 		decap_count(SHOAL_DECAP_PASS_NOT_LOCAL);
 		return TC_ACT_OK;
 	}
+	/* Second chance, and SYNs nobody listens for (redirect.h). */
+	int verdict = redirect_decide(skb, &t, cfg);
+	if (verdict != REDIRECT_DELIVER)
+		return verdict;
 	return decap_strip(skb, t.strip, t.outer_v6, t.inner_v6, t.counter);
 }

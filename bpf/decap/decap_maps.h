@@ -66,6 +66,27 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shoal_decap_vip6_v1 SEC(".maps");
 
+/* IPv4 addresses a packet may be sent on to (second chance): the other backends and L7 nodes.
+ * A previous owner outside them is ignored, so a forged tunnel cannot make a backend relay. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SHOAL_DECAP_MAX_PREFIXES);
+	__type(key, struct shoal_lpm4_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_decap_peer4_v1 SEC(".maps");
+
+/* IPv6 addresses a packet may be sent on to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SHOAL_DECAP_MAX_PREFIXES);
+	__type(key, struct shoal_lpm6_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_decap_peer6_v1 SEC(".maps");
+
 static __always_inline void decap_count(__u32 idx)
 {
 	__u64 *c = bpf_map_lookup_elem(&shoal_decap_counters_v2, &idx);

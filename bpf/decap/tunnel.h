@@ -31,6 +31,8 @@ struct tunnel {
 	__u8 inner_v6;  /* inner packet is IPv6 */
 	__u8 fragment;  /* outer header is a fragment (any part of one) */
 	__u8 inner_ok;  /* a whole inner IP header of the expected version follows */
+	__u16 chance_off; /* frame offset of the second-chance option (shoal_abi.h); 0 = none */
+	__u16 pad;
 };
 
 static __always_inline void tunnel_read_inner(void *inner, void *data_end, struct tunnel *t)
@@ -78,16 +80,22 @@ static __always_inline int tunnel_parse4(struct iphdr *iph, void *data_end, __u1
 	t->src[0] = iph->saddr;
 	t->fragment = (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET)) != 0;
 	t->strip = hlen;
+	/* The second-chance option is the only option the L4 tier writes. */
+	struct shoal_chance4 *c4 = (void *)(iph + 1);
+	if (hlen == IPV4_HLEN + sizeof(*c4) && (void *)(c4 + 1) <= data_end &&
+	    c4->type == SHOAL_CHANCE_OPT4 && c4->len == sizeof(*c4))
+		t->chance_off = sizeof(struct ethhdr) + IPV4_HLEN;
 	if (iph->protocol == IPPROTO_IPIP) {
 		t->counter = SHOAL_DECAP_IPIP;
 		tunnel_read_inner((void *)iph + hlen, data_end, t);
 		return 1;
 	}
 	/* A later UDP fragment has no UDP header: nothing tells GUE from other traffic. */
-	if (iph->protocol != IPPROTO_UDP || hlen != IPV4_HLEN ||
+	if (iph->protocol != IPPROTO_UDP || (hlen != IPV4_HLEN && !t->chance_off) ||
 	    (iph->frag_off & bpf_htons(IP_OFFSET)))
 		return 0;
-	return tunnel_gue((void *)(iph + 1), data_end, gue_port, t);
+	return tunnel_gue((void *)iph + (t->chance_off ? IPV4_HLEN + sizeof(*c4) : IPV4_HLEN),
+			  data_end, gue_port, t);
 }
 
 static __always_inline int tunnel_parse6(struct ipv6hdr *ip6h, void *data_end, __u16 gue_port,
@@ -100,6 +108,18 @@ static __always_inline int tunnel_parse6(struct ipv6hdr *ip6h, void *data_end, _
 	t->strip = IPV6_HLEN;
 	__u8 next = ip6h->nexthdr;
 	void *l4 = ip6h + 1;
+	/* The second-chance Destination Options header, exactly as the L4 tier writes it; other
+	 * extension headers are not ours. */
+	if (next == IPPROTO_DSTOPTS) {
+		struct shoal_chance6 *c6 = l4;
+		if ((void *)(c6 + 1) > data_end || c6->hdrlen != sizeof(*c6) / 8 - 1 ||
+		    c6->type != SHOAL_CHANCE_OPT6 || c6->len != sizeof(*c6) - 6)
+			return 0;
+		t->chance_off = sizeof(struct ethhdr) + IPV6_HLEN;
+		next = c6->nexthdr;
+		l4 = c6 + 1;
+		t->strip += sizeof(*c6);
+	}
 	if (next == IPPROTO_FRAGMENT) {
 		struct tunnel_ip6_frag *fh = l4;
 		if ((void *)(fh + 1) > data_end)

@@ -10,6 +10,7 @@
 #include "shoal_abi.h"
 #include "lb_maps.h"
 #include "acl.h"
+#include "chance.h"
 #include "maglev.h"
 #include "nexthop.h"
 #include "session.h"
@@ -36,12 +37,14 @@ static __always_inline int is_tcp_syn(const struct packet *pkt)
 	       (pkt->tcp_flags & (SHOAL_TCP_SYN | SHOAL_TCP_ACK)) == SHOAL_TCP_SYN;
 }
 
-/* A new flow (or one the cache cannot place): Maglev, then a session entry unless flooded.
- * *now_out receives the time (jiffies) read for it. */
+/* A new flow (or one the cache cannot place): Maglev, then a session entry unless flooded,
+ * or, for a TCP packet other than a SYN whose slot had another owner before the VIP's last
+ * change, that owner in *prev and no entry (lb/chance.h). *now_out receives the time
+ * (jiffies) read for it. */
 static __always_inline struct shoal_backend *lb_hash_flow(const struct packet *pkt,
 							  const struct shoal_vip_val *vip,
 							  const struct shoal_config *cfg, __u32 *id,
-							  __u64 *now_out)
+							  __u64 *now_out, struct shoal_backend **prev)
 {
 	__u64 now = bpf_jiffies64();
 	*now_out = now;
@@ -55,6 +58,13 @@ static __always_inline struct shoal_backend *lb_hash_flow(const struct packet *p
 	struct shoal_backend *be = bpf_map_lookup_elem(&shoal_backends_v1, id);
 	if (!be || !(be->flags & SHOAL_BE_F_USABLE))
 		return NULL;
+	if (pkt->flow.proto == IPPROTO_TCP && !(pkt->tcp_flags & SHOAL_TCP_SYN)) {
+		*prev = chance_prev_owner(cfg, vip->vip_id, hash, *id, be);
+		if (*prev) {
+			count(SHOAL_CNT_CHANCE);
+			return be;
+		}
+	}
 	if (flooded)
 		count(SHOAL_CNT_CACHE_SKIP_FLOOD);
 	else
@@ -112,7 +122,7 @@ int shoal_lb(struct xdp_md *ctx)
 	 * takes the current pick, whatever an older connection of its 5-tuple left cached. */
 	__u32 backend_id = 0, miss = 0, vip_id, vip_flags;
 	__u64 now = 0;
-	struct shoal_backend *be = NULL;
+	struct shoal_backend *be = NULL, *prev = NULL;
 	struct shoal_vip_val *vip = NULL;
 	if (!is_tcp_syn(&pkt))
 		be = session_lookup(&pkt.flow, cfg, pkt.tcp_flags, &backend_id, &miss);
@@ -134,13 +144,13 @@ int shoal_lb(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 	if (vip) {
-		be = lb_hash_flow(&pkt, vip, cfg, &backend_id, &now);
+		be = lb_hash_flow(&pkt, vip, cfg, &backend_id, &now, &prev);
 		if (!be)
 			return verdict_drop(SHOAL_CNT_DROP_NO_BACKEND);
 	}
 
 	int gue = vip_flags & SHOAL_VIP_F_GUE;
-	__u32 outer_len = pkt.l3_len + encap_overhead(be, gue);
+	__u32 outer_len = pkt.l3_len + encap_overhead(be, gue, prev);
 	if (cfg->mtu && outer_len > cfg->mtu)
 		return verdict_drop(SHOAL_CNT_DROP_TOO_BIG);
 	struct nexthop nh;
@@ -150,9 +160,9 @@ int shoal_lb(struct xdp_md *ctx)
 
 	__u32 flow_bits = lb_flow_bits(&pkt);
 	if (pkt.vlan)
-		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, gue, ETH_HLEN + VLAN_HLEN);
+		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, gue, prev, ETH_HLEN + VLAN_HLEN);
 	else
-		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, gue, ETH_HLEN);
+		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, gue, prev, ETH_HLEN);
 	if (rc || lb_write_macs(ctx, &nh, cfg))
 		return verdict_drop(SHOAL_CNT_DROP_ENCAP);
 

@@ -13,10 +13,18 @@
 #include "parse.h"
 #include "shoal_abi.h"
 
-/* Bytes added in front of the inner IP packet. */
-static __always_inline __u32 encap_overhead(const struct shoal_backend *be, int gue)
+/* Bytes of the second-chance option (shoal_abi.h) in an outer header of this family. */
+static __always_inline __u32 encap_chance_len(const struct shoal_backend *be)
 {
-	return (be->family == 6 ? IPV6_HLEN : IPV4_HLEN) + (gue ? UDP_HLEN : 0);
+	return be->family == 6 ? sizeof(struct shoal_chance6) : sizeof(struct shoal_chance4);
+}
+
+/* Bytes added in front of the inner IP packet; prev: the flow's previous owner, or NULL. */
+static __always_inline __u32 encap_overhead(const struct shoal_backend *be, int gue,
+					    const struct shoal_backend *prev)
+{
+	return (be->family == 6 ? IPV6_HLEN : IPV4_HLEN) + (gue ? UDP_HLEN : 0) +
+	       (prev ? encap_chance_len(be) : 0);
 }
 
 /* Inner protocol number as seen by the outer header. */
@@ -43,11 +51,11 @@ static __always_inline void encap_write_udp(struct udphdr *uh, __u16 sport, __u1
 static __always_inline void encap_write_ip4(struct iphdr *o, const struct packet *pkt,
 					    const struct shoal_backend *be,
 					    const struct shoal_config *cfg, __u32 flow_bits,
-					    __u32 payload_len, __u8 proto)
+					    __u32 payload_len, __u8 proto, __u32 opt_len)
 {
-	*(__u8 *)o = 0x45; /* version 4, IHL 5 */
+	*(__u8 *)o = 0x40 | ((IPV4_HLEN + opt_len) >> 2); /* version 4, IHL 5 or 7 */
 	o->tos = pkt->tos;
-	o->tot_len = bpf_htons(IPV4_HLEN + payload_len);
+	o->tot_len = bpf_htons(IPV4_HLEN + opt_len + payload_len);
 	o->id = 0;
 	/* DF: a tunnel packet too big for the path is refused (ICMP) instead of being split,
 	 * which would cost every backend a reassembly; the decap program drops fragments. */
@@ -59,7 +67,6 @@ static __always_inline void encap_write_ip4(struct iphdr *o, const struct packet
 	o->saddr = (cfg->encap_src4 & ~cfg->encap_src4_mask) |
 		   (bpf_htonl(flow_bits) & cfg->encap_src4_mask);
 	o->daddr = be->addr[0];
-	o->check = ipv4_header_csum(o);
 }
 
 static __always_inline void encap_write_ip6(struct ipv6hdr *o, const struct packet *pkt,
@@ -79,21 +86,47 @@ static __always_inline void encap_write_ip6(struct ipv6hdr *o, const struct pack
 	__builtin_memcpy(&o->daddr, be->addr, 16);
 }
 
+static __always_inline void encap_write_chance4(struct shoal_chance4 *c,
+						const struct shoal_backend *prev)
+{
+	c->type = SHOAL_CHANCE_OPT4;
+	c->len = sizeof(*c);
+	c->flags = 0;
+	c->pad = 0;
+	c->prev = prev->addr[0];
+}
+
+static __always_inline void encap_write_chance6(struct shoal_chance6 *c,
+						const struct shoal_backend *prev, __u8 next)
+{
+	c->nexthdr = next;
+	c->hdrlen = sizeof(*c) / 8 - 1;
+	c->padn_type = 1;
+	c->padn_len = 0;
+	c->type = SHOAL_CHANCE_OPT6;
+	c->len = sizeof(*c) - 6;
+	c->flags = 0;
+	c->pad = 0;
+	__builtin_memcpy(c->prev, prev->addr, 16);
+}
+
 /* Grows the head by the overhead, moves the l2_len-byte L2 header to the front and writes the
- * outer headers behind it. l2_len must be a constant (14 or 18) so each variant is verified on
- * its own. Returns 0, or -1 when the head cannot grow. */
+ * outer headers behind it (with the second-chance option when prev is set; prev has be's
+ * family). l2_len must be a constant (14 or 18) so each variant is verified on its own.
+ * Returns 0, or -1 when the head cannot grow. */
 static __always_inline int encap_packet(struct xdp_md *ctx, const struct packet *pkt,
 					const struct shoal_backend *be,
 					const struct shoal_config *cfg, __u32 flow_bits, int gue,
-					const __u32 l2_len)
+					const struct shoal_backend *prev, const __u32 l2_len)
 {
-	__u32 overhead = encap_overhead(be, gue);
+	__u32 overhead = encap_overhead(be, gue, prev);
 	if (bpf_xdp_adjust_head(ctx, 0 - (int)overhead))
 		return -1;
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	void *old_l2 = data + overhead;
-	/* The largest outer header always fits: the inner packet holds at least IP + UDP. */
+	/* Without the option the largest outer header always fits (the inner packet holds at
+	 * least IP + UDP); the option is checked where it is written. */
 	if (data + l2_len + IPV6_HLEN + UDP_HLEN > data_end || old_l2 + l2_len > data_end)
 		return -1;
 	/* overhead >= 20 > l2_len: never overlapping, so a plain copy is safe. */
@@ -105,18 +138,49 @@ static __always_inline int encap_packet(struct xdp_md *ctx, const struct packet 
 
 	if (be->family == 6) {
 		struct ipv6hdr *o6 = outer;
+		void *next = o6 + 1;
+		__u32 payload = inner_len + (gue ? UDP_HLEN : 0);
 		*l2_proto = bpf_htons(ETH_P_IPV6);
-		encap_write_ip6(o6, pkt, be, cfg, flow_bits, inner_len + (gue ? UDP_HLEN : 0), proto);
-		if (gue)
-			encap_write_udp((struct udphdr *)(o6 + 1), encap_gue_sport(flow_bits),
-					cfg->gue_port, inner_len + UDP_HLEN);
+		if (prev) {
+			struct shoal_chance6 *c6 = next;
+			if ((void *)(c6 + 1) > data_end)
+				return -1;
+			encap_write_chance6(c6, prev, proto);
+			next = c6 + 1;
+			payload += sizeof(*c6);
+			proto = IPPROTO_DSTOPTS;
+		}
+		encap_write_ip6(o6, pkt, be, cfg, flow_bits, payload, proto);
+		if (gue) {
+			struct udphdr *uh = next;
+			if ((void *)(uh + 1) > data_end)
+				return -1;
+			encap_write_udp(uh, encap_gue_sport(flow_bits), cfg->gue_port,
+					inner_len + UDP_HLEN);
+		}
 	} else {
 		struct iphdr *o4 = outer;
+		void *next = o4 + 1;
+		__u32 opt_len = 0;
 		*l2_proto = bpf_htons(ETH_P_IP);
-		encap_write_ip4(o4, pkt, be, cfg, flow_bits, inner_len + (gue ? UDP_HLEN : 0), proto);
-		if (gue)
-			encap_write_udp((struct udphdr *)(o4 + 1), encap_gue_sport(flow_bits),
-					cfg->gue_port, inner_len + UDP_HLEN);
+		if (prev) {
+			struct shoal_chance4 *c4 = next;
+			if ((void *)(c4 + 1) > data_end)
+				return -1;
+			encap_write_chance4(c4, prev);
+			next = c4 + 1;
+			opt_len = sizeof(*c4);
+		}
+		encap_write_ip4(o4, pkt, be, cfg, flow_bits, inner_len + (gue ? UDP_HLEN : 0), proto,
+				opt_len);
+		o4->check = opt_len ? ipv4_header_csum_opt(o4) : ipv4_header_csum(o4);
+		if (gue) {
+			struct udphdr *uh = next;
+			if ((void *)(uh + 1) > data_end)
+				return -1;
+			encap_write_udp(uh, encap_gue_sport(flow_bits), cfg->gue_port,
+					inner_len + UDP_HLEN);
+		}
 	}
 	return 0;
 }

@@ -95,3 +95,16 @@ def test_counter_maps_have_room_to_append() -> None:
     assert f"#define SHOAL_DECAP_MAX_PREFIXES {abi.DECAP_MAX_PREFIXES}" in text
     assert len(abi.Counter) < abi.COUNTER_SLOTS
     assert len(abi.DecapCounter) < abi.DECAP_COUNTER_SLOTS
+
+
+def test_second_chance_wire_form() -> None:
+    """The option structs travel in packets only (not in BTF): sizes, the address's offset and
+    the option numbers are what shoal_abi.h defines."""
+    assert (ctypes.sizeof(abi.Chance4), abi.Chance4.prev.offset) == (8, 4)
+    assert (ctypes.sizeof(abi.Chance6), abi.Chance6.prev.offset) == (24, 8)
+    text = HEADER.read_text()
+    assert f"#define SHOAL_CHANCE_OPT4 0x{abi.CHANCE_OPT4:X}" in text
+    assert f"#define SHOAL_CHANCE_OPT6 0x{abi.CHANCE_OPT6:X}" in text
+    # RFC 8200 4.2: the two high bits 00 mean "skip if unknown", the third 0 "not changed en
+    # route"; RFC 791: the copy bit clear keeps it out of fragments.
+    assert abi.CHANCE_OPT6 >> 5 == 0 and abi.CHANCE_OPT4 & 0x80 == 0

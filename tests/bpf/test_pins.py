@@ -64,7 +64,7 @@ def syn_through_attached(net: Net, sport: int) -> str:
 
 def pinned_ids(instance: str) -> dict[str, int]:
     out = {}
-    for name in [*abi.LB_MAPS, "shoal_maglev_v1"]:
+    for name in [*abi.LB_MAPS, *abi.TABLE_MAPS]:
         fd = bpf.lib().call("bpf_obj_get", str(Balancer.pin_dir(instance) / name).encode())
         try:
             out[name] = pins._fd_info(fd).id

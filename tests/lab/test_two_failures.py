@@ -4,7 +4,7 @@ to a node whose session cache never saw them are sent by Maglev to today's pick;
 a drained, failed or re-hashed backend that is another backend, which answers RST. Second
 chance (the previous owner carried in the encapsulation, the backend's decap forwarding a
 non-SYN packet without a local socket to it: issue 12 item 1, branch w3-chance) is what makes
-them 0 broken; until it lands they are expected failures, and the figures record the count."""
+them 0 broken (without it: 14 to 33 of 100 broken, docs/lab.md)."""
 
 from __future__ import annotations
 
@@ -24,11 +24,6 @@ pytestmark = pytest.mark.netns
 FLOWS = 100
 LATER = 2.0  # seconds between the backend change and the L4 change, as measured in issue 12
 BACKENDS = ("b1", "b2", "b3")
-NEEDS_SECOND_CHANCE = pytest.mark.xfail(
-    reason="needs second chance (issue 12 item 1, branch w3-chance): flows moved to a node "
-    "whose cache never saw them reach another backend and are reset",
-    strict=False,
-)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +84,6 @@ def two_changes(
     assert broken == {}, on
 
 
-@NEEDS_SECOND_CHANCE
 def test_drain_a_backend_then_an_l4_node_leaves(lab: Lab, fresh: L4Lb) -> None:
     two_changes(
         lab,
@@ -101,7 +95,6 @@ def test_drain_a_backend_then_an_l4_node_leaves(lab: Lab, fresh: L4Lb) -> None:
     )
 
 
-@NEEDS_SECOND_CHANCE
 def test_drain_a_backend_then_an_l4_node_joins(lab: Lab, fresh: L4Lb) -> None:
     set_node(lab, "l4a", "DRAINING")
     lab.wait_stable(fresh.vip, ["l4b"], timeout=60)
@@ -115,7 +108,6 @@ def test_drain_a_backend_then_an_l4_node_joins(lab: Lab, fresh: L4Lb) -> None:
     )
 
 
-@NEEDS_SECOND_CHANCE
 def test_add_a_backend_then_an_l4_node_leaves(lab: Lab, fresh: L4Lb) -> None:
     fresh.set_members({"b1": 1, "b2": 1})
     two_changes(
@@ -128,7 +120,6 @@ def test_add_a_backend_then_an_l4_node_leaves(lab: Lab, fresh: L4Lb) -> None:
     )
 
 
-@NEEDS_SECOND_CHANCE
 def test_backend_failure_then_an_l4_node_joins(lab: Lab, fresh: L4Lb) -> None:
     set_node(lab, "l4a", "DRAINING")
     lab.wait_stable(fresh.vip, ["l4b"], timeout=60)

@@ -237,6 +237,27 @@ def decap_attach(
         ),
     ] = None,
     gue_port: Annotated[int, typer.Option(help="UDP port carrying GUE")] = 6080,
+    peer: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="prefix of the other backends / L7 nodes a packet may be sent on to "
+            "(second chance); repeatable [default: none, nothing is sent on]"
+        ),
+    ] = None,
+    second_chance: Annotated[
+        bool,
+        typer.Option(
+            help="send a packet that names its flow's previous owner and has no socket here "
+            "on to that owner instead of answering RST"
+        ),
+    ] = True,
+    syn_needs_listener: Annotated[
+        bool,
+        typer.Option(
+            help="drop a SYN to a VIP port nobody listens on instead of answering RST "
+            "(proxy nodes: clients retry it elsewhere)"
+        ),
+    ] = False,
 ) -> None:
     """Decapsulate Shoal's tunnels arriving on INTERFACE (tc ingress): only from the L4
     tier's sources, only to this host's VIPs."""
@@ -244,10 +265,18 @@ def decap_attach(
     try:
         vips = parse_networks(vip)
         sources = parse_networks(source) if source else list(DEFAULT_SOURCES)
+        peers = parse_networks(peer or [])
     except ValueError as exc:
         fail(f"decap: {exc}")
         return
-    decap = Decap(gue_port, local_vips=vips, sources=sources)
+    decap = Decap(
+        gue_port,
+        local_vips=vips,
+        sources=sources,
+        peers=peers,
+        second_chance=second_chance,
+        syn_needs_listener=syn_needs_listener,
+    )
     try:
         decap.attach(interface, netns_name)
     finally:

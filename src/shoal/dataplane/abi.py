@@ -13,6 +13,8 @@ __all__ = [
     "Acl4Key",
     "Acl6Key",
     "Backend",
+    "Chance4",
+    "Chance6",
     "Config",
     "Counter",
     "DecapConfig",
@@ -54,6 +56,15 @@ FLOW_CLOSING = 1 << 63  # in FlowVal.touched: the flow sent a FIN or an RST
 
 CFG_F_FIB = 1 << 0
 CFG_F_GW_MAC = 1 << 1
+CFG_F_NO_CHANCE = 1 << 2
+
+# Second chance: the previous owner in the outer header (see shoal_abi.h).
+CHANCE_OPT4 = 0x5E  # IPv4 option, RFC 4727 experimental
+CHANCE_OPT6 = 0x1E  # IPv6 destination option, RFC 4727 experimental, skipped if unknown
+CHANCE_F_REDIRECTED = 1 << 0
+
+DECAP_F_NO_CHANCE = 1 << 0
+DECAP_F_SYN_NEEDS_LISTENER = 1 << 1
 
 
 class VipKey(ctypes.Structure):
@@ -163,7 +174,29 @@ class Lpm6Key(ctypes.Structure):
 
 
 class DecapConfig(ctypes.Structure):
-    _fields_ = [("gue_port", u16), ("pad", u16), ("pad2", u32)]
+    _fields_ = [("gue_port", u16), ("flags", u16), ("pad2", u32)]
+
+
+class Chance4(ctypes.Structure):
+    """The IPv4 option after a 20-byte outer header (outer IHL 7)."""
+
+    _fields_ = [("type", u8), ("len", u8), ("flags", u8), ("pad", u8), ("prev", u32)]
+
+
+class Chance6(ctypes.Structure):
+    """The IPv6 Destination Options header after the outer IPv6 header."""
+
+    _fields_ = [
+        ("nexthdr", u8),
+        ("hdrlen", u8),
+        ("padn_type", u8),
+        ("padn_len", u8),
+        ("type", u8),
+        ("len", u8),
+        ("flags", u8),
+        ("pad", u8),
+        ("prev", u32 * 4),
+    ]
 
 
 class Counter(enum.IntEnum):
@@ -190,6 +223,7 @@ class Counter(enum.IntEnum):
     PASS_NO_NEIGH = 18
     DROP_ACL = 19
     CACHE_CLOSING = 20
+    CHANCE = 21
 
 
 class DecapCounter(enum.IntEnum):
@@ -204,6 +238,12 @@ class DecapCounter(enum.IntEnum):
     PASS_FOREIGN_SRC = 6
     PASS_NOT_LOCAL = 7
     DROP_FRAGMENT = 8
+    CHANCE_LOCAL = 9
+    CHANCE_REDIRECT = 10
+    CHANCE_LAST = 11
+    CHANCE_ERROR = 12
+    DROP_NO_LISTENER = 13
+    CHANCE_FOREIGN = 14
 
 
 # Map name -> (key type, value type, per-CPU). The names carry the layout version.
@@ -223,6 +263,9 @@ LB_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_acl6_v1": (Acl6Key, u32, False),
     "shoal_acl_drops_v1": (u32, u64, True),
 }
+# Outer maps of Maglev tables (array of maps; tables.py): the current table, and the one
+# before the VIP's last change (second chance).
+TABLE_MAPS = ("shoal_maglev_v1", "shoal_maglev_prev_v1")
 DECAP_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_decap_config_v1": (u32, DecapConfig, False),
     "shoal_decap_counters_v2": (u32, u64, True),
@@ -230,4 +273,6 @@ DECAP_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_decap_src6_v1": (Lpm6Key, u32, False),
     "shoal_decap_vip4_v1": (Lpm4Key, u32, False),
     "shoal_decap_vip6_v1": (Lpm6Key, u32, False),
+    "shoal_decap_peer4_v1": (Lpm4Key, u32, False),
+    "shoal_decap_peer6_v1": (Lpm6Key, u32, False),
 }

@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import ipaddress
 import shutil
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,8 @@ class LbMaps:
                 store.close()
         if isinstance(self.tables, KernelTables):
             self.tables.outer.close()
+            if self.tables.prev is not None:
+                self.tables.prev.close()
 
     @classmethod
     def from_stores(cls, stores: dict[str, MapStore], tables: TableStore) -> LbMaps:
@@ -131,6 +134,19 @@ def _session_alive(session: abi.FlowVal, protocol: str, cfg: abi.Config, now: in
     else:
         timeout = cfg.tcp_closing_timeout if closing else cfg.tcp_timeout
     return not timeout or now - (session.touched & ~abi.FLOW_CLOSING) <= timeout
+
+
+def _before_drains(vip: VipSpec) -> list[tuple[str, int]] | None:
+    """For a VIP this node never held: its table's inputs as they were before its healthy
+    members were drained (weight 0), the drained ones at the weight most of the others have;
+    None when nothing is draining. A node that joins during a drain then knows the drained
+    members' slots as the nodes that saw the drain start do (exactly so with equal weights)."""
+    draining = [be for be in vip.backends if be.healthy and be.weight == 0]
+    if not draining:
+        return None
+    weights = Counter(be.weight for be in vip.backends if be.healthy and be.weight > 0)
+    usual = weights.most_common(1)[0][0] if weights else 1
+    return [(str(be.address), (be.weight or usual) if be.healthy else 0) for be in vip.backends]
 
 
 def _mac(text: str) -> bytes:
@@ -199,6 +215,8 @@ class FlowTrace:
     table_size: int | None = None
     session_backend: str | None = None
     session_usable: bool | None = None
+    # Second chance: the previous owner a TCP packet of this flow other than a SYN carries.
+    previous: str | None = None
 
 
 @dataclass
@@ -210,6 +228,8 @@ class _Plan:
     late_writes: dict[int, abi.Backend] = field(default_factory=dict)  # losing usability: after
     new_ids: set[int] = field(default_factory=set)
     tables: dict[int, np.ndarray | None] = field(default_factory=dict)  # None = no usable one
+    # Second chance on a node that never held the VIP: the table before its drains.
+    seeded_previous: dict[int, np.ndarray] = field(default_factory=dict)
     slots_of: dict[int, dict[bytes, int]] = field(default_factory=dict)  # planned VIPs only
     freed_slots: list[int] = field(default_factory=list)
     removed_vips: dict[bytes, int] = field(default_factory=dict)
@@ -266,6 +286,7 @@ class Balancer:
             "shoal_sessions_v1": session_cache_size,
             "shoal_vips_v1": max_vips,
             "shoal_maglev_v1": max_vips,
+            "shoal_maglev_prev_v1": max_vips,
             "shoal_vip_stats_v1": max_vips,
             "shoal_backends_v1": max_backends,
             "shoal_backend_stats_v1": max_backends,
@@ -281,7 +302,10 @@ class Balancer:
                 name: KernelMap(obj.map_fd(name), percpu=percpu)
                 for name, (_, _, percpu) in abi.LB_MAPS.items()
             }
-            tables = KernelTables(KernelMap(obj.map_fd("shoal_maglev_v1")))
+            tables = KernelTables(
+                KernelMap(obj.map_fd("shoal_maglev_v1")),
+                KernelMap(obj.map_fd("shoal_maglev_prev_v1")),
+            )
             maps = LbMaps.from_stores(stores, tables)
             if pin_dir is not None:
                 pins.carry_config_v1(pin_dir, maps.config)
@@ -318,7 +342,13 @@ class Balancer:
         outer = KernelMap(
             lib.call("bpf_obj_get", str(pin_dir / "shoal_maglev_v1").encode()), own_fd=True
         )
-        maps = LbMaps.from_stores(stores, KernelTables(outer))
+        prev_pin = pin_dir / "shoal_maglev_prev_v1"
+        prev = (
+            KernelMap(lib.call("bpf_obj_get", str(prev_pin).encode()), own_fd=True)
+            if prev_pin.exists()
+            else None  # pinned by a program that predates second chance
+        )
+        maps = LbMaps.from_stores(stores, KernelTables(outer, prev))
         return cls(
             maps,
             instance=instance,
@@ -554,8 +584,10 @@ class Balancer:
     def _settings_words(self, s: Settings, anyport: int) -> abi.Config:
         cfg = abi.Config()
         cfg.hash_seed = flowhash.hash_seed_from(s.seed)
-        cfg.flags = (abi.CFG_F_FIB if s.fib_lookup else 0) | (
-            abi.CFG_F_GW_MAC if s.gateway_mac else 0
+        cfg.flags = (
+            (abi.CFG_F_FIB if s.fib_lookup else 0)
+            | (abi.CFG_F_GW_MAC if s.gateway_mac else 0)
+            | (0 if s.second_chance else abi.CFG_F_NO_CHANCE)
         )
         cfg.hz = clock.hz()
         cfg.udp_timeout = clock.to_jiffies(s.udp_timeout)
@@ -721,6 +753,11 @@ class Balancer:
         if table_digest is not None:
             report.digests[vip.name] = table_digest
         plan.tables[vip_id] = None if (picked < 0).all() else np.asarray(ids, "<u4")[picked]
+        before = _before_drains(vip) if held is None else None
+        if before is not None and plan.tables[vip_id] is not None:
+            prev, _ = self.table_cache.get(before, vip.table_size, seed)
+            if not (prev < 0).any():
+                plan.seeded_previous[vip_id] = np.asarray(ids, "<u4")[prev]
         plan.kept[kb] = AppliedVip(vip, digest, table_digest)
 
     def _plan_acl(self, plan: _Plan, mirror: Mirror) -> None:
@@ -841,6 +878,9 @@ class Balancer:
                 continue
             digest = ids_hash(ids)
             if mirror.table_hashes.get(vip_id) != digest:
+                seeded = plan.seeded_previous.get(vip_id)
+                if seeded is not None:
+                    m.tables.set_previous(vip_id, seeded)
                 m.tables.swap(vip_id, ids)
                 mirror.table_hashes[vip_id] = digest
         old_addrs = [_vip_address(kb) for kb in plan.removed_vips]
@@ -1056,6 +1096,9 @@ class Balancer:
         slot = h % len(table)
         b = self.maps.backends.get(int(table[slot]))
         backend = str(_address(b.addr, b.family)) if b is not None and b.family else None
+        previous = None
+        if protocol == "tcp" and b is not None and not cfg.flags & abi.CFG_F_NO_CHANCE:
+            previous = self._previous_owner(vip.vip_id, h, int(table[slot]), b)
         return FlowTrace(
             flow,
             vip_name,
@@ -1067,4 +1110,24 @@ class Balancer:
             len(table),
             session_backend,
             usable,
+            previous,
         )
+
+    def _previous_owner(
+        self, vip_id: int, h: int, current_id: int, current: abi.Backend
+    ) -> str | None:
+        """What bpf/lb/chance.h puts in the tunnel for this hash, if anything."""
+        prev_table = self.maps.tables.read_previous(vip_id)
+        if prev_table is None or not len(prev_table):
+            return None
+        prev_id = int(prev_table[h % len(prev_table)])
+        p = self.maps.backends.get(prev_id)
+        if (
+            prev_id == current_id
+            or p is None
+            or not p.flags & abi.BE_F_USABLE
+            or p.vip_id != vip_id
+            or p.family != current.family
+        ):
+            return None
+        return str(_address(p.addr, p.family))

@@ -80,6 +80,9 @@ def map_bytes(plan: NodePlan) -> dict[str, int]:
         "shoal_vip_filter_v1": _array(abi.VIP_FILTER_WORDS, ctypes.c_uint64),
         "shoal_maglev_v1": _array(plan.vips, ctypes.c_uint64),
         "maglev tables": plan.vips * (PER_MAP + (plan.slots_per_vip + 1) * 8),
+        # Second chance: each VIP's table before its last change (at most one per VIP).
+        "shoal_maglev_prev_v1": _array(plan.vips, ctypes.c_uint64),
+        "previous maglev tables": plan.vips * (PER_MAP + (plan.slots_per_vip + 1) * 8),
         "shoal_backends_v1": _array(plan.backends, abi.Backend),
         "shoal_sessions_v1": PER_HASH + plan.sessions * sess_elem + _pow2(plan.sessions) * BUCKET,
         "shoal_config_v2": _array(1, abi.Config),

@@ -184,6 +184,10 @@ class Settings(_Strict):
     encap_source_v6: ipaddress.IPv6Network = ipaddress.IPv6Network("fd00:5ea1::/96")
     gateway_mac: str | None = None
     fib_lookup: bool = True
+    # Carry a flow's previous owner (from the VIP's table before its last change) in the
+    # tunnel of a TCP packet that misses the session cache, so the backends' decap can send
+    # it on (docs/dataplane.md, "Second chance"). Off: such flows take the current pick.
+    second_chance: bool = True
     gue_port: Annotated[StrictInt, Field(ge=1, le=65535)] = 6080
     mtu: Annotated[StrictInt, Field(ge=576, le=9216)] = 1500
 

@@ -6,7 +6,13 @@ devices instead (docs/dataplane.md).
 
 It strips only tunnels whose outer source lies in `sources` (the L4 tier's encapsulation
 source prefixes) and whose inner destination lies in `local_vips` (what this host serves);
-other tunnels reach the kernel untouched, and outer fragments are dropped, each counted."""
+other tunnels reach the kernel untouched, and outer fragments are dropped, each counted.
+
+Second chance (bpf/decap/redirect.h): a TCP packet whose tunnel names the flow's previous
+owner and that has no socket here is sent on to that owner instead of meeting an RST, when the
+owner lies in `peers` (the other backends and L7 nodes; empty: never sent on). With
+`syn_needs_listener` (L7 nodes), a SYN to a VIP port nobody listens on is dropped, not
+answered with RST, so the client retries it."""
 
 from __future__ import annotations
 
@@ -39,6 +45,9 @@ class Decap:
         *,
         local_vips: Iterable[str | IpNetwork],
         sources: Iterable[str | IpNetwork] = DEFAULT_SOURCES,
+        peers: Iterable[str | IpNetwork] = (),
+        second_chance: bool = True,
+        syn_needs_listener: bool = False,
     ) -> None:
         pin_dir = loader.PIN_ROOT / f"decap-{instance}" if instance else None
         self.obj = loader.BpfObject(loader.bpf_object_path("decap"), pin_dir)
@@ -48,18 +57,33 @@ class Decap:
         self.local_vips = PrefixTries(
             self._trie("shoal_decap_vip4_v1"), self._trie("shoal_decap_vip6_v1")
         )
-        self.configure(sources=parse_networks(sources), local_vips=parse_networks(local_vips))
-        config = TypedMap(
+        self.peers = PrefixTries(
+            self._trie("shoal_decap_peer4_v1"), self._trie("shoal_decap_peer6_v1")
+        )
+        self.configure(
+            sources=parse_networks(sources),
+            local_vips=parse_networks(local_vips),
+            peers=parse_networks(peers),
+        )
+        self._config = TypedMap(
             KernelMap(self.obj.map_fd("shoal_decap_config_v1")), ctypes.c_uint32, abi.DecapConfig
         )
-        config.set(
-            0, abi.DecapConfig(gue_port=int.from_bytes(gue_port.to_bytes(2, "big"), "little"))
-        )
+        self._gue_port = gue_port
+        self.set_options(second_chance=second_chance, syn_needs_listener=syn_needs_listener)
         self._counters = PerCpuMap(
             KernelMap(self.obj.map_fd("shoal_decap_counters_v2"), percpu=True),
             ctypes.c_uint32,
             ctypes.c_uint64,
         )
+
+    def set_options(self, *, second_chance: bool, syn_needs_listener: bool) -> None:
+        """Second chance on or off; SYNs nobody listens for dropped (L7 nodes) or left to
+        the kernel's RST (backends). Takes effect at the next packet."""
+        flags = (0 if second_chance else abi.DECAP_F_NO_CHANCE) | (
+            abi.DECAP_F_SYN_NEEDS_LISTENER if syn_needs_listener else 0
+        )
+        port = int.from_bytes(self._gue_port.to_bytes(2, "big"), "little")
+        self._config.set(0, abi.DecapConfig(gue_port=port, flags=flags))
 
     def _trie(self, name: str) -> TypedMap:  # type: ignore[type-arg]
         key, value, _ = abi.DECAP_MAPS[name]
@@ -70,8 +94,12 @@ class Decap:
         *,
         sources: Iterable[IpNetwork] | None = None,
         local_vips: Iterable[IpNetwork] | None = None,
+        peers: Iterable[IpNetwork] | None = None,
     ) -> None:
-        """Replaces the allowed outer sources and/or the local VIP prefixes (None: unchanged)."""
+        """Replaces the allowed outer sources, the local VIP prefixes and/or the prefixes a
+        packet may be sent on to (None: unchanged)."""
+        if peers is not None:
+            self.peers.replace(peers)
         if local_vips is not None:
             self.local_vips.replace(local_vips)
         if sources is not None:

@@ -97,7 +97,7 @@ def _compare(prog_id: int, pin_dir: Path, adopt: bool) -> MapCheck:
         check.prog_id = 0
         return check
     try:
-        for name in [*abi.LB_MAPS, "shoal_maglev_v1"]:
+        for name in [*abi.LB_MAPS, *abi.TABLE_MAPS]:
             entry = live.get(name[:NAME_LEN])
             if entry is None:
                 continue  # the running program predates this map: the load creates it

@@ -97,7 +97,10 @@ class L4MiniLab:
         )
         self.lb.attach("eth0", netns_name=lb.ns, mode="native")
 
-        self.decap = Decap(local_vips=[f"{VIP4}/32", f"{VIP6}/128"])
+        self.decap = Decap(
+            local_vips=[f"{VIP4}/32", f"{VIP6}/128"],
+            peers=[f"{SUBNET4}.0/24", f"{SUBNET6}/64"],  # second chance: the backends
+        )
         for host in self.backend_hosts:
             ns = host.ns
             t.run(ns, "ip", "addr", "add", f"{VIP4}/32", "dev", "lo")

@@ -37,6 +37,7 @@ from shoal import netns
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.config import Settings
 from shoal.dataplane.decap import Decap
+from shoal.dataplane.prefixes import IpNetwork
 from shoal.errors import NetnsError, ShoalError
 from shoal.lab import prometheus
 from shoal.lab.bird import GATE_FILE, BfdTimers, node_config, router_config
@@ -418,12 +419,22 @@ class Lab:
         self.progress("backends: decap and services")
         # Tunnels only from the L4 tier's encapsulation sources, only to the VIP pool.
         l4 = Settings.model_validate(self.spec.dataplane)
-        decap = Decap(local_vips=[VIP_POOL], sources=[l4.encap_source_v4, l4.encap_source_v6])
+        sources: list[IpNetwork] = [l4.encap_source_v4, l4.encap_source_v6]
+        # Second chance sends packets on only to the fabric (backends and L7 nodes).
+        decap_peers = [f"{FABRIC}.0/24"]
+        decap = Decap(local_vips=[VIP_POOL], sources=sources, peers=decap_peers)
+        # L7 nodes stay silent to a SYN while their HAProxy is down (clients retry).
+        decap_l7 = Decap(
+            local_vips=[VIP_POOL], sources=sources, peers=decap_peers, syn_needs_listener=True
+        )
         try:
-            for name in backends + [n for n, _ in l7_nodes]:
+            for name in backends:
                 decap.attach("eth0", f"{p}-{name}")
+            for name, _ in l7_nodes:
+                decap_l7.attach("eth0", f"{p}-{name}")
         finally:
             decap.close()
+            decap_l7.close()
         for name in backends:
             self.start_servers(name)
 

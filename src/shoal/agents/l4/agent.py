@@ -24,6 +24,7 @@ from shoal.addresses import IpNetwork, parse_network
 from shoal.agents.api import AgentApi, NodeInfo
 from shoal.agents.bgp import NullSpeaker, Speaker
 from shoal.agents.health import CheckCache, HealthScheduler, specs_from
+from shoal.agents.l4.l7watch import L7Watch, mark_dead, targets_from
 from shoal.agents.l4.translate import Cache, Translation, translate
 from shoal.agents.loop import AgentLoop
 from shoal.dataplane import libbpf as bpf
@@ -61,6 +62,12 @@ class L4AgentConfig:
     # The VIP prefixes this node may program and announce; None: any (only the special ranges
     # are refused). The CLI makes the operator choose.
     serve_prefixes: list[str] | None = None
+    # The node's own check of the L7 nodes it forwards to (l7watch.py): a TCP connect to
+    # each one's monitor endpoint every l7_check_interval seconds (0: off), out of this
+    # node's data plane after two failures in a row.
+    l7_check_interval: float = 0.1
+    l7_check_timeout: float = 0.15
+    l7_monitor_port: int = 8404
 
 
 class L4Agent(AgentLoop):
@@ -96,6 +103,14 @@ class L4Agent(AgentLoop):
         self._translated: Cache = {}
         self._checks: CheckCache = {}
         self._needs: dict[str, tuple[list[VipSpec], Need]] = {}
+        # apply() runs on the main loop and, when an L7 node's health flips, on the watch.
+        self._apply_lock = threading.RLock()
+        self._desired: DesiredState | None = None
+        self.l7watch = L7Watch(
+            self._l7_changed,
+            interval=config.l7_check_interval or 1.0,
+            timeout=config.l7_check_timeout,
+        )
 
     # ---- data plane ------------------------------------------------------------------------
 
@@ -196,8 +211,32 @@ class L4Agent(AgentLoop):
         return chosen
 
     def apply(self, desired: DesiredState | dict[str, Any]) -> None:
+        with self._apply_lock:
+            desired = DesiredState.of(desired)
+            self._desired = desired
+            if self.cfg.l7_check_interval:
+                self.l7watch.update(targets_from(desired, self.cfg.l7_monitor_port))
+            self._apply(mark_dead(desired, self.l7watch.dead()))
+
+    def _l7_changed(self, dead: set[str]) -> None:
+        """The watch saw an L7 node die or come back: apply the last desired state again
+        with its verdict, at once (on the watch's thread)."""
+        log.warning("L7 nodes unreachable from this node: %s", sorted(dead) or "none")
+        self._pending_events.append(
+            {
+                "kind": "l7_nodes_unreachable",
+                "severity": "warning" if dead else "info",
+                "message": f"{self.cfg.name}: L7 nodes out of this node's data plane: "
+                f"{', '.join(sorted(dead)) or 'none'}",
+                "detail": {"node_ids": sorted(dead)},
+            }
+        )
+        with self._apply_lock:
+            if self._desired is not None and self.lb is not None:
+                self.apply(self._desired)
+
+    def _apply(self, desired: DesiredState) -> None:
         assert self.lb is not None
-        desired = DesiredState.of(desired)
         tr = translate(desired, self.serve, self._translated)
         chosen = self._fit(tr)
         settings = self.settings(desired.settings.seed)
@@ -359,8 +398,10 @@ class L4Agent(AgentLoop):
             except ShoalError as exc:
                 log.error("could not withdraw VIPs: %s", exc)
         self.health.close()
+        self.l7watch.close()
 
     def close(self) -> None:
+        self.l7watch.close()
         if self.lb is not None:
             self.lb.close()
         self.api.close()

@@ -53,6 +53,7 @@ COUNTER_FAMILIES: dict[abi.Counter, tuple[str, str | None]] = {
     abi.Counter.CACHE_SKIP_FLOOD: ("session_cache_events", "skip_flood"),
     abi.Counter.NEW_FLOWS: ("new_flows", None),
     abi.Counter.FIB_FALLBACK: ("fib_fallbacks", None),
+    abi.Counter.CHANCE: ("second_chance", None),
 }
 _FAMILIES = {
     "packets": ("Packets by the data plane's verdict.", "verdict"),
@@ -66,6 +67,10 @@ _FAMILIES = {
     ),
     "new_flows": ("Flows hashed fresh into a Maglev table (the flood detector's input).", None),
     "fib_fallbacks": ("Next hops taken from the gateway MAC instead of the FIB.", None),
+    "second_chance": (
+        "Packets sent with their flow's previous owner in the tunnel (second chance).",
+        None,
+    ),
 }
 
 
