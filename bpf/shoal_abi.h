@@ -221,4 +221,10 @@ struct shoal_lpm6_key {
 	__u32 addr[4];   /* network byte order */
 };
 
+/* Kernel features of the decap program, fixed at load time in its .rodata.compat section from
+ * what shoal.dataplane.features probed (the verifier then prunes the path not taken). */
+struct shoal_decap_features {
+	__u32 adjust_room_decap_l3; /* 1: bpf_skb_adjust_room takes BPF_F_ADJ_ROOM_DECAP_L3_* (6.3+) */
+};
+
 #endif /* SHOAL_ABI_H */

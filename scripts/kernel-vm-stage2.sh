@@ -15,5 +15,5 @@ sh -e /mnt/cmd
 echo $? > /mnt/rc
 sync
 umount /mnt
-echo o > /proc/sysrq-trigger
-sleep 5
+/bin/busybox poweroff -f 2>/dev/null || echo o > /proc/sysrq-trigger
+while :; do /bin/busybox sleep 60; done

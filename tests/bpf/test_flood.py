@@ -25,6 +25,7 @@ def syn(lb: Balancer, net: Net, n: int) -> XdpAction:
     return run_xdp(lb.prog_fd, frame, ingress_ifindex=net.ifindex).action
 
 
+@pytest.mark.wallclock  # the burst must fit in one 50 ms window
 def test_flood_mode_engages_stops_inserts_and_releases_after_hold_down(lb: Balancer, net: Net):
     lb.apply(config(vip(), flood=FLOOD))
     for n in range(40):  # well under 1000/s * 50 ms = 50 per window

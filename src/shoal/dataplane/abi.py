@@ -17,6 +17,7 @@ __all__ = [
     "Counter",
     "DecapConfig",
     "DecapCounter",
+    "DecapFeatures",
     "FloodState",
     "FlowKey",
     "FlowVal",
@@ -164,6 +165,12 @@ class Lpm6Key(ctypes.Structure):
 
 class DecapConfig(ctypes.Structure):
     _fields_ = [("gue_port", u16), ("pad", u16), ("pad2", u32)]
+
+
+class DecapFeatures(ctypes.Structure):
+    """struct shoal_decap_features: the decap program's .rodata.compat section."""
+
+    _fields_ = [("adjust_room_decap_l3", u32)]
 
 
 class Counter(enum.IntEnum):
