@@ -61,6 +61,7 @@ def test_flood_mode_engages_stops_inserts_and_releases_after_hold_down(lb: Balan
     assert lb.counters()["cache_insert"] == before + 1  # inserting again
 
 
+@pytest.mark.wallclock  # the burst must end well within the hold-down
 def test_reported_mode_releases_without_new_flows(lb: Balancer, net: Net) -> None:
     """The data plane re-evaluates on the next new flow; Python's report must not wait for one."""
     lb.apply(config(vip(), flood=FLOOD))
