@@ -25,6 +25,7 @@
 #define SHOAL_VIP_F_GUE (1U << 1)      /* encapsulate in GUE (UDP) instead of IPIP/IP6 */
 #define SHOAL_VIP_F_SRC_HASH (1U << 2) /* hash on the client address only (source affinity) */
 #define SHOAL_VIP_F_ACL (1U << 3)      /* only sources in the VIP's allowed prefixes (lb/acl.h) */
+#define SHOAL_VIP_F_SRV6 (1U << 4)     /* IPv6 + SRH to the backend's SID (End.DX4/End.DX6 there) */
 
 /* shoal_backend.flags */
 #define SHOAL_BE_F_USABLE (1U << 0)   /* may receive packets (new flows only if in the table) */

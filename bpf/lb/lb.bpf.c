@@ -139,8 +139,8 @@ int shoal_lb(struct xdp_md *ctx)
 			return verdict_drop(SHOAL_CNT_DROP_NO_BACKEND);
 	}
 
-	int gue = vip_flags & SHOAL_VIP_F_GUE;
-	__u32 outer_len = pkt.l3_len + encap_overhead(be, gue);
+	__u32 encap = vip_flags & (SHOAL_VIP_F_GUE | SHOAL_VIP_F_SRV6);
+	__u32 outer_len = pkt.l3_len + encap_overhead(be, encap);
 	if (cfg->mtu && outer_len > cfg->mtu)
 		return verdict_drop(SHOAL_CNT_DROP_TOO_BIG);
 	struct nexthop nh;
@@ -150,9 +150,9 @@ int shoal_lb(struct xdp_md *ctx)
 
 	__u32 flow_bits = lb_flow_bits(&pkt);
 	if (pkt.vlan)
-		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, gue, ETH_HLEN + VLAN_HLEN);
+		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, encap, ETH_HLEN + VLAN_HLEN);
 	else
-		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, gue, ETH_HLEN);
+		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, encap, ETH_HLEN);
 	if (rc || lb_write_macs(ctx, &nh, cfg))
 		return verdict_drop(SHOAL_CNT_DROP_ENCAP);
 

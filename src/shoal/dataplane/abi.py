@@ -47,6 +47,7 @@ VIP_F_ANY_PORT = 1 << 0
 VIP_F_GUE = 1 << 1
 VIP_F_SRC_HASH = 1 << 2
 VIP_F_ACL = 1 << 3
+VIP_F_SRV6 = 1 << 4
 
 BE_F_USABLE = 1 << 0
 BE_F_DRAINING = 1 << 1
