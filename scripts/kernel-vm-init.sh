@@ -12,11 +12,19 @@ arg() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p"; }
 modules=$(arg shoal.modules)
 job=$(arg shoal.job)
 stage2=$(arg shoal.stage2)
+checkout=$(arg shoal.checkout)
 # cache=loose: the host's files do not change under the VM, and Python imports get much faster.
 if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro root /newroot; then
   echo "init: cannot mount the host's / over 9p"; dmesg | tail -5; echo o > /proc/sysrq-trigger
 fi
+# /tmp is the VM's own; a checkout under the host's /tmp is mounted back at its path.
+case "$checkout" in /tmp/*)
+  mkdir -p /hosttmp && mount --bind /newroot/tmp /hosttmp ;;
+esac
 mount -t tmpfs -o mode=1777 tmp /newroot/tmp
+case "$checkout" in /tmp/*)
+  mkdir -p "/newroot$checkout" && mount --bind "/hosttmp${checkout#/tmp}" "/newroot$checkout" ;;
+esac
 mount -t tmpfs run /newroot/run
 # The kernel package's modules on /lib/modules. This machine may have no /lib/modules to mount
 # over (a kernel without modules): then /usr/lib gets a tmpfs overlay to create it in.
