@@ -61,6 +61,7 @@ struct shoal_chance6 {
 #define SHOAL_VIP_F_GUE (1U << 1)      /* encapsulate in GUE (UDP) instead of IPIP/IP6 */
 #define SHOAL_VIP_F_SRC_HASH (1U << 2) /* hash on the client address only (source affinity) */
 #define SHOAL_VIP_F_ACL (1U << 3)      /* only sources in the VIP's allowed prefixes (lb/acl.h) */
+#define SHOAL_VIP_F_SRV6 (1U << 4)     /* IPv6 + SRH to the backend's SID (End.DX4/End.DX6 there) */
 
 /* shoal_backend.flags */
 #define SHOAL_BE_F_USABLE (1U << 0)   /* may receive packets (new flows only if in the table) */
@@ -270,6 +271,12 @@ struct shoal_lpm4_key {
 struct shoal_lpm6_key {
 	__u32 prefixlen; /* 0..128 */
 	__u32 addr[4];   /* network byte order */
+};
+
+/* Kernel features of the decap program, fixed at load time in its .rodata.compat section from
+ * what shoal.dataplane.features probed (the verifier then prunes the path not taken). */
+struct shoal_decap_features {
+	__u32 adjust_room_decap_l3; /* 1: bpf_skb_adjust_room takes BPF_F_ADJ_ROOM_DECAP_L3_* (6.3+) */
 };
 
 #endif /* SHOAL_ABI_H */

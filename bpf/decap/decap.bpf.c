@@ -16,6 +16,7 @@
 #include "decap_maps.h"
 #include "tunnel.h"
 #include "redirect.h"
+#include "compat.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -23,10 +24,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 static __always_inline int decap_strip(struct __sk_buff *skb, __u32 len, int outer_v6,
 				       int inner_v6, __u32 counter)
 {
-	__u64 flags = 0;
-	if (outer_v6 != inner_v6)
-		flags = inner_v6 ? BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : BPF_F_ADJ_ROOM_DECAP_L3_IPV4;
-	if (bpf_skb_adjust_room(skb, -(__s32)len, BPF_ADJ_ROOM_MAC, flags)) {
+	long rc = outer_v6 == inner_v6
+			  ? bpf_skb_adjust_room(skb, -(__s32)len, BPF_ADJ_ROOM_MAC, 0)
+			  : decap_strip_other_family(skb, len, inner_v6);
+	if (rc) {
 		decap_count(SHOAL_DECAP_ERROR);
 		return TC_ACT_SHOT;
 	}

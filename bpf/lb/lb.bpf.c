@@ -149,8 +149,10 @@ int shoal_lb(struct xdp_md *ctx)
 			return verdict_drop(SHOAL_CNT_DROP_NO_BACKEND);
 	}
 
-	int gue = vip_flags & SHOAL_VIP_F_GUE;
-	__u32 outer_len = pkt.l3_len + encap_overhead(be, gue, prev);
+	__u32 encap = vip_flags & (SHOAL_VIP_F_GUE | SHOAL_VIP_F_SRV6);
+	if (encap_srv6(be, encap))
+		prev = NULL; /* second chance is not carried over SRv6 (docs/dataplane.md) */
+	__u32 outer_len = pkt.l3_len + encap_overhead(be, encap, prev);
 	if (cfg->mtu && outer_len > cfg->mtu)
 		return verdict_drop(SHOAL_CNT_DROP_TOO_BIG);
 	struct nexthop nh;
@@ -160,9 +162,9 @@ int shoal_lb(struct xdp_md *ctx)
 
 	__u32 flow_bits = lb_flow_bits(&pkt);
 	if (pkt.vlan)
-		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, gue, prev, ETH_HLEN + VLAN_HLEN);
+		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, encap, prev, ETH_HLEN + VLAN_HLEN);
 	else
-		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, gue, prev, ETH_HLEN);
+		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, encap, prev, ETH_HLEN);
 	if (rc || lb_write_macs(ctx, &nh, cfg))
 		return verdict_drop(SHOAL_CNT_DROP_ENCAP);
 

@@ -19,11 +19,36 @@ static __always_inline __u32 encap_chance_len(const struct shoal_backend *be)
 	return be->family == 6 ? sizeof(struct shoal_chance6) : sizeof(struct shoal_chance4);
 }
 
-/* Bytes added in front of the inner IP packet; prev: the flow's previous owner, or NULL. */
-static __always_inline __u32 encap_overhead(const struct shoal_backend *be, int gue,
+/* A segment routing header (RFC 8754) with one segment and no TLVs: 24 bytes. */
+struct encap_srh1 {
+	__u8 nexthdr;       /* the inner packet: IPPROTO_IPIP or IPPROTO_IPV6 */
+	__u8 hdrlen;        /* 8-octet units after the first 8: 2 */
+	__u8 type;          /* 4: segment routing */
+	__u8 segments_left; /* 0: the only segment is the destination */
+	__u8 last_entry;    /* 0: one segment */
+	__u8 flags;
+	__u16 tag;
+	__u32 segment[4];   /* the backend's SID (its address in the backend table) */
+};
+#define SRH1_LEN 24
+#define IPPROTO_ROUTING_HDR 43
+#define SRH_TYPE_SEGMENT_ROUTING 4
+
+/* encap: the VIP's SHOAL_VIP_F_GUE / SHOAL_VIP_F_SRV6 bits. SRv6 needs an IPv6 backend (Python
+ * refuses others); an IPv4 one gets plain IPIP. */
+static __always_inline int encap_srv6(const struct shoal_backend *be, __u32 encap)
+{
+	return (encap & SHOAL_VIP_F_SRV6) && be->family == 6;
+}
+
+/* Bytes added in front of the inner IP packet; prev: the flow's previous owner, or NULL (never
+ * with SRv6). */
+static __always_inline __u32 encap_overhead(const struct shoal_backend *be, __u32 encap,
 					    const struct shoal_backend *prev)
 {
-	return (be->family == 6 ? IPV6_HLEN : IPV4_HLEN) + (gue ? UDP_HLEN : 0) +
+	if (encap_srv6(be, encap))
+		return IPV6_HLEN + SRH1_LEN;
+	return (be->family == 6 ? IPV6_HLEN : IPV4_HLEN) + (encap & SHOAL_VIP_F_GUE ? UDP_HLEN : 0) +
 	       (prev ? encap_chance_len(be) : 0);
 }
 
@@ -110,16 +135,30 @@ static __always_inline void encap_write_chance6(struct shoal_chance6 *c,
 	__builtin_memcpy(c->prev, prev->addr, 16);
 }
 
+static __always_inline void encap_write_srh1(struct encap_srh1 *srh, const struct packet *pkt,
+					     const struct shoal_backend *be)
+{
+	srh->nexthdr = encap_inner_proto(pkt);
+	srh->hdrlen = (SRH1_LEN - 8) / 8;
+	srh->type = SRH_TYPE_SEGMENT_ROUTING;
+	srh->segments_left = 0;
+	srh->last_entry = 0;
+	srh->flags = 0;
+	srh->tag = 0;
+	__builtin_memcpy(srh->segment, be->addr, 16);
+}
+
 /* Grows the head by the overhead, moves the l2_len-byte L2 header to the front and writes the
  * outer headers behind it (with the second-chance option when prev is set; prev has be's
- * family). l2_len must be a constant (14 or 18) so each variant is verified on its own.
- * Returns 0, or -1 when the head cannot grow. */
+ * family; SRv6 carries none). l2_len must be a constant (14 or 18) so each variant is verified
+ * on its own. Returns 0, or -1 when the head cannot grow. */
 static __always_inline int encap_packet(struct xdp_md *ctx, const struct packet *pkt,
 					const struct shoal_backend *be,
-					const struct shoal_config *cfg, __u32 flow_bits, int gue,
+					const struct shoal_config *cfg, __u32 flow_bits, __u32 encap,
 					const struct shoal_backend *prev, const __u32 l2_len)
 {
-	__u32 overhead = encap_overhead(be, gue, prev);
+	int gue = encap & SHOAL_VIP_F_GUE;
+	__u32 overhead = encap_overhead(be, encap, prev);
 	if (bpf_xdp_adjust_head(ctx, 0 - (int)overhead))
 		return -1;
 	void *data = (void *)(long)ctx->data;
@@ -136,7 +175,16 @@ static __always_inline int encap_packet(struct xdp_md *ctx, const struct packet 
 	__u32 inner_len = pkt->l3_len;
 	__u8 proto = gue ? IPPROTO_UDP : encap_inner_proto(pkt);
 
-	if (be->family == 6) {
+	if (encap_srv6(be, encap)) {
+		struct ipv6hdr *o6 = outer;
+		struct encap_srh1 *srh = (void *)(o6 + 1);
+		if ((void *)(srh + 1) > data_end)
+			return -1;
+		*l2_proto = bpf_htons(ETH_P_IPV6);
+		encap_write_ip6(o6, pkt, be, cfg, flow_bits, inner_len + SRH1_LEN,
+				IPPROTO_ROUTING_HDR);
+		encap_write_srh1(srh, pkt, be);
+	} else if (be->family == 6) {
 		struct ipv6hdr *o6 = outer;
 		void *next = o6 + 1;
 		__u32 payload = inner_len + (gue ? UDP_HLEN : 0);

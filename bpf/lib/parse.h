@@ -11,6 +11,7 @@
 #include <linux/udp.h>
 #include "consts.h"
 #include "shoal_abi.h"
+#include "verifier.h"
 
 struct packet {
 	struct shoal_flow_key flow;
@@ -57,7 +58,7 @@ static __always_inline int parse_ipv4(void *l3, void *data_end, struct packet *p
 	if (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET))
 		return SHOAL_CNT_PASS_FRAGMENT;
 	/* The length from the header, not the frame: Ethernet padding must not enter the tunnel. */
-	__u32 len = bpf_ntohs(iph->tot_len);
+	__u32 len = ntohs_bounded(iph->tot_len);
 	if (len < iph->ihl * 4 || l3 + len > data_end)
 		return SHOAL_CNT_PASS_OTHER;
 	pkt->l3_len = len;
@@ -77,7 +78,7 @@ static __always_inline int parse_ipv6(void *l3, void *data_end, struct packet *p
 		return SHOAL_CNT_PASS_OTHER;
 	if (ip6h->version != 6)
 		return SHOAL_CNT_PASS_OTHER;
-	__u32 len = IPV6_HLEN + bpf_ntohs(ip6h->payload_len);
+	__u32 len = IPV6_HLEN + ntohs_bounded(ip6h->payload_len);
 	if (l3 + len > data_end)
 		return SHOAL_CNT_PASS_OTHER;
 	pkt->l3_len = len;

@@ -25,7 +25,11 @@ PAIRS = {
     "shoal_acl4_key": abi.Acl4Key,
     "shoal_acl6_key": abi.Acl6Key,
 }
-DECAP_PAIRS = {"shoal_lpm4_key": abi.Lpm4Key, "shoal_lpm6_key": abi.Lpm6Key}
+DECAP_PAIRS = {
+    "shoal_lpm4_key": abi.Lpm4Key,
+    "shoal_lpm6_key": abi.Lpm6Key,
+    "shoal_decap_features": abi.DecapFeatures,
+}
 
 
 def btf_structs(obj: str) -> dict[str, dict]:

@@ -25,6 +25,7 @@ def syn(lb: Balancer, net: Net, n: int) -> XdpAction:
     return run_xdp(lb.prog_fd, frame, ingress_ifindex=net.ifindex).action
 
 
+@pytest.mark.wallclock  # the burst must fit in one 50 ms window
 def test_flood_mode_engages_stops_inserts_and_releases_after_hold_down(lb: Balancer, net: Net):
     lb.apply(config(vip(), flood=FLOOD))
     for n in range(40):  # well under 1000/s * 50 ms = 50 per window
@@ -60,6 +61,7 @@ def test_flood_mode_engages_stops_inserts_and_releases_after_hold_down(lb: Balan
     assert lb.counters()["cache_insert"] == before + 1  # inserting again
 
 
+@pytest.mark.wallclock  # the burst must end well within the hold-down
 def test_reported_mode_releases_without_new_flows(lb: Balancer, net: Net) -> None:
     """The data plane re-evaluates on the next new flow; Python's report must not wait for one."""
     lb.apply(config(vip(), flood=FLOOD))

@@ -162,6 +162,7 @@ agent.lb.apply(parse_config({"vips": [{"address": "10.0.0.100", "port": 80, "pro
 """
 
 
+@pytest.mark.wallclock  # kills land at random times of a start-up that must be quick
 def test_twenty_random_kills_of_the_startup_under_traffic(net: Net, instance: str) -> None:
     rng = random.Random(12)
     start(instance).close()

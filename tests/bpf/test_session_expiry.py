@@ -48,6 +48,7 @@ def closing(lb: Balancer, sport: int) -> bool:
     return bool(val.touched & abi.FLOW_CLOSING)
 
 
+@pytest.mark.wallclock  # the entry must still be live 0.3 s after its insert
 def test_idle_tcp_entry_expires_and_the_flow_takes_the_current_pick(lb: Balancer, net: Net) -> None:
     pinned_then_drained(lb, net, [41000], tcp_timeout=0.3)
     assert send(lb, net, 41000, packets.TCP_ACK) == A  # live entry: the drained backend
@@ -57,6 +58,7 @@ def test_idle_tcp_entry_expires_and_the_flow_takes_the_current_pick(lb: Balancer
     assert lb.counters()["cache_expired"] == 1
 
 
+@pytest.mark.wallclock  # packets 50 ms apart against a 0.3 s timeout
 def test_a_busy_flow_outlives_its_idle_timeout(lb: Balancer, net: Net) -> None:
     pinned_then_drained(lb, net, [41001], tcp_timeout=0.3)
     deadline = time.monotonic() + 1.2

@@ -92,6 +92,7 @@ def until(pred, timeout: float) -> float | None:  # type: ignore[no-untyped-def]
     return None
 
 
+@pytest.mark.wallclock
 def test_xdp_detached_withdraws_within_a_second_and_reattach_restores(
     node: tuple[str, Path], watchdog: FateWatchdog
 ) -> None:
@@ -114,6 +115,7 @@ def test_xdp_detached_withdraws_within_a_second_and_reattach_restores(
         obj.close()
 
 
+@pytest.mark.wallclock
 def test_link_down_withdraws_within_a_second(
     node: tuple[str, Path], watchdog: FateWatchdog
 ) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "Counter",
     "DecapConfig",
     "DecapCounter",
+    "DecapFeatures",
     "FloodState",
     "FlowKey",
     "FlowVal",
@@ -48,6 +49,7 @@ VIP_F_ANY_PORT = 1 << 0
 VIP_F_GUE = 1 << 1
 VIP_F_SRC_HASH = 1 << 2
 VIP_F_ACL = 1 << 3
+VIP_F_SRV6 = 1 << 4
 
 BE_F_USABLE = 1 << 0
 BE_F_DRAINING = 1 << 1
@@ -197,6 +199,12 @@ class Chance6(ctypes.Structure):
         ("pad", u8),
         ("prev", u32 * 4),
     ]
+
+
+class DecapFeatures(ctypes.Structure):
+    """struct shoal_decap_features: the decap program's .rodata.compat section."""
+
+    _fields_ = [("adjust_room_decap_l3", u32)]
 
 
 class Counter(enum.IntEnum):

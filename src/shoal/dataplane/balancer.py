@@ -122,6 +122,12 @@ def _vip_address(kb: bytes) -> flowhash.IpAddress:
     return _address(key.addr, key.family)
 
 
+def _encap_name(flags: int) -> Literal["ipip", "gue", "srv6"]:
+    if flags & abi.VIP_F_SRV6:
+        return "srv6"
+    return "gue" if flags & abi.VIP_F_GUE else "ipip"
+
+
 def _net_port(port: int) -> int:
     return int.from_bytes(port.to_bytes(2, "little"), "big")
 
@@ -513,7 +519,7 @@ class Balancer:
                     port=_net_port(key.port),
                     protocol=PROTO_NAME[key.proto],
                     any_port=bool(st.flags & abi.VIP_F_ANY_PORT),
-                    encap="gue" if st.flags & abi.VIP_F_GUE else "ipip",
+                    encap=_encap_name(st.flags),
                     hash="source_ip" if st.flags & abi.VIP_F_SRC_HASH else "5tuple",
                     table_size=size,
                     allowed_cidrs=allowed,
@@ -697,6 +703,7 @@ class Balancer:
         flags = (
             (abi.VIP_F_ANY_PORT if vip.any_port else 0)
             | (abi.VIP_F_GUE if vip.encap == "gue" else 0)
+            | (abi.VIP_F_SRV6 if vip.encap == "srv6" else 0)
             | (abi.VIP_F_SRC_HASH if vip.hash == "source_ip" else 0)
             | (abi.VIP_F_ACL if vip.allowed_cidrs else 0)
         )

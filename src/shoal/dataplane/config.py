@@ -95,7 +95,9 @@ class VipSpec(_Strict):
     port: Port
     protocol: Literal["tcp", "udp"]
     any_port: bool = False
-    encap: Literal["ipip", "gue"] = "ipip"
+    # srv6: IPv6 + a segment routing header whose one segment is the backend's address, an
+    # End.DX4/End.DX6 SID on the backend (docs/dataplane.md#srv6); IPv6 backends only.
+    encap: Literal["ipip", "gue", "srv6"] = "ipip"
     hash: Literal["5tuple", "source_ip"] = "5tuple"
     table_size: StrictInt = maglev.DEFAULT_TABLE_SIZE
     backends: list[BackendSpec] = Field(default_factory=list)
@@ -129,6 +131,12 @@ class VipSpec(_Strict):
             )
         if self.any_port != (self.port == 0):
             raise ValueError("port must be 0 exactly when any_port is true")
+        if self.encap == "srv6":
+            for be in self.backends:
+                if be.address.version != 6:
+                    raise ValueError(
+                        f"backend {be.address} is IPv4: srv6 sends to an IPv6 SID per backend"
+                    )
         seen: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
         for be in self.backends:
             if be.address in seen:

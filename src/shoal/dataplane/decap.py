@@ -20,7 +20,7 @@ import ctypes
 from collections.abc import Iterable
 
 from shoal import netns
-from shoal.dataplane import abi, loader
+from shoal.dataplane import abi, features, loader
 from shoal.dataplane.config import Settings
 from shoal.dataplane.maps import KernelMap, PerCpuMap, TypedMap
 from shoal.dataplane.prefixes import IpNetwork, PrefixTries, parse_networks
@@ -48,9 +48,15 @@ class Decap:
         peers: Iterable[str | IpNetwork] = (),
         second_chance: bool = True,
         syn_needs_listener: bool = False,
+        kernel: features.KernelFeatures | None = None,
     ) -> None:
+        """kernel: the features to build for; default what this kernel has (probed once)."""
         pin_dir = loader.PIN_ROOT / f"decap-{instance}" if instance else None
-        self.obj = loader.BpfObject(loader.bpf_object_path("decap"), pin_dir)
+        self.obj = loader.BpfObject(
+            loader.bpf_object_path("decap"),
+            pin_dir,
+            rodata=features.decap_rodata(kernel or features.probe()),
+        )
         self.sources = PrefixTries(
             self._trie("shoal_decap_src4_v1"), self._trie("shoal_decap_src6_v1")
         )

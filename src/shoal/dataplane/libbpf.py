@@ -202,6 +202,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_map__fd": (ctypes.c_int, [c_void_p]),
     "bpf_map__set_max_entries": (ctypes.c_int, [c_void_p, ctypes.c_uint32]),
     "bpf_map__max_entries": (ctypes.c_uint32, [c_void_p]),
+    "bpf_map__set_initial_value": (ctypes.c_int, [c_void_p, ctypes.c_char_p, c_size_t]),
     "bpf_map__key_size": (ctypes.c_uint32, [c_void_p]),
     "bpf_map__value_size": (ctypes.c_uint32, [c_void_p]),
     "bpf_map__set_pin_path": (ctypes.c_int, [c_void_p, ctypes.c_char_p]),

@@ -60,8 +60,14 @@ class BpfObject:
     """An opened and loaded BPF object. pin_dir=None loads with private (unpinned) maps."""
 
     def __init__(
-        self, path: Path, pin_dir: Path | None, max_entries: dict[str, int] | None = None
+        self,
+        path: Path,
+        pin_dir: Path | None,
+        max_entries: dict[str, int] | None = None,
+        rodata: dict[str, bytes] | None = None,
     ) -> None:
+        """rodata: initial contents of read-only data sections by name (load-time switches,
+        e.g. features.decap_rodata); each must be the section's exact size."""
         self._lib = bpf.lib()
         ensure_bpffs()
         # With no pin dir, pin into a scratch dir and unpin right after load: maps then live
@@ -81,6 +87,8 @@ class BpfObject:
         try:
             for name, entries in (max_entries or {}).items():
                 self._lib.call("bpf_map__set_max_entries", self._map_ptr(name), entries)
+            for name, data in (rodata or {}).items():
+                self._lib.call("bpf_map__set_initial_value", self._map_ptr(name), data, len(data))
             rc = self._lib.func("bpf_object__load")(self.obj)
             if rc < 0:
                 raise self._load_error(path, -rc)

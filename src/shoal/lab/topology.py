@@ -91,8 +91,9 @@ class Topology:
     def python(self, ns: str, name: str, module: str, *args: str) -> subprocess.Popen[bytes]:
         return self.spawn(ns, name, [sys.executable, "-m", module, *args])
 
-    def wait_tcp(self, ns: str, host: str, port: int, timeout: float = 10.0) -> None:
-        """Waits until something accepts TCP on host:port, seen from inside ns."""
+    def wait_tcp(self, ns: str, host: str, port: int, timeout: float = 60.0) -> None:
+        """Waits until something accepts TCP on host:port, seen from inside ns. Generous: it
+        returns as soon as it connects, and fails at once when the process exits."""
         deadline = time.monotonic() + timeout
         while True:
             with netns.entered(ns):
