@@ -18,6 +18,7 @@ from shoal.agents.loop import AgentLoop
 from shoal.agents.metrics import FeedMetrics
 from shoal.controller.requestid import new_request_id
 from shoal.logs import JsonFormatter
+from shoal.wire.feed import DesiredState, Feed
 
 
 class Clock:
@@ -57,15 +58,15 @@ class ScriptedApi:
         self.agent: Agent | None = None
         self.reports: list[int] = []
 
-    def desired_state(self, node_id: str, since: int = -1, wait: float = 0) -> dict[str, Any]:
+    def feed(self, node_id: str, position: int, wait: float = 0) -> Feed:
         if not self.answers:
             assert self.agent is not None
             self.agent._stop.set()
-            return {"seq": since, "changed": False}
+            return Feed(seq=position, changed=False)
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
-        return cast(dict[str, Any], answer)
+        return Feed.model_validate(answer)
 
 
 class Agent(AgentLoop):
@@ -78,11 +79,11 @@ class Agent(AgentLoop):
     def register(self) -> None:
         self.node_id = "n1"
 
-    def apply(self, desired: dict[str, Any]) -> None:
+    def apply(self, desired: DesiredState) -> None:
         self.errors = [
-            {"load_balancer_id": e["id"], "revision": e["revision"], "reason": "no room"}
-            for e in desired["load_balancers"]
-            if e["id"] in self.refuse
+            {"load_balancer_id": lb.id, "revision": lb.revision, "reason": "no room"}
+            for lb in desired.load_balancers
+            if lb.id in self.refuse
         ]
 
     def report(self) -> None:
@@ -99,7 +100,8 @@ def lbs(seq: int, *entries: tuple[str, int, str | None]) -> dict[str, Any]:
     return {
         "seq": seq,
         "load_balancers": [
-            {"id": i, "revision": r, "request_id": rid, "config": {}} for i, r, rid in entries
+            {"id": i, "revision": r, "request_id": rid, "config": {"vip_address": "10.0.0.1"}}
+            for i, r, rid in entries
         ],
     }
 
