@@ -54,6 +54,8 @@ FLOW_CLOSING = 1 << 63  # in FlowVal.touched: the flow sent a FIN or an RST
 
 CFG_F_FIB = 1 << 0
 CFG_F_GW_MAC = 1 << 1
+CFG_F_FIB_PER_FLOW = 1 << 2
+FRAG_ENTRIES = 16384
 
 
 class VipKey(ctypes.Structure):
@@ -107,7 +109,7 @@ class Config(ctypes.Structure):
         ("gw_mac", u8 * 6),
         ("gue_port", u16),
         ("mtu", u16),
-        ("pad0", u16),
+        ("icmp_rate", u16),
         ("anyport_vips", u32),
         ("nh_epoch", u32),
         ("hz", u32),
@@ -115,6 +117,25 @@ class Config(ctypes.Structure):
         ("tcp_timeout", u64),
         ("tcp_closing_timeout", u64),
     ]
+
+
+class FragKey(ctypes.Structure):
+    _fields_ = [
+        ("src", u32 * 4),
+        ("dst", u32 * 4),
+        ("id", u32),
+        ("proto", u8),
+        ("family", u8),
+        ("pad", u16),
+    ]
+
+
+class FragVal(ctypes.Structure):
+    _fields_ = [("backend_id", u32), ("backend_gen", u32)]
+
+
+class IcmpRate(ctypes.Structure):
+    _fields_ = [("window_start", u64), ("sent", u64)]
 
 
 class Nexthop(ctypes.Structure):
@@ -190,6 +211,11 @@ class Counter(enum.IntEnum):
     PASS_NO_NEIGH = 18
     DROP_ACL = 19
     CACHE_CLOSING = 20
+    ICMP_TOO_BIG = 21
+    ICMP_FORWARDED = 22
+    FRAG_FIRST = 23
+    FRAG_FOLLOW = 24
+    DROP_MALFORMED = 25
 
 
 class DecapCounter(enum.IntEnum):
@@ -222,6 +248,8 @@ LB_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_acl4_v1": (Acl4Key, u32, False),
     "shoal_acl6_v1": (Acl6Key, u32, False),
     "shoal_acl_drops_v1": (u32, u64, True),
+    "shoal_frags_v1": (FragKey, FragVal, False),
+    "shoal_icmp_rate_v1": (u32, IcmpRate, True),
 }
 DECAP_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_decap_config_v1": (u32, DecapConfig, False),
