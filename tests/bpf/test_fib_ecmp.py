@@ -10,7 +10,7 @@ import pytest
 from scapy.layers.l2 import Ether
 
 from shoal import netns
-from shoal.dataplane import packets
+from shoal.dataplane import clock, packets
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.testrun import XdpAction, run_xdp
 
@@ -87,4 +87,9 @@ def test_the_default_keeps_one_cached_next_hop_per_backend(
     lb: Balancer, net: Net, ecmp: None
 ) -> None:
     lb.apply(config(vip(backends=[{"address": FAR4}])))
+    # New flows refresh an entry older than a second: a slow machine (an emulated VM) may
+    # cross that between flows, so age entries out only after an hour here.
+    cfg = lb.maps.config.get(0)
+    cfg.nh_max_age = clock.to_jiffies(3600)
+    lb.maps.config.set(0, cfg)
     assert len(next_hops(lb, net, "192.0.2.10", VIP4)) == 1

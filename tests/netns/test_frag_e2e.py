@@ -39,7 +39,27 @@ def lab() -> Iterator[L4MiniLab]:
                     vip,
                 )
         lab.topo.run(lab.hosts["client"].ns, "ip", "link", "set", "eth0", "mtu", str(CLIENT_MTU))
+        for host in lab.backend_hosts:
+            wait_udp(host.ns, VIP4)
+            wait_udp(host.ns, VIP6)
         yield lab
+
+
+def wait_udp(ns: str, vip: str, timeout: float = 120.0) -> None:
+    """Until the backend's UDP server answers on its own VIP address (a slow machine takes a
+    while to start Python)."""
+    family = socket.AF_INET6 if ":" in vip else socket.AF_INET
+    deadline = time.monotonic() + timeout
+    with netns.entered(ns), socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        while time.monotonic() < deadline:
+            s.sendto(b"ping", (vip, PORT))
+            try:
+                s.recv(100)
+                return
+            except TimeoutError:
+                continue
+    raise AssertionError(f"no UDP server on {vip}:{PORT} in {ns} after {timeout}s")
 
 
 def config(lab: L4MiniLab, family: int):

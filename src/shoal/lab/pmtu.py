@@ -120,8 +120,9 @@ class PmtuLab:
             t.python(self.ns[name], f"http-{name}", "shoal.lab.servers", "http", "--name", name)
             t.python(self.ns[name], f"echo-{name}", "shoal.lab.servers", "echo", "--port", "7")
         for i in range(1, self.backends + 1):
-            t.wait_tcp(self.ns[f"b{i}"], VIP4, 80)
-            t.wait_tcp(self.ns[f"b{i}"], VIP4, 7)
+            # Generous: Python starts slowly on a loaded or emulated machine.
+            t.wait_tcp(self.ns[f"b{i}"], VIP4, 80, timeout=120)
+            t.wait_tcp(self.ns[f"b{i}"], VIP4, 7, timeout=120)
 
     def forget_path_mtus(self) -> None:
         """Drops every learnt path MTU (route exceptions), so each test starts from 1500."""
