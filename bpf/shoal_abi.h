@@ -71,6 +71,12 @@ struct shoal_chance6 {
 #define SHOAL_CFG_F_FIB (1U << 0)    /* next hop from bpf_fib_lookup, gateway MAC as fallback */
 #define SHOAL_CFG_F_GW_MAC (1U << 1) /* gw_mac is set */
 #define SHOAL_CFG_F_NO_CHANCE (1U << 2) /* never add the previous owner (second chance off) */
+#define SHOAL_CFG_F_FIB_PER_FLOW (1U << 3) /* FIB lookup per packet with the outer flow's fields,
+					    * bypassing the next-hop cache: ECMP towards backends
+					    * spreads flows (lb/nexthop.h) */
+
+/* Default size of the fragment map (lb/frag.h). */
+#define SHOAL_FRAG_ENTRIES 16384
 
 /* Key of shoal_vips_v1. */
 struct shoal_vip_key {
@@ -135,13 +141,35 @@ struct shoal_config {
 	__u8 gw_mac[6];         /* next hop when the FIB has none (or FIB lookups are off) */
 	__u16 gue_port;         /* GUE destination port */
 	__u16 mtu;              /* largest outer packet (L3) the uplink carries */
-	__u16 pad0;
+	__u16 icmp_rate;        /* too-big replies per second per CPU (lb/icmp.h); 0 = none */
 	__u32 anyport_vips;     /* number of any-port VIPs: skip the second lookup when 0 */
 	__u32 nh_epoch;         /* cached next hops are valid while they carry this epoch */
 	__u32 hz;               /* jiffies per second (CONFIG_HZ), for rates */
 	__u64 nh_max_age;       /* jiffies: a new flow refreshes an older cached next hop */
 	__u64 tcp_timeout;      /* jiffies: idle TCP entries older than this are ignored; 0 = never */
 	__u64 tcp_closing_timeout; /* jiffies: the same after a FIN or RST; 0 = never */
+};
+
+/* Key of shoal_frags_v1: what every fragment of one datagram shares (RFC 791, RFC 8200). */
+struct shoal_frag_key {
+	__u32 src[4];
+	__u32 dst[4];
+	__u32 id;     /* IPv4 identification (16 bits) or IPv6 fragment header identification */
+	__u8 proto;   /* the fragment's upper-layer protocol */
+	__u8 family;  /* 4 or 6 */
+	__u16 pad;
+};
+
+/* Value of shoal_frags_v1: the backend the first fragment went to. */
+struct shoal_frag_val {
+	__u32 backend_id;
+	__u32 backend_gen; /* must equal shoal_backend.gen, or the entry is stale */
+};
+
+/* Per-CPU budget of too-big replies, the single entry of shoal_icmp_rate_v1. */
+struct shoal_icmp_rate {
+	__u64 window_start; /* jiffies */
+	__u64 sent;         /* replies since window_start */
 };
 
 /* Per-CPU flood detector, the single entry of shoal_flood_v1. Times are jiffies: the data
@@ -217,6 +245,11 @@ enum shoal_counter {
 	SHOAL_CNT_DROP_ACL,          /* source outside the VIP's allowed_cidrs */
 	SHOAL_CNT_CACHE_CLOSING,     /* entries marked closing by a FIN or an RST */
 	SHOAL_CNT_CHANCE,            /* sent with the previous owner in the outer header */
+	SHOAL_CNT_ICMP_TOO_BIG,      /* too big after encapsulation: answered by frag-needed / PTB */
+	SHOAL_CNT_ICMP_FORWARDED,    /* ICMP error quoting a VIP flow, sent to the flow's backend */
+	SHOAL_CNT_FRAG_FIRST,        /* first fragment to a VIP: its backend remembered */
+	SHOAL_CNT_FRAG_FOLLOW,       /* later fragment sent to its first fragment's backend */
+	SHOAL_CNT_DROP_MALFORMED,    /* malformed L4 header to a VIP (TCP offset, UDP length) */
 	SHOAL_CNT_MAX,
 };
 #define SHOAL_CNT_SLOTS 64

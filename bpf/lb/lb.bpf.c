@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* Shoal's L4 load balancer (XDP). Reads top to bottom: parse, find the VIP, check the client
  * against the VIP's allowed prefixes (if it has a list), pick the backend (session cache, else
- * Maglev), find the next hop, encapsulate, transmit; every exit counted.
+ * Maglev; a later fragment follows its first fragment, lb/frag.h; an ICMP error follows the
+ * flow it quotes, lib/quote.h), find the next hop, encapsulate (or answer "too big",
+ * lb/icmp.h), transmit; every exit counted.
  * Anything that is not VIP traffic leaves untouched with XDP_PASS. */
 #include "lib/consts.h"
 #include "lib/encap.h"
@@ -11,6 +13,8 @@
 #include "lb_maps.h"
 #include "acl.h"
 #include "chance.h"
+#include "frag.h"
+#include "icmp.h"
 #include "maglev.h"
 #include "nexthop.h"
 #include "session.h"
@@ -48,8 +52,12 @@ static __always_inline struct shoal_backend *lb_hash_flow(const struct packet *p
 {
 	__u64 now = bpf_jiffies64();
 	*now_out = now;
-	count(SHOAL_CNT_NEW_FLOWS);
-	int flooded = flood_note_new_flow(cfg, now);
+	/* An ICMP error belongs to its flow: no new flow for the flood detector, no entry. */
+	int flooded = 1;
+	if (!pkt->icmp) {
+		count(SHOAL_CNT_NEW_FLOWS);
+		flooded = flood_note_new_flow(cfg, now);
+	}
 	__u32 hash = flow_hash(&pkt->flow, cfg->hash_seed, vip->flags & SHOAL_VIP_F_SRC_HASH);
 	__s64 picked = maglev_pick(vip->vip_id, hash);
 	if (picked < 0)
@@ -58,6 +66,8 @@ static __always_inline struct shoal_backend *lb_hash_flow(const struct packet *p
 	struct shoal_backend *be = bpf_map_lookup_elem(&shoal_backends_v1, id);
 	if (!be || !(be->flags & SHOAL_BE_F_USABLE))
 		return NULL;
+	if (pkt->icmp)
+		return be; /* an error quoting a flow: no entry, no second chance */
 	if (pkt->flow.proto == IPPROTO_TCP && !(pkt->tcp_flags & SHOAL_TCP_SYN)) {
 		*prev = chance_prev_owner(cfg, vip->vip_id, hash, *id, be);
 		if (*prev) {
@@ -100,6 +110,19 @@ static __always_inline int lb_write_macs(struct xdp_md *ctx, const struct nextho
 	return 0;
 }
 
+/* A packet the parser did not accept: a malformed L4 header is dropped when it is addressed to
+ * a VIP (a backend would take it for a new flow), everything else is the kernel's. */
+static __always_inline int lb_unparsed(const struct packet *pkt, int rc)
+{
+	__u32 zero = 0;
+	if (rc != PARSE_MALFORMED)
+		return verdict_pass(rc);
+	struct shoal_config *cfg = bpf_map_lookup_elem(&shoal_config_v2, &zero);
+	if (cfg && vip_filter_may_match(pkt) && vip_lookup(pkt, cfg))
+		return verdict_drop(SHOAL_CNT_DROP_MALFORMED);
+	return verdict_pass(SHOAL_CNT_PASS_OTHER);
+}
+
 SEC("xdp")
 int shoal_lb(struct xdp_md *ctx)
 {
@@ -110,7 +133,7 @@ int shoal_lb(struct xdp_md *ctx)
 
 	int rc = parse_packet(data, data_end, &pkt);
 	if (rc != PARSE_OK)
-		return verdict_pass(rc);
+		return lb_unparsed(&pkt, rc);
 	if (!vip_filter_may_match(&pkt))
 		return verdict_pass(SHOAL_CNT_PASS_NOT_VIP);
 	struct shoal_config *cfg = bpf_map_lookup_elem(&shoal_config_v2, &zero);
@@ -124,12 +147,16 @@ int shoal_lb(struct xdp_md *ctx)
 	__u64 now = 0;
 	struct shoal_backend *be = NULL, *prev = NULL;
 	struct shoal_vip_val *vip = NULL;
-	if (!is_tcp_syn(&pkt))
+	if (unlikely(pkt.frag == FRAG_LATER))
+		be = frag_follow(&pkt, &backend_id);
+	else if (!is_tcp_syn(&pkt))
 		be = session_lookup(&pkt.flow, cfg, pkt.tcp_flags, &backend_id, &miss);
 	if (be) {
 		vip_id = be->vip_id;
 		vip_flags = be->vip_flags;
 	} else {
+		if (pkt.frag == FRAG_LATER)
+			return verdict_pass(SHOAL_CNT_PASS_FRAGMENT);
 		vip = vip_lookup(&pkt, cfg);
 		if (!vip)
 			return verdict_pass(SHOAL_CNT_PASS_NOT_VIP);
@@ -149,27 +176,41 @@ int shoal_lb(struct xdp_md *ctx)
 			return verdict_drop(SHOAL_CNT_DROP_NO_BACKEND);
 	}
 
+	if (unlikely(pkt.frag == FRAG_FIRST))
+		frag_remember(&pkt, backend_id, be->gen);
+
 	__u32 encap = vip_flags & (SHOAL_VIP_F_GUE | SHOAL_VIP_F_SRV6);
+	int gue = encap & SHOAL_VIP_F_GUE;
 	if (encap_srv6(be, encap))
 		prev = NULL; /* second chance is not carried over SRv6 (docs/dataplane.md) */
-	__u32 outer_len = pkt.l3_len + encap_overhead(be, encap, prev);
+	__u32 overhead = encap_overhead(be, encap, prev);
+	__u32 outer_len = pkt.l3_len + overhead;
 	if (cfg->mtu && outer_len > cfg->mtu)
-		return verdict_drop(SHOAL_CNT_DROP_TOO_BIG);
+		return icmp_too_big(ctx, &pkt, cfg, cfg->mtu - overhead);
+	__u32 flow_bits = lb_flow_bits(&pkt);
 	struct nexthop nh;
-	rc = nexthop_lookup(ctx, cfg, be, backend_id, outer_len, now, &nh);
+	__u32 route_mtu = 0;
+	rc = nexthop_lookup(ctx, cfg, &pkt, be, backend_id, outer_len, flow_bits, gue, now, &nh,
+			    &route_mtu);
+	if (rc == SHOAL_CNT_DROP_TOO_BIG && route_mtu > overhead)
+		return icmp_too_big(ctx, &pkt, cfg, route_mtu - overhead);
 	if (rc)
 		return verdict_drop(rc);
 
-	__u32 flow_bits = lb_flow_bits(&pkt);
-	if (pkt.vlan)
+	if (pkt.vlan == 0)
+		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, encap, prev, ETH_HLEN);
+	else if (pkt.vlan == 1)
 		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, encap, prev, ETH_HLEN + VLAN_HLEN);
 	else
-		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, encap, prev, ETH_HLEN);
+		rc = encap_packet(ctx, &pkt, be, cfg, flow_bits, encap, prev,
+				  ETH_HLEN + 2 * VLAN_HLEN);
 	if (rc || lb_write_macs(ctx, &nh, cfg))
 		return verdict_drop(SHOAL_CNT_DROP_ENCAP);
 
 	count_traffic(&shoal_vip_stats_v1, vip_id, pkt.l3_len);
 	count_traffic(&shoal_backend_stats_v1, backend_id, pkt.l3_len);
+	if (unlikely(pkt.icmp))
+		count(SHOAL_CNT_ICMP_FORWARDED);
 	if (nh.kind == NEXTHOP_KERNEL)
 		return verdict_pass(SHOAL_CNT_PASS_NO_NEIGH);
 	/* A tagged frame leaves on the trunk it came in on, tag kept. */

@@ -158,6 +158,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shoal_acl_drops_v1 SEC(".maps");
 
+/* Fragment -> the backend of its datagram's first fragment (lb/frag.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SHOAL_FRAG_ENTRIES);
+	__type(key, struct shoal_frag_key);
+	__type(value, struct shoal_frag_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_frags_v1 SEC(".maps");
+
+/* Per-CPU budget of too-big replies (lb/icmp.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct shoal_icmp_rate);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_icmp_rate_v1 SEC(".maps");
+
 static __always_inline void count(__u32 idx)
 {
 	__u64 *c = bpf_map_lookup_elem(&shoal_counters_v2, &idx);

@@ -64,6 +64,12 @@ static __always_inline __u16 encap_gue_sport(__u32 flow_bits)
 	return bpf_htons(0xC000 | (flow_bits & 0x3FFF));
 }
 
+/* Outer IPv4 source: per flow, so flows spread over the backend's receive queues (RSS). */
+static __always_inline __u32 encap_src4(const struct shoal_config *cfg, __u32 flow_bits)
+{
+	return (cfg->encap_src4 & ~cfg->encap_src4_mask) | (bpf_htonl(flow_bits) & cfg->encap_src4_mask);
+}
+
 static __always_inline void encap_write_udp(struct udphdr *uh, __u16 sport, __u16 dport, __u32 len)
 {
 	uh->source = sport;
@@ -89,8 +95,7 @@ static __always_inline void encap_write_ip4(struct iphdr *o, const struct packet
 	o->protocol = proto;
 	o->check = 0;
 	/* A per-flow outer source spreads flows over the backend's receive queues (RSS). */
-	o->saddr = (cfg->encap_src4 & ~cfg->encap_src4_mask) |
-		   (bpf_htonl(flow_bits) & cfg->encap_src4_mask);
+	o->saddr = encap_src4(cfg, flow_bits);
 	o->daddr = be->addr[0];
 }
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.config import DataplaneConfig, parse_config
+from shoal.dataplane.testrun import XdpAction, run_xdp
 from shoal.lab.sandbox import SANDBOX_BACKENDS4, SANDBOX_BACKENDS6, SANDBOX_LB_MAC
 
 LB_MAC = SANDBOX_LB_MAC
@@ -43,3 +45,19 @@ def vip(
         "backends": backends,
         **extra,
     }
+
+
+def check(lb: Balancer, net: Net, frame: bytes, expected: str) -> None:
+    """Runs frame and asserts the oracle's verdict (tests/bpf/oracle.py)."""
+    res = run_xdp(lb.prog_fd, frame, ingress_ifindex=net.ifindex)
+    if expected == "pass":
+        assert res.action == XdpAction.PASS
+        assert res.frame == frame
+    elif expected == "balance":
+        assert res.action == XdpAction.TX
+    elif expected == "drop":
+        assert res.action == XdpAction.DROP
+    else:  # a later fragment: follows its first fragment, or goes to the kernel untouched
+        assert res.action in (XdpAction.TX, XdpAction.PASS)
+        if res.action == XdpAction.PASS:
+            assert res.frame == frame

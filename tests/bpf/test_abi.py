@@ -24,6 +24,9 @@ PAIRS = {
     "shoal_traffic": abi.Traffic,
     "shoal_acl4_key": abi.Acl4Key,
     "shoal_acl6_key": abi.Acl6Key,
+    "shoal_frag_key": abi.FragKey,
+    "shoal_frag_val": abi.FragVal,
+    "shoal_icmp_rate": abi.IcmpRate,
 }
 DECAP_PAIRS = {
     "shoal_lpm4_key": abi.Lpm4Key,

@@ -245,7 +245,8 @@ def test_any_port_vip_and_source_hash(lb: Balancer, net: Net) -> None:
 
 
 def test_oversized_packet_is_dropped_and_counted(lb: Balancer, net: Net) -> None:
-    lb.apply(config(vip(), mtu=1500))
+    # With too-big replies off (tests/bpf/test_icmp.py covers them on).
+    lb.apply(config(vip(), mtu=1500, icmp_too_big_rate=0))
     big = packets.tcp_frame(CLIENT4, VIP4, 45000, 80, packets.TCP_ACK, b"x" * 1460)
     assert send(lb, net, big).action == XdpAction.DROP
     assert lb.counters()["drop_too_big"] == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from scapy.layers.inet import ICMP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrSegmentRouting
 from scapy.layers.l2 import Ether
 
@@ -48,8 +49,12 @@ def test_srv6_sees_the_srh_in_the_mtu_check(lb: Balancer, net: Net) -> None:
     fits = packets.tcp_frame("192.0.2.10", VIP4, 44001, 80, packets.TCP_ACK, b"x" * 1396)
     big = packets.tcp_frame("192.0.2.10", VIP4, 44001, 80, packets.TCP_ACK, b"x" * 1397)
     assert run_xdp(lb.prog_fd, fits, ingress_ifindex=net.ifindex).action == XdpAction.TX
-    assert run_xdp(lb.prog_fd, big, ingress_ifindex=net.ifindex).action == XdpAction.DROP
-    assert lb.counters()["drop_too_big"] == 1
+    res = run_xdp(lb.prog_fd, big, ingress_ifindex=net.ifindex)
+    # Too big after encapsulation: the client is told the MTU the SRH leaves (lb/icmp.h).
+    assert res.action == XdpAction.TX
+    icmp = Ether(res.frame)[ICMP]
+    assert (icmp.type, icmp.code, icmp.nexthopmtu) == (3, 4, 1500 - 40 - 24)
+    assert lb.counters()["icmp_too_big"] == 1
 
 
 def test_srv6_refuses_an_ipv4_backend() -> None:

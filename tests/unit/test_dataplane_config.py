@@ -38,6 +38,10 @@ def vip(address="10.0.0.1", port=80, backends=("10.1.0.1", "10.1.0.2"), **kw):
         ({"settings": {"flood": {"enter_rate": 10, "exit_rate": 20}}}, "exit_rate 20 is above"),
         ({"settings": {"gateway_mac": "zz"}}, "gateway_mac"),
         ({"settings": {"fib_lookup": False}}, "needs a gateway_mac"),
+        ({"settings": {"icmp_too_big_rate": -1}}, "icmp_too_big_rate"),
+        ({"settings": {"icmp_too_big_rate": 70000}}, "icmp_too_big_rate"),
+        ({"settings": {"icmp_too_big_rate": "many"}}, "icmp_too_big_rate"),
+        ({"settings": {"fib_per_flow": "sometimes"}}, "fib_per_flow"),
     ],
 )
 def test_invalid_configs_name_the_problem(doc, message) -> None:
@@ -45,6 +49,16 @@ def test_invalid_configs_name_the_problem(doc, message) -> None:
         parse_config(doc)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_icmp_and_fib_settings_reach_the_config_words() -> None:
+    lb = Balancer.fake()
+    lb.apply(parse_config({"settings": {"icmp_too_big_rate": 7, "fib_per_flow": True}}))
+    cfg = lb.maps.config.get(0)
+    assert cfg.icmp_rate == 7 and cfg.flags & abi.CFG_F_FIB_PER_FLOW
+    lb.apply(parse_config({}))
+    cfg = lb.maps.config.get(0)
+    assert cfg.icmp_rate == 100 and not cfg.flags & abi.CFG_F_FIB_PER_FLOW
 
 
 def test_load_config_reads_yaml_and_json(tmp_path) -> None:

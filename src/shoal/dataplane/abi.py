@@ -59,6 +59,8 @@ FLOW_CLOSING = 1 << 63  # in FlowVal.touched: the flow sent a FIN or an RST
 CFG_F_FIB = 1 << 0
 CFG_F_GW_MAC = 1 << 1
 CFG_F_NO_CHANCE = 1 << 2
+CFG_F_FIB_PER_FLOW = 1 << 3
+FRAG_ENTRIES = 16384
 
 # Second chance: the previous owner in the outer header (see shoal_abi.h).
 CHANCE_OPT4 = 0x5E  # IPv4 option, RFC 4727 experimental
@@ -120,7 +122,7 @@ class Config(ctypes.Structure):
         ("gw_mac", u8 * 6),
         ("gue_port", u16),
         ("mtu", u16),
-        ("pad0", u16),
+        ("icmp_rate", u16),
         ("anyport_vips", u32),
         ("nh_epoch", u32),
         ("hz", u32),
@@ -128,6 +130,25 @@ class Config(ctypes.Structure):
         ("tcp_timeout", u64),
         ("tcp_closing_timeout", u64),
     ]
+
+
+class FragKey(ctypes.Structure):
+    _fields_ = [
+        ("src", u32 * 4),
+        ("dst", u32 * 4),
+        ("id", u32),
+        ("proto", u8),
+        ("family", u8),
+        ("pad", u16),
+    ]
+
+
+class FragVal(ctypes.Structure):
+    _fields_ = [("backend_id", u32), ("backend_gen", u32)]
+
+
+class IcmpRate(ctypes.Structure):
+    _fields_ = [("window_start", u64), ("sent", u64)]
 
 
 class Nexthop(ctypes.Structure):
@@ -232,6 +253,11 @@ class Counter(enum.IntEnum):
     DROP_ACL = 19
     CACHE_CLOSING = 20
     CHANCE = 21
+    ICMP_TOO_BIG = 22
+    ICMP_FORWARDED = 23
+    FRAG_FIRST = 24
+    FRAG_FOLLOW = 25
+    DROP_MALFORMED = 26
 
 
 class DecapCounter(enum.IntEnum):
@@ -270,6 +296,8 @@ LB_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_acl4_v1": (Acl4Key, u32, False),
     "shoal_acl6_v1": (Acl6Key, u32, False),
     "shoal_acl_drops_v1": (u32, u64, True),
+    "shoal_frags_v1": (FragKey, FragVal, False),
+    "shoal_icmp_rate_v1": (u32, IcmpRate, True),
 }
 # Outer maps of Maglev tables (array of maps; tables.py): the current table, and the one
 # before the VIP's last change (second chance).

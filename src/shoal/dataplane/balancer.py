@@ -380,9 +380,17 @@ class Balancer:
             "shoal_acl4_v1": 256,
             "shoal_acl6_v1": 256,
             "shoal_acl_drops_v1": max_vips,
+            "shoal_frags_v1": 256,
+            "shoal_icmp_rate_v1": 1,
         }
         stores: dict[str, MapStore] = {}
-        hashes = ("shoal_vips_v1", "shoal_sessions_v1", "shoal_acl4_v1", "shoal_acl6_v1")
+        hashes = (
+            "shoal_vips_v1",
+            "shoal_sessions_v1",
+            "shoal_acl4_v1",
+            "shoal_acl6_v1",
+            "shoal_frags_v1",
+        )
         for name, (key, value, percpu) in abi.LB_MAPS.items():
             is_array = name not in hashes
             stores[name] = FakeMap(
@@ -594,6 +602,7 @@ class Balancer:
             (abi.CFG_F_FIB if s.fib_lookup else 0)
             | (abi.CFG_F_GW_MAC if s.gateway_mac else 0)
             | (0 if s.second_chance else abi.CFG_F_NO_CHANCE)
+            | (abi.CFG_F_FIB_PER_FLOW if s.fib_per_flow else 0)
         )
         cfg.hz = clock.hz()
         cfg.udp_timeout = clock.to_jiffies(s.udp_timeout)
@@ -612,6 +621,7 @@ class Balancer:
             cfg.gw_mac[:] = list(_mac(s.gateway_mac))
         cfg.gue_port = _net_port(s.gue_port)
         cfg.mtu = s.mtu
+        cfg.icmp_rate = s.icmp_too_big_rate
         cfg.anyport_vips = anyport
         return cfg
 

@@ -95,6 +95,11 @@ def map_bytes(plan: NodePlan) -> dict[str, int]:
         "shoal_acl4_v1": plan.acl_prefixes * ACL4_NODE,
         "shoal_acl6_v1": plan.acl_prefixes * ACL6_NODE,
         "shoal_acl_drops_v1": _percpu(plan.vips, ctypes.c_uint64, plan.cpus),
+        "shoal_frags_v1": PER_HASH
+        + abi.FRAG_ENTRIES
+        * (HASH_ELEM + _r8(ctypes.sizeof(abi.FragKey)) + _r8(ctypes.sizeof(abi.FragVal)))
+        + _pow2(abi.FRAG_ENTRIES) * BUCKET,
+        "shoal_icmp_rate_v1": _percpu(1, abi.IcmpRate, plan.cpus),
     }
 
 

@@ -198,6 +198,12 @@ class Settings(_Strict):
     second_chance: bool = True
     gue_port: Annotated[StrictInt, Field(ge=1, le=65535)] = 6080
     mtu: Annotated[StrictInt, Field(ge=576, le=9216)] = 1500
+    # Frag-needed / packet-too-big replies per second and CPU for packets that do not fit the
+    # mtu once encapsulated (docs/dataplane.md); 0 = drop them silently.
+    icmp_too_big_rate: Annotated[StrictInt, Field(ge=0, le=65535)] = 100
+    # A FIB lookup per packet instead of one per backend, so ECMP routes towards backends
+    # spread flows (costs the lookup on every packet).
+    fib_per_flow: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

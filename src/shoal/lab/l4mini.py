@@ -134,8 +134,8 @@ class L4MiniLab:
                 "7",
             )
         for host in self.backend_hosts:
-            t.wait_tcp(host.ns, VIP4, 80)
-            t.wait_tcp(host.ns, VIP4, 7)
+            t.wait_tcp(host.ns, VIP4, 80, timeout=120)  # slow starts: loaded or emulated
+            t.wait_tcp(host.ns, VIP4, 7, timeout=120)
 
     def config(
         self, backends: list[dict[str, object]] | None = None, *, family: int = 4, **vip: object

@@ -3,6 +3,11 @@ and a TCP echo server. Run inside a backend's namespace:
 
     python -m shoal.lab.servers http --name b1 --port 80
     python -m shoal.lab.servers echo --port 7
+    python -m shoal.lab.servers udp --name b1 --port 5353 --bind 10.77.100.1
+
+GET /bytes/N returns N bytes (downloads larger than one packet, for path-MTU tests). The UDP
+server answers each datagram with its backend's name and the datagram's length, from the
+address it is bound to (a VIP: the answer goes straight to the client, DSR).
 """
 
 from __future__ import annotations
@@ -13,12 +18,25 @@ import socket
 import socketserver
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+MAX_DOWNLOAD = 64 << 20
+
 
 def http_handler(name: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
+            if self.path.startswith("/bytes/"):
+                size = min(int(self.path[7:] or 0), MAX_DOWNLOAD)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(size))
+                self.send_header("X-Backend", name)
+                self.end_headers()
+                chunk = b"s" * 65536
+                for start in range(0, size, len(chunk)):
+                    self.wfile.write(chunk[: size - start])
+                return
             body = json.dumps(
                 {
                     "backend": name,
@@ -55,6 +73,15 @@ def echo_handler(name: str) -> type[socketserver.BaseRequestHandler]:
     return EchoHandler
 
 
+def serve_udp(name: str, bind: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.bind((bind, port))
+    while True:
+        data, peer = sock.recvfrom(65535)
+        sock.sendto(f"{name} {len(data)}".encode(), peer)
+
+
 class DualStackServer(ThreadingHTTPServer):
     address_family = socket.AF_INET6
     daemon_threads = True
@@ -76,10 +103,14 @@ class EchoServer(socketserver.ThreadingTCPServer):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=["http", "echo"])
+    parser.add_argument("kind", choices=["http", "echo", "udp"])
     parser.add_argument("--name", default=socket.gethostname())
     parser.add_argument("--port", type=int, default=80)
+    parser.add_argument("--bind", default="::", help="udp: the address to answer from")
     args = parser.parse_args()
+    if args.kind == "udp":
+        serve_udp(args.name, args.bind, args.port)
+        return
     server: socketserver.BaseServer
     if args.kind == "http":
         server = DualStackServer(("::", args.port), http_handler(args.name))

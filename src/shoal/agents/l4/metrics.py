@@ -54,6 +54,11 @@ COUNTER_FAMILIES: dict[abi.Counter, tuple[str, str | None]] = {
     abi.Counter.NEW_FLOWS: ("new_flows", None),
     abi.Counter.FIB_FALLBACK: ("fib_fallbacks", None),
     abi.Counter.CHANCE: ("second_chance", None),
+    abi.Counter.ICMP_TOO_BIG: ("icmp", "too_big_sent"),
+    abi.Counter.ICMP_FORWARDED: ("icmp", "error_forwarded"),
+    abi.Counter.FRAG_FIRST: ("fragments", "first"),
+    abi.Counter.FRAG_FOLLOW: ("fragments", "follow"),
+    abi.Counter.DROP_MALFORMED: ("drops", "malformed"),
 }
 _FAMILIES = {
     "packets": ("Packets by the data plane's verdict.", "verdict"),
@@ -70,6 +75,15 @@ _FAMILIES = {
     "second_chance": (
         "Packets sent with their flow's previous owner in the tunnel (second chance).",
         None,
+    ),
+    "icmp": (
+        "ICMP handled by the data plane: too-big answers sent to clients, errors quoting a VIP "
+        "flow forwarded to its backend.",
+        "kind",
+    ),
+    "fragments": (
+        "Fragments to a VIP: first fragments remembered, later ones sent after them.",
+        "kind",
     ),
 }
 
