@@ -49,10 +49,8 @@ def map_memory(instance: str) -> int:
         except ShoalError:
             continue  # a pinned program or link, not a map
         try:
-            info = dict(
-                line.split(":", 1) for line in Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines()
-                if ":" in line
-            )
+            lines = Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines()
+            info = dict(line.split(":", 1) for line in lines if ":" in line)
             if "map_type" in info:  # programs have a memlock line too
                 total += int(info.get("memlock", "0").strip())
         finally:
@@ -203,9 +201,7 @@ def _make_ns(name: str) -> None:
 
 
 def _enroll(client: httpx.Client, name: str, path: Path) -> None:
-    r = client.post(
-        "/v2/shoal/enrollments", json={"enrollment": {"name": name, "role": "l4"}}
-    )
+    r = client.post("/v2/shoal/enrollments", json={"enrollment": {"name": name, "role": "l4"}})
     r.raise_for_status()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

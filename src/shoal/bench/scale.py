@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from shoal.bench.fleet import ADMIN, Fleet, fleet, map_memory, start_agent
+from shoal.bench.fleet import Fleet, fleet, map_memory, start_agent
 from shoal.errors import ShoalError
 from shoal.lab.postgres import throwaway_postgres
 
@@ -69,7 +69,8 @@ class ScalePlan:
 
 
 FULL = ScalePlan((100, 1000, 10_000))
-QUICK = ScalePlan((20, 200), changes=10, churn_rate=10.0, churn_seconds=10.0)
+# --quick (and the CI gate, which runs it twice per side): about 80 s a run on 2 cores.
+QUICK = ScalePlan((10, 100), changes=8, churn_rate=10.0, churn_seconds=5.0)
 
 
 @dataclass
@@ -82,8 +83,8 @@ class SizeResult:
     changes: int
     apply_p50_ms: float  # member API call returned -> applied on every L4 node
     apply_p99_ms: float
-    agent_cpu_ms_per_change: float  # mean over the nodes
-    controller_cpu_ms_per_change: float  # the watcher's polls subtracted
+    agent_cpu_ms_per_change: float  # mean over the nodes, idle CPU subtracted
+    controller_cpu_ms_per_change: float  # idle CPU and the watcher's polls subtracted
     bytes_per_change: float  # received by one agent (mean over the nodes)
     map_bytes_per_node: int
     churn: dict[str, Any] | None = None
@@ -127,19 +128,10 @@ def _create_one(c: httpx.Client, i: int, members: int) -> LbRef:
             json={"loadbalancer": {"name": f"scale-{i}", "flavor_id": "l4"}},
         )
     )["loadbalancer"]
-    li = _ok(
-        c.post(
-            "/v2/lbaas/listeners",
-            json={"listener": {"loadbalancer_id": lb["id"], "protocol": "TCP", "protocol_port": 80}},
-        )
-    )["listener"]
-    pool = _ok(
-        c.post(
-            "/v2/lbaas/pools",
-            json={"pool": {"listener_id": li["id"], "protocol": "TCP",
-                           "lb_algorithm": "SOURCE_IP_PORT"}},
-        )  # fmt: skip
-    )["pool"]
+    listener = {"loadbalancer_id": lb["id"], "protocol": "TCP", "protocol_port": 80}
+    li = _ok(c.post("/v2/lbaas/listeners", json={"listener": listener}))["listener"]
+    spec = {"listener_id": li["id"], "protocol": "TCP", "lb_algorithm": "SOURCE_IP_PORT"}
+    pool = _ok(c.post("/v2/lbaas/pools", json={"pool": spec}))["pool"]
     batch = [{"address": member_address(i, j), "protocol_port": 80} for j in range(members)]
     _ok(c.put(f"/v2/lbaas/pools/{pool['id']}/members", json={"members": batch}))
     return LbRef(lb["id"], pool["id"])
@@ -320,7 +312,9 @@ def _node_applied(c: httpx.Client, lb_id: str) -> set[str]:
     return {n["name"] for n in doc["nodes"] if n["role"] == "l4" and n["applied"]}
 
 
-def first_sync(fl: Fleet, refs: list[LbRef], progress: Progress, timeout: float) -> dict[str, float]:
+def first_sync(
+    fl: Fleet, refs: list[LbRef], progress: Progress, timeout: float
+) -> dict[str, float]:
     """Starts every agent; seconds from each one's start to all samples applied on it."""
     rng = random.Random(5)
     samples = [refs[0], refs[-1], *rng.sample(refs, min(SYNC_SAMPLES, len(refs)))]
@@ -362,6 +356,7 @@ class Costs:
     controller_cpu: float
     bytes_down: dict[str, int]
     polls: int
+    at: float  # time.perf_counter()
 
     @staticmethod
     def now(fl: Fleet, watch: PendingWatch) -> Costs:
@@ -370,7 +365,25 @@ class Costs:
             fl.controller.cpu(),
             {n.name: n.bytes_down() for n in fl.nodes},
             watch.polls,
+            time.perf_counter(),
         )
+
+
+def idle_rates(fl: Fleet, watch: PendingWatch, seconds: float = 4.0) -> Costs:
+    """CPU seconds per second (and bytes per second) of each process with nothing changing:
+    the controller's once-a-second tick, the agents' side loops. Subtracted from a phase, so
+    that what is left is what the changes cost."""
+    a = Costs.now(fl, watch)
+    time.sleep(seconds)
+    b = Costs.now(fl, watch)
+    dt = b.at - a.at
+    return Costs(
+        {k: (b.agent_cpu[k] - a.agent_cpu[k]) / dt for k in a.agent_cpu},
+        (b.controller_cpu - a.controller_cpu) / dt,
+        {k: int((b.bytes_down[k] - a.bytes_down[k]) / dt) for k in a.bytes_down},
+        0,
+        dt,
+    )
 
 
 def sequential_changes(
@@ -443,9 +456,7 @@ def churn(
     }
 
 
-def run_size(
-    n: int, plan: ScalePlan, progress: Progress, with_churn: bool
-) -> SizeResult:
+def run_size(n: int, plan: ScalePlan, progress: Progress, with_churn: bool) -> SizeResult:
     with (
         tempfile.TemporaryDirectory(prefix="shoal-scale-") as tmp,
         throwaway_postgres("shoal_scale") as db_url,
@@ -463,16 +474,21 @@ def run_size(
         changer.prepare(changer.refs)
         watch = PendingWatch(fl.admin(), interval=0.01)
         try:
+            progress(f"N={n}: idle CPU of each process", 0.0)
+            idle = idle_rates(fl, watch)
             per_poll = _poll_cost(fl, watch)
             lags, before, after = sequential_changes(
                 fl, changer, watch, plan.changes, lambda w, f: progress(f"N={n}: {w}", f)
             )
             k = max(1, len(lags))
+            dt = after.at - before.at
             agent_ms = statistics.mean(
-                (after.agent_cpu[x] - before.agent_cpu[x]) * 1000 / k for x in after.agent_cpu
+                (after.agent_cpu[x] - before.agent_cpu[x] - idle.agent_cpu[x] * dt) * 1000 / k
+                for x in after.agent_cpu
             )
             polls = after.polls - before.polls
-            ctl_ms = (after.controller_cpu - before.controller_cpu - polls * per_poll) * 1000 / k
+            ctl_s = after.controller_cpu - before.controller_cpu
+            ctl_ms = (ctl_s - polls * per_poll - idle.controller_cpu * dt) * 1000 / k
             nbytes = statistics.mean(
                 (after.bytes_down[x] - before.bytes_down[x]) / k for x in after.bytes_down
             )
@@ -493,9 +509,13 @@ def run_size(
             watch.client.close()
         nodes = [
             {"name": node.name, "first_sync_s": round(synced[node.name], 2),
-             "map_bytes": memory[node.name]}
+             "map_bytes": memory[node.name],
+             "idle_cpu_ms_per_s": round(idle.agent_cpu[node.name] * 1000, 2)}
             for node in fl.nodes
         ]  # fmt: skip
+        nodes.append({"name": "controller",
+                      "idle_cpu_ms_per_s": round(idle.controller_cpu * 1000, 2),
+                      "poll_cpu_ms": round(per_poll * 1000, 2)})  # fmt: skip
         return SizeResult(
             load_balancers=n,
             members=plan.members,
@@ -505,7 +525,7 @@ def run_size(
             changes=len(lags),
             apply_p50_ms=percentile(lags, 0.5),
             apply_p99_ms=percentile(lags, 0.99),
-            agent_cpu_ms_per_change=agent_ms,
+            agent_cpu_ms_per_change=max(0.0, agent_ms),
             controller_cpu_ms_per_change=max(0.0, ctl_ms),
             bytes_per_change=nbytes,
             map_bytes_per_node=max(memory.values()),
@@ -531,3 +551,35 @@ def run(plan: ScalePlan, progress: Progress | None = None) -> list[SizeResult]:
         out.append(run_size(n, plan, sub, with_churn=n == churn_at))
         done += w
     return out
+
+
+# ---- figures for `shoal bench all` ------------------------------------------------------
+
+# (field of SizeResult, metric stem, unit, gated as a growth ratio)
+FIGURES: list[tuple[str, str, str, bool]] = [
+    ("apply_p50_ms", "apply_p50", "ms", False),
+    ("apply_p99_ms", "apply_p99", "ms", False),
+    ("agent_cpu_ms_per_change", "agent_cpu_per_change", "ms", True),
+    ("controller_cpu_ms_per_change", "controller_cpu_per_change", "ms", False),
+    ("bytes_per_change", "bytes_per_change", "bytes", True),
+    ("map_bytes_per_node", "map_bytes_per_node", "bytes", False),
+    ("first_sync_s", "first_sync", "s", False),
+]
+
+
+def figures(result: SizeResult) -> dict[str, float]:
+    """Each figure of one size by its stem, the churn lag p99 included when it ran."""
+    out = {stem: float(getattr(result, attr)) for attr, stem, _, _ in FIGURES}
+    if result.churn is not None:
+        out["churn_lag_p99"] = float(result.churn["lag_p99_ms"])
+    return out
+
+
+def growth(results: list[SizeResult]) -> dict[str, float]:
+    """Per figure: its value at the largest size / at the smallest (1 = does not grow)."""
+    small, large = (
+        min(results, key=lambda r: r.load_balancers),
+        max(results, key=lambda r: r.load_balancers),
+    )
+    a, b = figures(small), figures(large)
+    return {k: (b[k] / a[k] if a[k] else float("nan")) for k in a if k in b}

@@ -23,8 +23,9 @@ from shoal.cli.common import console, err_console, handle_errors
 __all__ = ["ROUNDS", "gate_command", "print_ab"]
 
 # Rounds per benchmark in quick mode (full: 5 each). l7 builds a lab per run (about 25 s):
-# two rounds keep the whole gate near 5 minutes on 2 cores.
-ROUNDS = {"dataplane": 3, "control": 3, "e2e": 3, "l7": 2}
+# two rounds keep the whole gate near 5 minutes on 2 cores. scale builds two fleets per run
+# (about 80 s): two rounds add about 5 minutes.
+ROUNDS = {"dataplane": 3, "control": 3, "e2e": 3, "l7": 2, "scale": 2}
 FULL_ROUNDS = 5
 STYLE = {"REGRESSED": "bold red", "better": "green", "new": "cyan", "info": "dim", "ok": ""}
 
