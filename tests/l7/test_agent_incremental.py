@@ -206,3 +206,27 @@ def test_hundreds_of_listeners_still_reload_and_change_members_at_runtime(node: 
         if r["pxname"] == "p_pool-077" and r["svname"] == "m_m-s1-077"
     )
     assert row["weight"] == "0"
+
+
+def test_a_reload_haproxy_cannot_load_is_an_error_not_a_success(node: Node) -> None:
+    """`haproxy -c` passes a maxconn beyond the descriptor limit; the re-executed master
+    then keeps the old worker. The agent must not record that as applied."""
+    import resource
+
+    from shoal.errors import ShoalError
+
+    lb = simple_lb(names=("s1",))
+    node.apply(lb)
+    proxy = node.agent.proxy
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard > 10_000_000:
+        pytest.skip("no descriptor limit to exceed")
+    text = proxy.config.read_text()
+    too_many = "\n".join(
+        f"    maxconn {hard}" if line.strip().startswith("maxconn") and i < 20 else line
+        for i, line in enumerate(text.splitlines())
+    )
+    proxy.write_unchecked(too_many + "\n")
+    with pytest.raises(ShoalError, match="could not load"):
+        proxy.reload()
+    assert get(node.ns)[0] == 200  # the old worker still serves
