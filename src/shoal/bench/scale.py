@@ -405,36 +405,56 @@ def sequential_changes(
     return lags, before, Costs.now(fl, watch)
 
 
+CHURN_WRITERS = 8  # concurrent API clients: a write slower than 1/rate must not slow the rate
+
+
 def churn(
     changer: Changer, watch: PendingWatch, rate: float, seconds: float, progress: Progress
 ) -> dict[str, Any]:
-    """Open loop: one change every 1/rate s on a load balancer not pending; then waits for
-    the backlog (at most max(60 s, 2 x seconds)); those still pending count with their lag
-    so far (a lower bound)."""
+    """Open loop: one change due every 1/rate s, each on a load balancer neither pending nor
+    being written, sent by one of CHURN_WRITERS clients; then waits for the backlog (at most
+    max(60 s, 2 x seconds)). Those still pending count with their lag so far (a lower
+    bound). A change more than a second late is skipped and counted (writer_missed): the
+    writers, not the agents, could not keep the rate."""
     lags_from = len(watch.lags)
     start = time.perf_counter()
-    sent, missed = 0, 0
     total = int(rate * seconds)
+    lock = threading.Lock()
+    in_flight: set[str] = set()
     returned_at: dict[str, float] = {}
-    while sent + missed < total:
-        due = start + (sent + missed) / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        elif delay < -1.0:
-            missed += 1  # the writer itself fell a second behind: do not burst
-            continue
-        ref = changer.pick(watch.pending())
-        returned = changer.change(ref)
-        if returned is not None:
-            watch.track(ref.lb_id, returned)
-            returned_at[ref.lb_id] = returned
-        sent += 1
-        if sent % 10 == 0:
-            progress(
-                f"churn {rate:g}/s: {sent}/{total} sent, {len(watch.pending())} pending",
-                sent / total,
-            )
+    counts = {"sent": 0, "missed": 0}
+
+    def write(ref: LbRef) -> None:
+        try:
+            returned = changer.change(ref)
+            if returned is not None:
+                watch.track(ref.lb_id, returned)
+                with lock:
+                    returned_at[ref.lb_id] = returned
+        finally:
+            with lock:
+                in_flight.discard(ref.lb_id)
+
+    with ThreadPoolExecutor(CHURN_WRITERS) as pool:
+        for i in range(total):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            with lock:
+                busy = len(in_flight) >= CHURN_WRITERS
+            if delay < -1.0 or busy:
+                counts["missed"] += 1
+                continue
+            with lock:
+                ref = changer.pick(watch.pending() | in_flight)
+                in_flight.add(ref.lb_id)
+            pool.submit(write, ref)
+            counts["sent"] += 1
+            if i % 10 == 0:
+                progress(
+                    f"churn {rate:g}/s: {i}/{total} due, {len(watch.pending())} pending",
+                    i / total,
+                )
     wrote_s = time.perf_counter() - start
     drained = watch.wait_all(max(60.0, 2 * seconds))
     stuck_at = time.perf_counter()
@@ -445,8 +465,9 @@ def churn(
         "rate_per_s": rate,
         "seconds": seconds,
         "changes": len(lags),
+        "achieved_per_s": round(len(lags) / wrote_s, 2) if wrote_s else 0.0,
         "writes_s": round(wrote_s, 2),
-        "writer_missed": missed,
+        "writer_missed": counts["missed"],
         "conflicts_409": changer.conflicts,
         "lag_p50_ms": percentile(lags, 0.5),
         "lag_p99_ms": percentile(lags, 0.99),
