@@ -236,6 +236,8 @@ class L7Agent(AgentLoop):
                     {"load_balancer_id": k, "revision": v, "reason": reason}
                     for k, v in revisions.items()
                 ]
+            if self._batched is None:
+                self._live_seq = desired["seq"]  # reported with every one refused
             return
         plan = None if new is candidate else self._runtime_plan(new)  # some were left out
         if plan is None or not self._apply_runtime(new, plan, desired["seq"]):
@@ -347,8 +349,10 @@ class L7Agent(AgentLoop):
         }
         with self._lock:
             errors = list(self.errors)
-        # What HAProxy runs: behind self.seq while a batched reload waits.
-        seq = self.seq if self._batched is None else int(self._live_seq)
+        # The position HAProxy runs (set by each apply), behind the feed's while a batched
+        # reload waits.
+        with self._proxy_lock:
+            seq = int(self._live_seq)
         self.api.report(self.node_id, seq, errors, {}, counters, version=__version__)
 
     def side_tick(self) -> None:
