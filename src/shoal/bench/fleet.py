@@ -7,6 +7,7 @@ through a byte-counting relay of its own (bench.relay). Everything is removed on
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -22,11 +23,19 @@ import yaml
 
 from shoal import netns
 from shoal.bench.relay import Relay
-from shoal.dataplane import libbpf as bpf
 from shoal.dataplane.balancer import Balancer
 from shoal.errors import ShoalError
 
-__all__ = ["ADMIN", "VIP_CIDR", "Controller", "L4Node", "cpu_seconds", "fleet", "map_memory"]
+__all__ = [
+    "ADMIN",
+    "VIP_CIDR",
+    "Controller",
+    "L4Node",
+    "cpu_seconds",
+    "fleet",
+    "map_memory",
+    "start_agent",
+]
 
 ADMIN = "scale-bench-admin"
 VIP_CIDR = "10.96.0.0/16"  # room for 65,000 VIPs; only ever inside the agents' namespaces
@@ -39,23 +48,35 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def _bpftool(*args: str) -> Any:
+    out = subprocess.run(
+        ["bpftool", *args, "-j"], capture_output=True, text=True, timeout=60, check=False
+    )
+    if out.returncode != 0:
+        raise ShoalError(f"bpftool {' '.join(args)}: {out.stderr.strip()[:200]}")
+    return json.loads(out.stdout or "null")
+
+
 def map_memory(instance: str) -> int:
-    """Kernel memory of a data plane's pinned maps: the sum of their fdinfo `memlock`, what
-    `bpftool map show` prints as bytes_memlock."""
-    total = 0
+    """Kernel memory of a data plane's maps: the `bytes_memlock` bpftool shows (the fdinfo
+    memlock) of each pinned map and of each map held in a pinned map of maps (the per-VIP
+    Maglev tables, which are not pinned themselves)."""
+    ids: set[int] = set()
     for path in sorted(Balancer.pin_dir(instance).iterdir()):
         try:
-            fd = bpf.lib().call("bpf_obj_get", str(path).encode())
+            info = _bpftool("map", "show", "pinned", str(path))
         except ShoalError:
             continue  # a pinned program or link, not a map
-        try:
-            lines = Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines()
-            info = dict(line.split(":", 1) for line in lines if ":" in line)
-            if "map_type" in info:  # programs have a memlock line too
-                total += int(info.get("memlock", "0").strip())
-        finally:
-            os.close(fd)
-    return total
+        ids.add(int(info["id"]))
+        if info["type"] in ("array_of_maps", "hash_of_maps"):
+            for entry in _bpftool("map", "dump", "pinned", str(path)) or []:
+                value = entry.get("value")
+                if isinstance(value, list):  # the inner map's id, little-endian bytes
+                    ids.add(int.from_bytes(bytes(int(b, 16) for b in value), "little"))
+                elif isinstance(value, int):
+                    ids.add(value)
+    memlock = {int(m["id"]): int(m.get("bytes_memlock", 0)) for m in _bpftool("map", "show")}
+    return sum(memlock.get(i, 0) for i in ids)
 
 
 @dataclass
