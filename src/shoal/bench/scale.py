@@ -280,12 +280,13 @@ class Changer:
                 doc = _ok(self.client.get(f"/v2/lbaas/pools/{ref.pool_id}/members"))
                 self._members[ref.pool_id] = doc["members"][0]["id"]
 
-    def pick(self, avoid: set[str]) -> LbRef:
+    def pick(self, avoid: set[str]) -> LbRef | None:
+        """A load balancer not in avoid, or None when (nearly) all are."""
         for _ in range(1000):
             ref = self.rng.choice(self.refs)
             if ref.lb_id not in avoid:
                 return ref
-        raise ShoalError("every load balancer is pending: the agents do not keep up")
+        return None
 
     def change(self, ref: LbRef) -> float | None:
         """The member update; perf_counter() when it returned, None on 409 (busy)."""
@@ -393,6 +394,8 @@ def sequential_changes(
     lags: list[float] = []
     for i in range(count):
         ref = changer.pick(watch.pending())
+        if ref is None:
+            raise ShoalError("every load balancer is pending: the agents do not keep up")
         returned = changer.change(ref)
         if returned is None:
             continue
@@ -442,12 +445,16 @@ def churn(
                 time.sleep(delay)
             with lock:
                 busy = len(in_flight) >= CHURN_WRITERS
-            if delay < -1.0 or busy:
+                ref = None if busy else changer.pick(watch.pending() | in_flight)
+                if ref is not None:
+                    in_flight.add(ref.lb_id)
+            # Late, every writer busy, or every load balancer pending: skipped, counted.
+            if delay < -1.0 or ref is None:
+                if ref is not None:
+                    with lock:
+                        in_flight.discard(ref.lb_id)
                 counts["missed"] += 1
                 continue
-            with lock:
-                ref = changer.pick(watch.pending() | in_flight)
-                in_flight.add(ref.lb_id)
             pool.submit(write, ref)
             counts["sent"] += 1
             if i % 10 == 0:
