@@ -232,3 +232,28 @@ def test_a_reload_haproxy_cannot_load_is_an_error_not_a_success(node: Node) -> N
     with pytest.raises(ShoalError, match="could not load"):
         proxy.reload()
     assert get(node.ns)[0] == 200  # the old worker still serves
+
+
+def test_a_member_value_cannot_smuggle_runtime_commands(node: Node) -> None:
+    """The attacker's test: a member address carrying `;` and a second CLI command. The
+    runtime path must not send it (HAProxy's CLI would run both parts); the checked path
+    refuses the load balancer and reports it."""
+    lb = simple_lb(names=("s1", "s2"))
+    node.apply(lb)
+    runtime = node.agent.runtime_changes
+    sent: list[str] = []
+    real = node.agent.proxy.command
+
+    def spy(cmd: str) -> str:
+        sent.append(cmd)
+        return real(cmd)
+
+    node.agent.proxy.command = spy  # type: ignore[method-assign]
+    evil = members("s3")[0]
+    evil["address"] = "127.0.0.1;disable server p_pool-a/m_m-s1"
+    lb["pools"][0]["members"].append(evil)
+    node.apply(lb)
+    assert not [c for c in sent if ";" in c or "disable server" in c]
+    assert node.agent.runtime_changes == runtime
+    (error,) = node.agent.errors
+    assert error["load_balancer_id"] == lb["id"] and "HAProxy refused" in error["reason"]

@@ -255,6 +255,12 @@ class L7Agent(AgentLoop):
             ]
 
     def _runtime(self, commands: list[str]) -> bool:
+        # The CLI runs each line, and each ';'-separated part of one: a value that smuggles
+        # either would run a command nobody planned. The controller validates addresses;
+        # this holds whatever arrives, and the checked path (`haproxy -c`) judges it.
+        if any(c in cmd for cmd in commands for c in ";\n\r"):
+            log.warning("a runtime command holds ';' or a line break; reloading instead")
+            return False
         for cmd in commands:
             try:
                 self.proxy.command(cmd)
