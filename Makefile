@@ -11,7 +11,7 @@ CLANG ?= clang
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -Wno-unused-function \
 	-I bpf -I /usr/include/$(MULTIARCH)
 
-.PHONY: all preflight deps venv build test test-fast test-scale lint demo bench bench-gate bench-aa clean tempest
+.PHONY: all preflight deps venv build test test-fast test-scale test-prometheus lint demo bench bench-gate bench-aa clean tempest lab-slow
 all: build
 
 preflight:
@@ -48,6 +48,15 @@ test: build lint
 # about a minute, so not part of `make test`.
 test-scale: build
 	SHOAL_TEST_SCALE=1 $(VENV)/bin/pytest -q -m scale tests/bench/test_scale.py
+
+# The whole lab with a real Prometheus scraping it, PromQL asserted (docs/metrics.md); heavy,
+# so not in `make test`, which has the light exporter tests.
+test-prometheus: build
+	nice -n 10 $(VENV)/bin/pytest -q -m prometheus tests/lab/test_prometheus.py
+# The lab's long suites (20 freeze/resume cycles...), at low priority: `make test` runs their
+# fast subsets.
+lab-slow: build
+	SHOAL_LAB_SLOW=1 nice -n 10 $(VENV)/bin/pytest -q -m lab_slow tests/lab
 
 # octavia-tempest-plugin's whole tests.api.v2 against a controller with the noop provider
 # and a Keystone started for it (scripts/tempest.py); prints pass/fail/skip per module.

@@ -2,7 +2,8 @@
 # Installs the Debian packages Shoal needs, only when one is missing (idempotent, quiet when done).
 set -euo pipefail
 packages=(clang llvm libbpf-dev libbpf1 bpftool iproute2 ethtool nftables tcpdump curl socat
-          gcc python3-dev python3-venv postgresql bird2 hping3 haproxy wrk netsniff-ng nginx)
+          gcc python3-dev python3-venv postgresql bird2 hping3 haproxy wrk netsniff-ng nginx
+          prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

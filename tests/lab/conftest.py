@@ -27,7 +27,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 def lab() -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
-    lab = Lab(LabSpec(prefix=f"sl{os.getpid() % 100000}"))
+    spec = LabSpec(prefix=f"sl{os.getpid() % 100000}")
+    if os.environ.get("SHOAL_LAB_BEFORE") == "1":
+        # The lab as it was before issue 12 (items 2, 5, 7): the router reuses the client
+        # socket's hash, no fate watchdog, no BFD hold-down. For "before" figures only.
+        spec.router_hash, spec.fate_watchdog, spec.bfd_hold_down = "socket", False, 0.0
+    lab = Lab(spec)
     lab.up()
     try:
         yield lab

@@ -4,7 +4,6 @@ traffic break no connection. Tests run in file order on one lab."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from typing import Any
@@ -131,17 +130,16 @@ def test_node_drain_withdraws_its_vips(lab: Lab) -> None:
         FIGURES["node drain -> withdrawn from the router"] = f"{left * 1000:.0f} ms"
         assert http(lab, 30).failed == 0
         lab.api("PUT", f"/v2/shoal/nodes/{node['id']}", {"admin_state": "ACTIVE"})
-        wait_for(lambda: len(lab.ecmp_nexthops(LB["vip"])) == 2, 10, "undrained node back")
-        time.sleep(0.5)
+        lab.wait_stable(LB["vip"], ["l4a", "l4b"])
     assert echo.broken == {}
 
 
 def test_l4_node_failure_breaks_no_connection(lab: Lab) -> None:
     with EchoSessions(client_ns(lab), LB["vip"], 120, interval=0.1) as echo:
         time.sleep(1.0)
-        # l4a hangs: its agent and BGP speaker freeze, and its data plane goes away.
-        lab.stop("agent-l4a", signal.SIGSTOP, wait=0)
-        lab.stop("bird-l4a", signal.SIGSTOP, wait=0)
+        # l4a hangs: its agent, fate watchdog and BGP speaker freeze, and its data plane
+        # goes away.
+        lab.freeze_node("l4a")
         failed_at = time.monotonic()
         Balancer.detach("up0", netns_name=lab.state.hosts["l4a"]["ns"])
         left = wait_for(
@@ -156,10 +154,9 @@ def test_l4_node_failure_breaks_no_connection(lab: Lab) -> None:
         assert new.failed == 0, new.errors
         broken_during_failure = dict(echo.broken)
         # l4a comes back: the agent re-attaches XDP, BIRD re-peers.
-        lab.stop("bird-l4a", signal.SIGCONT, wait=0)
-        lab.stop("agent-l4a", signal.SIGCONT, wait=0)
+        lab.resume_node("l4a")
         back = wait_for(
-            lambda: len(lab.ecmp_nexthops(LB["vip"])) == 2, 20, "l4a back in the ECMP set"
+            lambda: len(lab.ecmp_nexthops(LB["vip"])) == 2, 30, "l4a back in the ECMP set"
         )
         FIGURES["recovered L4 node -> back in the ECMP set"] = f"{back:.1f} s"
 
@@ -169,7 +166,7 @@ def test_l4_node_failure_breaks_no_connection(lab: Lab) -> None:
                 return loader.xdp_prog_id(netns.ifindex("up0")) != 0
 
         wait_for(attached, 10, "l4a's agent re-attaching XDP")
-        time.sleep(1.0)
+        lab.wait_stable(LB["vip"], ["l4a", "l4b"])
         rounds = echo.rounds
     assert broken_during_failure == {} and echo.broken == {}, echo.broken
     assert rounds > 30
@@ -307,7 +304,7 @@ def test_agent_restart_under_traffic(lab: Lab) -> None:
         time.sleep(0.5)
         lab.stop("agent-l4b")
         lab.start_agent("l4b")
-        wait_for(lambda: len(lab.ecmp_nexthops(LB["vip"])) == 2, 20, "l4b announcing again")
+        lab.wait_stable(LB["vip"], ["l4a", "l4b"])
         result = http(lab, 50)
         time.sleep(1.0)
     assert echo.broken == {} and result.failed == 0

@@ -23,8 +23,8 @@ def test_a_drain_among_many_touches_one_load_balancer(monkeypatch: pytest.Monkey
     calls: list[str] = []
     real = translate_mod.l4_vips
 
-    def counting(config: dict[str, Any], *args: Any) -> Any:
-        calls.append(config["vip_address"])
+    def counting(config: Any, *args: Any) -> Any:
+        calls.append(config.vip_address)
         return real(config, *args)
 
     monkeypatch.setattr(translate_mod, "l4_vips", counting)

@@ -1,6 +1,10 @@
 """The agent's side of the controller API, with the error classes the reconcile loop needs:
 a controller that cannot be reached is temporary (keep forwarding, retry with backoff); a
-refusal is reported and not retried blindly."""
+refusal is reported and not retried blindly.
+
+An agent may be given several controller URLs (controllers are stateless, one database
+behind them): a call that cannot reach one, or gets a 5xx, is tried on the next, and the
+one that answered is used from then on."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import httpx
 
 from shoal.errors import ShoalError
 from shoal.transport import verify_for
+from shoal.wire.feed import Feed
 
 __all__ = ["AgentApi", "ControllerRefusedError", "ControllerUnavailableError", "NodeInfo"]
 
@@ -43,31 +48,68 @@ class NodeInfo:
 class AgentApi:
     def __init__(
         self,
-        url: str,
+        url: str | list[str],
         token: str,
         timeout: float = 10.0,
         *,
         ca_bundle: str | Path | None = None,
         insecure_http: bool = False,
     ) -> None:
-        """token: the node's own credential (shoal node enroll). An https:// controller is
-        verified against ca_bundle; http:// only to loopback unless insecure_http."""
-        self.url = url.rstrip("/")
-        self._client = httpx.Client(
-            base_url=self.url,
-            headers={"X-Auth-Token": token},
-            timeout=timeout,
-            verify=verify_for(self.url, ca_bundle, insecure_http),
-        )
+        """url: one controller, or several (tried in turn when one fails). token: the
+        node's own credential (shoal node enroll). An https:// controller is verified against
+        ca_bundle; http:// only to loopback unless insecure_http."""
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls:
+            raise ValueError("at least one controller URL is needed")
+        self.urls = [u.rstrip("/") for u in urls]
+        self._current = 0
+        self._clients = [
+            httpx.Client(
+                base_url=u,
+                headers={"X-Auth-Token": token},
+                timeout=timeout,
+                verify=verify_for(u, ca_bundle, insecure_http),
+            )
+            for u in self.urls
+        ]
+
+    @property
+    def url(self) -> str:
+        """The controller in use."""
+        return self.urls[self._current]
 
     def close(self) -> None:
-        self._client.close()
+        for client in self._clients:
+            client.close()
 
     def _call(
         self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any
     ) -> httpx.Response:
+        """Tries the controller in use, then each other one once; the last error is raised
+        when none answers."""
+        error: ControllerUnavailableError | None = None
+        for step in range(len(self._clients)):
+            index = (self._current + step) % len(self._clients)
+            try:
+                r = self._once(self._clients[index], method, path, timeout, **kwargs)
+            except ControllerUnavailableError as exc:
+                error = exc
+                continue
+            self._current = index
+            return r
+        assert error is not None
+        raise error
+
+    def _once(
+        self,
+        client: httpx.Client,
+        method: str,
+        path: str,
+        timeout: float | None,
+        **kwargs: Any,
+    ) -> httpx.Response:
         try:
-            r = self._client.request(
+            r = client.request(
                 method,
                 path,
                 timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
@@ -75,10 +117,12 @@ class AgentApi:
             )
         except httpx.HTTPError as exc:
             raise ControllerUnavailableError(
-                f"cannot reach the controller at {self.url}: {exc.__class__.__name__}: {exc}"
+                f"cannot reach the controller at {client.base_url}: {exc.__class__.__name__}: {exc}"
             ) from None
         if r.status_code >= 500:
-            raise ControllerUnavailableError(f"controller error {r.status_code}: {r.text[:200]}")
+            raise ControllerUnavailableError(
+                f"controller {client.base_url} error {r.status_code}: {r.text[:200]}"
+            )
         if r.status_code >= 400:
             try:
                 message = r.json().get("faultstring", r.text)
@@ -100,6 +144,20 @@ class AgentApi:
         )
         doc: dict[str, Any] = json.loads(r.content)
         return doc
+
+    def feed(self, node_id: str, position: int, wait: float = 0) -> Feed:
+        """The changes since position (0: a snapshot); with wait, a long poll that may
+        answer changed=false."""
+        r = self._call(
+            "GET",
+            f"/v2/shoal/nodes/{node_id}/feed",
+            params={"position": position, "timeout": wait},
+            timeout=wait + 15,
+        )
+        try:
+            return Feed.model_validate_json(r.content)
+        except ValueError as exc:
+            raise ControllerUnavailableError(f"unreadable feed answer: {exc}") from None
 
     def report(
         self,

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from shoal.dataplane import packets
+from shoal.wire.feed import DesiredState, LbState
 
-__all__ = ["CheckSpec", "HealthScheduler", "codes_match", "run_check", "specs_from"]
+__all__ = ["CheckCache", "CheckSpec", "HealthScheduler", "codes_match", "run_check", "specs_from"]
 
 
 @dataclass(frozen=True)
@@ -38,43 +39,60 @@ class CheckSpec:
     subject: str = "member_id"  # or node_id: an L4 node checking an L7 node
 
 
-def specs_from(desired: dict[str, Any]) -> list[CheckSpec]:
-    """The checks this node must run: members of the pools listed in health_checks, and
-    the monitor endpoints of the L7 nodes listed in node_checks."""
+CheckCache = dict[str, tuple[LbState, list[CheckSpec]]]
+
+
+def _lb_specs(lb: LbState) -> list[CheckSpec]:
     out = []
-    for lb in desired.get("load_balancers", []):
-        assigned = set(lb.get("health_checks", []))
-        for pool in lb["config"].get("pools", []):
-            hm = pool.get("healthmonitor")
-            if pool["id"] not in assigned or hm is None or not hm["admin_state_up"]:
+    assigned = set(lb.health_checks)
+    for pool in lb.config.pools:
+        hm = pool.healthmonitor
+        if pool.id not in assigned or hm is None or not hm.admin_state_up:
+            continue
+        for m in pool.members:
+            if not m.admin_state_up:
                 continue
-            for m in pool["members"]:
-                if not m["admin_state_up"]:
-                    continue
-                out.append(
-                    CheckSpec(
-                        member_id=m["id"],
-                        address=m["monitor_address"] or m["address"],
-                        port=m["monitor_port"] or m["protocol_port"],
-                        type=hm["type"],
-                        # Octavia allows 0: probe at most once a second, wait at least 1 s.
-                        delay=max(1.0, float(hm["delay"])),
-                        timeout=max(1.0, float(hm["timeout"])),
-                        url_path=hm.get("url_path") or "/",
-                        http_method=hm.get("http_method") or "GET",
-                        expected_codes=hm.get("expected_codes") or "200",
-                        domain_name=hm.get("domain_name"),
-                    )
+            out.append(
+                CheckSpec(
+                    member_id=m.id,
+                    address=m.monitor_address or m.address,
+                    port=m.monitor_port or m.protocol_port,
+                    type=hm.type,
+                    # Octavia allows 0: probe at most once a second, wait at least 1 s.
+                    delay=max(1.0, float(hm.delay)),
+                    timeout=max(1.0, float(hm.timeout)),
+                    url_path=hm.url_path or "/",
+                    http_method=hm.http_method or "GET",
+                    expected_codes=hm.expected_codes or "200",
+                    domain_name=hm.domain_name,
                 )
-    for check in desired.get("node_checks", []):
+            )
+    return out
+
+
+def specs_from(desired: DesiredState, cache: CheckCache | None = None) -> list[CheckSpec]:
+    """The checks this node must run: members of the pools listed in health_checks, and
+    the monitor endpoints of the L7 nodes listed in node_checks. With a cache, a load
+    balancer whose LbState object is unchanged is not looked at again."""
+    out: list[CheckSpec] = []
+    fresh: CheckCache = {}
+    for lb in desired.lbs.values():
+        hit = cache.get(lb.id) if cache is not None else None
+        specs = hit[1] if hit is not None and hit[0] is lb else _lb_specs(lb)
+        fresh[lb.id] = (lb, specs)
+        out.extend(specs)
+    if cache is not None:
+        cache.clear()
+        cache.update(fresh)
+    for check in desired.node_checks:
         out.append(
             CheckSpec(
-                member_id=check["node_id"],
-                address=check["address"],
-                port=check["port"],
+                member_id=check.node_id,
+                address=check.address,
+                port=check.port,
                 type="HTTP",
-                delay=float(check["interval"]),
-                timeout=max(0.2, min(1.0, float(check["interval"]))),
+                delay=float(check.interval),
+                timeout=max(0.2, min(1.0, float(check.interval))),
                 url_path="/healthz",
                 subject="node_id",
             )

@@ -1,13 +1,15 @@
 """What one change costs the L4 agent: CPU seconds to apply a desired state of N load
-balancers the first time, then to apply it again with one member drained, then unchanged.
+balancers the first time (a snapshot: parse, fold, apply), then a feed delta with one member
+drained (parse, fold, apply), then an empty delta.
 
-Runs the agent's own apply path (translate, fit, plan, write) on in-memory maps, or on a real
-data plane when given one, so the figure is the agent's, not a model of it.
+Runs the agent's own path (the typed feed, translate, fit, plan, write) on in-memory maps, or
+on a real data plane when given one, so the figure is the agent's, not a model of it.
 `python -m shoal.bench.applycost [N] [MEMBERS]` prints the three costs."""
 
 from __future__ import annotations
 
 import copy
+import json
 import sys
 import tempfile
 import time
@@ -18,6 +20,7 @@ from typing import Any, cast
 from shoal.agents.api import AgentApi
 from shoal.agents.l4.agent import L4Agent, L4AgentConfig
 from shoal.dataplane.balancer import Balancer
+from shoal.wire.feed import Feed
 
 __all__ = ["ApplyCost", "desired_state", "load_balancer", "measure"]
 
@@ -81,9 +84,11 @@ def desired_state(n: int, members: int = 10, seq: int = 1) -> dict[str, Any]:
     }
 
 
-def _cpu(agent: L4Agent, desired: dict[str, Any]) -> float:
+def _cpu(agent: L4Agent, answer: str) -> float:
+    """An answer as the agent's loop handles it: parse, fold into its state, apply."""
     start = time.process_time()
-    agent.apply(desired)
+    agent.desired.merge(Feed.model_validate_json(answer))
+    agent.apply(agent.desired)
     return time.process_time() - start
 
 
@@ -98,15 +103,13 @@ def measure(n: int = 1000, members: int = 10, balancer: Balancer | None = None) 
         )
         try:
             desired = desired_state(n, members)
-            first = _cpu(agent, desired)
-            drained = copy.deepcopy(desired)
-            drained["seq"] = 2
-            lb = drained["load_balancers"][n // 2]
+            first = _cpu(agent, json.dumps(desired))
+            lb = copy.deepcopy(desired["load_balancers"][n // 2])
             lb["config"]["pools"][0]["members"][0]["weight"] = 0
             lb["revision"] = 2
-            drain = _cpu(agent, drained)
-            drained["seq"] = 3
-            noop = _cpu(agent, drained)
+            delta = {**desired, "seq": 2, "snapshot": False, "load_balancers": [lb]}
+            drain = _cpu(agent, json.dumps(delta))
+            noop = _cpu(agent, json.dumps({**delta, "seq": 3, "load_balancers": []}))
         finally:
             agent.health.close()
     return ApplyCost(n, members, first, drain, noop)

@@ -4,7 +4,6 @@ command line, where every user of the machine could read it in the process list.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 from pathlib import Path
@@ -51,6 +50,15 @@ CaBundle = Annotated[
     Path | None,
     typer.Option(envvar="SHOAL_CA_BUNDLE", help="CA certificates the controller's is checked with"),
 ]
+MetricsListen = Annotated[
+    str | None,
+    typer.Option(
+        envvar="SHOAL_AGENT_METRICS_LISTEN",
+        help="HOST:PORT to serve Prometheus /metrics on (default: off; no authentication, "
+        "so bind loopback or the management network)",
+    ),
+]
+LogFormat = Annotated[str, typer.Option(help="text, or json (one object per line)")]
 InsecureHttp = Annotated[
     bool,
     typer.Option(
@@ -58,6 +66,14 @@ InsecureHttp = Annotated[
         help="allow a plain http:// controller URL off loopback (trusted network)",
     ),
 ]
+
+
+def _urls(controller: str) -> list[str]:
+    """One controller URL, or several separated by commas (the agent fails over)."""
+    urls = [u.strip() for u in controller.split(",") if u.strip()]
+    if not urls:
+        raise typer.BadParameter("give at least one controller URL", param_hint="--controller")
+    return urls
 
 
 def _credential(path: Path | None) -> str:
@@ -74,12 +90,16 @@ def _credential(path: Path | None) -> str:
     return secret
 
 
-def _start(what: str, name: str, log_level: str, netns: str | None) -> None:
+def _start(
+    what: str, name: str, log_level: str, netns: str | None, log_format: str = "text"
+) -> None:
     """What every agent checks and sets up before it imports anything heavy."""
+    from shoal.logs import setup_logging
+
     require_root(what)
-    logging.basicConfig(
-        level=log_level.upper(), format=f"%(asctime)s {name} %(levelname)s %(message)s"
-    )
+    if log_format not in ("text", "json"):
+        fail(f"--log-format takes text or json, not {log_format!r}")
+    setup_logging(log_level, "json" if log_format == "json" else "text", name=name)
     if netns:
         _enter_netns(netns)
 
@@ -111,9 +131,13 @@ def _serve_prefixes(prefixes: list[str] | None, any_prefix: bool) -> list[str] |
 def l4(
     name: Annotated[str, typer.Option(help="node name (unique)")],
     interface: Annotated[str, typer.Option(help="uplink to attach XDP to")],
-    controller: Annotated[str, typer.Option(envvar="SHOAL_URL", help="controller URL")] = (
-        "http://127.0.0.1:9876"
-    ),
+    controller: Annotated[
+        str,
+        typer.Option(
+            envvar="SHOAL_URL",
+            help="controller URL; several, comma-separated, are tried in turn",
+        ),
+    ] = ("http://127.0.0.1:9876"),
     credential_file: CredentialFile = None,
     ca_bundle: CaBundle = None,
     insecure_http: InsecureHttp = False,
@@ -142,11 +166,13 @@ def l4(
     serve_any_prefix: Annotated[
         bool, typer.Option(help="serve any VIP the controller sends (no prefix check)")
     ] = False,
+    metrics_listen: MetricsListen = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    log_format: LogFormat = "text",
 ) -> None:
     """Program this node's XDP data plane from the controller and announce its VIPs."""
     token = _credential(credential_file)
-    _start("the L4 agent", name, log_level, netns_name)
+    _start("the L4 agent", name, log_level, netns_name, log_format)
     extra: dict[str, Any] = {}
     if config:
         extra = yaml.safe_load(config.read_text()) or {}
@@ -171,8 +197,17 @@ def l4(
     if bird_socket:
         speaker = BirdSpeaker(bird_include_dir or state_dir / name, bird_socket)
     agent = L4Agent(
-        cfg, AgentApi(controller, token, ca_bundle=ca_bundle, insecure_http=insecure_http), speaker
+        cfg,
+        AgentApi(_urls(controller), token, ca_bundle=ca_bundle, insecure_http=insecure_http),
+        speaker,
     )
+    if metrics_listen:
+        from shoal.agents.birdstate import BirdState
+        from shoal.agents.l4.metrics import L4Collector
+        from shoal.agents.metrics import MetricsServer
+
+        agent.registry.register(L4Collector(agent, BirdState(bird_socket) if bird_socket else None))
+        MetricsServer(metrics_listen, agent.registry).start()
 
     def stop(signum: int, frame: FrameType | None) -> None:
         agent.stop(withdraw=True)
@@ -192,9 +227,13 @@ def l7(
     data_address: Annotated[
         str, typer.Option(help="address the L4 tier sends VIP traffic to (and checks)")
     ],
-    controller: Annotated[str, typer.Option(envvar="SHOAL_URL", help="controller URL")] = (
-        "http://127.0.0.1:9876"
-    ),
+    controller: Annotated[
+        str,
+        typer.Option(
+            envvar="SHOAL_URL",
+            help="controller URL; several, comma-separated, are tried in turn",
+        ),
+    ] = ("http://127.0.0.1:9876"),
     credential_file: CredentialFile = None,
     ca_bundle: CaBundle = None,
     insecure_http: InsecureHttp = False,
@@ -221,11 +260,13 @@ def l7(
     reload_batch: Annotated[
         float, typer.Option(min=0, help="at most one reload per this many seconds (0: no batching)")
     ] = 0.5,
+    metrics_listen: MetricsListen = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    log_format: LogFormat = "text",
 ) -> None:
     """Run HAProxy for the L7 load balancers placed on this node."""
     token = _credential(credential_file)
-    _start("the L7 agent", name, log_level, netns_name)
+    _start("the L7 agent", name, log_level, netns_name, log_format)
     from shoal.agents.api import AgentApi
     from shoal.agents.l7.agent import L7Agent, L7AgentConfig
 
@@ -246,8 +287,13 @@ def l7(
         reload_batch=reload_batch,
     )
     agent = L7Agent(
-        cfg, AgentApi(controller, token, ca_bundle=ca_bundle, insecure_http=insecure_http)
+        cfg, AgentApi(_urls(controller), token, ca_bundle=ca_bundle, insecure_http=insecure_http)
     )
+    if metrics_listen:
+        from shoal.agents.l7.metrics import HAProxyExporter
+        from shoal.agents.metrics import MetricsServer
+
+        MetricsServer(metrics_listen, agent.registry, HAProxyExporter(agent).scrape).start()
 
     def stop(signum: int, frame: FrameType | None) -> None:
         agent.stop()
@@ -271,6 +317,20 @@ def fate(
     protocol: Annotated[
         list[str] | None, typer.Option(help="BIRD protocols to withdraw (repeatable)")
     ] = None,
+    gate_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="withdraw by writing `disabled yes;` to this file, which the VIP protocols "
+            "include, then `birdc configure` (instead of birdc disable/enable)"
+        ),
+    ] = None,
+    bfd_hold_down: Annotated[
+        float,
+        typer.Option(
+            help="also withdraw while the node's BFD sessions are not Up, and announce again "
+            "only after they have been Up this many seconds (0: off)"
+        ),
+    ] = 0.0,
     grace: Annotated[float, typer.Option(help="seconds of failure before withdrawing")] = 0.3,
     interval: Annotated[float, typer.Option(help="seconds between checks")] = 0.1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
@@ -280,16 +340,31 @@ def fate(
     import threading
 
     from shoal.agents.bgp import SpeakerError, birdc
-    from shoal.agents.fate import FateWatchdog, data_plane_forwards
+    from shoal.agents.fate import BirdGate, FateWatchdog, bfd_sessions_up, data_plane_forwards
 
     _start("the fate-sharing watchdog", f"fate-{interface}", log_level, None)
-    if not 0 < grace <= 5 or not 0.01 <= interval <= 1:
-        fail("--grace must be in (0, 5] and --interval in [0.01, 1] seconds")
+    if not 0 < grace <= 5 or not 0.01 <= interval <= 1 or not 0 <= bfd_hold_down <= 60:
+        fail(
+            "--grace must be in (0, 5], --interval in [0.01, 1] and --bfd-hold-down "
+            "in [0, 60] seconds"
+        )
 
     def bird(command: str, proto: str) -> None:
         code, out = birdc(bird_socket, command, proto)
         if code != 0:
             raise SpeakerError(out.splitlines()[-1] if out else f"exit {code}")
+
+    def configure() -> None:
+        code, out = birdc(bird_socket, "configure")
+        if code != 0 or ("Reconfigured" not in out and "in progress" not in out):
+            raise SpeakerError(out.splitlines()[-1] if out else f"exit {code}")
+
+    def peer_up() -> bool:
+        try:
+            code, out = birdc(bird_socket, "show", "bfd", "sessions")
+        except SpeakerError:
+            return False
+        return code == 0 and bfd_sessions_up(out)
 
     dog = FateWatchdog(
         probe=lambda: data_plane_forwards(interface, netns_name),
@@ -297,6 +372,9 @@ def fate(
         protocols=protocol or ["shoal_vips4", "shoal_vips6"],
         grace=grace,
         interval=interval,
+        gate=BirdGate(gate_file, configure) if gate_file else None,
+        peer_up=peer_up if bfd_hold_down > 0 else None,
+        hold_down=bfd_hold_down,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

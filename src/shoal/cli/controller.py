@@ -81,6 +81,9 @@ def serve(
             "--insecure-http", help="serve plain HTTP off loopback (a trusted network only)"
         ),
     ] = False,
+    log_format: Annotated[
+        str | None, typer.Option(help="text or json (one object per line); else log_format")
+    ] = None,
 ) -> None:
     """Serve the API (Octavia v2 at /v2/lbaas, Shoal's at /v2/shoal); migrates first.
     HTTPS with a certificate; plain HTTP only on loopback unless --insecure-http."""
@@ -96,6 +99,7 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         insecure_http=insecure_http or None,
+        log_format=log_format,
     )
     try:
         host, port = settings.host_port
@@ -105,12 +109,21 @@ def serve(
     with _database(settings):
         application = create_app(settings)
     # One line per request, with its x-openstack-request-id, replaces uvicorn's access log.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from shoal.controller.requestid import log_context
+    from shoal.logs import setup_logging
+
+    if settings.log_format == "json":
+        setup_logging("info", "json", context=log_context)
+    else:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
     uvicorn.run(
         application,
         host=host,
         port=port,
         log_level="info",
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         access_log=False,
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,

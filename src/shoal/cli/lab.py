@@ -18,7 +18,14 @@ console = Console(stderr=True)
 Prefix = Annotated[str, typer.Option(help="name prefix of the lab's namespaces")]
 
 
-def _lab(prefix: str, l4_nodes: int = 2, l7_clusters: int = 2, l7_per_cluster: int = 2) -> Any:
+def _lab(
+    prefix: str,
+    l4_nodes: int = 2,
+    l7_clusters: int = 2,
+    l7_per_cluster: int = 2,
+    prometheus: bool = False,
+    controllers: int = 1,
+) -> Any:
     from shoal.lab.lab import Lab, LabSpec
 
     return Lab(
@@ -27,6 +34,8 @@ def _lab(prefix: str, l4_nodes: int = 2, l7_clusters: int = 2, l7_per_cluster: i
             l4_nodes=l4_nodes,
             l7_clusters=l7_clusters,
             l7_nodes_per_cluster=l7_per_cluster,
+            prometheus=prometheus,
+            controllers=controllers,
         ),
         progress=lambda msg: console.print(f"[dim]…[/dim] {msg}"),
     )
@@ -41,10 +50,22 @@ def up(
         int, typer.Option("--l7-clusters", min=0, max=8, help="0: no L7 tier")
     ] = 2,
     l7_per_cluster: Annotated[int, typer.Option("--l7-nodes-per-cluster", min=1, max=8)] = 2,
+    prometheus: Annotated[
+        bool, typer.Option("--prometheus", help="also a Prometheus scraping every node")
+    ] = False,
+    controllers: Annotated[
+        int,
+        typer.Option(
+            "--controllers",
+            min=1,
+            max=4,
+            help="controller processes; 2 or more share one PostgreSQL, agents get every URL",
+        ),
+    ] = 1,
 ) -> None:
     """Build the lab (idempotent: an intact lab is left as it is)."""
     require_root("the lab")
-    lab = _lab(prefix, l4_nodes, l7_clusters, l7_per_cluster)
+    lab = _lab(prefix, l4_nodes, l7_clusters, l7_per_cluster, prometheus, controllers)
     try:
         state = lab.up()
     except KeyboardInterrupt:
@@ -62,6 +83,12 @@ def up(
         f"SHOAL_TOKEN={state.admin_token} {shoal} lb list",
         soft_wrap=True,
     )
+    if prometheus:
+        console.print(
+            f"Prometheus: ip netns exec {state.ctl_ns} curl -s "
+            "'http://127.0.0.1:9090/api/v1/query?query=up'",
+            soft_wrap=True,
+        )
 
 
 @app.command()

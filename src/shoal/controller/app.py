@@ -24,9 +24,11 @@ from shoal.controller.db.engine import Database
 from shoal.controller.db.migrate import upgrade
 from shoal.controller.db.models import Token, utcnow
 from shoal.controller.errors import install_handlers
+from shoal.controller.metrics import ControllerMetrics, install_metrics
 from shoal.controller.plainhttp import PlainHttpGuard
 from shoal.controller.requestid import RequestIdMiddleware
-from shoal.controller.services import placement, status, vips
+from shoal.controller.services import feed, placement, status, vips
+from shoal.controller.services.feedwatch import FeedWatcher
 from shoal.controller.services.keyring import load_keyring
 from shoal.controller.services.notify import ChangeNotifier
 from shoal.controller.services.writes import Writer, current_seq
@@ -54,19 +56,22 @@ def bootstrap_admin(db: Database, secret: str) -> None:
 
 async def _background(state: AppState) -> None:
     """Once a second: re-plan L7 placements (nodes that left, drains that ended, new nodes
-    to rebalance onto), settle load balancers whose nodes reported or timed out, and pick
-    up changes other controller processes made."""
+    to rebalance onto), settle load balancers whose nodes reported or timed out, tell the
+    agents when the set of live nodes changed (health-check duties move), and trim the
+    change log."""
 
-    def tick() -> int:
+    def tick() -> None:
         with state.db.write() as session:
             placement.reconcile(session, state.settings)
             status.refresh_pending(session, state.settings)
-            return current_seq(session)
+            alive = status.alive_nodes(session, state.settings, utcnow())
+            feed.note_live_nodes(session, (n.id for n in alive))  # agents take a snapshot
+            feed.compact(session, state.settings.feed_keep)
 
     while True:
         await asyncio.sleep(1.0)
         try:
-            state.notifier.notify(await run_in_threadpool(tick))
+            await run_in_threadpool(tick)
         except Exception:  # keep serving; the next tick retries
             log.exception("background refresh failed")
 
@@ -92,10 +97,13 @@ def create_app(
         bootstrap_admin(db, settings.bootstrap_token)
     vips.seed_once(db, settings)
     notifier = ChangeNotifier()
+    metrics = ControllerMetrics(db, settings)
+    feed.subscribe(db.engine, notifier.notify)  # this process's writes wake its waiters
+    watcher = FeedWatcher(db, notifier.notify, settings.feed_poll_interval)
     state = AppState(
         settings,
         db,
-        Writer(db, settings, notifier.notify),
+        Writer(db, settings, notifier.notify, metrics.observe_write),
         notifier,
         authenticator or make_authenticator(settings),
     )
@@ -104,13 +112,16 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with db.read() as session:
             notifier.bind(asyncio.get_running_loop(), current_seq(session))
-        task = asyncio.create_task(_background(state))
+        watcher.start()
+        tasks = [asyncio.create_task(_background(state)), asyncio.create_task(watcher.poll())]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            watcher.stop()
             close = getattr(state.authenticator, "close", None)  # Keystone's HTTP client
             if close is not None:
                 close()
@@ -132,6 +143,7 @@ def create_app(
     install_handlers(app)
     if not settings.insecure_http:
         app.add_middleware(PlainHttpGuard)
+    install_metrics(app, state, metrics)
     app.add_middleware(RequestIdMiddleware)  # added last: outermost, so every answer has one
     app.include_router(lbaas.router, prefix="/v2/lbaas")
     app.include_router(lbaas.router, prefix="/v2.0/lbaas", include_in_schema=False)

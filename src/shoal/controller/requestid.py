@@ -21,7 +21,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shoal.controller.errors import REQUEST_ID_HEADER
 
-__all__ = ["REQUEST_ID_HEADER", "RequestIdMiddleware", "current_request_id", "new_request_id"]
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "RequestIdMiddleware",
+    "current_request_id",
+    "log_context",
+    "new_request_id",
+]
 
 log = logging.getLogger("shoal.controller.requests")
 _ID_FORMAT = re.compile(r"req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -35,6 +41,11 @@ def new_request_id() -> str:
 def current_request_id() -> str | None:
     """The id of the request being served (None outside one)."""
     return _current.get()
+
+
+def log_context() -> dict[str, Any]:
+    """What every log line written while serving a request carries (shoal.logs)."""
+    return {"request_id": _current.get()}
 
 
 class RequestIdMiddleware:
@@ -64,6 +75,7 @@ class RequestIdMiddleware:
         finally:
             _current.reset(token)
             client = scope.get("client")
+            elapsed = (time.monotonic() - started) * 1000
             log.info(
                 "%s %s %s %s %d %.1fms%s",
                 rid,
@@ -71,6 +83,15 @@ class RequestIdMiddleware:
                 scope["method"],
                 scope["path"],
                 status["code"],
-                (time.monotonic() - started) * 1000,
+                elapsed,
                 f" caller {caller}" if caller else "",
+                extra={
+                    "request_id": rid,
+                    "global_request_id": caller,
+                    "client": client[0] if client else None,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status["code"],
+                    "duration_ms": round(elapsed, 1),
+                },
             )

@@ -119,12 +119,22 @@ class ControllerSettings(BaseModel):
     pending_timeout: Annotated[float, Field(gt=0)] = 30.0  # PENDING_* longer than this: ERROR
     node_dead_after: Annotated[float, Field(gt=0)] = 15.0  # silent nodes stop counting
     long_poll_max: Annotated[float, Field(gt=0, le=300)] = 55.0
+    # The agents' feed: changes per answer (more follow at once), how many changes the
+    # database keeps (an agent further behind gets a snapshot), and how often a controller
+    # looks for other controllers' changes when PostgreSQL's NOTIFY does not tell it.
+    feed_batch: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    feed_keep: Annotated[int, Field(ge=100)] = 1_000_000
+    feed_poll_interval: Annotated[float, Field(gt=0, le=10)] = 0.25
     cluster_seed: Annotated[str, Field(min_length=1, max_length=64)] = "shoal"
     max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20  # larger: 413
     # The agents' reports (/v2/shoal/nodes/<id>/...) carry a digest per VIP the node serves:
     # about 2 MB at 10,000 load balancers.
     max_agent_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 32 << 20
     bootstrap_token: str | None = None  # creates an admin token with this secret at start
+    # GET /metrics answers an admin token, or this scrape token (a 0600 file; Prometheus
+    # sends it as Authorization: Bearer from its credentials_file). docs/metrics.md.
+    metrics_token_file: Path | None = None
+    log_format: Literal["text", "json"] = "text"  # json: one object per line (docs/metrics.md)
     # Who may call: "shoal" (Shoal's tokens and node credentials), "keystone" (Keystone
     # tokens too; needs keystone:), or "noauth" (development, loopback only: no token needed,
     # the project comes from X-Project-Id, as in Octavia's noauth).
@@ -222,6 +232,8 @@ ENV = {
     "SHOAL_MAX_BODY_BYTES": "max_body_bytes",
     "SHOAL_MAX_AGENT_BODY_BYTES": "max_agent_body_bytes",
     "SHOAL_AUTH": "auth",
+    "SHOAL_METRICS_TOKEN_FILE": "metrics_token_file",
+    "SHOAL_LOG_FORMAT": "log_format",
 }
 
 

@@ -12,7 +12,7 @@ import contextlib
 import ctypes
 import ipaddress
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -959,6 +959,18 @@ class Balancer:
             p, y = out.get(name, (0, 0))
             out[name] = (p + sum(t.packets for t in per_cpu), y + sum(t.bytes for t in per_cpu))
         return out
+
+    def backend_stats(self) -> Iterator[tuple[int, str, int, int]]:
+        """(VIP id, backend address, packets, bytes) per allocated backend slot, without
+        reading tables (metrics scrape this)."""
+        for slot, b in sorted(self.backends().items()):
+            per_cpu = self.maps.backend_stats.get(slot)
+            yield (
+                int(b.vip_id),
+                str(_address(b.addr, b.family)),
+                sum(t.packets for t in per_cpu),
+                sum(t.bytes for t in per_cpu),
+            )
 
     def flood_status(self, now: int | None = None) -> FloodStatus:
         """Flood mode per CPU; now is in jiffies (default: the kernel's current value)."""

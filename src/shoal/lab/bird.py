@@ -9,7 +9,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-__all__ = ["BfdTimers", "import_filter", "node_config", "router_config"]
+__all__ = ["GATE_FILE", "BfdTimers", "import_filter", "node_config", "router_config"]
+
+GATE_FILE = "fate.conf"  # written by the fate watchdog (shoal.agents.fate.BirdGate)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ log stderr all;
 protocol device {{ scan time 10; }}
 
 protocol static shoal_vips4 {{
+  include "{include_dir}/{GATE_FILE}";   # `disabled yes;` while `shoal agent fate` withdraws
   ipv4;
   include "{include_dir}/vips4.conf";
 }}

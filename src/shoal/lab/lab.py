@@ -38,14 +38,16 @@ from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.config import Settings
 from shoal.dataplane.decap import Decap
 from shoal.errors import NetnsError, ShoalError
-from shoal.lab.bird import BfdTimers, node_config, router_config
+from shoal.lab import prometheus
+from shoal.lab.bird import GATE_FILE, BfdTimers, node_config, router_config
 from shoal.lab.topology import Topology
 
-__all__ = ["Lab", "LabSpec", "LabState"]
+__all__ = ["Lab", "LabSpec", "LabState", "router_hash_sysctls"]
 
 CLIENT_NET, FABRIC, MGMT, VIP_POOL = "10.88.0", "10.88.1", "10.88.9", "10.88.100.0/24"
 ROUTER_AS, NODE_AS = 65000, 65001
 CONTROLLER_PORT = 9876
+POSTGRES_PORT = 5433  # inside the controller's namespace
 
 
 @dataclass
@@ -67,6 +69,18 @@ class LabSpec:
     l7_nodes_per_cluster: int = 2
     l7_capacity: int = 50
     l7_drain_seconds: float = 5.0
+    prometheus: bool = False  # a Prometheus server scraping every node (lab/prometheus.py)
+    # "5-tuple": the router hashes each packet's own addresses, protocol and ports, as a real
+    # one does; "socket": the kernel's policy 1, which over veth reuses the sending socket's
+    # skb hash (kinder than a real router: kept only to reproduce the old figures).
+    router_hash: str = "5-tuple"
+    # Fate sharing beside each L4 node's BIRD (`shoal agent fate`), with a BFD hold-down: a
+    # node announces its VIPs only while XDP forwards and BFD has been Up this long.
+    fate_watchdog: bool = True
+    bfd_hold_down: float = 2.0
+    # Controller processes: 1 on SQLite; more share one PostgreSQL in the controller's
+    # namespace, on ports CONTROLLER_PORT, +1, ..., and every agent is given all of them.
+    controllers: int = 1
 
     def l7_nodes(self) -> list[tuple[str, str]]:
         """(node, cluster) of the L7 tier."""
@@ -91,6 +105,26 @@ class LabState:
     @property
     def ctl_ns(self) -> str:
         return f"{self.prefix}-ctl"
+
+
+# fib_multipath_hash_fields bits: source and destination address, IP protocol, source and
+# destination port (Documentation/networking/ip-sysctl.rst). Policy 3 hashes exactly these,
+# dissected from the packet; policy 1 short-cuts to skb->hash when the skb carries an L4 hash,
+# and a veth hands the client socket's hash (re-drawn on each SYN retransmit) to the router.
+FIVE_TUPLE_FIELDS = 0x0037
+
+
+def router_hash_sysctls(mode: str) -> dict[str, str | int]:
+    if mode == "socket":
+        return {"net__ipv4__fib_multipath_hash_policy": 1}
+    if mode != "5-tuple":
+        raise ShoalError(f"unknown router hash {mode!r} (5-tuple or socket)")
+    return {
+        "net__ipv4__fib_multipath_hash_policy": 3,
+        "net__ipv4__fib_multipath_hash_fields": FIVE_TUPLE_FIELDS,
+        "net__ipv6__fib_multipath_hash_policy": 3,
+        "net__ipv6__fib_multipath_hash_fields": FIVE_TUPLE_FIELDS,
+    }
 
 
 HAPROXY_USER = "haproxy"  # what the L7 agents' HAProxy workers run as
@@ -168,6 +202,8 @@ class Lab:
             assert state is not None
             self.state = state
             self.progress("lab already up")
+            if self.spec.prometheus and not self.running("prometheus"):
+                self.start_prometheus()
             return state
         self.down(quiet=True)
         try:
@@ -306,9 +342,9 @@ class Lab:
         t.sysctl(
             rtr,
             net__ipv4__ip_forward=1,
-            net__ipv4__fib_multipath_hash_policy=1,
             net__ipv4__conf__all__rp_filter=0,
             net__ipv4__conf__default__rp_filter=0,
+            **router_hash_sysctls(self.spec.router_hash),
         )
         t.run(rtr, "ethtool", "-K", "f0", "tx", "off")
         self._host("router", ns=rtr, ip=f"{FABRIC}.1", client_side=f"{CLIENT_NET}.1")
@@ -388,19 +424,8 @@ class Lab:
                 decap.attach("eth0", f"{p}-{name}")
         finally:
             decap.close()
-        py = sys.executable
         for name in backends:
-            ns = f"{p}-{name}"
-            self.spawn(
-                f"http-{name}",
-                [py, "-m", "shoal.lab.servers", "http", "--name", name, "--port", "80"],
-                ns,
-            )
-            self.spawn(
-                f"echo-{name}",
-                [py, "-m", "shoal.lab.servers", "echo", "--name", name, "--port", "7"],
-                ns,
-            )
+            self.start_servers(name)
 
         self.progress("controller")
         self._start_controller()
@@ -421,6 +446,7 @@ class Lab:
         )
         for name in nodes:
             self.start_speaker(name)
+            self.start_fate(name)
             self.start_agent(name)
         if l7_nodes:
             self.progress("L7 nodes: HAProxy, agents")
@@ -432,7 +458,63 @@ class Lab:
                 self.wait_tcp(f"{p}-{name}", self.state.hosts[name]["ip"], port)
         self.wait_nodes(len(nodes) + len(l7_nodes))
         self.wait_bgp(nodes)
+        if self.spec.prometheus:
+            self.start_prometheus()
         self.save()
+
+    def start_prometheus(self, timeout: float = 60) -> None:
+        """Prometheus in the controller's namespace, scraping the controller and every
+        agent each second (docs/metrics.md)."""
+        self.progress("Prometheus")
+        agents = {
+            name: host
+            for name, host in self.state.hosts.items()
+            if host.get("role") in ("l4", "l7") and host.get("mgmt")
+        }
+        prom_dir = self.dir / "prometheus"
+        prom_dir.mkdir(parents=True, exist_ok=True)
+        cfg = prom_dir / "prometheus.yml"
+        cfg.write_text(
+            prometheus.config(
+                f"127.0.0.1:{CONTROLLER_PORT}",
+                self.state.ca_bundle,
+                prometheus.scrape_token_file(self.dir),
+                agents,
+            )
+        )
+        self.spawn("prometheus", prometheus.command(cfg, prom_dir / "data"), self.state.ctl_ns)
+        deadline = time.monotonic() + timeout
+        while not prometheus.ready(self.state.ctl_ns):
+            if time.monotonic() > deadline or not self.running("prometheus"):
+                raise ShoalError(f"Prometheus did not start: see {self.dir / 'logs'}")
+            time.sleep(0.2)
+
+    def promql(self, query: str) -> list[dict[str, Any]]:
+        """Runs an instant PromQL query against the lab's Prometheus."""
+        return prometheus.query(self.state.ctl_ns, query)
+
+    def start_servers(self, name: str) -> None:
+        """A backend's HTTP (80) and echo (7) servers."""
+        for kind, port in (("http", 80), ("echo", 7)):
+            self.spawn(
+                f"{kind}-{name}",
+                [
+                    sys.executable,
+                    "-m",
+                    "shoal.lab.servers",
+                    kind,
+                    "--name",
+                    name,
+                    "--port",
+                    str(port),
+                ],
+                self.state.hosts[name]["ns"],
+            )
+
+    def fail_backend(self, name: str) -> None:
+        """A backend failure: its servers killed (their connections end with them)."""
+        for kind in ("http", "echo"):
+            self.stop(f"{kind}-{name}", signal.SIGKILL)
 
     def node_dir(self, name: str) -> Path:
         return self.dir / "nodes" / name
@@ -445,6 +527,9 @@ class Lab:
             vips = node_dir / f"vips{family}.conf"
             if not vips.exists():
                 vips.write_text("")
+        gate = node_dir / GATE_FILE
+        if not gate.exists():
+            gate.write_text("disabled no;\n")
         (node_dir / "bird.conf").write_text(
             node_config(host["ip"], NODE_AS, f"{FABRIC}.1", ROUTER_AS, str(node_dir), self.spec.bfd)
         )
@@ -453,6 +538,50 @@ class Lab:
             ["bird", "-f", "-c", str(node_dir / "bird.conf"), "-s", str(node_dir / "bird.ctl")],
             host["ns"],
         )
+
+    def start_fate(self, name: str) -> None:
+        """The fate-sharing watchdog beside the node's BIRD: independent of the agent."""
+        if not self.spec.fate_watchdog:
+            return
+        host, node_dir = self.state.hosts[name], self.node_dir(name)
+        self.spawn(
+            f"fate-{name}",
+            [
+                sys.executable,
+                "-m",
+                "shoal.cli.main",
+                "agent",
+                "fate",
+                "--interface",
+                "up0",
+                "--netns",
+                host["ns"],
+                "--bird-socket",
+                str(node_dir / "bird.ctl"),
+                "--gate-file",
+                str(node_dir / GATE_FILE),
+                "--bfd-hold-down",
+                str(self.spec.bfd_hold_down),
+            ],
+            None,
+        )
+
+    def node_processes(self, name: str) -> list[str]:
+        """The processes of an L4 node, in the order a hang stops them."""
+        return [
+            p
+            for p in (f"agent-{name}", f"fate-{name}", f"bird-{name}")
+            if p in self.state.processes
+        ]
+
+    def freeze_node(self, name: str) -> None:
+        """A hung node: its agent, watchdog and BIRD stop at once (SIGSTOP)."""
+        for proc in self.node_processes(name):
+            self.stop(proc, signal.SIGSTOP, wait=0)
+
+    def resume_node(self, name: str) -> None:
+        for proc in reversed(self.node_processes(name)):
+            self.stop(proc, signal.SIGCONT, wait=0)
 
     def credential_file(self, name: str, role: str, **enrolled: str) -> Path:
         """The node's own credential (enrolled once, kept 0600 in its directory)."""
@@ -466,13 +595,15 @@ class Lab:
                 f.write(secret)
         return path
 
+    def controller_names(self) -> list[str]:
+        """The lab's controller processes: controller, controller2, ..."""
+        return ["controller"] + [f"controller{i + 1}" for i in range(1, self.spec.controllers)]
+
     def _controller_for_agents(self) -> list[str]:
-        return [
-            "--controller",
-            f"https://{MGMT}.1:{CONTROLLER_PORT}",
-            "--ca-bundle",
-            self.state.ca_bundle,
-        ]
+        urls = ",".join(
+            f"https://{MGMT}.1:{CONTROLLER_PORT + i}" for i in range(self.spec.controllers)
+        )
+        return ["--controller", urls, "--ca-bundle", self.state.ca_bundle]
 
     def start_agent(self, name: str) -> None:
         host = self.state.hosts[name]
@@ -522,6 +653,8 @@ class Lab:
                 host["ip"],
                 "--serve-prefix",
                 self.state.vip_pool,
+                "--metrics-listen",
+                f"{host['mgmt']}:{prometheus.AGENT_METRICS_PORT}",
             ],
             None,
         )
@@ -558,6 +691,8 @@ class Lab:
                 host["run_dir"],
                 "--state-dir",
                 str(node_dir),
+                "--metrics-listen",
+                f"{host['mgmt']}:{prometheus.AGENT_METRICS_PORT}",
             ],
             None,
         )
@@ -567,63 +702,104 @@ class Lab:
         self.stop(f"agent-{name}", signal.SIGKILL)
         self._stop_haproxy(self.state.hosts[name])
 
-    def _start_controller(self) -> None:
-        cfg = self.dir / "controller.yaml"
+    def _database_url(self) -> str:
+        if self.spec.controllers == 1:
+            return f"sqlite:///{self.dir / 'controller.db'}"
+        return f"postgresql+psycopg://postgres@127.0.0.1:{POSTGRES_PORT}/shoal"
+
+    def _start_postgres(self) -> None:
+        """One PostgreSQL for several controllers, in the controller's namespace (its data
+        goes with the lab)."""
+        from shoal.lab.postgres import create_database, init_cluster, server_command
+
+        base = self.dir / "pg"
+        data = base / "data"
+        fresh = not data.exists()
+        if fresh:
+            init_cluster(base)
+        self.spawn("postgres", server_command(data, POSTGRES_PORT), self.state.ctl_ns)
+        deadline = time.monotonic() + 60
+        while not self._postgres_ready():
+            if time.monotonic() > deadline or not self.running("postgres"):
+                raise ShoalError(f"PostgreSQL did not start (see {self.dir}/logs/postgres.log)")
+            time.sleep(0.2)
+        if fresh:
+            with netns.entered(self.state.ctl_ns):
+                create_database(POSTGRES_PORT, "shoal")
+
+    def _postgres_ready(self) -> bool:
+        with netns.entered(self.state.ctl_ns), socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", POSTGRES_PORT)) == 0
+
+    def _start_controller(self, names: list[str] | None = None) -> None:
         if not self.state.admin_token:
             self.state.admin_token = "lab-admin-" + secrets.token_urlsafe(16)
         tls_dir = self.dir / "tls"
         base = {
-            "database_url": f"sqlite:///{self.dir / 'controller.db'}",
+            "database_url": self._database_url(),
             "state_dir": str(self.dir),
             "key_dir": str(self.dir / "keys"),  # gone with the lab (docs/security.md)
         }
+        if self.spec.controllers > 1 and not self.running("postgres"):
+            self._start_postgres()
         if not (tls_dir / "controller.crt").exists():
             # HTTPS with a certificate from the internal CA, for both ways agents and the
             # lab reach it: the management address and loopback inside its namespace.
             from shoal.controller.servercert import issue_server_files
             from shoal.controller.settings import load_settings
 
-            issue_server_files(
-                load_settings(None, **base), tls_dir, ["localhost"], [f"{MGMT}.1", "127.0.0.1"]
-            )
+            with netns.entered(self.state.ctl_ns):  # where PostgreSQL listens, if used
+                issue_server_files(
+                    load_settings(None, **base),
+                    tls_dir,
+                    ["localhost"],
+                    [f"{MGMT}.1", "127.0.0.1"],
+                )
         self.state.ca_bundle = str(tls_dir / "ca.pem")
-        cfg.write_text(
-            yaml.safe_dump(
-                {
-                    **base,
-                    "listen": f"0.0.0.0:{CONTROLLER_PORT}",
-                    "tls_cert": str(tls_dir / "controller.crt"),
-                    "tls_key": str(tls_dir / "controller.key"),
-                    "vip_pools": [{"name": "lab", "cidr": self.state.vip_pool}],
-                    "pending_timeout": self.spec.pending_timeout,
-                    "node_dead_after": 10.0,
-                    "l7_drain_seconds": self.spec.l7_drain_seconds,
-                    "cluster_seed": f"lab-{self.spec.prefix}",
-                    "bootstrap_token": self.state.admin_token,
-                }
+        # One after the other: the first migrates the database.
+        for i, name in enumerate(self.controller_names()):
+            if names is not None and name not in names:
+                continue
+            cfg = self.dir / f"{name}.yaml"
+            cfg.write_text(
+                yaml.safe_dump(
+                    {
+                        **base,
+                        "listen": f"0.0.0.0:{CONTROLLER_PORT + i}",
+                        "tls_cert": str(tls_dir / "controller.crt"),
+                        "tls_key": str(tls_dir / "controller.key"),
+                        "vip_pools": [{"name": "lab", "cidr": self.state.vip_pool}],
+                        "pending_timeout": self.spec.pending_timeout,
+                        "node_dead_after": 10.0,
+                        "l7_drain_seconds": self.spec.l7_drain_seconds,
+                        "cluster_seed": f"lab-{self.spec.prefix}",
+                        "bootstrap_token": self.state.admin_token,
+                        "metrics_token_file": str(prometheus.scrape_token_file(self.dir)),
+                    }
+                )
             )
-        )
-        self.spawn(
-            "controller",
-            [sys.executable, "-m", "shoal.cli.main", "controller", "serve", "--config", str(cfg)],
-            self.state.ctl_ns,
-        )
-        self.wait_controller()
+            serve = [sys.executable, "-m", "shoal.cli.main", "controller", "serve"]
+            self.spawn(name, [*serve, "--config", str(cfg)], self.state.ctl_ns)
+            self.wait_controller(name=name)
         self.save()
 
-    def start_controller(self) -> None:
-        """Starts the controller again (after stop("controller")), on the same database."""
-        self._start_controller()
+    def start_controller(self, name: str = "controller") -> None:
+        """Starts a controller again (after stop(name)), on the same database."""
+        self._start_controller([name])
+
+    def controller_url(self, name: str = "controller") -> str:
+        """A controller's URL from inside the controller's namespace."""
+        return f"https://127.0.0.1:{CONTROLLER_PORT + self.controller_names().index(name)}"
 
     # ---- talking to the lab ------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def api_client(self) -> Iterator[httpx.Client]:
+    def api_client(self, controller: str = "controller") -> Iterator[httpx.Client]:
         """An HTTP client inside the controller's namespace, with the admin token."""
         with (
             netns.entered(self.state.ctl_ns),
             httpx.Client(
-                base_url=self.state.controller_url,
+                base_url=self.controller_url(controller),
                 headers={"X-Auth-Token": self.state.admin_token},
                 timeout=30,
                 verify=self._verify(),
@@ -634,8 +810,8 @@ class Lab:
     def _verify(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.state.ca_bundle)
 
-    def api(self, method: str, path: str, body: Any = None) -> Any:
-        with self.api_client() as c:
+    def api(self, method: str, path: str, body: Any = None, controller: str = "controller") -> Any:
+        with self.api_client(controller) as c:
             r = c.request(method, path, json=body)
         if r.status_code >= 400:
             raise ShoalError(f"{method} {path}: {r.status_code} {r.text}")
@@ -652,20 +828,18 @@ class Lab:
                 return status
             time.sleep(0.05)
 
-    def wait_controller(self, timeout: float = 30) -> None:
+    def wait_controller(self, timeout: float = 30, name: str = "controller") -> None:
         deadline = time.monotonic() + timeout
         while True:
             try:
                 with netns.entered(self.state.ctl_ns):
-                    url = f"{self.state.controller_url}/healthcheck"
+                    url = f"{self.controller_url(name)}/healthcheck"
                     if httpx.get(url, timeout=1, verify=self._verify()).status_code == 200:
                         return
             except httpx.HTTPError:
                 pass
-            if time.monotonic() > deadline or not self.running("controller"):
-                raise ShoalError(
-                    f"the controller did not start (see {self.dir}/logs/controller.log)"
-                )
+            if time.monotonic() > deadline or not self.running(name):
+                raise ShoalError(f"the controller did not start (see {self.dir}/logs/{name}.log)")
             time.sleep(0.1)
 
     def wait_nodes(self, count: int, timeout: float = 30) -> None:
@@ -703,6 +877,50 @@ class Lab:
                 return
             if time.monotonic() > deadline:
                 raise ShoalError(f"BGP sessions not established: {states}")
+            time.sleep(0.1)
+
+    def bfd_sessions(self) -> dict[str, str]:
+        """The router's BFD sessions: peer address -> state (Up when up)."""
+        out = netns.run(
+            ["birdc", "-s", str(self.dir / "bird" / "router.ctl"), "show", "bfd", "sessions"],
+            f"{self.spec.prefix}-rtr",
+            check=False,
+        ).stdout
+        states = {}
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[0].startswith(f"{FABRIC}."):
+                states[parts[0]] = parts[2]
+        return states
+
+    def wait_stable(
+        self, vip: str, nodes: list[str], quiet: float = 1.5, timeout: float = 30
+    ) -> float:
+        """Seconds until the router has, for `quiet` seconds without a change, a BGP session
+        Established and a BFD session Up with each of `nodes` and the VIP spread over exactly
+        them: a settled router, not merely its first route."""
+        want = sorted(self.state.hosts[n]["ip"] for n in nodes)
+        start = time.monotonic()
+        good_since: float | None = None
+        while True:
+            now = time.monotonic()
+            bgp, bfd = self.bgp_sessions(), self.bfd_sessions()
+            ok = (
+                all(bgp.get(n) == "Established" for n in nodes)
+                and all(bfd.get(self.state.hosts[n]["ip"]) == "Up" for n in nodes)
+                and self.ecmp_nexthops(vip) == want
+            )
+            if not ok:
+                good_since = None
+            elif good_since is None:
+                good_since = now
+            elif now - good_since >= quiet:
+                return now - start
+            if now - start > timeout:
+                raise ShoalError(
+                    f"router not settled on {want} for {vip}: BGP {bgp}, BFD {bfd}, "
+                    f"ECMP {self.ecmp_nexthops(vip)}"
+                )
             time.sleep(0.1)
 
     def wait_tcp(self, ns: str, host: str, port: int, timeout: float = 15) -> None:

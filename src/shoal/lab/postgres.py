@@ -14,7 +14,7 @@ from pathlib import Path
 
 from shoal.errors import ShoalError
 
-__all__ = ["throwaway_postgres"]
+__all__ = ["create_database", "init_cluster", "server_command", "throwaway_postgres"]
 
 
 def _bin(name: str) -> str:
@@ -43,6 +43,41 @@ def _as_postgres(*cmd: str) -> None:
     )
     if proc.returncode:
         raise ShoalError(f"{Path(cmd[0]).name} failed: {(proc.stderr or proc.stdout).strip()}")
+
+
+def init_cluster(base: Path) -> Path:
+    """A new cluster in base/data, owned by the postgres user (trust on loopback only: it
+    listens on 127.0.0.1 and a socket in base). Returns the data directory."""
+    base.mkdir(parents=True, exist_ok=True)
+    shutil.chown(base, "postgres", "postgres")
+    data = base / "data"
+    _as_postgres(_bin("initdb"), "-D", str(data), "-A", "trust", "--no-sync", "-U", "postgres")
+    return data
+
+
+def server_command(data: Path, port: int) -> list[str]:
+    """PostgreSQL in the foreground as the postgres user (for a supervisor to track)."""
+    return [
+        "runuser",
+        "-u",
+        "postgres",
+        "--",
+        _bin("postgres"),
+        "-D",
+        str(data),
+        "-p",
+        str(port),
+        "-k",
+        str(data.parent),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "fsync=off",
+    ]
+
+
+def create_database(port: int, dbname: str) -> None:
+    _as_postgres(_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", dbname)
 
 
 @contextlib.contextmanager

@@ -3,10 +3,11 @@
 health checks it is assigned, and reports the applied position, per-load-balancer errors,
 table digests, counters and flood-mode events.
 
-Reconcile by level: every answer from the controller is the complete desired state, and
+Reconcile by level: the feed's answers are folded into the complete desired state, and
 the data plane is made to hold exactly that, at the cost of what changed (load balancers
-whose revision and health are unchanged are not translated again, VIPs whose inputs are
-unchanged are not written). When the controller cannot be reached the data
+the answer did not touch keep their objects and are not translated again, VIPs whose inputs
+are unchanged are not written). The agent keeps its feed position and state on disk, so a
+restart asks only for what changed meanwhile. When the controller cannot be reached the data
 plane keeps its last good state (it lives in the kernel, pinned) and the agent retries."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from shoal import __version__, netns
 from shoal.addresses import IpNetwork, parse_network
 from shoal.agents.api import AgentApi, NodeInfo
 from shoal.agents.bgp import NullSpeaker, Speaker
-from shoal.agents.health import HealthScheduler, specs_from
+from shoal.agents.health import CheckCache, HealthScheduler, specs_from
 from shoal.agents.l4.translate import Cache, Translation, translate
 from shoal.agents.loop import AgentLoop
 from shoal.dataplane import libbpf as bpf
@@ -31,6 +32,7 @@ from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.budget import NodePlan, total_bytes
 from shoal.dataplane.config import Settings, VipSpec
 from shoal.errors import ShoalError
+from shoal.wire.feed import DesiredState
 
 __all__ = ["L4Agent", "L4AgentConfig"]
 
@@ -62,6 +64,9 @@ class L4AgentConfig:
 
 
 class L4Agent(AgentLoop):
+    role = "l4"
+    keeps_position = True
+
     def __init__(
         self, config: L4AgentConfig, api: AgentApi, speaker: Speaker | None = None
     ) -> None:
@@ -89,6 +94,7 @@ class L4Agent(AgentLoop):
         self._pending_events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._translated: Cache = {}
+        self._checks: CheckCache = {}
         self._needs: dict[str, tuple[list[VipSpec], Need]] = {}
 
     # ---- data plane ------------------------------------------------------------------------
@@ -189,11 +195,12 @@ class L4Agent(AgentLoop):
             used = [u + n for u, n in zip(used, need, strict=True)]
         return chosen
 
-    def apply(self, desired: dict[str, Any]) -> None:
+    def apply(self, desired: DesiredState | dict[str, Any]) -> None:
         assert self.lb is not None
+        desired = DesiredState.of(desired)
         tr = translate(desired, self.serve, self._translated)
         chosen = self._fit(tr)
-        settings = self.settings(desired["settings"]["seed"])
+        settings = self.settings(desired.settings.seed)
         config = tr.config(settings, chosen)
         try:
             report = self.lb.apply(config)
@@ -221,11 +228,11 @@ class L4Agent(AgentLoop):
                 errors,
             )
             self.listener_of = {}
-        self.draining = desired.get("node", {}).get("admin_state") == "DRAINING"
-        self.health.update(specs_from(desired))
+        self.draining = desired.node.admin_state == "DRAINING"
+        self.health.update(specs_from(desired, self._checks))
         self.update_announcements(config.vips)
         if report.added or report.changed or report.removed:
-            log.info("applied seq %s: %s", desired["seq"], report.summary())
+            log.info("applied seq %s: %s", desired.seq, report.summary())
 
     def update_announcements(self, vips: list[Any] | None = None) -> None:
         """Announce what this node serves, unless it is draining or has lost its data plane."""
@@ -266,6 +273,11 @@ class L4Agent(AgentLoop):
                 "rate_per_cpu": flood.rate,
             },
         }
+
+    def ownership(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+        """(VIP name -> load balancer, load balancer -> VIP name -> table digest), now."""
+        with self._lock:
+            return dict(self.vip_owner), dict(self.digests)
 
     def report(self) -> None:
         assert self.node_id is not None

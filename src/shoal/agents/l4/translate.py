@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from shoal.addresses import IpNetwork, address_refusal
 from shoal.dataplane.config import DataplaneConfig, Settings, VipSpec
+from shoal.wire.feed import DesiredState, LbState
 from shoal.wire.l4 import l4_vips
 
 __all__ = ["Cache", "Translation", "translate", "vip_refusal"]
@@ -55,47 +56,62 @@ def vip_refusal(address: str, serve: Sequence[IpNetwork] | None) -> str | None:
 
 
 Fingerprint = tuple[Any, Any, Any]
-Cache = dict[str, tuple[Fingerprint, list[VipSpec] | str]]  # lb id -> (fingerprint, result)
+# lb id -> (the LbState translated, its fingerprint, the result)
+Cache = dict[str, tuple[LbState, Fingerprint, list[VipSpec] | str]]
 
 
-def _fingerprint(lb: dict[str, Any]) -> Fingerprint:
+def _fingerprint(lb: LbState) -> Fingerprint:
     """What a load balancer's VIPs depend on: its revision (bumped by every write), member
     health and L7 placements (which change without a new revision). Compared with ==."""
-    return (lb["revision"], lb.get("member_health", {}), lb.get("l7_nodes"))
+    return (lb.revision, lb.member_health, lb.l7_nodes)
 
 
-def _specs(lb: dict[str, Any]) -> list[VipSpec] | str:
+def _specs(lb: LbState) -> list[VipSpec] | str:
     try:
-        vips = l4_vips(lb["config"], lb.get("member_health", {}), lb.get("l7_nodes"))
+        vips = l4_vips(lb.config, lb.member_health, lb.l7_nodes)
         return [v.spec for v in vips]
     except (ValidationError, ValueError, KeyError) as exc:
-        return f"cannot translate revision {lb['revision']}: {exc}"
+        return f"cannot translate revision {lb.revision}: {exc}"
+
+
+def _cached(
+    lb: LbState, serve: Sequence[IpNetwork] | None, cache: Cache | None
+) -> list[VipSpec] | str:
+    """The feed keeps an unchanged load balancer's LbState object: an identity check then
+    settles it (its refusal included: parsing an address costs more than the check); a
+    rebuilt state (a restart, a snapshot) is compared by fingerprint."""
+    hit = cache.get(lb.id) if cache is not None else None
+    if hit is not None and hit[0] is lb:
+        return hit[2]
+    fp = _fingerprint(lb)
+    result: list[VipSpec] | str
+    if refusal := vip_refusal(lb.config.vip_address, serve):
+        result = f"not programmed or announced: {refusal}"
+    else:
+        result = hit[2] if hit is not None and hit[1] == fp else _specs(lb)
+    if cache is not None:
+        cache[lb.id] = (lb, fp, result)
+    return result
 
 
 def translate(
-    desired: dict[str, Any],
+    desired: DesiredState | dict[str, Any],
     serve: Sequence[IpNetwork] | None = None,
     cache: Cache | None = None,
 ) -> Translation:
     """serve: the prefixes this node may program and announce (None: any). With a cache, a
-    load balancer whose fingerprint is unchanged keeps its VipSpec objects (the data plane
+    load balancer whose inputs are unchanged keeps its VipSpec objects (the data plane
     then skips it without comparing); the cache is left holding exactly the load balancers
     of this desired state."""
+    state = DesiredState.of(desired)
     out = Translation()
     owner: dict[tuple[Any, int, str], str] = {}
     seen: set[str] = set()
-    for lb in desired.get("load_balancers", []):
-        lb_id, config = lb["id"], lb["config"]
-        out.revisions[lb_id] = lb["revision"]
-        if config and (refusal := vip_refusal(str(config.get("vip_address")), serve)):
-            out.errors[lb_id] = f"not programmed or announced: {refusal}"
-            continue
+    for lb in state.lbs.values():
+        lb_id = lb.id
+        out.revisions[lb_id] = lb.revision
         seen.add(lb_id)
-        fp = _fingerprint(lb)
-        hit = cache.get(lb_id) if cache is not None else None
-        result = hit[1] if hit is not None and hit[0] == fp else _specs(lb)
-        if cache is not None:
-            cache[lb_id] = (fp, result)
+        result = _cached(lb, serve, cache)
         if isinstance(result, str):
             out.errors[lb_id] = result
             continue

@@ -40,6 +40,7 @@ from shoal.agents.l7.stats import Ownership, counters_from, health_from
 from shoal.agents.l7.vips import VipAddresses
 from shoal.agents.loop import AgentLoop
 from shoal.errors import ShoalError
+from shoal.wire.feed import DesiredState, LbState
 
 __all__ = ["L7Agent", "L7AgentConfig"]
 
@@ -79,6 +80,8 @@ class Applied:
 
 
 class L7Agent(AgentLoop):
+    role = "l7"
+
     def __init__(self, config: L7AgentConfig, api: AgentApi) -> None:
         super().__init__(
             api, config.state_dir / f"{config.name}.desired.json", config.poll_wait, log
@@ -104,6 +107,7 @@ class L7Agent(AgentLoop):
         # JSON dump, not a rebuild.
         self._probe_cache: BuildCache = {}
         self._build_cache: BuildCache = {}
+        self._dumped: dict[str, tuple[LbState, dict[str, Any]]] = {}
 
     # ---- rendering ---------------------------------------------------------------------------
 
@@ -184,9 +188,21 @@ class L7Agent(AgentLoop):
         self.proxy.start()
         self.applied = empty
 
-    def apply(self, desired: dict[str, Any]) -> None:
+    def apply(self, desired: DesiredState | dict[str, Any]) -> None:
         with self._proxy_lock:
-            self._apply(desired)
+            self._apply(DesiredState.of(desired))
+
+    def _configs(self, desired: DesiredState) -> list[dict[str, Any]]:
+        """The configurations as the renderer reads them (plain dicts), each converted once
+        while its LbState object stays the same."""
+        out, cache = [], {}
+        for lb in desired.lbs.values():
+            hit = self._dumped.get(lb.id)
+            doc = hit[1] if hit is not None and hit[0] is lb else lb.config.model_dump()
+            cache[lb.id] = (lb, doc)
+            out.append(doc)
+        self._dumped = cache
+        return out
 
     def _runtime_plan(self, new: Applied) -> RuntimePlan | None:
         """The runtime commands from what HAProxy runs (or will run after a batched reload)
@@ -213,17 +229,16 @@ class L7Agent(AgentLoop):
             log.info("seq %s applied at runtime (%d commands)", seq, len(plan.commands))
         return True
 
-    def _apply(self, desired: dict[str, Any]) -> None:
-        entries = desired.get("load_balancers", [])
-        lbs = [e["config"] for e in entries]
-        revisions = {e["id"]: e["revision"] for e in entries}
-        certificates = desired.get("certificates", {})
+    def _apply(self, desired: DesiredState) -> None:
+        lbs = self._configs(desired)
+        revisions = {lb.id: lb.revision for lb in desired.lbs.values()}
+        certificates = desired.certificates
         candidate = self._render(lbs, certificates)
         # Member changes first: no `haproxy -c` of the whole configuration for them.
         plan = self._runtime_plan(candidate)
-        if plan is not None and self._apply_runtime(candidate, plan, desired["seq"]):
+        if plan is not None and self._apply_runtime(candidate, plan, desired.seq):
             self.applied = candidate
-            self._live_seq = desired["seq"]
+            self._live_seq = desired.seq
             with self._lock:
                 self.errors = []  # the same load balancers as the running set: none refused
             return
@@ -237,13 +252,13 @@ class L7Agent(AgentLoop):
                     for k, v in revisions.items()
                 ]
             if self._batched is None:
-                self._live_seq = desired["seq"]  # reported with every one refused
+                self._live_seq = desired.seq  # reported with every one refused
             return
         plan = None if new is candidate else self._runtime_plan(new)  # some were left out
-        if plan is None or not self._apply_runtime(new, plan, desired["seq"]):
-            self._reload_soon(new, desired["seq"])
+        if plan is None or not self._apply_runtime(new, plan, desired.seq):
+            self._reload_soon(new, desired.seq)
         else:
-            self._live_seq = desired["seq"]
+            self._live_seq = desired.seq
         self.applied = new
         for stale in (self.home / "tls").glob("*"):
             if stale != new.tls_dir:  # older generations and refused candidates
@@ -341,13 +356,13 @@ class L7Agent(AgentLoop):
 
     # ---- reporting ---------------------------------------------------------------------------
 
-    def _ownership(self) -> Ownership:
+    def ownership(self) -> Ownership:
         return Ownership.of(self.applied.lbs if self.applied else [])
 
     def report(self) -> None:
         assert self.node_id is not None
         rows = self.proxy.stats()
-        counters = counters_from(rows, self._ownership())
+        counters = counters_from(rows, self.ownership())
         counters["haproxy"] = {
             "reloads": self.reloads,
             "runtime_changes": self.runtime_changes,

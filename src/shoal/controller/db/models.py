@@ -28,6 +28,7 @@ __all__ = [
     "Certificate",
     "Change",
     "Event",
+    "FeedMark",
     "HealthMonitor",
     "L7Policy",
     "L7Rule",
@@ -91,6 +92,8 @@ class LoadBalancer(_Resource, Base):
     # Revision bookkeeping: the latest revision, the change that published it, its config.
     revision: Mapped[int] = mapped_column(Integer, default=0)
     revision_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The API request that published the current revision: agents log it when they apply it.
+    revision_request_id: Mapped[str | None] = mapped_column(String(64), default=None)
     current_config: Mapped[str] = mapped_column(Text, default="{}")
     provisioning_reason: Mapped[str | None] = mapped_column(Text, default=None)
     pending_since: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
@@ -238,10 +241,14 @@ class Revision(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     config: Mapped[str] = mapped_column(Text)  # canonical JSON; "null" when deleted
     digest: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64), default=None)  # the API call's
 
 
 class Change(Base):
-    """The feed agents long-poll: every revision and every health decision appends one."""
+    """The feed agents follow: each write appends one row per load balancer it changed (a
+    revision, a health decision, a placement), or one without a load balancer for what
+    concerns all of them (a node's state, the set of live nodes). The id is the position;
+    services/feed.py assigns it at commit, in commit order."""
 
     __tablename__ = "changes"
 
@@ -250,7 +257,18 @@ class Change(Base):
     )
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     load_balancer_id: Mapped[str | None] = mapped_column(String(36), default=None)
-    kind: Mapped[str] = mapped_column(String(16))  # revision | health | node
+    kind: Mapped[str] = mapped_column(String(16))  # revision | health | placement | node
+
+
+class FeedMark(Base):
+    """What the feed last told the agents about state no write changes: the set of live
+    nodes (a digest), so that of several controllers noticing a node come or go, one
+    records it."""
+
+    __tablename__ = "feed_marks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class Certificate(Base):

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from shoal.controller.db.models import Certificate, Secret
 from shoal.controller.errors import BadRequest
 from shoal.controller.services.keyring import Keyring
+from shoal.wire.feed import cert_id_of
 
 __all__ = [
     "Keyring",
@@ -32,12 +33,6 @@ __all__ = [
 ]
 
 EXPIRY_WARNING_DAYS = 30
-
-
-def cert_id_of(ref: str) -> str:
-    """A listener's certificate reference: the certificate's id, or any URL ending with it
-    (what clients used to Barbican container refs send)."""
-    return ref.rstrip("/").rsplit("/", 1)[-1]
 
 
 @dataclass

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shoal.controller.db.models import Change, Event, Member, Node, utcnow
+from shoal.controller.db.models import Event, Member, Node, Placement, utcnow
+from shoal.controller.services import feed
 from shoal.controller.settings import ControllerSettings
 
 __all__ = ["CheckResult", "record_node_result", "record_result"]
@@ -53,7 +55,7 @@ def record_result(
     member.health = health
     member.health_changed_at = utcnow()
     lb_id = member.pool.load_balancer_id
-    session.add(Change(load_balancer_id=lb_id, kind="health"))
+    feed.record(session, "health", [lb_id])
     session.add(
         Event(
             project_id=member.project_id,
@@ -83,7 +85,12 @@ def record_node_result(
     if health == node.health:
         return False
     node.health = health
-    session.add(Change(kind="health"))
+    # The L4 tier sends the load balancers placed on it new flows, or stops.
+    feed.record(
+        session,
+        "health",
+        session.scalars(select(Placement.load_balancer_id).where(Placement.node_id == node.id)),
+    )
     session.add(
         Event(
             node_id=node.id,

@@ -13,6 +13,7 @@ __all__ = ["ChangeNotifier"]
 class ChangeNotifier:
     def __init__(self) -> None:
         self.seq = 0
+        self.waiters = 0  # long polls waiting now (a metric)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
 
@@ -38,10 +39,14 @@ class ChangeNotifier:
         """Returns as soon as the feed is past seq, or after timeout; the current seq."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.seq <= seq:
-            remaining = deadline - loop.time()
-            if remaining <= 0 or self._event is None:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), remaining)
+        self.waiters += 1
+        try:
+            while self.seq <= seq:
+                remaining = deadline - loop.time()
+                if remaining <= 0 or self._event is None:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._event.wait(), remaining)
+        finally:
+            self.waiters -= 1
         return self.seq

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from shoal.controller.db.models import Change, Event, LoadBalancer, Node, Placement, utcnow
-from shoal.controller.services import status
+from shoal.controller.db.models import Event, LoadBalancer, Node, Placement, utcnow
+from shoal.controller.services import feed, status
 from shoal.controller.settings import ControllerSettings
 
 __all__ = ["L7Node", "Plan", "Slot", "place", "plan", "reconcile"]
@@ -250,6 +250,9 @@ def _apply(session: Session, before: list[Placement], result: Plan, now: dt.date
     new = {(s.lb_id, s.node_id): s for s in result.slots}
     activated: list[Placement] = []
     changed = False
+    # Before the rows change: which load balancers' placements differ.
+    moved = {k[0] for k in old.keys() ^ new.keys()}
+    moved |= {k[0] for k in old.keys() & new.keys() if old[k].state != new[k].state}
     for key, gone in old.items():
         if key not in new:
             session.delete(gone)
@@ -295,11 +298,15 @@ def _apply(session: Session, before: list[Placement], result: Plan, now: dt.date
                 message=f"load balancer {lb_id}: {message}",
             )
         )
-    change = Change(kind="placement")
-    session.add(change)
-    session.flush()
-    for row in activated:
-        row.ready_seq = change.id
+    # Each load balancer whose placements changed is told, and a placement made active
+    # becomes ready once its node applied that change.
+    moved |= {row.load_balancer_id for row in activated}
+    feed.record(
+        session,
+        "placement",
+        sorted(moved),
+        stamp=[(row, "ready_seq", row.load_balancer_id) for row in activated],
+    )
     return True
 
 

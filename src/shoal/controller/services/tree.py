@@ -22,6 +22,7 @@ from shoal.controller.db.models import (
 )
 from shoal.controller.errors import BadRequest
 from shoal.controller.services import providers
+from shoal.wire.config import SCHEMA_VERSION, upgrade_config
 
 __all__ = ["canonical", "config_of", "digest", "materialize", "validate_tree"]
 
@@ -122,7 +123,7 @@ def _pick(row: Any, fields: tuple[str, ...]) -> dict[str, Any]:
 
 def config_of(lb: LoadBalancer) -> dict[str, Any]:
     """The desired configuration: every user-set field, no statuses or timestamps."""
-    doc = _pick(lb, LB_FIELDS)
+    doc = {"schema_version": SCHEMA_VERSION, **_pick(lb, LB_FIELDS)}
     doc["listeners"] = []
     for li in sorted(lb.listeners, key=lambda x: x.id):
         entry = _pick(li, LISTENER_FIELDS)
@@ -326,7 +327,12 @@ def _check_pool(lb: LoadBalancer, pool: Pool) -> None:
 
 
 def materialize(session: Session, lb: LoadBalancer, doc: dict[str, Any]) -> None:
-    """Makes lb's rows equal to doc (a revision's config), keeping ids. Used by rollback."""
+    """Makes lb's rows equal to doc (a revision's config, of any schema this code reads),
+    keeping ids. Used by rollback."""
+    try:
+        doc = upgrade_config(doc)
+    except ValueError as exc:  # a newer schema, or a document that does not parse
+        raise BadRequest(f"cannot roll back to this revision: {exc}") from None
     for f in ("name", "description", "admin_state_up", "tags"):
         setattr(lb, f, doc[f])
     want_pools = {p["id"]: p for p in doc["pools"]}

@@ -5,7 +5,8 @@
    current one (so of two writers based on the same revision exactly one wins),
 3. lets the caller change rows, then validates the whole tree and the project's quotas,
 4. publishes the next revision (canonical JSON of the desired configuration), a change for
-   the agents' feed and an audit entry, and re-derives the provisioning status.
+   the agents' feed (its position is taken at commit: services/feed.py) and an audit
+   entry, and re-derives the provisioning status.
 
 Any exception rolls all of it back: no half-applied config, nothing lost."""
 
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from shoal.controller.auth import Principal
@@ -25,7 +26,6 @@ from shoal.controller.db.engine import Database
 from shoal.controller.db.models import (
     AuditEntry,
     Certificate,
-    Change,
     Listener,
     LoadBalancer,
     Pool,
@@ -33,9 +33,11 @@ from shoal.controller.db.models import (
     utcnow,
 )
 from shoal.controller.errors import BadRequest, Conflict, NotFound
+from shoal.controller.requestid import current_request_id
 from shoal.controller.services import (
     certs,
     diff,
+    feed,
     member_addresses,
     placement,
     quotas,
@@ -81,11 +83,16 @@ def load_tree(session: Session, lb_id: str, *, lock: bool = False) -> LoadBalanc
 
 class Writer:
     def __init__(
-        self, db: Database, settings: ControllerSettings, notify: Callable[[int], None]
+        self,
+        db: Database,
+        settings: ControllerSettings,
+        notify: Callable[[int], None],
+        observe: Callable[[str, str], None] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.notify = notify
+        self.observe = observe  # (action, resource type) of each published revision
 
     def _check_writable(
         self, lb: LoadBalancer | None, lb_id: str, principal: Principal, expect_revision: int | None
@@ -124,8 +131,8 @@ class Writer:
             )
             ctx = WriteContext(session, principal, lb, action, message)
             yield ctx
-            seq = self._publish(ctx, pending)
-        self.notify(seq)
+            published = self._publish(ctx, pending)
+        self._published(ctx, published.position)  # set at commit
 
     @contextlib.contextmanager
     def create(
@@ -165,10 +172,16 @@ class Writer:
             yield ctx
             session.flush()
             ctx.resource = ("loadbalancer", lb.id)
-            seq = self._publish(ctx, "PENDING_CREATE")
-        self.notify(seq)
+            published = self._publish(ctx, "PENDING_CREATE")
+        self._published(ctx, published.position)
 
-    def _publish(self, ctx: WriteContext, pending: str) -> int:
+    def _published(self, ctx: WriteContext, seq: int) -> None:
+        """After the commit: wake the agents, count the write."""
+        self.notify(seq)
+        if self.observe is not None:
+            self.observe(ctx.action, (ctx.resource or ("loadbalancer", ""))[0])
+
+    def _publish(self, ctx: WriteContext, pending_status: str) -> feed.Pending:
         session, lb = ctx.session, ctx.lb
         session.flush()
         session.expire(lb, ["listeners", "pools"])  # see rows the caller added or removed
@@ -191,15 +204,14 @@ class Writer:
                 message=ctx.message or _summary(lb.current_config, config, f"{ctx.action} {rtype}"),
                 config=config,
                 digest=tree.digest(config),
+                request_id=current_request_id(),
             )
         )
-        change = Change(load_balancer_id=lb.id, kind="revision")
-        session.add(change)
-        session.flush()
+        pending = feed.record(session, "revision", [lb.id], stamp=[(lb, "revision_seq", lb.id)])
         lb.revision = ctx.revision = number
-        lb.revision_seq = change.id
+        lb.revision_request_id = current_request_id()  # the agents log it when they apply
         lb.current_config = config
-        lb.provisioning_status = "PENDING_DELETE" if deleting else pending
+        lb.provisioning_status = "PENDING_DELETE" if deleting else pending_status
         lb.provisioning_reason = None
         lb.pending_since = utcnow()
         if ctx.action != "create":
@@ -219,7 +231,7 @@ class Writer:
         if lb.kind == "l7" and not deleting and lb.provider != "noop":
             placement.place(session, lb, self.settings)
         status.refresh(session, lb, self.settings)
-        return change.id
+        return pending
 
 
 def _check_certificates(session: Session, lb: LoadBalancer) -> None:
@@ -247,4 +259,4 @@ def _summary(before: str, after: str, fallback: str) -> str:
 
 
 def current_seq(session: Session) -> int:
-    return session.scalar(select(func.max(Change.id))) or 0
+    return feed.head(session)

@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 from shoal.controller.api.deps import CurrentPrincipal, State
 from shoal.controller.auth import Principal
 from shoal.controller.db.models import (
-    Change,
     Event,
     LoadBalancer,
     Member,
@@ -29,8 +28,17 @@ from shoal.controller.db.models import (
 )
 from shoal.controller.errors import Forbidden, NotFound
 from shoal.controller.schemas.common import Name, OctaviaModel
-from shoal.controller.services import desired, duties, enrollment, health, placement, status
+from shoal.controller.services import (
+    desired,
+    duties,
+    enrollment,
+    feed,
+    health,
+    placement,
+    status,
+)
 from shoal.controller.services.writes import current_seq
+from shoal.wire.feed import SCHEMA_VERSION
 
 router = APIRouter(tags=["nodes"])
 
@@ -166,12 +174,16 @@ def register_node(body: NodeRegister, state: State, principal: CurrentPrincipal)
                 message=f"{body.role} node {body.name} registered",
             )
         )
-        moved = body.role == "l7" and placement.reconcile(session, state.settings)
+        if body.role == "l7":
+            placement.reconcile(session, state.settings)
         session.flush()
-        view, seq = node_view(node, state.settings), current_seq(session)
-    if moved:
-        state.notifier.notify(seq)
-    return {"node": view}
+        # A node that joins moves health-check duties: tell the agents now, not at the
+        # next background round.
+        feed.note_live_nodes(
+            session, (n.id for n in status.alive_nodes(session, state.settings, utcnow()))
+        )
+        view = node_view(node, state.settings)
+    return {"node": view}  # what it changed wakes the agents at commit (services/feed)
 
 
 @router.get("/nodes")
@@ -214,14 +226,12 @@ def update_node(
                 message=f"node {node.name}: {body.model_dump(exclude_none=True)}",
             )
         )
-        session.add(Change(kind="node"))
+        feed.record(session, "node")  # duties and drain state: every agent takes a snapshot
         if node.role == "l7":
             placement.reconcile(session, state.settings)
         status.refresh_pending(session, state.settings)
         session.flush()
-        seq = current_seq(session)
         view = node_view(node, state.settings)
-    state.notifier.notify(seq)
     return {"node": view}
 
 
@@ -231,12 +241,11 @@ def delete_node(node_id: str, state: State, principal: CurrentPrincipal) -> Resp
     with state.db.write() as session:
         node = _node(session, node_id)
         session.delete(node)
+        feed.record(session, "node")
         session.flush()
         if node.role == "l7":
             placement.reconcile(session, state.settings)
         status.refresh_pending(session, state.settings)
-        seq = current_seq(session)
-    state.notifier.notify(seq)
     return Response(status_code=204)
 
 
@@ -271,9 +280,44 @@ async def desired_state(
     return Response(body, media_type="application/json")
 
 
-def _check_own(state: State, node_id: str, principal: Principal) -> None:
+@router.get("/nodes/{node_id}/feed")
+async def node_feed(
+    node_id: str,
+    state: State,
+    principal: CurrentPrincipal,
+    position: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    timeout: Annotated[float, Query(ge=0, le=300)] = 0,
+) -> Response:
+    """What changed for this node since `position` (a `shoal.wire.feed.Feed`): the changed
+    load balancers in full and tombstones, in order; a snapshot when position is 0, unknown
+    or compacted away. With timeout=T, waits up to T seconds (at most a third of
+    node_dead_after) for a change, then answers {"seq": position, "changed": false}."""
+    head = await run_in_threadpool(_check_own, state, node_id, principal)
+    if timeout > 0 and position == head:  # nothing new yet: wait for it
+        limit = min(timeout, state.settings.long_poll_max, state.settings.node_dead_after / 3)
+        seq = await state.notifier.wait_beyond(position, limit)
+        if seq <= position:
+            await run_in_threadpool(_touch, state, node_id)
+            return Response(
+                f'{{"schema_version":{SCHEMA_VERSION},"seq":{position},"changed":false}}',
+                media_type="application/json",
+            )
+    body = await run_in_threadpool(_feed, state, node_id, position)
+    return Response(body, media_type="application/json")
+
+
+def _feed(state: State, node_id: str, position: int) -> str:
+    with state.db.write() as session:
+        node = _node(session, node_id)
+        answer = desired.changes(session, node, state.settings, position, state.settings.feed_batch)
+        return answer if answer is not None else desired.build(session, node, state.settings)
+
+
+def _check_own(state: State, node_id: str, principal: Principal) -> int:
+    """The feed's head, if the caller is this node's agent."""
     with state.db.read() as session:
         _own_node(session, node_id, principal)
+        return feed.head(session)
 
 
 def _touch(state: State, node_id: str) -> None:
@@ -291,15 +335,21 @@ def report(node_id: str, body: Report, state: State, principal: CurrentPrincipal
         before = node.applied_seq
         node.applied_seq = max(node.applied_seq, min(body.seq, current_seq(session)))
         # An L7 node that now serves new placements: the L4 tier may send it new flows.
-        ready = node.role == "l7" and session.scalar(
-            select(Placement.node_id).where(
-                Placement.node_id == node.id,
-                Placement.ready_seq > before,
-                Placement.ready_seq <= node.applied_seq,
+        ready = (
+            list(
+                session.scalars(
+                    select(Placement.load_balancer_id).where(
+                        Placement.node_id == node.id,
+                        Placement.ready_seq > before,
+                        Placement.ready_seq <= node.applied_seq,
+                    )
+                )
             )
+            if node.role == "l7"
+            else []
         )
         if ready:
-            session.add(Change(kind="placement"))
+            feed.record(session, "placement", ready)
         node.digests = body.digests
         node.counters = body.counters
         if body.version:
@@ -316,9 +366,6 @@ def report(node_id: str, body: Report, state: State, principal: CurrentPrincipal
             )
         session.flush()
         status.refresh_pending(session, state.settings)
-        seq = current_seq(session)
-    if ready:
-        state.notifier.notify(seq)
     return Response(status_code=204)
 
 
@@ -329,7 +376,6 @@ def report_health(
     """Check results; the controller decides member health and publishes changes. Results
     for subjects this node's role never checks are refused; those now assigned to another
     node (this one has not seen the change yet) are ignored."""
-    changed = False
     with state.db.write() as session:
         node = _own_node(session, node_id, principal)
         now = utcnow()
@@ -356,22 +402,19 @@ def report_health(
             ):
                 continue
             if result.node_id is not None:
-                changed |= health.record_node_result(
+                health.record_node_result(
                     session, result.node_id, result.ok, result.detail, state.settings
                 )
                 continue
             member = members.get(result.member_id or "")
             if member is not None:
-                changed |= health.record_result(
+                health.record_result(
                     session,
                     member,
                     health.CheckResult(member.id, result.ok, result.detail),
                     decided=result.decided,
                 )
         session.flush()
-        seq = current_seq(session)
-    if changed:
-        state.notifier.notify(seq)
     return Response(status_code=204)
 
 

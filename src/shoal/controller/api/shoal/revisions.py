@@ -33,6 +33,7 @@ def _view(rev: Revision, with_config: bool = False) -> dict[str, Any]:
         "created_at": rev.created_at.strftime("%Y-%m-%dT%H:%M:%S"),
         "digest": rev.digest,
         "deleted": rev.config == "null",
+        "request_id": rev.request_id,  # the API call that published it
     }
     if with_config:
         out["config"] = json.loads(rev.config)
