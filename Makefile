@@ -11,7 +11,7 @@ CLANG ?= clang
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -Wno-unused-function \
 	-I bpf -I /usr/include/$(MULTIARCH)
 
-.PHONY: all preflight deps venv build test test-fast test-prometheus test-kernel test-kernel-quick lint demo bench bench-gate bench-aa clean tempest lab-slow
+.PHONY: all preflight deps venv build test test-fast test-scale test-prometheus test-kernel test-kernel-quick lint demo bench bench-gate bench-aa clean tempest lab-slow
 all: build
 
 preflight:
@@ -43,6 +43,11 @@ lint: venv
 # Every test, privileged ones included (root, BPF, namespaces), after the linters.
 test: build lint
 	$(VENV)/bin/pytest -q
+
+# One small `shoal bench scale` run end to end (PostgreSQL, controller, two XDP agents):
+# about a minute, so not part of `make test`.
+test-scale: build
+	SHOAL_TEST_SCALE=1 $(VENV)/bin/pytest -q -m scale tests/bench/test_scale.py
 
 # The whole lab with a real Prometheus scraping it, PromQL asserted (docs/metrics.md); heavy,
 # so not in `make test`, which has the light exporter tests.

@@ -148,6 +148,24 @@ def test_a_side_that_crashes_says_which_side(tmp_path):
         ab.run_side(ab.Side("base", tree, None), "control", True, tmp_path)
 
 
+def test_a_benchmark_the_base_does_not_have_is_new_not_a_failure(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "src" / "shoal" / "cli").mkdir(parents=True)
+    (tree / "src" / "shoal" / "__init__.py").write_text("")
+    (tree / "src" / "shoal" / "cli" / "__init__.py").write_text("")
+    (tree / "src" / "shoal" / "cli" / "main.py").write_text(
+        "raise SystemExit('unknown benchmark(s) scale; known: control')\n"
+    )
+    doc = ab.run_side(ab.Side("base", tree, None), "scale", True, tmp_path)
+    assert doc == {"benchmarks": {}, "metrics": {}}
+    with pytest.raises(ShoalError, match="head side printed no result"):
+        ab.run_side(ab.Side("head", tree, None), "scale", True, tmp_path)
+    pairs: dict[str, ab.Pairs] = {}
+    head = {"scale.x": {"value": 2.0, "direction": "lower", "gate": True}}
+    ab._add_round(pairs, doc["metrics"], head)
+    assert ab.judge("scale.x", pairs["scale.x"], None).kind == "new"
+
+
 # ---- the A/A record ------------------------------------------------------------------------
 
 

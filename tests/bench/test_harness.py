@@ -141,7 +141,7 @@ def test_harness_medians_statuses_and_progress():
 def test_a_registered_benchmark_takes_the_builtins_place(monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", {})
     names = [b.name for b in harness.benchmarks()]
-    assert names == ["dataplane", "control", "e2e", "l7"]
+    assert names == ["dataplane", "control", "e2e", "l7", "scale"]
     l7 = registry.register(fake("l7", [1.0]))
     registry.register(fake("extra", [1.0]))
     benches = harness.benchmarks()

@@ -46,7 +46,7 @@ class Node:
     """One L7 node: a namespace with three HTTP servers on 127.0.0.1 and an agent whose
     HAProxy runs inside the namespace."""
 
-    def __init__(self, ns: str, tmp: Path) -> None:
+    def __init__(self, ns: str, tmp: Path, reload_batch: float = 0.0) -> None:
         self.ns = ns
         self.procs: list[subprocess.Popen[bytes]] = []
         for name, port in SERVERS.items():
@@ -77,6 +77,9 @@ class Node:
             data_address="127.0.0.1",
             run_dir=tmp / "run",
             state_dir=tmp / "state",
+            # 0: every change its own reload, so each test sees the effect of each change
+            # at once; the batching has its own tests (test_agent_incremental.py).
+            reload_batch=reload_batch,
         )
         self.agent = L7Agent(cfg, AgentApi(cfg.controller, cfg.token))
         self.seq = 0

@@ -159,3 +159,44 @@ def test_haproxy_accepts_the_rendered_config(tmp_path: Path) -> None:
         ["haproxy", "-c", "-f", str(cfg)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_build_cache_gives_the_same_model_and_rebuilds_only_what_changed() -> None:
+    from shoal.agents.l7.model import BuildCache, build
+
+    def lb(i: int, weight: int = 1) -> dict:
+        return fx.lb(
+            f"10.0.0.{i}",
+            [fx.listener(f"li-{i}", "HTTP", 80, f"pool-{i}")],
+            [fx.pool(f"pool-{i}", "HTTP", "ROUND_ROBIN",
+                     [fx.member(f"m-{i}", "10.1.0.1", 80, weight=weight)])],
+            id_=f"lb-{i}",
+        )  # fmt: skip
+
+    cache: BuildCache = {}
+    first = build([lb(1), lb(2), lb(3)], "/crt", cache)
+    assert first == build([lb(1), lb(2), lb(3)], "/crt")
+    again = build([lb(1), lb(2, weight=7), lb(3)], "/crt", cache)
+    assert again == build([lb(1), lb(2, weight=7), lb(3)], "/crt")
+    assert again.backends[0] is first.backends[0] and again.backends[2] is first.backends[2]
+    assert again.backends[1] is not first.backends[1]
+    assert again.backends[1].servers[0].weight == 7
+    build([lb(1)], "/crt", cache)
+    assert set(cache) == {"lb-1"}  # load balancers gone from the node leave the cache
+    other = build([lb(1)], "/elsewhere", cache)  # another directory: rebuilt, not reused
+    assert other.frontends[0].bind_options == build([lb(1)], "/elsewhere").frontends[0].bind_options
+
+
+def test_maxconn_leaves_descriptors_for_listeners_and_servers(monkeypatch) -> None:
+    import resource
+
+    from shoal.agents.l7.render import fitting_maxconn
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, 20000))
+    alone = fitting_maxconn(100000)
+    many = fitting_maxconn(100000, listeners=200, servers=2000)
+    # HAProxy asks for 2 x maxconn plus about one per listener: a node of 200 listeners
+    # must stay under the hard limit, or its reloads fail and the old worker stays.
+    assert 2 * many + 200 + 40 <= 20000
+    assert many < alone <= (20000 - 200) // 2
+    assert fitting_maxconn(500) == 500

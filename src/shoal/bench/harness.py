@@ -77,6 +77,8 @@ def _run_one(
     specs: dict[str, Metric] = {}
     if bench.needs_root and os.geteuid() != 0:
         status.update(status="skipped", note="needs root (BPF, XDP, network namespaces)")
+    if bench.max_repeats is not None:
+        repeats = min(repeats, bench.max_repeats)
     for r in range(repeats if status["status"] == "ok" else 0):
         ctx = BenchContext(quick, functools.partial(report, r))
         report(r, "starting", 0.0)

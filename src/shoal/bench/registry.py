@@ -68,6 +68,8 @@ class Benchmark:
     title: str
     run: Callable[[BenchContext], Outcome]
     needs_root: bool = False
+    # At most this many repeats per `shoal bench all` run (a suite of minutes runs once).
+    max_repeats: int | None = None
 
 
 _REGISTRY: dict[str, Benchmark] = {}

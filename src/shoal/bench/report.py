@@ -87,6 +87,44 @@ def _distribution_plot(plt: Any, by_backend: dict[str, int], out: Path) -> None:
     plt.close(fig)
 
 
+SCALE_FIGURES = {  # SizeResult field -> (title, unit)
+    "apply_p50_ms": ("member change -> applied on every L4 node, p50", "ms"),
+    "apply_p99_ms": ("member change -> applied on every L4 node, p99", "ms"),
+    "agent_cpu_ms_per_change": ("L4 agent CPU per change", "ms"),
+    "controller_cpu_ms_per_change": ("controller CPU per change", "ms"),
+    "bytes_per_change": ("bytes per change per agent", "bytes"),
+    "map_bytes_per_node": ("BPF map memory per L4 node", "bytes"),
+    "first_sync_s": ("first full sync", "s"),
+}
+
+
+def _scale_plots(plt: Any, sizes: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """One plot per figure of `bench scale` against the number of load balancers, log-log:
+    a flat line costs what it changes, a slope of 1 costs what the region holds."""
+    written = []
+    ns = [s["load_balancers"] for s in sizes]
+    for key, (title, unit) in SCALE_FIGURES.items():
+        values = [s[key] for s in sizes]
+        fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
+        ax.plot(ns, values, marker="o", color="tab:orange")
+        for n, v in zip(ns, values, strict=True):
+            ax.annotate(_fmt(v), (n, v), textcoords="offset points", xytext=(0, 6),
+                        ha="center", fontsize=8)  # fmt: skip
+        ax.set_xscale("log")
+        if all(v > 0 for v in values):
+            ax.set_yscale("log")
+        ax.set_title(f"scale: {title}", fontsize=10)
+        ax.set_xlabel("L4 load balancers (10 members each)")
+        ax.set_ylabel(unit)
+        ax.grid(alpha=0.3, which="both")
+        fig.tight_layout()
+        png = out_dir / f"scale_{key}.png"
+        fig.savefig(png)
+        plt.close(fig)
+        written.append(png)
+    return written
+
+
 def _fmt(v: float | None, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}g}" if abs(v) >= 100 else f"{v:.{digits}f}"
 
@@ -145,6 +183,11 @@ def write_report(
         _distribution_plot(plt, spread, png)
         written.append(png)
         images.insert(0, png.name)
+    sizes = latest["benchmarks"].get("scale", {}).get("info", {}).get("sizes")
+    if sizes:
+        pngs = _scale_plots(plt, sizes, out_dir)
+        written += pngs
+        images[:0] = [p.name for p in pngs]
     machine = latest["machine"]
     git = latest.get("git") or {}
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>shoal bench</title>

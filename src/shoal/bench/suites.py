@@ -16,6 +16,7 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import httpx
@@ -263,9 +264,59 @@ def run_l7(ctx: BenchContext) -> Outcome:
     return Outcome(metrics, result.as_dict())
 
 
+# The gated growth ratios: per change at the largest size / at the smallest. Bytes are exact
+# (the same changes, the same state); CPU time per change moves with a busy neighbour core.
+SCALE_TOLERANCE = {"bytes_per_change": 0.15, "agent_cpu_per_change": 0.3}
+
+
+def run_scale(ctx: BenchContext) -> Outcome:
+    from shoal.bench import scale
+
+    plan = scale.QUICK if ctx.quick else scale.FULL
+    results = scale.run(plan, ctx.progress)
+    sizes = ", ".join(str(r.load_balancers) for r in results)
+    metrics = []
+    for stem, ratio in scale.growth(results).items():
+        tolerance = SCALE_TOLERANCE.get(stem)
+        metrics.append(
+            Metric(
+                f"scale.{stem}.growth",
+                ratio,
+                LOWER,
+                f"{stem.replace('_', ' ')} at {max(plan.sizes)} load balancers / at "
+                f"{min(plan.sizes)} (1 = costs what it changes; sizes {sizes})",
+                gate=tolerance is not None,
+                tolerance=tolerance or 0.15,
+            )
+        )
+    units = {stem: unit for _, stem, unit, _ in scale.FIGURES} | {"churn_lag_p99": "ms"}
+    for r in results:
+        for stem, value in scale.figures(r).items():
+            metrics.append(
+                Metric(
+                    f"scale.{stem}.n{r.load_balancers}",
+                    value,
+                    LOWER,
+                    f"{stem.replace('_', ' ')} with {r.load_balancers} load balancers",
+                    unit=units[stem],
+                    gate=False,
+                )
+            )
+    return Outcome(metrics, {"sizes": [r.as_dict() for r in results], "plan": asdict(plan)})
+
+
 BUILTIN: list[Benchmark] = [
     Benchmark("dataplane", "data-plane paths and Maglev build", run_dataplane, needs_root=True),
     Benchmark("control", "control-plane write latency", run_control),
     Benchmark("e2e", "end-to-end packet rate", run_e2e, needs_root=True),
     Benchmark("l7", "L7 requests per second", run_l7, needs_root=True),
+    # Once per run: the full sizes take most of an hour (10,000 load balancers created through
+    # the API); the A/B gate interleaves its own rounds (cli.benchgate.ROUNDS).
+    Benchmark(
+        "scale",
+        "cost per change against the number of load balancers",
+        run_scale,
+        needs_root=True,
+        max_repeats=1,
+    ),
 ]

@@ -257,6 +257,9 @@ def l7(
     stop_haproxy: Annotated[
         bool, typer.Option(help="stop HAProxy when the agent exits (default: it keeps serving)")
     ] = False,
+    reload_batch: Annotated[
+        float, typer.Option(min=0, help="at most one reload per this many seconds (0: no batching)")
+    ] = 0.5,
     metrics_listen: MetricsListen = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
     log_format: LogFormat = "text",
@@ -281,6 +284,7 @@ def l7(
         haproxy_user=haproxy_user,
         haproxy_group=haproxy_user,
         monitor_port=monitor_port,
+        reload_batch=reload_batch,
     )
     agent = L7Agent(
         cfg, AgentApi(_urls(controller), token, ca_bundle=ca_bundle, insecure_http=insecure_http)

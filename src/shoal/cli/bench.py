@@ -6,7 +6,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress
@@ -172,3 +172,101 @@ def l7(
     console.print(
         f"ratio {result.ratio:.2f} (median of rounds: {rounds_text}): {verdict} the 0.9x target"
     )
+
+
+def _sizes_option(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        sizes = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        raise typer.BadParameter("--sizes takes numbers separated by commas") from None
+    if not sizes or min(sizes) < 1:
+        raise typer.BadParameter("--sizes needs at least one positive number")
+    return sizes
+
+
+def print_scale(results: list[Any], growth: dict[str, float]) -> None:
+    table = Table(
+        title="Two L4 agents with real data planes, one controller on PostgreSQL; "
+        "member change = one member's weight 0/1",
+        title_justify="left",
+    )
+    table.add_column("figure")
+    for r in results:
+        table.add_column(f"{r.load_balancers:,} LBs", justify="right")
+    table.add_column("growth", justify="right")
+    rows = [
+        ("API -> applied on every L4 node p50", "apply_p50_ms", "apply_p50", "{:.0f} ms"),
+        ("API -> applied on every L4 node p99", "apply_p99_ms", "apply_p99", "{:.0f} ms"),
+        ("agent CPU per change", "agent_cpu_ms_per_change", "agent_cpu_per_change", "{:.1f} ms"),
+        ("controller CPU per change", "controller_cpu_ms_per_change",
+         "controller_cpu_per_change", "{:.1f} ms"),
+        ("bytes per change per agent", "bytes_per_change", "bytes_per_change", "{:,.0f}"),
+        ("map memory per node", "map_bytes_per_node", "map_bytes_per_node", "{:,.0f}"),
+        ("first full sync", "first_sync_s", "first_sync", "{:.1f} s"),
+        ("creating through the API", "create_s", "", "{:.0f} s"),
+    ]  # fmt: skip
+    for label, attr, stem, fmt in rows:
+        ratio = growth.get(stem)
+        table.add_row(
+            label,
+            *(fmt.format(getattr(r, attr)) for r in results),
+            "-" if ratio is None else f"{ratio:.2f}x",
+        )
+    console.print(table)
+    for r in results:
+        if r.churn:
+            c = r.churn
+            console.print(
+                f"churn at {r.load_balancers:,}: {c['changes']} changes at {c['rate_per_s']:g}/s "
+                f"for {c['seconds']:g} s: lag p50 {c['lag_p50_ms']:.0f} ms, p99 "
+                f"{c['lag_p99_ms']:.0f} ms, max {c['lag_max_ms']:.0f} ms"
+                + ("" if c["drained"] else f"; {c['still_pending']} never applied (lower bound)"),
+                highlight=False,
+            )
+
+
+@app.command("scale")
+@handle_errors
+def scale(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    quick: Annotated[bool, typer.Option(help="10 and 100 load balancers, short churn")] = False,
+    sizes: Annotated[
+        str | None, typer.Option(help="load balancers per run, e.g. 100,1000,10000")
+    ] = None,
+    changes: Annotated[int | None, typer.Option(min=1, help="sequential member changes")] = None,
+    churn_rate: Annotated[float | None, typer.Option(min=0.1, help="churn changes/s")] = None,
+    churn_seconds: Annotated[float | None, typer.Option(min=1, help="churn duration")] = None,
+    churn_size: Annotated[
+        int | None, typer.Option(help="the size that gets the churn run (default: largest)")
+    ] = None,
+) -> None:
+    """Cost of one member change against the number of load balancers: API-to-applied on
+    every L4 node, agent and controller CPU, bytes per agent, map memory, first sync, churn lag
+    (targets at 10,000: p99 < 1 s, agent CPU < 20 ms, bytes flat, churn lag p99 < 1 s)."""
+    require_root("XDP data planes in network namespaces and a throwaway PostgreSQL")
+    import dataclasses
+
+    from shoal.bench import scale as sc
+
+    plan = sc.QUICK if quick else sc.FULL
+    overrides: dict[str, Any] = {
+        "sizes": _sizes_option(sizes),
+        "changes": changes,
+        "churn_rate": churn_rate,
+        "churn_seconds": churn_seconds,
+        "churn_size": churn_size,
+    }
+    plan = dataclasses.replace(plan, **{k: v for k, v in overrides.items() if v is not None})
+    if plan.churn_size is not None and plan.churn_size not in plan.sizes:
+        raise typer.BadParameter("--churn-size must be one of --sizes")
+    with _progress("starting", as_json) as report:
+        results = sc.run(plan, report)
+    growth = sc.growth(results)
+    if as_json:
+        doc = {"plan": dataclasses.asdict(plan), "sizes": [r.as_dict() for r in results],
+               "growth": growth}  # fmt: skip
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    print_scale(results, growth)

@@ -23,8 +23,10 @@ from shoal.cli.common import console, err_console, handle_errors
 __all__ = ["ROUNDS", "gate_command", "print_ab"]
 
 # Rounds per benchmark in quick mode (full: 5 each). l7 builds a lab per run (about 25 s):
-# two rounds keep the whole gate near 5 minutes on 2 cores.
-ROUNDS = {"dataplane": 3, "control": 3, "e2e": 3, "l7": 2}
+# two rounds keep the whole gate near 5 minutes on 2 cores. scale builds two fleets per run
+# (90 s idle, 210 s under a colleague's load): one round (base, then head); its gated bytes
+# ratio is exact, its CPU ratio has a 30% tolerance.
+ROUNDS = {"dataplane": 3, "control": 3, "e2e": 3, "l7": 2, "scale": 1}
 FULL_ROUNDS = 5
 STYLE = {"REGRESSED": "bold red", "better": "green", "new": "cyan", "info": "dim", "ok": ""}
 

@@ -34,11 +34,12 @@ from shoal.agents.l7.haproxy import (
     RuntimeCommandError,
     check_account,
 )
-from shoal.agents.l7.model import runtime_plan
-from shoal.agents.l7.render import Rendered, fitting_maxconn, render
+from shoal.agents.l7.model import BuildCache, RuntimePlan, build, runtime_plan
+from shoal.agents.l7.render import Rendered, fitting_maxconn, render, tls_files
 from shoal.agents.l7.stats import Ownership, counters_from, health_from
 from shoal.agents.l7.vips import VipAddresses
 from shoal.agents.loop import AgentLoop
+from shoal.errors import ShoalError
 from shoal.wire.feed import DesiredState, LbState
 
 __all__ = ["L7Agent", "L7AgentConfig"]
@@ -68,6 +69,7 @@ class L7AgentConfig:
     maxconn: int = 100000
     hard_stop_after: str = "60s"
     consolidate_after: float = 5.0  # quiet seconds before servers added at runtime go static
+    reload_batch: float = 0.5  # at most one reload per this many seconds; 0: each at once
 
 
 @dataclass
@@ -97,6 +99,14 @@ class L7Agent(AgentLoop):
         self._lock = threading.Lock()
         self._proxy_lock = threading.RLock()  # one change to HAProxy at a time
         self.consolidate_at: float | None = None
+        self._batched: tuple[Applied, Any] | None = None  # a reload waiting for its window
+        self._last_reload = float("-inf")
+        self._live_seq: Any = -1  # the position HAProxy runs
+        self._timer: threading.Timer | None = None
+        # Per-load-balancer parts of the last builds (model.build): an unchanged one costs a
+        # JSON dump, not a rebuild.
+        self._probe_cache: BuildCache = {}
+        self._build_cache: BuildCache = {}
         self._dumped: dict[str, tuple[LbState, dict[str, Any]]] = {}
 
     # ---- rendering ---------------------------------------------------------------------------
@@ -104,11 +114,11 @@ class L7Agent(AgentLoop):
     def _render(self, lbs: list[dict[str, Any]], certificates: dict[str, str]) -> Applied:
         """Renders into a TLS directory named by its content: the same input gives the same
         configuration text, and files a running configuration uses are never rewritten."""
-        probe = render(
-            self.cfg.name, lbs, certificates, run_dir=str(self.home), crt_dir="@", **self._opts()
-        )
+        # The files' names and contents without their directory (which the digest names):
+        # the model alone, not a second rendering of the whole configuration.
+        probe = tls_files(build(lbs, "@", self._probe_cache).crt_lists, certificates, "@")
         digest = hashlib.sha256(
-            "".join(f"{k}\0{v}\0" for k, v in sorted(probe.files.items())).encode()
+            "".join(f"{k}\0{v}\0" for k, v in sorted(probe.items())).encode()
         ).hexdigest()[:16]
         tls_dir = self.home / "tls" / digest
         rendered = render(
@@ -117,7 +127,8 @@ class L7Agent(AgentLoop):
             certificates,
             run_dir=str(self.home),
             crt_dir=str(tls_dir),
-            **self._opts(),
+            cache=self._build_cache,  # its keys name crt_dir: another directory misses
+            **self._opts(lbs),
         )
         if rendered.files and not tls_dir.exists():
             private_dir(tls_dir.parent)
@@ -131,22 +142,23 @@ class L7Agent(AgentLoop):
             os.replace(tmp, tls_dir)
         return Applied(rendered, tls_dir, lbs)
 
-    def _opts(self) -> dict[str, Any]:
+    def _opts(self, lbs: list[dict[str, Any]]) -> dict[str, Any]:
+        listeners = sum(len(lb.get("listeners", [])) for lb in lbs)
+        servers = sum(len(p.get("members", [])) for lb in lbs for p in lb.get("pools", []))
         return {
             "monitor_address": self.cfg.data_address,
             "monitor_port": self.cfg.monitor_port,
-            "maxconn": fitting_maxconn(self.cfg.maxconn),
+            "maxconn": fitting_maxconn(self.cfg.maxconn, listeners, servers),
             "hard_stop_after": self.cfg.hard_stop_after,
             "user": self.cfg.haproxy_user or None,
             "group": self.cfg.haproxy_group or None,
         }
 
     def _checked(
-        self, lbs: list[dict[str, Any]], certificates: dict[str, str]
+        self, lbs: list[dict[str, Any]], certificates: dict[str, str], candidate: Applied
     ) -> tuple[Applied, dict[str, str]]:
         """A configuration HAProxy accepts, leaving out the load balancers it refuses (each
-        tried alone to find them), with their reasons."""
-        candidate = self._render(lbs, certificates)
+        tried alone to find them), with their reasons. candidate: all of them, rendered."""
         try:
             self.proxy.check(candidate.rendered.config)
             return candidate, {}
@@ -192,11 +204,46 @@ class L7Agent(AgentLoop):
         self._dumped = cache
         return out
 
+    def _runtime_plan(self, new: Applied) -> RuntimePlan | None:
+        """The runtime commands from what HAProxy runs (or will run after a batched reload)
+        to new; None when new needs a reload."""
+        if self._batched is not None:
+            return None  # a reload is due anyway: the change rides along
+        if self.applied is None or self.applied.tls_dir != new.tls_dir:
+            return None
+        return runtime_plan(self.applied.rendered.model, new.rendered.model)
+
+    def _apply_runtime(self, new: Applied, plan: RuntimePlan, seq: Any) -> bool:
+        """Applies plan; False (nothing recorded) when HAProxy refused a command, and the
+        caller reloads, which also undoes the commands that went through."""
+        if plan.commands and not self._runtime(plan.commands):
+            return False
+        # Only member lines differ from the running configuration, and HAProxy took each of
+        # them: the file follows without a `haproxy -c`, so the next reload keeps them.
+        self.proxy.write_unchecked(new.rendered.config)
+        if plan.commands:
+            self.pending_deletions |= set(plan.deletions)
+            self.runtime_changes += 1
+            if any(cmd.startswith("add server") for cmd in plan.commands):
+                self.consolidate_at = time.monotonic() + self.cfg.consolidate_after
+            log.info("seq %s applied at runtime (%d commands)", seq, len(plan.commands))
+        return True
+
     def _apply(self, desired: DesiredState) -> None:
         lbs = self._configs(desired)
         revisions = {lb.id: lb.revision for lb in desired.lbs.values()}
+        certificates = desired.certificates
+        candidate = self._render(lbs, certificates)
+        # Member changes first: no `haproxy -c` of the whole configuration for them.
+        plan = self._runtime_plan(candidate)
+        if plan is not None and self._apply_runtime(candidate, plan, desired.seq):
+            self.applied = candidate
+            self._live_seq = desired.seq
+            with self._lock:
+                self.errors = []  # the same load balancers as the running set: none refused
+            return
         try:
-            new, refused = self._checked(lbs, desired.certificates)
+            new, refused = self._checked(lbs, certificates, candidate)
         except ConfigRejectedError as exc:
             reason = f"HAProxy refused the node's configuration: {exc}"
             with self._lock:
@@ -204,21 +251,14 @@ class L7Agent(AgentLoop):
                     {"load_balancer_id": k, "revision": v, "reason": reason}
                     for k, v in revisions.items()
                 ]
+            if self._batched is None:
+                self._live_seq = desired.seq  # reported with every one refused
             return
-        plan = None
-        if self.applied is not None and self.applied.tls_dir == new.tls_dir:
-            plan = runtime_plan(self.applied.rendered.model, new.rendered.model)
-        if plan is not None and not plan.commands:
-            self.proxy.write_unchecked(new.rendered.config)
-        elif plan is not None and self._runtime(plan.commands):
-            self.pending_deletions |= set(plan.deletions)
-            self.proxy.write_unchecked(new.rendered.config)
-            self.runtime_changes += 1
-            if any(cmd.startswith("add server") for cmd in plan.commands):
-                self.consolidate_at = time.monotonic() + self.cfg.consolidate_after
-            log.info("seq %s applied at runtime (%d commands)", desired.seq, len(plan.commands))
+        plan = None if new is candidate else self._runtime_plan(new)  # some were left out
+        if plan is None or not self._apply_runtime(new, plan, desired.seq):
+            self._reload_soon(new, desired.seq)
         else:
-            self._reload(new)
+            self._live_seq = desired.seq
         self.applied = new
         for stale in (self.home / "tls").glob("*"):
             if stale != new.tls_dir:  # older generations and refused candidates
@@ -230,12 +270,51 @@ class L7Agent(AgentLoop):
             ]
 
     def _runtime(self, commands: list[str]) -> bool:
+        # The CLI runs each line, and each ';'-separated part of one: a value that smuggles
+        # either would run a command nobody planned. The controller validates addresses;
+        # this holds whatever arrives, and the checked path (`haproxy -c`) judges it.
+        if any(c in cmd for cmd in commands for c in ";\n\r"):
+            log.warning("a runtime command holds ';' or a line break; reloading instead")
+            return False
         for cmd in commands:
             try:
                 self.proxy.command(cmd)
             except RuntimeCommandError as exc:
                 log.warning("runtime change failed (%s); reloading instead", exc)
                 return False
+        return True
+
+    def _reload_soon(self, new: Applied, seq: Any) -> None:
+        """Reloads now, unless the last reload is less than reload_batch seconds old: then
+        once that much time has passed, with whatever the state is by then (a burst of
+        changes costs one reload per window, not one each; old workers linger up to
+        hard_stop_after). The node reports the position HAProxy runs, not the one it has."""
+        wait = self._last_reload + self.cfg.reload_batch - time.monotonic()
+        if wait <= 0:
+            self._reload(new)
+            self._live_seq = seq
+            return
+        if self._batched is None:
+            self._timer = threading.Timer(wait, self.flush, kwargs={"report": True})
+            self._timer.daemon = True
+            self._timer.start()
+        self._batched = (new, seq)
+
+    def flush(self, report: bool = False) -> bool:
+        """Does the batched reload now, if one is due; True when it reloaded. report: tell
+        the controller the position it reached (the loop may be waiting on a long poll)."""
+        with self._proxy_lock:
+            if self._batched is None:
+                return False
+            new, seq = self._batched
+            self._reload(new)
+            self._batched = None
+            self._live_seq = seq
+        if report and self.node_id is not None:
+            try:
+                self.report()
+            except ShoalError as exc:
+                log.warning("report after a batched reload: %s", exc)
         return True
 
     def _reload(self, new: Applied) -> None:
@@ -246,6 +325,7 @@ class L7Agent(AgentLoop):
         self.pending_deletions.clear()  # the new process has none of the removed servers
         self.consolidate_at = None  # and its servers are all static
         self.reloads += 1
+        self._last_reload = time.monotonic()
         self.vips.prune(wanted)
         log.info("reloaded HAProxy (%d load balancers)", len(new.lbs))
 
@@ -258,8 +338,8 @@ class L7Agent(AgentLoop):
         if due is None or (now if now is not None else time.monotonic()) < due:
             return False
         with self._proxy_lock:
-            if self.applied is None or self.consolidate_at is None:
-                return False
+            if self.applied is None or self.consolidate_at is None or self._batched:
+                return False  # a batched reload consolidates too
             self._reload(self.applied)
         log.info("servers added at runtime are now static (connection reuse)")
         return True
@@ -290,7 +370,11 @@ class L7Agent(AgentLoop):
         }
         with self._lock:
             errors = list(self.errors)
-        self.api.report(self.node_id, self.seq, errors, {}, counters, version=__version__)
+        # The position HAProxy runs (set by each apply), behind the feed's while a batched
+        # reload waits.
+        with self._proxy_lock:
+            seq = int(self._live_seq)
+        self.api.report(self.node_id, seq, errors, {}, counters, version=__version__)
 
     def side_tick(self) -> None:
         assert self.node_id is not None
@@ -325,6 +409,8 @@ class L7Agent(AgentLoop):
         self._stop.set()
 
     def close(self, stop_proxy: bool = False) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         if stop_proxy:
             self.proxy.stop()
             self.vips.prune(set())

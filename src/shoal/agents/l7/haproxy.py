@@ -151,11 +151,19 @@ class HAProxy:
             time.sleep(0.05)
 
     def reloads(self) -> int:
+        return self._master_counts()[0]
+
+    def _master_counts(self) -> tuple[int, int]:
+        """(reloads, failed reloads) from the master's `show proc` line, e.g.
+        `1162 master 2 [failed: 1] 0d00h00m02s 2.6.12`."""
         out = _unix(self.master_socket, "show proc")
         for line in out.splitlines():
             parts = line.split()
             if len(parts) >= 3 and parts[1] == "master":
-                return int(parts[2])
+                failed = 0
+                if len(parts) >= 5 and parts[3] == "[failed:":
+                    failed = int(parts[4].rstrip("]"))
+                return int(parts[2]), failed
         raise ShoalError(f"unexpected `show proc` answer: {out[:200]!r}")
 
     def reload(self) -> None:
@@ -164,17 +172,26 @@ class HAProxy:
         if not self.running:
             self.start()
             return
-        before = self.reloads()
+        before, failed = self._master_counts()
         _unix(self.master_socket, "reload")
         deadline = time.monotonic() + 10
         while True:
             # The master re-executes itself: its socket refuses connections for a moment.
             with contextlib.suppress(OSError, ShoalError):
-                if self.reloads() != before:
+                counts = self._master_counts()
+                if counts[0] != before:
                     break
             if time.monotonic() > deadline:
                 raise ShoalError("HAProxy did not reload within 10 s")
             time.sleep(0.02)
+        # The 2.6 master answers `reload` with nothing; a configuration `haproxy -c` passed
+        # can still fail to load (descriptor limits): the old worker then goes on serving
+        # the old one, and only the failed counter says so.
+        if counts[1] != failed:
+            raise ShoalError(
+                f"HAProxy could not load the new configuration; the old one still serves "
+                f"(see {self.run_dir}/haproxy.log)"
+            )
         # The new worker serves once the stats socket answers again.
         while True:
             with contextlib.suppress(OSError):

@@ -4,11 +4,13 @@ already validated and escaped, and nothing else (the template holds no logic bey
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
     "Backend",
+    "BuildCache",
     "Frontend",
     "NodeConfig",
     "RuntimePlan",
@@ -273,32 +275,61 @@ def _frontend(lb: dict[str, Any], li: dict[str, Any], crt_list: str) -> Frontend
     return fe
 
 
-def build(lbs: list[dict[str, Any]], crt_dir: str) -> NodeConfig:
+# One load balancer's share of a NodeConfig: frontends, backends, crt-lists.
+Part = tuple[list[Frontend], list[Backend], dict[str, list[str]]]
+BuildCache = dict[str, tuple[str, Part]]  # lb id -> (its config as JSON, its part)
+
+
+def _part(lb: dict[str, Any], crt_dir: str) -> Part:
+    frontends: list[Frontend] = []
+    backends: list[Backend] = []
+    crt_lists: dict[str, list[str]] = {}
+    listeners = {li["id"]: li for li in lb["listeners"] if li["admin_state_up"]}
+    modes: dict[str, tuple[str, dict[str, Any] | None]] = {}
+    for li in listeners.values():
+        mode = "http" if li["protocol"] in HTTP_MODES else "tcp"
+        refs = [li["default_tls_container_ref"], *li.get("sni_container_refs", [])]
+        names = [r.rstrip("/").rsplit("/", 1)[-1] for r in refs if r]
+        crt_lists[li["id"]] = names
+        frontends.append(_frontend(lb, li, f"{crt_dir}/{li['id']}.crtlist"))
+        if li["default_pool_id"]:
+            modes[li["default_pool_id"]] = (mode, li)
+        for p in li["l7policies"]:
+            if p.get("redirect_pool_id"):
+                modes.setdefault(p["redirect_pool_id"], (mode, li))
+    for pool in sorted(lb["pools"], key=lambda p: p["id"]):
+        mode, li = modes.get(
+            pool["id"], ("http" if pool["protocol"] in ("HTTP", "HTTPS") else "tcp", None)
+        )
+        backends.append(_backend(pool, mode, li))
+    return frontends, backends, crt_lists
+
+
+def build(lbs: list[dict[str, Any]], crt_dir: str, cache: BuildCache | None = None) -> NodeConfig:
     """The frontends and backends of every listener and pool of these load balancers
     (their revision configs, as the controller sends them). TLS listeners read their
-    certificates from <crt_dir>/<listener id>.crtlist."""
+    certificates from <crt_dir>/<listener id>.crtlist.
+
+    cache: kept by the caller between builds, so a load balancer whose config did not change
+    is not built again (its parts are shared, never mutated); left holding only these."""
     out = NodeConfig()
+    seen: BuildCache = {}
     for lb in sorted(lbs, key=lambda x: x["id"]):
         if not lb.get("admin_state_up", True):
             continue
-        listeners = {li["id"]: li for li in lb["listeners"] if li["admin_state_up"]}
-        modes: dict[str, tuple[str, dict[str, Any] | None]] = {}
-        for li in listeners.values():
-            mode = "http" if li["protocol"] in HTTP_MODES else "tcp"
-            refs = [li["default_tls_container_ref"], *li.get("sni_container_refs", [])]
-            names = [r.rstrip("/").rsplit("/", 1)[-1] for r in refs if r]
-            out.crt_lists[li["id"]] = names
-            out.frontends.append(_frontend(lb, li, f"{crt_dir}/{li['id']}.crtlist"))
-            if li["default_pool_id"]:
-                modes[li["default_pool_id"]] = (mode, li)
-            for p in li["l7policies"]:
-                if p.get("redirect_pool_id"):
-                    modes.setdefault(p["redirect_pool_id"], (mode, li))
-        for pool in sorted(lb["pools"], key=lambda p: p["id"]):
-            mode, li = modes.get(
-                pool["id"], ("http" if pool["protocol"] in ("HTTP", "HTTPS") else "tcp", None)
-            )
-            out.backends.append(_backend(pool, mode, li))
+        if cache is None:
+            part = _part(lb, crt_dir)
+        else:
+            key = crt_dir + "\0" + json.dumps(lb, sort_keys=True, default=str)
+            hit = cache.get(lb["id"])
+            part = hit[1] if hit is not None and hit[0] == key else _part(lb, crt_dir)
+            seen[lb["id"]] = (key, part)
+        out.frontends += part[0]
+        out.backends += part[1]
+        out.crt_lists.update(part[2])
+    if cache is not None:
+        cache.clear()
+        cache.update(seen)
     return out
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import jinja2
 
-from shoal.agents.l7.model import NodeConfig, build
+from shoal.agents.l7.model import BuildCache, NodeConfig, build
 
-__all__ = ["CHROOT_DIR", "Rendered", "fitting_maxconn", "render"]
+__all__ = ["CHROOT_DIR", "Rendered", "fitting_maxconn", "render", "tls_files"]
 
 CHROOT_DIR = "empty"  # under the run directory: where HAProxy's workers are chrooted
 
@@ -24,12 +24,32 @@ _env = jinja2.Environment(
 )
 
 
-def fitting_maxconn(wanted: int) -> int:
-    """HAProxy needs two descriptors per connection and refuses to start when the hard
-    limit cannot cover maxconn: what the limit allows, at most `wanted`."""
+def fitting_maxconn(wanted: int, listeners: int = 0, servers: int = 0) -> int:
+    """HAProxy needs two descriptors per connection, one per listener and some for checks,
+    and refuses to start (or to reload: "Cannot raise FD limit", the old worker keeps
+    serving) when the hard limit cannot cover them all: what the limit allows, at most
+    `wanted`. Two descriptors are kept per listener and per server, whatever it uses."""
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    allowed = wanted if hard == resource.RLIM_INFINITY else (hard - 200) // 2
+    reserve = 200 + 2 * (listeners + servers)
+    allowed = wanted if hard == resource.RLIM_INFINITY else (hard - reserve) // 2
     return max(256, min(wanted, allowed))
+
+
+def tls_files(
+    crt_lists: dict[str, list[str]], certificates: dict[str, str], crt_dir: str
+) -> dict[str, str]:
+    """The PEM bundles and crt-lists the TLS listeners read from crt_dir, by file name."""
+    files: dict[str, str] = {}
+    for listener_id, names in crt_lists.items():
+        if not names:
+            continue
+        lines = []
+        for name in names:
+            if name in certificates:
+                files[f"{name}.pem"] = certificates[name]
+                lines.append(f"{crt_dir}/{name}.pem")
+        files[f"{listener_id}.crtlist"] = "\n".join(lines) + "\n"
+    return files
 
 
 @dataclass
@@ -53,23 +73,16 @@ def render(
     user: str | None = "haproxy",
     group: str | None = None,
     chroot: str | None = None,
+    cache: BuildCache | None = None,
 ) -> Rendered:
     """certificates: id -> PEM bundle (certificate, chain, key) as the controller sends it.
 
     Workers run as `user`/`group` (group defaults to user) chrooted to `chroot` (default
     <run_dir>/empty). They read the configuration and the certificate files before they drop
-    privileges, so those stay root-only. user None: workers keep root (not recommended)."""
-    model = build(lbs, crt_dir)
-    files: dict[str, str] = {}
-    for listener_id, names in model.crt_lists.items():
-        if not names:
-            continue
-        lines = []
-        for name in names:
-            if name in certificates:
-                files[f"{name}.pem"] = certificates[name]
-                lines.append(f"{crt_dir}/{name}.pem")
-        files[f"{listener_id}.crtlist"] = "\n".join(lines) + "\n"
+    privileges, so those stay root-only. user None: workers keep root (not recommended).
+    cache: see model.build."""
+    model = build(lbs, crt_dir, cache)
+    files = tls_files(model.crt_lists, certificates, crt_dir)
     config = _env.get_template("haproxy.cfg.j2").render(
         node=node,
         config=model,
