@@ -1,0 +1,94 @@
+"""A live controller on loopback and headless Debian Chromium driven by Playwright, for
+the console's end-to-end tests (no browser download: /usr/bin/chromium)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from shoal.controller.app import create_app
+from shoal.controller.settings import ControllerSettings
+
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking flags Chromium keeps dialling out of this closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+
+
+def need_browser() -> Any:
+    """The sync Playwright API, or a skip when Playwright or Chromium is missing."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    return sync_api
+
+
+@contextmanager
+def live_controller(settings: ControllerSettings) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("controller did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"  # loopback: Chromium keeps Secure cookies here
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+@contextmanager
+def chromium_page(sync_api: Any) -> Iterator[Any]:
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1366, "height": 768})
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def shot(page: Any, name: str, enabled: bool) -> None:
+    """A screenshot for docs/console.md (SHOAL_CONSOLE_SCREENSHOTS=1 writes them)."""
+    if enabled:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def wait_until(check: Any, timeout: float = 60, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
