@@ -11,7 +11,7 @@ CLANG ?= clang
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -Wno-unused-function \
 	-I bpf -I /usr/include/$(MULTIARCH)
 
-.PHONY: all preflight deps venv build test test-fast test-prometheus lint demo bench bench-gate bench-aa clean tempest
+.PHONY: all preflight deps venv build test test-fast test-prometheus test-console lint demo bench bench-gate bench-aa clean tempest
 all: build
 
 preflight:
@@ -48,6 +48,11 @@ test: build lint
 # so not in `make test`, which has the light exporter tests.
 test-prometheus: build
 	nice -n 10 $(VENV)/bin/pytest -q -m prometheus tests/lab/test_prometheus.py
+
+# The web console in headless Chromium against the whole lab (docs/console.md); heavy, so not
+# in `make test`, which runs tests/console (a live controller with the noop provider).
+test-console: build
+	nice -n 10 $(VENV)/bin/pytest -q -m console_lab tests/lab/test_console.py
 
 # octavia-tempest-plugin's whole tests.api.v2 against a controller with the noop provider
 # and a Keystone started for it (scripts/tempest.py); prints pass/fail/skip per module.

@@ -3,6 +3,7 @@ the console's end-to-end tests (no browser download: /usr/bin/chromium)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import threading
@@ -65,11 +66,15 @@ def live_controller(settings: ControllerSettings) -> Iterator[str]:
 
 
 @contextmanager
-def chromium_page(sync_api: Any) -> Iterator[Any]:
+def chromium_page(sync_api: Any, *, lab_ca: bool = False) -> Iterator[Any]:
+    """lab_ca: the lab controller's certificate is from the lab's own CA, which this
+    throwaway browser profile does not trust."""
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1366, "height": 768})
+            context = browser.new_context(
+                viewport={"width": 1366, "height": 768}, ignore_https_errors=lab_ca
+            )
             page = context.new_page()
             page.set_default_timeout(30_000)
             yield page
@@ -92,3 +97,42 @@ def wait_until(check: Any, timeout: float = 60, what: str = "condition") -> Any:
             return value
         time.sleep(0.2)
     pytest.fail(f"timed out waiting for {what}")
+
+
+def log_in(page: Any, live: str, token: str) -> None:
+    page.goto(f"{live}/ui/")
+    page.get_by_label("Token").fill(token)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r".*/ui/loadbalancers$"))
+
+
+def wizard(
+    page: Any, live: str, fields: dict[str, str], shots: str = "", provider: str = "noop"
+) -> str:
+    page.goto(f"{live}/ui/create")
+    page.get_by_label("Name", exact=True).fill(fields["name"])
+    page.get_by_label("Kind").select_option(fields["kind"])
+    page.get_by_label("Provider").select_option(provider)
+    if shots:
+        shot(page, f"{shots}-1", True)
+    page.get_by_role("button", name="Next").click()  # the script shows one step at a time
+    page.get_by_label("Protocol", exact=True).select_option(fields["protocol"])
+    page.get_by_label("Port", exact=True).fill(fields["port"])
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("One per line").fill(fields["members"])
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Type", exact=True).select_option(fields.get("hm", ""))
+    if shots:
+        shot(page, f"{shots}-5", True)
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url(re.compile(r".*/ui/loadbalancers/[0-9a-f-]{36}$"))
+    return str(page.url.rsplit("/", 1)[1])
+
+
+def see_active(page: Any) -> None:
+    def active() -> bool:
+        page.reload()
+        return "ACTIVE" in page.locator("#provisioning").inner_text()
+
+    wait_until(active, 60, "the load balancer to be ACTIVE")

@@ -21,7 +21,16 @@ from shoal.controller.db.models import Node
 from shoal.controller.settings import ControllerSettings
 from tests.api.helpers import ADMIN_SECRET
 
-from .browser import chromium_page, live_controller, need_browser, shot, wait_until
+from .browser import (
+    chromium_page,
+    live_controller,
+    log_in,
+    need_browser,
+    see_active,
+    shot,
+    wait_until,
+    wizard,
+)
 
 # The page's first contentful paint (ms after navigation start), once Chromium records it.
 FCP = """() => new Promise((done) => {
@@ -47,43 +56,6 @@ def page(live: str) -> Iterator[Any]:
 
 def api(live: str, token: str = ADMIN_SECRET) -> httpx.Client:
     return httpx.Client(base_url=live, headers={"X-Auth-Token": token}, timeout=30)
-
-
-def log_in(page: Any, live: str, token: str = ADMIN_SECRET) -> None:
-    page.goto(f"{live}/ui/")
-    page.get_by_label("Token").fill(token)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r".*/ui/loadbalancers$"))
-
-
-def wizard(page: Any, live: str, fields: dict[str, str], shots: str = "") -> str:
-    page.goto(f"{live}/ui/create")
-    page.get_by_label("Name", exact=True).fill(fields["name"])
-    page.get_by_label("Kind").select_option(fields["kind"])
-    page.get_by_label("Provider").select_option("noop")
-    if shots:
-        shot(page, f"{shots}-1", SHOTS)
-    page.get_by_role("button", name="Next").click()  # the script shows one step at a time
-    page.get_by_label("Protocol", exact=True).select_option(fields["protocol"])
-    page.get_by_label("Port", exact=True).fill(fields["port"])
-    page.get_by_role("button", name="Next").click()
-    page.get_by_role("button", name="Next").click()
-    page.get_by_label("One per line").fill(fields["members"])
-    page.get_by_role("button", name="Next").click()
-    page.get_by_label("Type", exact=True).select_option(fields.get("hm", ""))
-    if shots:
-        shot(page, f"{shots}-5", SHOTS)
-    page.get_by_role("button", name="Create").click()
-    page.wait_for_url(re.compile(r".*/ui/loadbalancers/[0-9a-f-]{36}$"))
-    return str(page.url.rsplit("/", 1)[1])
-
-
-def see_active(page: Any) -> None:
-    def active() -> bool:
-        page.reload()
-        return "ACTIVE" in page.locator("#provisioning").inner_text()
-
-    wait_until(active, 60, "the load balancer to be ACTIVE")
 
 
 def feed_counters(settings: ControllerSettings, lb_id: str, stop: threading.Event) -> None:
@@ -116,7 +88,7 @@ def test_log_in_create_drain_diff_roll_back_and_watch_traffic(
     page.goto(f"{live}/ui/loadbalancers")
     page.wait_for_url(re.compile(r".*/ui/login\?next=/ui/loadbalancers$"))
     shot(page, "login", SHOTS)
-    log_in(page, live)
+    log_in(page, live, ADMIN_SECRET)
     l4 = wizard(
         page,
         live,
@@ -128,7 +100,7 @@ def test_log_in_create_drain_diff_roll_back_and_watch_traffic(
             "members": "10.0.0.11 80\n10.0.0.12 80 3",
             "hm": "TCP",
         },
-        shots="wizard",
+        shots="wizard" if SHOTS else "",
     )
     see_active(page)
     l7 = wizard(
@@ -208,7 +180,7 @@ def test_an_api_error_shows_in_place_and_names_stay_escaped(page: Any, live: str
         assert r.status_code == 201
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    log_in(page, live)
+    log_in(page, live, ADMIN_SECRET)
     assert page.get_by_role("link", name="<img src=x onerror=alert(1)>").count() == 1
     shot(page, "list", SHOTS)
     page.goto(f"{live}/ui/create")
@@ -235,7 +207,7 @@ def test_first_useful_paint_with_1000_load_balancers(
                 json={"loadbalancer": {"name": f"lb-{i:04d}", "provider": "noop"}},
             )
             assert r.status_code == 201, r.text
-    log_in(page, live)
+    log_in(page, live, ADMIN_SECRET)
     page.goto(f"{live}/ui/loadbalancers")
     paint = page.evaluate(FCP)
     nav = page.evaluate("() => performance.getEntriesByType('navigation')[0].toJSON()")

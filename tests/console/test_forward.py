@@ -18,7 +18,8 @@ def test_the_forwarder_relays_both_ways() -> None:
 
     threading.Thread(target=serve, daemon=True).start()
     with Forwarder(("127.0.0.1", 0), None, echo.getsockname()) as fwd:
-        with socket.create_connection(fwd.address, timeout=10) as c:
-            c.sendall(b"hello")
-            assert c.recv(100) == b"HELLO"
+        c = socket.create_connection(fwd.address, timeout=10)
+        c.sendall(b"hello")
+        assert c.recv(100) == b"HELLO"
+        c.close()
     echo.close()
