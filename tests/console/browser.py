@@ -103,7 +103,9 @@ def log_in(page: Any, live: str, token: str) -> None:
     page.goto(f"{live}/ui/")
     page.get_by_label("Token").fill(token)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r".*/ui/loadbalancers$"))
+    page.wait_for_load_state()
+    if not re.search(r"/ui/loadbalancers$", page.url):
+        raise AssertionError(f"login failed at {page.url}: {page.locator('main').inner_text()}")
 
 
 def wizard(

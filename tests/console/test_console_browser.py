@@ -216,3 +216,39 @@ def test_first_useful_paint_with_1000_load_balancers(
         f"first-contentful-paint {paint:.0f} ms, response {nav['responseEnd']:.0f} ms\n"
     )
     assert paint is not None and paint < 1000, (paint, nav["responseEnd"])
+
+
+def test_certificates_quotas_and_admin_pages(page: Any, live: str) -> None:
+    log_in(page, live, ADMIN_SECRET)
+    page.goto(f"{live}/ui/certificates")
+    issue = page.locator("form", has=page.get_by_role("group", name="Issue from the internal CA"))
+    issue.get_by_label("Name", exact=True).fill("www")
+    issue.get_by_label("Common name").fill("www.example.test")
+    issue.get_by_label("Days").fill("10")  # under the warning threshold
+    issue.get_by_role("button", name="Issue").click()
+    assert "Certificate www stored" in page.locator("p.notice").inner_text()
+    row = page.locator("tbody tr", has_text="www.example.test")
+    assert "renew soon" in row.inner_text()
+    pem = page.locator("form", has=page.get_by_role("group", name="Upload PEM"))
+    pem.get_by_label("Certificate (PEM)").fill("not a certificate")
+    pem.get_by_label("Private key (PEM)").fill("not a key")
+    pem.get_by_role("button", name="Upload").click()
+    assert page.get_by_role("alert").inner_text()  # the API's line, in place
+    shot(page, "certificates", SHOTS)
+
+    page.goto(f"{live}/ui/admin/quotas")
+    page.get_by_label("Project id").fill("alpha")
+    page.get_by_label("load_balancer", exact=True).fill("5")
+    page.get_by_role("button", name="Set quota").click()
+    assert "Quota of project alpha set" in page.locator("p.notice").inner_text()
+    assert "alpha" in page.locator("table").inner_text()
+    shot(page, "quotas", SHOTS)
+    page.goto(f"{live}/ui/admin/events")
+    assert page.get_by_role("heading", name="Events").count() == 1
+    shot(page, "events", SHOTS)
+    page.goto(f"{live}/ui/admin/nodes")
+    assert page.get_by_role("heading", name="Nodes and clusters").count() == 1
+
+    # Keyboard: the skip link is the first stop and lands on the content.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"

@@ -14,7 +14,9 @@ __all__ = ["Forwarder"]
 
 
 class Forwarder:
-    def __init__(self, listen: tuple[str, int], namespace: str | None, target: tuple[str, int]) -> None:
+    def __init__(
+        self, listen: tuple[str, int], namespace: str | None, target: tuple[str, int]
+    ) -> None:
         self.namespace = namespace
         self.target = target
         self.server = socket.create_server(listen, reuse_port=False)
