@@ -127,8 +127,11 @@ def wizard(
     page.get_by_label("Type", exact=True).select_option(fields.get("hm", ""))
     if shots:
         shot(page, f"{shots}-5", True)
-    page.get_by_role("button", name="Create").click()
-    page.wait_for_url(re.compile(r".*/ui/loadbalancers/[0-9a-f-]{36}$"))
+    # Each step waits for the nodes to apply the last: minutes on a loaded lab.
+    with page.expect_navigation(timeout=300_000):
+        page.get_by_role("button", name="Create").click()
+    if not re.search(r"/ui/loadbalancers/[0-9a-f-]{36}$", page.url):
+        raise AssertionError(f"the wizard stopped: {page.locator('main').inner_text()[:500]}")
     return str(page.url.rsplit("/", 1)[1])
 
 

@@ -29,6 +29,7 @@ from .conftest import FIGURES
 pytestmark = [pytest.mark.netns, pytest.mark.console_lab]
 
 
+@pytest.mark.timeout(1200)
 def test_the_console_drives_the_lab(lab: Lab) -> None:
     sync_api = need_browser()
     backends = [lab.state.hosts[b]["ip"] for b in ("b1", "b2")]
