@@ -180,3 +180,11 @@ def test_no_token_reaches_the_logs(
     client.get("/ui/loadbalancers")
     client.post("/ui/create", data={"csrf": "x"})
     assert ADMIN_SECRET not in caplog.text
+
+
+def test_a_made_up_kind_is_the_apis_400_not_a_500(client: TestClient) -> None:
+    login(client, ADMIN_SECRET)
+    form = {"csrf": csrf_of(client), "name": "x", "kind": "l9", "protocol": "TCP"}
+    page = client.post("/ui/create", data=form)
+    assert page.status_code == 400
+    assert "flavor l9 does not exist" in page.text

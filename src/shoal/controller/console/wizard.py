@@ -19,11 +19,13 @@ L4_PROTOCOLS = ("TCP", "UDP")
 L7_PROTOCOLS = ("HTTP", "HTTPS", "TERMINATED_HTTPS")
 ALGORITHMS = ("ROUND_ROBIN", "LEAST_CONNECTIONS", "SOURCE_IP", "SOURCE_IP_PORT")
 MONITORS = ("", "TCP", "HTTP", "HTTPS", "PING", "TLS-HELLO", "UDP-CONNECT")
+# What each tier does best when the user leaves the choice: Maglev on the 5-tuple for L4.
+DEFAULT_ALGORITHM = {"l4": "SOURCE_IP_PORT", "l7": "ROUND_ROBIN"}
 DEFAULTS = {
     "kind": "l4",
     "protocol": "TCP",
     "protocol_port": "80",
-    "lb_algorithm": "ROUND_ROBIN",
+    "lb_algorithm": "",
     "hm_type": "",
     "hm_delay": "5",
     "hm_timeout": "3",
@@ -138,7 +140,8 @@ async def _children(
     pool = {
         "listener_id": made["listener"]["id"],
         "protocol": "HTTP" if protocol == "TERMINATED_HTTPS" else protocol,
-        "lb_algorithm": form.get("lb_algorithm", "ROUND_ROBIN"),
+        "lb_algorithm": form.get("lb_algorithm")
+        or DEFAULT_ALGORITHM.get(form.get("kind", ""), "ROUND_ROBIN"),
     }
     await _settled(c, lb_id, "listener")
     pool_id = (await _step(c, "pool", "/v2/lbaas/pools", {"pool": pool}))["pool"]["id"]
