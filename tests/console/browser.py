@@ -135,9 +135,15 @@ def wizard(
     return str(page.url.rsplit("/", 1)[1])
 
 
-def see_active(page: Any) -> None:
+def see_active(page: Any, timeout: float = 120) -> None:
+    seen: list[str] = []
+
     def active() -> bool:
         page.reload()
-        return "ACTIVE" in page.locator("#provisioning").inner_text()
+        seen.append(page.locator("#provisioning").inner_text())
+        return "ACTIVE" in seen[-1]
 
-    wait_until(active, 60, "the load balancer to be ACTIVE")
+    try:
+        wait_until(active, timeout, "the load balancer to be ACTIVE")
+    except BaseException:
+        raise AssertionError(f"not ACTIVE: last {seen[-1:]}; {page.url}") from None

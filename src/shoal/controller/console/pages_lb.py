@@ -7,7 +7,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from shoal.controller.console.apiclient import ApiFailureError
@@ -77,9 +77,31 @@ async def detail_page(
     return c.page("lb_detail.html", status, notice=notice, error=error, **ctx)
 
 
+# What a finished write says on the page it redirects to (by code: no text from the URL).
+DONE = {
+    "added": "Member added",
+    "drained": "Member drained",
+    "weight": "Weight set",
+    "removed": "Member removed",
+    "rolledback": "Rolled back",
+}
+
+
+def done(lb_id: str, code: str, revision: int | None) -> Response:
+    """Post, then redirect, then get: a reload never sends the write again."""
+    url = f"/ui/loadbalancers/{lb_id}?done={code}&revision={revision or 0}"
+    return security_headers(RedirectResponse(url, status_code=303))
+
+
 @router.get("/loadbalancers/{lb_id}")
-async def detail(lb_id: str, c: ConsoleDep) -> HTMLResponse:
-    return await detail_page(c, lb_id)
+async def detail(
+    lb_id: str,
+    c: ConsoleDep,
+    done: Annotated[str, Query(max_length=16)] = "",
+    revision: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    notice = f"{DONE[done]}: revision {revision}" if done in DONE else ""
+    return await detail_page(c, lb_id, notice=notice)
 
 
 @router.get("/loadbalancers/{lb_id}/traffic")
@@ -119,7 +141,7 @@ def _member_body(form: dict[str, str]) -> dict[str, Any]:
 
 
 @router.post("/loadbalancers/{lb_id}/pools/{pool_id}/members")
-async def add_member(lb_id: str, pool_id: str, c: ConsoleDep) -> HTMLResponse:
+async def add_member(lb_id: str, pool_id: str, c: ConsoleDep) -> Response:
     form = await c.form()
     try:
         reply = await c.api.call(
@@ -127,25 +149,25 @@ async def add_member(lb_id: str, pool_id: str, c: ConsoleDep) -> HTMLResponse:
         )
     except ApiFailureError as exc:
         return await detail_page(c, lb_id, exc.status, error=exc.line)
-    return await detail_page(c, lb_id, notice=f"Member added: revision {reply.revision}")
+    return done(lb_id, "added", reply.revision)
 
 
 @router.post("/loadbalancers/{lb_id}/pools/{pool_id}/members/{member_id}")
-async def member_action(lb_id: str, pool_id: str, member_id: str, c: ConsoleDep) -> HTMLResponse:
+async def member_action(lb_id: str, pool_id: str, member_id: str, c: ConsoleDep) -> Response:
     form = await c.form()
     action = form.get("action", "")
     path = f"/v2/lbaas/pools/{pool_id}/members/{member_id}"
     try:
         if action == "remove":
             reply = await c.api.call("DELETE", path)
-            done = "Member removed"
+            code = "removed"
         elif action in ("drain", "weight"):
             raw = "0" if action == "drain" else form.get("weight", "").strip()
             weight: Any = int(raw) if raw.isdigit() else raw
             reply = await c.api.call("PUT", path, {"member": {"weight": weight}})
-            done = "Member drained" if action == "drain" else f"Weight set to {weight}"
+            code = "drained" if action == "drain" else "weight"
         else:
             return await detail_page(c, lb_id, 400, error=f"unknown member action {action!r}")
     except ApiFailureError as exc:
         return await detail_page(c, lb_id, exc.status, error=exc.line)
-    return await detail_page(c, lb_id, notice=f"{done}: revision {reply.revision}")
+    return done(lb_id, code, reply.revision)

@@ -7,11 +7,11 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from shoal.controller.console.apiclient import ApiFailureError
 from shoal.controller.console.context import ConsoleDep
-from shoal.controller.console.pages_lb import detail_page
+from shoal.controller.console.pages_lb import detail_page, done
 
 router = APIRouter()
 
@@ -81,7 +81,7 @@ async def confirm_rollback(lb_id: str, number: int, c: ConsoleDep) -> HTMLRespon
 
 
 @router.post("/loadbalancers/{lb_id}/revisions/{number}/rollback")
-async def rollback(lb_id: str, number: int, c: ConsoleDep) -> HTMLResponse:
+async def rollback(lb_id: str, number: int, c: ConsoleDep) -> Response:
     form = await c.form()
     body = {"message": form["message"]} if form.get("message") else None
     try:
@@ -90,6 +90,4 @@ async def rollback(lb_id: str, number: int, c: ConsoleDep) -> HTMLResponse:
         )
     except ApiFailureError as exc:
         return await detail_page(c, lb_id, exc.status, error=exc.line)
-    return await detail_page(
-        c, lb_id, notice=f"Rolled back to revision {number}: revision {reply.revision}"
-    )
+    return done(lb_id, "rolledback", reply.revision)
