@@ -192,3 +192,18 @@ def test_a_made_up_kind_is_the_apis_400_not_a_500(client: TestClient) -> None:
     page = client.post("/ui/create", data=form)
     assert page.status_code == 400
     assert "flavor l9 does not exist" in page.text
+
+
+def test_the_nodes_page_shows_flood_events_and_digest_agreement(
+    client: TestClient, admin: Api
+) -> None:
+    from tests.api.helpers import Fleet
+
+    fleet = Fleet(admin)
+    node = fleet.ok("POST", "/v2/shoal/nodes", {"name": "l4x", "role": "l4"})["node"]
+    event = {"kind": "flood_mode_entered", "severity": "warning", "message": "SYN flood on cpu 0"}
+    fleet.ok("POST", f"/v2/shoal/nodes/{node['id']}/events", {"events": [event]})
+    login(client, ADMIN_SECRET)
+    page = client.get("/ui/admin/nodes")
+    assert page.status_code == 200
+    assert "SYN flood on cpu 0" in page.text and "l4x" in page.text

@@ -16,6 +16,7 @@ from shoal.controller.db.models import Node
 from shoal.controller.services.writes import current_seq
 
 router = APIRouter()
+FLOOD_KINDS = ("flood_mode_entered", "flood_mode_exited")  # what L4 agents report
 QUOTA_KEYS = ("load_balancer", "listener", "pool", "member", "healthmonitor", "l7policy", "l7rule")
 
 
@@ -45,7 +46,10 @@ async def nodes(c: ConsoleDep) -> HTMLResponse:
     try:
         rows = (await c.api.get("/v2/shoal/nodes"))["nodes"]
         clusters = (await c.api.get("/v2/shoal/clusters"))["clusters"]
-        floods = (await c.api.get("/v2/shoal/events", kind="flood", limit=20))["events"]
+        floods = []
+        for kind in FLOOD_KINDS:
+            floods += (await c.api.get("/v2/shoal/events", kind=kind, limit=20))["events"]
+        floods.sort(key=lambda e: -int(e["id"]))
     except ApiFailureError as exc:
         return c.page("message.html", exc.status, title="Nodes", message=exc.line)
     extra, seq = _extra(c)
