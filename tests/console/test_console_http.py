@@ -207,3 +207,20 @@ def test_the_nodes_page_shows_flood_events_and_digest_agreement(
     page = client.get("/ui/admin/nodes")
     assert page.status_code == 200
     assert "SYN flood on cpu 0" in page.text and "l4x" in page.text
+
+
+def test_a_login_posted_from_another_site_is_refused(client: TestClient) -> None:
+    r = client.post(
+        "/ui/login",
+        data={"token": ADMIN_SECRET},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 403 and "set-cookie" not in r.headers
+    r = client.post(
+        "/ui/login",
+        data={"token": ADMIN_SECRET},
+        headers={"Origin": "https://testserver"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -56,6 +56,14 @@ def _login_page(state: State, status: int = 200, error: str = "", next_path: str
     )
 
 
+def same_origin(request: Request) -> bool:
+    """A browser names the posting page's origin; none (a script, curl) is not a browser."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
 @router.get("/login")
 def login_form(state: State, next: Annotated[str, Query()] = "") -> Response:
     return _login_page(state, next_path=next if is_safe_next(next) else "")
@@ -63,6 +71,9 @@ def login_form(state: State, next: Annotated[str, Query()] = "") -> Response:
 
 @router.post("/login")
 async def login(request: Request, state: State) -> Response:
+    if not same_origin(request):
+        # Login CSRF: another site must not log the browser in as someone else.
+        return _login_page(state, 403, "this login form was sent from another site")
     form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
     next_path = form.get("next", "")
     token = form.get("token", "").strip()
