@@ -217,6 +217,8 @@ def test_a_login_posted_from_another_site_is_refused(client: TestClient) -> None
         follow_redirects=False,
     )
     assert r.status_code == 403 and "set-cookie" not in r.headers
+    hidden = client.post("/ui/login", data={"token": ADMIN_SECRET}, headers={"Origin": "null"})
+    assert hidden.status_code == 403
     r = client.post(
         "/ui/login",
         data={"token": ADMIN_SECRET},

@@ -57,7 +57,8 @@ def _login_page(state: State, status: int = 200, error: str = "", next_path: str
 
 
 def same_origin(request: Request) -> bool:
-    """A browser names the posting page's origin; none (a script, curl) is not a browser."""
+    """A browser names the posting page's origin (our pages' Referrer-Policy keeps it named;
+    a page that hides it sends "null", refused); none at all is not a browser (curl)."""
     origin = request.headers.get("origin")
     if origin is None:
         return True
