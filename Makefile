@@ -11,7 +11,7 @@ CLANG ?= clang
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -Wall -Werror -Wno-unused-function \
 	-I bpf -I /usr/include/$(MULTIARCH)
 
-.PHONY: all preflight deps venv build test test-fast test-scale test-prometheus test-kernel test-kernel-quick lint demo bench bench-gate bench-aa clean tempest lab-slow
+.PHONY: all preflight deps venv build test test-fast test-scale test-prometheus test-console test-kernel test-kernel-quick lint demo bench bench-gate bench-aa clean tempest lab-slow
 all: build
 
 preflight:
@@ -73,6 +73,11 @@ test-kernel: build
 
 test-kernel-quick: build
 	scripts/kernel-vm.sh $(KERNEL) -- $(VENV)/bin/pytest -q -p no:cacheprovider $(KERNEL_QUICK_TESTS)
+
+# The web console in headless Chromium against the whole lab (docs/console.md); heavy, so not
+# in `make test`, which runs tests/console (a live controller with the noop provider).
+test-console: build
+	nice -n 10 $(VENV)/bin/pytest -q -m console_lab tests/lab/test_console.py
 
 # octavia-tempest-plugin's whole tests.api.v2 against a controller with the noop provider
 # and a Keystone started for it (scripts/tempest.py); prints pass/fail/skip per module.

@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(clang llvm libbpf-dev libbpf1 bpftool iproute2 ethtool nftables tcpdump curl socat
           gcc python3-dev python3-venv postgresql bird2 hping3 haproxy wrk netsniff-ng nginx
-          prometheus)
+          prometheus chromium)  # chromium: the console's browser tests (Playwright drives it)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

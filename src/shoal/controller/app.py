@@ -15,6 +15,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from shoal import __version__
+from shoal.controller import console
 from shoal.controller.api import lbaas
 from shoal.controller.api import shoal as shoal_api
 from shoal.controller.api.deps import AppState
@@ -148,6 +149,7 @@ def create_app(
     app.include_router(lbaas.router, prefix="/v2/lbaas")
     app.include_router(lbaas.router, prefix="/v2.0/lbaas", include_in_schema=False)
     app.include_router(shoal_api.router, prefix="/v2/shoal")
+    console.install(app)  # the web console under /ui
 
     @app.get("/", tags=["versions"])
     def versions(request: Request) -> dict[str, Any]:

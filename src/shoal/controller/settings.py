@@ -134,6 +134,7 @@ class ControllerSettings(BaseModel):
     # GET /metrics answers an admin token, or this scrape token (a 0600 file; Prometheus
     # sends it as Authorization: Bearer from its credentials_file). docs/metrics.md.
     metrics_token_file: Path | None = None
+    console_session_seconds: Annotated[float, Field(gt=0, le=7 * 86400)] = 8 * 3600  # /ui login
     log_format: Literal["text", "json"] = "text"  # json: one object per line (docs/metrics.md)
     # Who may call: "shoal" (Shoal's tokens and node credentials), "keystone" (Keystone
     # tokens too; needs keystone:), or "noauth" (development, loopback only: no token needed,

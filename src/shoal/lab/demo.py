@@ -17,7 +17,8 @@ from rich.table import Table
 
 from shoal import netns
 from shoal.dataplane.balancer import Balancer
-from shoal.lab.lab import Lab, LabSpec
+from shoal.lab.forward import Forwarder
+from shoal.lab.lab import CONTROLLER_PORT, Lab, LabSpec
 from shoal.lab.traffic import http_requests, https_get
 
 __all__ = ["run_demo"]
@@ -261,9 +262,17 @@ def run_demo(requests: int = 300, wait: bool | None = None, l4_nodes: int = 2) -
             f"SHOAL_TOKEN={state.admin_token} shoal status {lb['id']}"
         )
         if wait:
-            console.print("[bold]the lab is up; press Ctrl-C to tear it down[/bold]")
-            while True:
-                time.sleep(3600)
+            port = int(os.environ.get("SHOAL_DEMO_CONSOLE_PORT", "9877"))
+            host = os.environ.get("SHOAL_DEMO_CONSOLE_HOST", "127.0.0.1")
+            with Forwarder((host, port), state.ctl_ns, ("127.0.0.1", CONTROLLER_PORT)) as fwd:
+                console.print(
+                    f"console: https://{fwd.address[0]}:{fwd.address[1]}/ui/ "
+                    f"(log in with the token {state.admin_token}; the controller's CA is "
+                    f"{state.ca_bundle})"
+                )
+                console.print("[bold]the lab is up; press Ctrl-C to tear it down[/bold]")
+                while True:
+                    time.sleep(3600)
     except KeyboardInterrupt:
         console.print("interrupted")
     finally:
