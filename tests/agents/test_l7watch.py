@@ -38,7 +38,9 @@ def desired_state(ports: dict[str, int], healthy: bool = True) -> dict[str, Any]
         "kind": "l7",
         "admin_state_up": True,
         "vip_address": "10.200.0.5",
-        "listeners": [{"id": "li1", "protocol_port": 80, "admin_state_up": True}],
+        "listeners": [
+            {"id": "li1", "protocol": "HTTP", "protocol_port": 80, "admin_state_up": True}
+        ],
     }
     return {
         "seq": 1,

@@ -89,7 +89,7 @@ class AgentLoop(ABC):
         the id of the API request that published it: a write can be followed from the
         controller's log to every node's."""
         refused = {e.get("load_balancer_id"): e.get("reason") for e in self.errors}
-        entries = [desired.lbs[i] for i in touched if i in desired.lbs]
+        entries = [lb for lb_id, lb in desired.lbs.items() if lb_id in touched]  # in order
         # A starting agent applies everything at once: one summary line, details at debug.
         first = not self._revisions and len(entries) > self.log_each_below
         level = logging.DEBUG if first else logging.INFO

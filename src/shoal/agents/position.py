@@ -59,12 +59,18 @@ class FeedStore:
     def save(self, state: DesiredState, touched: Iterable[str], snapshot: bool) -> None:
         """Writes the touched load balancers (all of them after a snapshot) and the
         position, atomically."""
+        touched = set(touched)
         cur = self._db.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
             if snapshot:
                 cur.execute("DELETE FROM lbs")
-            for lb_id in touched:
+                ordered = [i for i in state.lbs if i in touched]
+            else:  # a delta: few ids; their order of change is their feed position
+                ordered = sorted(
+                    touched, key=lambda i: (state.lbs[i].seq if i in state.lbs else -1, i)
+                )
+            for lb_id in ordered:
                 lb = state.lbs.get(lb_id)
                 # Delete then insert: the row order follows the order of changes.
                 cur.execute("DELETE FROM lbs WHERE id = ?", (lb_id,))
