@@ -3,11 +3,23 @@ health monitor bounds, the noop provider and provider capabilities."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from shoal.controller.settings import ControllerSettings
+
+from .conftest import make_settings
 from .helpers import Api
 
 LB = "/v2/lbaas/loadbalancers"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> ControllerSettings:
+    """The noop provider is off by default (enabled_providers); these tests use it."""
+    return make_settings(database_url, tmp_path, enabled_providers=["shoal", "noop"])
 
 
 def noop_lb(api: Api, **fields: Any) -> dict[str, Any]:
@@ -43,9 +55,10 @@ def test_shoal_provider_refuses_sctp_and_prometheus_as_octavia_does(alice: Api) 
         assert "Provider 'shoal' does not support a requested option" in r.json()["faultstring"]
 
 
-def test_unknown_provider_is_octavias_501(alice: Api) -> None:
+def test_a_provider_that_is_not_enabled_is_octavias_400(alice: Api) -> None:
+    # Octavia's driver_factory checks enabled_provider_drivers before loading the driver.
     r = alice.request("POST", LB, {"loadbalancer": {"provider": "amphora"}})
-    assert r.status_code == 501 and r.json()["faultstring"] == "Provider 'amphora' was not found."
+    assert r.status_code == 400 and r.json()["faultstring"] == "Provider 'amphora' is not enabled."
 
 
 def test_numeric_strings_and_boolean_spellings_are_coerced(alice: Api) -> None:

@@ -8,13 +8,19 @@ import pytest
 from fastapi.testclient import TestClient
 
 from shoal.controller.app import create_app
-from shoal.controller.settings import load_settings
+from shoal.controller.settings import ControllerSettings, load_settings
 from shoal.errors import ConfigError
 
 from .conftest import make_settings
 from .helpers import ADMIN_SECRET, Api
 
 LB_PATH = "/v2/lbaas/loadbalancers"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> ControllerSettings:
+    """The noop provider is off by default (enabled_providers); these tests use it."""
+    return make_settings(database_url, tmp_path, enabled_providers=["shoal", "noop"])
 
 
 def _pool(admin: Api, name: str, cidr: str, **fields: object) -> dict:

@@ -55,7 +55,7 @@ def flavor_capabilities(
     provider: str, request: Request, state: State, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     principal.require_admin()
-    table = providers.get(provider).flavor_capabilities
+    table = providers.get(provider, state.settings.enabled_providers).flavor_capabilities
     return {"flavor_capabilities": _capabilities(request, table)}
 
 
@@ -64,7 +64,7 @@ def availability_zone_capabilities(
     provider: str, request: Request, state: State, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     principal.require_admin()
-    table = providers.get(provider).availability_zone_capabilities
+    table = providers.get(provider, state.settings.enabled_providers).availability_zone_capabilities
     return {"availability_zone_capabilities": _capabilities(request, table)}
 
 
