@@ -176,5 +176,5 @@ def test_provider_capabilities(admin: Api, alice: Api) -> None:
         **{"name": "compute_zone"},
     )
     assert [c["name"] for c in az["availability_zone_capabilities"]] == ["compute_zone"]
-    assert admin.request("GET", "/v2/lbaas/providers/nope/flavor_capabilities").status_code == 501
+    assert admin.request("GET", "/v2/lbaas/providers/nope/flavor_capabilities").status_code == 400
     assert alice.request("GET", "/v2/lbaas/providers/noop/flavor_capabilities").status_code == 403

@@ -17,7 +17,6 @@ from shoal.controller.db.models import (
 from shoal.controller.services import status
 
 __all__ = [
-    "FLAVORS",
     "healthmonitor",
     "l7policy",
     "l7rule",
@@ -26,24 +25,6 @@ __all__ = [
     "member",
     "pool",
 ]
-
-# Two built-in flavors choose the kind of load balancer.
-FLAVORS: dict[str, dict[str, Any]] = {
-    "l4": {
-        "id": "5b0a1e4d-0000-4000-8000-000000000004",
-        "name": "l4",
-        "description": "L4: XDP, Maglev, direct server return (TCP, UDP)",
-        "enabled": True,
-        "flavor_profile_id": "5b0a1e4d-0000-4000-8000-0000000000f4",
-    },
-    "l7": {
-        "id": "5b0a1e4d-0000-4000-8000-000000000007",
-        "name": "l7",
-        "description": "L7: HAProxy proxies behind the L4 tier (HTTP, HTTPS, TLS, TCP)",
-        "enabled": True,
-        "flavor_profile_id": "5b0a1e4d-0000-4000-8000-0000000000f7",
-    },
-}
 
 
 def ts(value: dt.datetime | None) -> str | None:
@@ -79,7 +60,7 @@ def loadbalancer(lb: LoadBalancer) -> dict[str, Any]:
         "listeners": [{"id": li.id} for li in lb.listeners],
         "pools": [{"id": p.id} for p in lb.pools],
         "provider": lb.provider,
-        "flavor_id": FLAVORS[lb.kind]["id"],
+        "flavor_id": lb.flavor_id,
         "availability_zone": lb.availability_zone,
     }
 

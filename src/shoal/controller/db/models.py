@@ -24,10 +24,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "AuditEntry",
+    "AvailabilityZone",
+    "AvailabilityZoneProfile",
     "Base",
     "Certificate",
     "Change",
     "Event",
+    "Flavor",
+    "FlavorProfile",
     "HealthMonitor",
     "L7Policy",
     "L7Rule",
@@ -124,6 +128,10 @@ class Listener(_Resource, Base):
     insert_headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     default_tls_container_ref: Mapped[str | None] = mapped_column(String(255), default=None)
     sni_container_refs: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # HTTP Strict Transport Security on TERMINATED_HTTPS listeners (Octavia 2.27).
+    hsts_max_age: Mapped[int | None] = mapped_column(Integer, default=None)
+    hsts_include_subdomains: Mapped[bool] = mapped_column(Boolean, default=False)
+    hsts_preload: Mapped[bool] = mapped_column(Boolean, default=False)
 
     load_balancer: Mapped[LoadBalancer] = relationship(back_populates="listeners")
     l7policies: Mapped[list[L7Policy]] = relationship(
@@ -435,3 +443,59 @@ class VipPool(Base):
     project_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)  # or only these
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+
+class FlavorProfile(Base):
+    """What a flavor means to its provider: the provider's name and its metadata (JSON text,
+    as Octavia stores and shows it; for shoal, {"kind": "l4"} or {"kind": "l7"})."""
+
+    __tablename__ = "flavor_profiles"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255))
+    provider_name: Mapped[str] = mapped_column(String(64))
+    flavor_data: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Flavor(Base):
+    """A flavor tenants choose (flavor_id of a load balancer); admins define them."""
+
+    __tablename__ = "flavors"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    flavor_profile_id: Mapped[str] = mapped_column(ForeignKey("flavor_profiles.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    profile: Mapped[FlavorProfile] = relationship()
+
+
+class AvailabilityZoneProfile(Base):
+    __tablename__ = "availability_zone_profiles"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255))
+    provider_name: Mapped[str] = mapped_column(String(64))
+    availability_zone_data: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AvailabilityZone(Base):
+    """Named by its name, as in Octavia (load balancers refer to it by name); the id is
+    internal (ordering and paging)."""
+
+    __tablename__ = "availability_zones"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    availability_zone_profile_id: Mapped[str] = mapped_column(
+        ForeignKey("availability_zone_profiles.id"), index=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    profile: Mapped[AvailabilityZoneProfile] = relationship()
