@@ -15,7 +15,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from shoal import __version__
-from shoal.controller.api import lbaas, neutron
+from shoal.controller.api import amphorae, lbaas, neutron
 from shoal.controller.api import shoal as shoal_api
 from shoal.controller.api.deps import AppState
 from shoal.controller.auth import Authenticator, make_authenticator, secret_hash
@@ -138,6 +138,7 @@ def create_app(
     app.include_router(shoal_api.router, prefix="/v2/shoal")
     # Neutron's paths, for clients that resolve VIP subnets through the `network` service.
     app.include_router(neutron.router, prefix="/v2.0")
+    app.include_router(amphorae.router, prefix="/v2/octavia")
 
     @app.get("/", tags=["versions"])
     def versions(request: Request) -> dict[str, Any]:

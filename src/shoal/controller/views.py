@@ -91,9 +91,9 @@ def listener(li: Listener) -> dict[str, Any]:
         "client_ca_tls_container_ref": None,
         "client_authentication": "NONE",
         "client_crl_container_ref": None,
-        "hsts_include_subdomains": False,
-        "hsts_max_age": None,
-        "hsts_preload": False,
+        "hsts_include_subdomains": li.hsts_include_subdomains,
+        "hsts_max_age": li.hsts_max_age,
+        "hsts_preload": li.hsts_preload,
     }
 
 

@@ -228,6 +228,13 @@ def _check_certificates(session: Session, lb: LoadBalancer) -> None:
         refs = [li.default_tls_container_ref, *(li.sni_container_refs or [])]
         for ref in filter(None, refs):
             cert = session.get(Certificate, certs.cert_id_of(ref))
+            if (cert is None or cert.project_id != lb.project_id) and certs.is_barbican_ref(ref):
+                raise BadRequest(
+                    f"listener {li.protocol}:{li.protocol_port}: {ref} is a Barbican "
+                    "reference; this controller has no Barbican client. Upload the "
+                    "certificate and key with `shoal certificate upload` (or POST "
+                    "/v2/shoal/certificates) and pass the certificate id it returns"
+                )
             if cert is None or cert.project_id != lb.project_id:
                 raise BadRequest(
                     f"listener {li.protocol}:{li.protocol_port}: certificate "

@@ -18,7 +18,7 @@ from shoal.controller.errors import Conflict
 from shoal.controller.schemas.listener import ListenerCreateBody, ListenerUpdateBody
 
 router = APIRouter(tags=["listeners"])
-CLEARABLE = frozenset({"default_pool_id", "default_tls_container_ref"})
+CLEARABLE = frozenset({"default_pool_id", "default_tls_container_ref", "hsts_max_age"})
 
 
 def _render(
