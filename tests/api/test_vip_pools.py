@@ -247,8 +247,12 @@ def test_noop_takes_an_unknown_subnet_as_given_but_never_another_projects_vip(
     lb = bob.lb(vip_address="198.18.33.33", **fake)
     assert (lb["vip_subnet_id"], lb["vip_network_id"]) == ("sub-tempest", "net-tempest")
     assert bob.lb(**fake)["vip_address"] == "10.200.0.1"  # no address: the project's pool
+    # Noop balancers configure nothing: they may repeat each other's VIP (tempest's fixed
+    # test addresses), never a serving balancer's.
+    assert bob.lb(vip_address="198.18.33.33", **fake)["vip_address"] == "198.18.33.33"
+    served = bob.lb(flavor_id="l4")["vip_address"]
     for address, status in (
-        ("198.18.33.33", 409),  # still unique
+        (served, 409),  # a serving balancer's
         ("fd00:a::5", 400),  # alpha's pool
         ("127.0.0.1", 400),  # never a VIP
     ):

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -82,13 +83,24 @@ class _Resource:
 
 class LoadBalancer(_Resource, Base):
     __tablename__ = "load_balancers"
+    __table_args__ = (
+        Index(
+            "uq_load_balancers_served_vip",
+            "vip_address",
+            unique=True,
+            sqlite_where=text("provider != 'noop'"),
+            postgresql_where=text("provider != 'noop'"),
+        ),
+    )
 
     description: Mapped[str] = mapped_column(String(255), default="")
     kind: Mapped[str] = mapped_column(String(8), default="l7")  # l4 | l7
     flavor_id: Mapped[str | None] = mapped_column(String(36), default=None)
     provider: Mapped[str] = mapped_column(String(64), default="shoal")
     availability_zone: Mapped[str | None] = mapped_column(String(255), default=None)
-    vip_address: Mapped[str] = mapped_column(String(64), unique=True)
+    # Unique among the balancers that serve traffic (index below); the noop provider's
+    # configure nothing, so they may repeat one (tempest's fixed test VIPs, as in Octavia).
+    vip_address: Mapped[str] = mapped_column(String(64))
     vip_subnet_id: Mapped[str | None] = mapped_column(String(64), default=None)
     vip_network_id: Mapped[str | None] = mapped_column(String(64), default=None)
     vip_port_id: Mapped[str | None] = mapped_column(String(64), default=None)

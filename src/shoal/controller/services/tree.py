@@ -116,6 +116,12 @@ POLICY_FIELDS = (
 RULE_FIELDS = ("id", "type", "compare_type", "key", "value", "invert", "admin_state_up", "tags")
 
 
+def port_space(protocol: str) -> str:
+    """What a listener's port is unique in, as in Octavia: UDP, SCTP and the TCP-based
+    protocols (TCP, HTTP, HTTPS, TERMINATED_HTTPS, PROMETHEUS) each have their own ports."""
+    return {"UDP": "udp", "SCTP": "sctp"}.get(protocol, "tcp")
+
+
 def _check_hsts(li: Listener) -> None:
     """Octavia's rules (common/validate.py check_hsts_options), with its answers."""
     if (li.hsts_include_subdomains or li.hsts_preload) and li.hsts_max_age is None:
@@ -388,7 +394,7 @@ def materialize(session: Session, lb: LoadBalancer, doc: dict[str, Any]) -> None
                 load_balancer_id=lb.id,
                 protocol=ldoc["protocol"],
                 protocol_port=ldoc["protocol_port"],
-                l4_protocol="udp" if ldoc["protocol"] == "UDP" else "tcp",
+                l4_protocol=port_space(ldoc["protocol"]),
             )
             lb.listeners.append(li)
         _set(li, ldoc, LISTENER_FIELDS)

@@ -1,4 +1,5 @@
-"""flavor profiles, flavors, availability zone profiles and zones as tables; HSTS on listeners
+"""flavor profiles, flavors, availability zone profiles and zones as tables; HSTS on
+listeners; VIP addresses unique among balancers that serve traffic (not noop ones)
 
 The two flavors that were built in (l4, l7) become rows with their old ids, so the flavor_id
 of every existing load balancer still names a flavor.
@@ -94,6 +95,23 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("hsts_preload", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+    # A VIP is unique among balancers that serve traffic; noop ones (API tests) may share.
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_constraint("load_balancers_vip_address_key", "load_balancers", type_="unique")
+    else:
+        with op.batch_alter_table(
+            "load_balancers",
+            naming_convention={"uq": "uq_%(table_name)s_%(column_0_name)s"},
+        ) as batch:
+            batch.drop_constraint("uq_load_balancers_vip_address", type_="unique")
+    op.create_index(
+        "uq_load_balancers_served_vip",
+        "load_balancers",
+        ["vip_address"],
+        unique=True,
+        sqlite_where=sa.text("provider != 'noop'"),
+        postgresql_where=sa.text("provider != 'noop'"),
+    )
     now = dt.datetime(2026, 12, 1)
     op.bulk_insert(
         profiles,
@@ -125,6 +143,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("uq_load_balancers_served_vip", "load_balancers")
+    with op.batch_alter_table("load_balancers") as batch:
+        batch.create_unique_constraint("uq_load_balancers_vip_address", ["vip_address"])
     with op.batch_alter_table("listeners") as batch:
         batch.drop_column("hsts_preload")
         batch.drop_column("hsts_include_subdomains")
