@@ -178,3 +178,25 @@ def test_provider_capabilities(admin: Api, alice: Api) -> None:
     assert [c["name"] for c in az["availability_zone_capabilities"]] == ["compute_zone"]
     assert admin.request("GET", "/v2/lbaas/providers/nope/flavor_capabilities").status_code == 400
     assert alice.request("GET", "/v2/lbaas/providers/noop/flavor_capabilities").status_code == 403
+
+
+def test_listener_ports_are_unique_per_protocol_family_as_in_octavia(alice: Api) -> None:
+    """UDP, SCTP and the TCP-based protocols have separate port spaces (tempest's
+    *_listener_create_on_same_port); two TCP-based listeners on one port conflict."""
+    lb = noop_lb(alice)
+    for proto in ("TCP", "UDP", "SCTP"):
+        assert alice.listener(lb["id"], 8010, proto)["protocol"] == proto
+    for proto in ("TCP", "HTTP", "UDP", "SCTP"):
+        body = {"listener": {"loadbalancer_id": lb["id"], "protocol": proto, "protocol_port": 8010}}
+        assert alice.request("POST", "/v2/lbaas/listeners", body).status_code == 409, proto
+
+
+def test_noop_balancers_may_share_a_test_vip_but_never_a_served_one(alice: Api, bob: Api) -> None:
+    a = noop_lb(alice, vip_address="2001:db8:33:33:33:33:33:33", vip_subnet_id="sub-x")
+    b = noop_lb(bob, vip_address="2001:db8:33:33:33:33:33:33", vip_subnet_id="sub-x")
+    assert a["vip_address"] == b["vip_address"] and a["id"] != b["id"]
+    served = alice.lb(flavor_id="l4")
+    body = {"loadbalancer": {"provider": "noop", "vip_address": served["vip_address"]}}
+    assert bob.request("POST", LB, body).status_code == 409
+    body = {"loadbalancer": {"vip_address": served["vip_address"], "flavor_id": "l4"}}
+    assert bob.request("POST", LB, body).status_code == 409

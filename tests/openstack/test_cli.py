@@ -154,6 +154,9 @@ def test_member_builds_and_deletes_a_load_balancer_with_the_cli(cloud, as_user):
     assert listener["id"] in status.out and member["id"] in status.out
     quota = alice.ok("loadbalancer", "quota", "show", cloud.keystone.ids["project:alpha"])
     assert "load_balancer" in quota
+    # By name: a member may not look projects up in Keystone; the CLI sends the name.
+    assert alice.ok("loadbalancer", "quota", "show", "alpha")["load_balancer"] == -1
+    alice.refused("loadbalancer", "quota", "show", "beta")  # another project: 404
     stats = alice.ok("loadbalancer", "stats", "show", lb["id"])
     assert stats["total_connections"] == 0
     assert alice.run("loadbalancer", "failover", lb["id"]).rc == 0
