@@ -200,3 +200,42 @@ def test_noop_balancers_may_share_a_test_vip_but_never_a_served_one(alice: Api, 
     assert bob.request("POST", LB, body).status_code == 409
     body = {"loadbalancer": {"vip_address": served["vip_address"], "flavor_id": "l4"}}
     assert bob.request("POST", LB, body).status_code == 409
+
+
+def test_what_tempest_checks_after_an_update_or_a_create(alice: Api, admin: Api) -> None:
+    """A member's address comes back as written; a policy's change of action clears the
+    fields of the old one; flavors list by id; noop listeners take any TLS reference."""
+    lb = noop_lb(alice)
+    li = alice.listener(lb["id"], 80, "HTTP")
+    body = {
+        "pool": {"loadbalancer_id": lb["id"], "protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN"}
+    }
+    pool_id = alice.ok("POST", "/v2/lbaas/pools", body, expect=201)["pool"]["id"]
+    member = alice.member(pool_id, "2001:db8:0:0:0:0:0:1", 80)
+    assert member["address"] == "2001:db8:0:0:0:0:0:1"
+    dup = alice.request(
+        "POST",
+        f"/v2/lbaas/pools/{pool_id}/members",
+        {"member": {"address": "2001:db8::1", "protocol_port": 80}},
+    )
+    assert dup.status_code == 409  # the same address, written otherwise
+    body = {
+        "l7policy": {
+            "listener_id": li["id"],
+            "action": "REDIRECT_TO_URL",
+            "redirect_url": "http://localhost",
+        }
+    }
+    policy = alice.ok("POST", "/v2/lbaas/l7policies", body, expect=201)["l7policy"]
+    changed = {"l7policy": {"action": "REDIRECT_TO_POOL", "redirect_pool_id": pool_id}}
+    after = alice.ok("PUT", f"/v2/lbaas/l7policies/{policy['id']}", changed)["l7policy"]
+    assert (after["redirect_url"], after["redirect_pool_id"]) == (None, pool_id)
+    tls = alice.listener(
+        lb["id"],
+        443,
+        "TERMINATED_HTTPS",
+        default_tls_container_ref="http://barbican.example/v1/containers/tempest",
+    )
+    assert tls["default_tls_container_ref"].endswith("/tempest")
+    ids = [f["id"] for f in alice.ok("GET", "/v2/lbaas/flavors")["flavors"]]
+    assert ids == sorted(ids)

@@ -125,7 +125,7 @@ def member(m: Member) -> dict[str, Any]:
     monitored = hm is not None and hm.admin_state_up
     return {
         **_base(m),
-        "address": m.address,
+        "address": m.address_given or m.address,  # as the client wrote it
         "protocol_port": m.protocol_port,
         "weight": m.weight,
         "backup": m.backup,

@@ -126,6 +126,7 @@ def list_collection(
     computed: Sequence[str] = ("operating_status",),
     scoped: bool = True,
     links_key: str | None = None,
+    default_sort: Sequence[str] = DEFAULT_SORT_KEYS,
 ) -> dict[str, Any]:
     """One page of the rows of `query` that principal may see, as Octavia lists them.
 
@@ -166,7 +167,7 @@ def list_collection(
 
     keys = _sort_keys(params)
     named = {k for k, _ in keys}
-    keys += [(k, False) for k in DEFAULT_SORT_KEYS if k not in named]
+    keys += [(k, False) for k in default_sort if k not in named]
     order = []
     for key, desc in keys:
         column = columns.get(ALIASES.get(key, key))

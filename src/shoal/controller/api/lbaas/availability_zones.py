@@ -83,6 +83,7 @@ def list_profiles(request: Request, state: State, principal: CurrentPrincipal) -
             "availability_zone_profiles",
             computed=(),
             scoped=False,
+            default_sort=("id",),  # Octavia's table has no created_at: by id
             links_key="availability_zone_profile_links",
         )
 

@@ -90,6 +90,7 @@ def list_profiles(request: Request, state: State, principal: CurrentPrincipal) -
             "flavorprofiles",
             computed=(),
             scoped=False,
+            default_sort=("id",),  # Octavia's table has no created_at: by id
             links_key="flavorprofile_links",
         )
 
@@ -170,6 +171,7 @@ def list_flavors(request: Request, state: State, principal: CurrentPrincipal) ->
             "flavors",
             computed=(),
             scoped=False,
+            default_sort=("id",),
         )
 
 

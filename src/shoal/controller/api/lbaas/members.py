@@ -56,6 +56,7 @@ def _new_member(ctx: WriteContext, pool: Pool, spec: MemberCreate) -> Member:
     member = Member(
         project_id=ctx.lb.project_id, address=spec.address, protocol_port=spec.protocol_port
     )
+    member.address_given = spec.address_given
     apply_fields(member, spec.model_dump(exclude={"address", "protocol_port"}))
     pool.members.append(member)
     return member

@@ -1,5 +1,6 @@
 """flavor profiles, flavors, availability zone profiles and zones as tables; HSTS on
-listeners; VIP addresses unique among balancers that serve traffic (not noop ones)
+listeners; members' addresses as given; VIP addresses unique among balancers that
+serve traffic (not noop ones)
 
 The two flavors that were built in (l4, l7) become rows with their old ids, so the flavor_id
 of every existing load balancer still names a flavor.
@@ -95,6 +96,8 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("hsts_preload", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+    with op.batch_alter_table("members") as batch:
+        batch.add_column(sa.Column("address_given", sa.String(length=64), nullable=True))
     # A VIP is unique among balancers that serve traffic; noop ones (API tests) may share.
     if op.get_bind().dialect.name == "postgresql":
         op.drop_constraint("load_balancers_vip_address_key", "load_balancers", type_="unique")
@@ -143,6 +146,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("members") as batch:
+        batch.drop_column("address_given")
     op.drop_index("uq_load_balancers_served_vip", "load_balancers")
     with op.batch_alter_table("load_balancers") as batch:
         batch.create_unique_constraint("uq_load_balancers_vip_address", ["vip_address"])
