@@ -219,6 +219,8 @@ def test_what_tempest_checks_after_an_update_or_a_create(alice: Api, admin: Api)
         {"member": {"address": "2001:db8::1", "protocol_port": 80}},
     )
     assert dup.status_code == 409  # the same address, written otherwise
+    off = alice.member(pool_id, "192.0.2.1", 81, admin_state_up=False)
+    assert off["operating_status"] == "NO_MONITOR"  # Octavia's noop: nothing monitors
     body = {
         "l7policy": {
             "listener_id": li["id"],
