@@ -212,7 +212,7 @@ def summarize(work: Path, listed: list[str]) -> dict[str, Counter[str]]:
     ).stdout
     rows = subprocess.run(
         [str(TVENV / "bin/subunit2csv")], input=subunit, capture_output=True, check=False
-    ).stdout.decode()
+    ).stdout.decode(errors="replace")
     per: dict[str, Counter[str]] = defaultdict(Counter)
     seen: set[str] = set()
     class_status: dict[str, str] = {}  # a class whose setUpClass failed or skipped

@@ -22,6 +22,7 @@ SUBSET = (
 )
 
 
+@pytest.mark.timeout(900)  # a Keystone, a controller and tempest's own start-up, on 2 cores
 def test_tempest_subset(tmp_path: Path) -> None:
     venv = subprocess.run(["scripts/tempest-venv.sh"], cwd=ROOT, capture_output=True, check=False)
     if venv.returncode != 0:
