@@ -211,8 +211,11 @@ def test_what_tempest_checks_after_an_update_or_a_create(alice: Api, admin: Api)
         "pool": {"loadbalancer_id": lb["id"], "protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN"}
     }
     pool_id = alice.ok("POST", "/v2/lbaas/pools", body, expect=201)["pool"]["id"]
-    member = alice.member(pool_id, "2001:db8:0:0:0:0:0:1", 80)
+    member = alice.member(
+        pool_id, "2001:db8:0:0:0:0:0:1", 80, monitor_address="2001:db8:0:0:0:0:0:2"
+    )
     assert member["address"] == "2001:db8:0:0:0:0:0:1"
+    assert member["monitor_address"] == "2001:db8:0:0:0:0:0:2"
     dup = alice.request(
         "POST",
         f"/v2/lbaas/pools/{pool_id}/members",

@@ -130,7 +130,7 @@ def member(m: Member) -> dict[str, Any]:
         "weight": m.weight,
         "backup": m.backup,
         "subnet_id": m.subnet_id,
-        "monitor_address": m.monitor_address,
+        "monitor_address": m.monitor_address_given or m.monitor_address,
         "monitor_port": m.monitor_port,
         "operating_status": status.member_operating_status(m, monitored),
         "vnic_type": "normal",

@@ -179,6 +179,7 @@ class Member(_Resource, Base):
     # The address as the client wrote it, when not canonical ("2001:db8:0:0:0:0:0:1"):
     # Octavia shows it back that way; everything else uses the canonical address.
     address_given: Mapped[str | None] = mapped_column(String(64), default=None)
+    monitor_address_given: Mapped[str | None] = mapped_column(String(64), default=None)
     protocol_port: Mapped[int] = mapped_column(Integer)
     weight: Mapped[int] = mapped_column(Integer, default=1)
     backup: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -38,6 +38,7 @@ class MemberCreate(OctaviaModel):
     tenant_id: Uuid | None = None
     tags: Tags = Field(default_factory=list)
     _given: str | None = PrivateAttr(default=None)
+    _monitor_given: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -48,11 +49,18 @@ class MemberCreate(OctaviaModel):
         raw = data.get("address") if isinstance(data, dict) else None
         if isinstance(raw, str) and raw.strip() != model.address:
             model._given = raw.strip()
+        raw = data.get("monitor_address") if isinstance(data, dict) else None
+        if isinstance(raw, str) and raw.strip() != model.monitor_address:
+            model._monitor_given = raw.strip()
         return model
 
     @property
     def address_given(self) -> str | None:
         return self._given
+
+    @property
+    def monitor_address_given(self) -> str | None:
+        return self._monitor_given
 
 
 class MemberUpdate(OctaviaModel):

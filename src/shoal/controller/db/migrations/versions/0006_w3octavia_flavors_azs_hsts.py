@@ -98,6 +98,7 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("members") as batch:
         batch.add_column(sa.Column("address_given", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("monitor_address_given", sa.String(length=64), nullable=True))
     # A VIP is unique among balancers that serve traffic; noop ones (API tests) may share.
     if op.get_bind().dialect.name == "postgresql":
         op.drop_constraint("load_balancers_vip_address_key", "load_balancers", type_="unique")
@@ -147,6 +148,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("members") as batch:
+        batch.drop_column("monitor_address_given")
         batch.drop_column("address_given")
     op.drop_index("uq_load_balancers_served_vip", "load_balancers")
     with op.batch_alter_table("load_balancers") as batch:
