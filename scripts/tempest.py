@@ -203,7 +203,7 @@ not_implemented_is_error = true
 """
 
 
-def summarize(work: Path) -> dict[str, Counter[str]]:
+def summarize(work: Path, listed: list[str]) -> dict[str, Counter[str]]:
     subunit = subprocess.run(
         [str(TVENV / "bin/stestr"), "last", "--subunit"],
         cwd=work / "tempest",
@@ -212,16 +212,43 @@ def summarize(work: Path) -> dict[str, Counter[str]]:
     ).stdout
     rows = subprocess.run(
         [str(TVENV / "bin/subunit2csv")], input=subunit, capture_output=True, check=False
-    ).stdout.decode()
+    ).stdout.decode(errors="replace")
     per: dict[str, Counter[str]] = defaultdict(Counter)
+    seen: set[str] = set()
+    class_status: dict[str, str] = {}  # a class whose setUpClass failed or skipped
     for row in csv.DictReader(io.StringIO(rows)):
-        test = row["test"].split("[")[0]
-        if not test.startswith("octavia_tempest_plugin"):
-            continue  # setUpClass rows are counted by their tests
-        module = test.split(".")[-3] if test.count(".") >= 3 else test
         status = {"success": "pass", "fail": "fail", "skip": "skip"}.get(row["status"], "fail")
-        per[module][status] += 1
+        name = row["test"]
+        if name.startswith(("setUpClass (", "tearDownClass (")):
+            if name.startswith("setUpClass") and status != "pass":
+                class_status[name.split("(", 1)[1].rstrip(")")] = status
+            continue
+        test = name.split("[")[0]
+        if not test.startswith("octavia_tempest_plugin"):
+            continue
+        seen.add(test)
+        per[test.split(".")[-3]][status] += 1
+    # Tests of a class whose setUpClass failed never report: count them as that class did.
+    for test in listed:
+        klass = test.rsplit(".", 1)[0]
+        if test not in seen and klass in class_status:
+            per[test.split(".")[-3]][class_status[klass]] += 1
     return per
+
+
+def list_tests(work: Path, regex: str, env: dict[str, str]) -> list[str]:
+    out = subprocess.run(
+        [str(TVENV / "bin/tempest"), "run", "--list-tests", "--regex", regex],
+        cwd=work / "tempest",
+        env=env,
+        capture_output=True,
+        check=False,
+    ).stdout.decode()
+    return [
+        line.split("[")[0].strip()
+        for line in out.splitlines()
+        if line.strip().startswith("octavia_tempest_plugin")
+    ]
 
 
 def main() -> int:
@@ -288,9 +315,10 @@ def main() -> int:
             "TEMPEST_CONFIG_DIR": str(work / "tempest/etc"),
             "TEMPEST_CONFIG": "tempest.conf",
         }
+        listed = list_tests(work, opts.regex, tenv)
         with (work / "tempest-run.log").open("wb") as log:
             subprocess.run(run, cwd=work / "tempest", env=tenv, check=False, stdout=log)
-        per = summarize(work)
+        per = summarize(work, listed)
     finally:
         for p in procs:
             p.terminate()

@@ -3,11 +3,23 @@ health monitor bounds, the noop provider and provider capabilities."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from shoal.controller.settings import ControllerSettings
+
+from .conftest import make_settings
 from .helpers import Api
 
 LB = "/v2/lbaas/loadbalancers"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> ControllerSettings:
+    """The noop provider is off by default (enabled_providers); these tests use it."""
+    return make_settings(database_url, tmp_path, enabled_providers=["shoal", "noop"])
 
 
 def noop_lb(api: Api, **fields: Any) -> dict[str, Any]:
@@ -43,9 +55,10 @@ def test_shoal_provider_refuses_sctp_and_prometheus_as_octavia_does(alice: Api) 
         assert "Provider 'shoal' does not support a requested option" in r.json()["faultstring"]
 
 
-def test_unknown_provider_is_octavias_501(alice: Api) -> None:
+def test_a_provider_that_is_not_enabled_is_octavias_400(alice: Api) -> None:
+    # Octavia's driver_factory checks enabled_provider_drivers before loading the driver.
     r = alice.request("POST", LB, {"loadbalancer": {"provider": "amphora"}})
-    assert r.status_code == 501 and r.json()["faultstring"] == "Provider 'amphora' was not found."
+    assert r.status_code == 400 and r.json()["faultstring"] == "Provider 'amphora' is not enabled."
 
 
 def test_numeric_strings_and_boolean_spellings_are_coerced(alice: Api) -> None:
@@ -163,5 +176,71 @@ def test_provider_capabilities(admin: Api, alice: Api) -> None:
         **{"name": "compute_zone"},
     )
     assert [c["name"] for c in az["availability_zone_capabilities"]] == ["compute_zone"]
-    assert admin.request("GET", "/v2/lbaas/providers/nope/flavor_capabilities").status_code == 501
+    assert admin.request("GET", "/v2/lbaas/providers/nope/flavor_capabilities").status_code == 400
     assert alice.request("GET", "/v2/lbaas/providers/noop/flavor_capabilities").status_code == 403
+
+
+def test_listener_ports_are_unique_per_protocol_family_as_in_octavia(alice: Api) -> None:
+    """UDP, SCTP and the TCP-based protocols have separate port spaces (tempest's
+    *_listener_create_on_same_port); two TCP-based listeners on one port conflict."""
+    lb = noop_lb(alice)
+    for proto in ("TCP", "UDP", "SCTP"):
+        assert alice.listener(lb["id"], 8010, proto)["protocol"] == proto
+    for proto in ("TCP", "HTTP", "UDP", "SCTP"):
+        body = {"listener": {"loadbalancer_id": lb["id"], "protocol": proto, "protocol_port": 8010}}
+        assert alice.request("POST", "/v2/lbaas/listeners", body).status_code == 409, proto
+
+
+def test_noop_balancers_may_share_a_test_vip_but_never_a_served_one(alice: Api, bob: Api) -> None:
+    a = noop_lb(alice, vip_address="2001:db8:33:33:33:33:33:33", vip_subnet_id="sub-x")
+    b = noop_lb(bob, vip_address="2001:db8:33:33:33:33:33:33", vip_subnet_id="sub-x")
+    assert a["vip_address"] == b["vip_address"] and a["id"] != b["id"]
+    served = alice.lb(flavor_id="l4")
+    body = {"loadbalancer": {"provider": "noop", "vip_address": served["vip_address"]}}
+    assert bob.request("POST", LB, body).status_code == 409
+    body = {"loadbalancer": {"vip_address": served["vip_address"], "flavor_id": "l4"}}
+    assert bob.request("POST", LB, body).status_code == 409
+
+
+def test_what_tempest_checks_after_an_update_or_a_create(alice: Api, admin: Api) -> None:
+    """A member's address comes back as written; a policy's change of action clears the
+    fields of the old one; flavors list by id; noop listeners take any TLS reference."""
+    lb = noop_lb(alice)
+    li = alice.listener(lb["id"], 80, "HTTP")
+    body = {
+        "pool": {"loadbalancer_id": lb["id"], "protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN"}
+    }
+    pool_id = alice.ok("POST", "/v2/lbaas/pools", body, expect=201)["pool"]["id"]
+    member = alice.member(
+        pool_id, "2001:db8:0:0:0:0:0:1", 80, monitor_address="2001:db8:0:0:0:0:0:2"
+    )
+    assert member["address"] == "2001:db8:0:0:0:0:0:1"
+    assert member["monitor_address"] == "2001:db8:0:0:0:0:0:2"
+    dup = alice.request(
+        "POST",
+        f"/v2/lbaas/pools/{pool_id}/members",
+        {"member": {"address": "2001:db8::1", "protocol_port": 80}},
+    )
+    assert dup.status_code == 409  # the same address, written otherwise
+    off = alice.member(pool_id, "192.0.2.1", 81, admin_state_up=False)
+    assert off["operating_status"] == "NO_MONITOR"  # Octavia's noop: nothing monitors
+    body = {
+        "l7policy": {
+            "listener_id": li["id"],
+            "action": "REDIRECT_TO_URL",
+            "redirect_url": "http://localhost",
+        }
+    }
+    policy = alice.ok("POST", "/v2/lbaas/l7policies", body, expect=201)["l7policy"]
+    changed = {"l7policy": {"action": "REDIRECT_TO_POOL", "redirect_pool_id": pool_id}}
+    after = alice.ok("PUT", f"/v2/lbaas/l7policies/{policy['id']}", changed)["l7policy"]
+    assert (after["redirect_url"], after["redirect_pool_id"]) == (None, pool_id)
+    tls = alice.listener(
+        lb["id"],
+        443,
+        "TERMINATED_HTTPS",
+        default_tls_container_ref="http://barbican.example/v1/containers/tempest",
+    )
+    assert tls["default_tls_container_ref"].endswith("/tempest")
+    ids = [f["id"] for f in alice.ok("GET", "/v2/lbaas/flavors")["flavors"]]
+    assert ids == sorted(ids)

@@ -8,13 +8,19 @@ import pytest
 from fastapi.testclient import TestClient
 
 from shoal.controller.app import create_app
-from shoal.controller.settings import load_settings
+from shoal.controller.settings import ControllerSettings, load_settings
 from shoal.errors import ConfigError
 
 from .conftest import make_settings
 from .helpers import ADMIN_SECRET, Api
 
 LB_PATH = "/v2/lbaas/loadbalancers"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> ControllerSettings:
+    """The noop provider is off by default (enabled_providers); these tests use it."""
+    return make_settings(database_url, tmp_path, enabled_providers=["shoal", "noop"])
 
 
 def _pool(admin: Api, name: str, cidr: str, **fields: object) -> dict:
@@ -241,8 +247,12 @@ def test_noop_takes_an_unknown_subnet_as_given_but_never_another_projects_vip(
     lb = bob.lb(vip_address="198.18.33.33", **fake)
     assert (lb["vip_subnet_id"], lb["vip_network_id"]) == ("sub-tempest", "net-tempest")
     assert bob.lb(**fake)["vip_address"] == "10.200.0.1"  # no address: the project's pool
+    # Noop balancers configure nothing: they may repeat each other's VIP (tempest's fixed
+    # test addresses), never a serving balancer's.
+    assert bob.lb(vip_address="198.18.33.33", **fake)["vip_address"] == "198.18.33.33"
+    served = bob.lb(flavor_id="l4")["vip_address"]
     for address, status in (
-        ("198.18.33.33", 409),  # still unique
+        (served, 409),  # a serving balancer's
         ("fd00:a::5", 400),  # alpha's pool
         ("127.0.0.1", 400),  # never a VIP
     ):

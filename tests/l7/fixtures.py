@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shoal.wire.config import SCHEMA_VERSION
+
 LB_ID = "lb000000-0000-4000-8000-000000000001"
 
 
@@ -137,4 +139,5 @@ def lb(vip: str, listeners: list[dict], pools: list[dict], id_: str = LB_ID) -> 
         "project_id": "p",
         "listeners": listeners,
         "pools": pools,
+        "schema_version": SCHEMA_VERSION,
     }

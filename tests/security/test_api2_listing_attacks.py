@@ -3,16 +3,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from shoal.controller.settings import ControllerSettings
 from tests.api.conftest import (  # noqa: F401  (fixtures)
     admin,
     alice,
     bob,
     client,
     database_url,
+    make_settings,
     postgres_server,
-    settings,
 )
 from tests.api.helpers import Api
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> ControllerSettings:
+    """The noop provider is off by default (enabled_providers); these tests use it."""
+    return make_settings(database_url, tmp_path, enabled_providers=["shoal", "noop"])
+
 
 LB = "/v2/lbaas/loadbalancers"
 

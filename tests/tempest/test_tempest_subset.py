@@ -15,10 +15,14 @@ SUBSET = (
     r"^octavia_tempest_plugin\.tests\.api\.v2\."
     r"(test_provider|test_flavor_capabilities|test_availability_zone_capabilities"
     r"|test_load_balancer\.LoadBalancerAPITest\.test_load_balancer_ipv4_create"
-    r"|test_listener\.ListenerAPITest\.test_http_listener_create)"
+    r"|test_listener\.ListenerAPITest\.test_http_listener_create"
+    r"|test_flavor_profile\.FlavorProfileAPITest\.test_flavor_profile_update"
+    r"|test_availability_zone\.AvailabilityZoneAPITest\.test_availability_zone_create"
+    r"|test_member\.MemberAPITest1\.test_ipv4_HTTP_LC_member_create)"
 )
 
 
+@pytest.mark.timeout(900)  # a Keystone, a controller and tempest's own start-up, on 2 cores
 def test_tempest_subset(tmp_path: Path) -> None:
     venv = subprocess.run(["scripts/tempest-venv.sh"], cwd=ROOT, capture_output=True, check=False)
     if venv.returncode != 0:
@@ -35,4 +39,4 @@ def test_tempest_subset(tmp_path: Path) -> None:
     summary = json.loads((work / "summary.json").read_text())
     failed = {m: c.get("fail", 0) for m, c in summary.items() if c.get("fail")}
     passed = sum(c.get("pass", 0) for c in summary.values())
-    assert not failed and passed >= 5, result.stdout.decode()[-2000:]
+    assert not failed and passed >= 8, result.stdout.decode()[-2000:]

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shoal import __version__
 from shoal.controller import console
-from shoal.controller.api import lbaas
+from shoal.controller.api import amphorae, lbaas, neutron
 from shoal.controller.api import shoal as shoal_api
 from shoal.controller.api.deps import AppState
 from shoal.controller.auth import Authenticator, make_authenticator, secret_hash
@@ -149,6 +149,9 @@ def create_app(
     app.include_router(lbaas.router, prefix="/v2/lbaas")
     app.include_router(lbaas.router, prefix="/v2.0/lbaas", include_in_schema=False)
     app.include_router(shoal_api.router, prefix="/v2/shoal")
+    # Neutron's paths, for clients that resolve VIP subnets through the `network` service.
+    app.include_router(neutron.router, prefix="/v2.0")
+    app.include_router(amphorae.router, prefix="/v2/octavia")
     console.install(app)  # the web console under /ui
 
     @app.get("/", tags=["versions"])

@@ -54,6 +54,7 @@ class Principal:
     role: str
     node: NodeGrant | None = None  # set for a node credential (role "node")
     global_read: bool = False  # Octavia's load-balancer_global_observer: reads every project
+    project_name: str | None = None  # the Keystone token's, when it names one
 
     @property
     def is_admin(self) -> bool:

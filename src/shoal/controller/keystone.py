@@ -48,6 +48,7 @@ class Identity:
     roles: frozenset[str]
     system_scope: bool
     expires_at: float  # epoch seconds
+    project_name: str | None = None
 
 
 def _expiry(raw: Any) -> float:
@@ -67,6 +68,7 @@ def _identity(body: Any) -> Identity:
         roles=frozenset(str(r["name"]) for r in token.get("roles") or ()),
         system_scope=bool((token.get("system") or {}).get("all")),
         expires_at=_expiry(token.get("expires_at")),
+        project_name=str(project["name"]) if project.get("name") else None,
     )
 
 
@@ -263,4 +265,5 @@ class KeystoneAuthenticator:
             identity.project_id or "",
             grant.role or "reader",
             global_read=grant.global_read,
+            project_name=identity.project_name,
         )

@@ -112,9 +112,11 @@ class ControllerSettings(BaseModel):
         ]
     )
     quotas: QuotaDefaults = Field(default_factory=QuotaDefaults)
-    # Provider drivers clients may name (GET /v2/lbaas/providers), and the one used when a
-    # load balancer names none. noop configures nothing and goes ACTIVE at once (API tests).
-    enabled_providers: list[str] = Field(default_factory=lambda: ["shoal", "noop"])
+    # Provider drivers clients may name (GET /v2/lbaas/providers), as Octavia's
+    # enabled_provider_drivers, and the one used when a load balancer names none. noop
+    # configures nothing and goes ACTIVE at once: for API tests only, so not enabled unless
+    # listed (a tenant's balancer that does nothing would look healthy).
+    enabled_providers: list[str] = Field(default_factory=lambda: ["shoal"])
     default_provider: str = "shoal"
     pending_timeout: Annotated[float, Field(gt=0)] = 30.0  # PENDING_* longer than this: ERROR
     node_dead_after: Annotated[float, Field(gt=0)] = 15.0  # silent nodes stop counting

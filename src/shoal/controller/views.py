@@ -17,7 +17,6 @@ from shoal.controller.db.models import (
 from shoal.controller.services import status
 
 __all__ = [
-    "FLAVORS",
     "healthmonitor",
     "l7policy",
     "l7rule",
@@ -26,24 +25,6 @@ __all__ = [
     "member",
     "pool",
 ]
-
-# Two built-in flavors choose the kind of load balancer.
-FLAVORS: dict[str, dict[str, Any]] = {
-    "l4": {
-        "id": "5b0a1e4d-0000-4000-8000-000000000004",
-        "name": "l4",
-        "description": "L4: XDP, Maglev, direct server return (TCP, UDP)",
-        "enabled": True,
-        "flavor_profile_id": "5b0a1e4d-0000-4000-8000-0000000000f4",
-    },
-    "l7": {
-        "id": "5b0a1e4d-0000-4000-8000-000000000007",
-        "name": "l7",
-        "description": "L7: HAProxy proxies behind the L4 tier (HTTP, HTTPS, TLS, TCP)",
-        "enabled": True,
-        "flavor_profile_id": "5b0a1e4d-0000-4000-8000-0000000000f7",
-    },
-}
 
 
 def ts(value: dt.datetime | None) -> str | None:
@@ -79,7 +60,7 @@ def loadbalancer(lb: LoadBalancer) -> dict[str, Any]:
         "listeners": [{"id": li.id} for li in lb.listeners],
         "pools": [{"id": p.id} for p in lb.pools],
         "provider": lb.provider,
-        "flavor_id": FLAVORS[lb.kind]["id"],
+        "flavor_id": lb.flavor_id,
         "availability_zone": lb.availability_zone,
     }
 
@@ -110,9 +91,9 @@ def listener(li: Listener) -> dict[str, Any]:
         "client_ca_tls_container_ref": None,
         "client_authentication": "NONE",
         "client_crl_container_ref": None,
-        "hsts_include_subdomains": False,
-        "hsts_max_age": None,
-        "hsts_preload": False,
+        "hsts_include_subdomains": li.hsts_include_subdomains,
+        "hsts_max_age": li.hsts_max_age,
+        "hsts_preload": li.hsts_preload,
     }
 
 
@@ -144,12 +125,12 @@ def member(m: Member) -> dict[str, Any]:
     monitored = hm is not None and hm.admin_state_up
     return {
         **_base(m),
-        "address": m.address,
+        "address": m.address_given or m.address,  # as the client wrote it
         "protocol_port": m.protocol_port,
         "weight": m.weight,
         "backup": m.backup,
         "subnet_id": m.subnet_id,
-        "monitor_address": m.monitor_address,
+        "monitor_address": m.monitor_address_given or m.monitor_address,
         "monitor_port": m.monitor_port,
         "operating_status": status.member_operating_status(m, monitored),
         "vnic_type": "normal",

@@ -242,6 +242,17 @@ def _policies(listener: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _hsts_line(hsts: dict[str, Any]) -> str:
+    """Strict-Transport-Security on every answer of a TLS-terminating listener (RFC 6797:
+    max-age, then the optional includeSubDomains and preload directives)."""
+    value = f"max-age={int(hsts['max_age'])};"
+    if hsts.get("include_subdomains"):
+        value += " includeSubDomains;"
+    if hsts.get("preload"):
+        value += " preload;"
+    return f'http-response set-header Strict-Transport-Security "{value}"'
+
+
 def _frontend(lb: dict[str, Any], li: dict[str, Any], crt_list: str) -> Frontend:
     http = li["protocol"] in HTTP_MODES
     fe = Frontend(
@@ -269,6 +280,8 @@ def _frontend(lb: dict[str, Any], li: dict[str, Any], crt_list: str) -> Frontend
         if str(headers.get("X-Forwarded-Proto", "false")).lower() == "true":
             proto = "https" if li["protocol"] == "TERMINATED_HTTPS" else "http"
             fe.lines.append(f"http-request set-header X-Forwarded-Proto {proto}")
+        if li.get("hsts") and li["protocol"] == "TERMINATED_HTTPS":
+            fe.lines.append(_hsts_line(li["hsts"]))
         fe.lines += _policies(li)
     if li["default_pool_id"]:
         fe.default_backend = f"p_{li['default_pool_id']}"

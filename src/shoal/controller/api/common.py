@@ -124,16 +124,21 @@ def list_collection(
     view: Callable[[Any], dict[str, Any]],
     collection: str,
     computed: Sequence[str] = ("operating_status",),
+    scoped: bool = True,
+    links_key: str | None = None,
+    default_sort: Sequence[str] = DEFAULT_SORT_KEYS,
 ) -> dict[str, Any]:
     """One page of the rows of `query` that principal may see, as Octavia lists them.
 
     A parameter naming a column filters in SQL; one naming a computed attribute (operating
     status) filters the rendered objects; any other is refused (400), never ignored: a
-    misspelt filter must not return everything to a script that deletes what it lists."""
+    misspelt filter must not return everything to a script that deletes what it lists.
+    scoped=False: the rows belong to no project (flavors, zones), everyone lists them all."""
     params = request.query_params
     columns = _columns(model)
     q = query
-    if not principal.reads_all_projects:  # admins and global observers read every project
+    # Admins and global observers read every project; flavors and zones belong to none.
+    if scoped and not principal.reads_all_projects:
         q = q.where(model.project_id == principal.project_id)
     post: dict[str, str] = {}
     for key in params:
@@ -162,7 +167,7 @@ def list_collection(
 
     keys = _sort_keys(params)
     named = {k for k, _ in keys}
-    keys += [(k, False) for k in DEFAULT_SORT_KEYS if k not in named]
+    keys += [(k, False) for k in default_sort if k not in named]
     order = []
     for key, desc in keys:
         column = columns.get(ALIASES.get(key, key))
@@ -195,7 +200,8 @@ def list_collection(
         fetched: list[Any] = list(session.scalars(query.where(model.id.in_(page_ids))))
         rows_by_id = {r.id: r for r in fetched}
     items = select_fields(request, [view(rows_by_id[i]) for i in page_ids])
-    return {collection: items, f"{collection}_links": _links(request, page_ids, limit, marker)}
+    links = _links(request, page_ids, limit, marker)
+    return {collection: items, links_key or f"{collection}_links": links}
 
 
 def _links(request: Request, page: list[str], limit: int, marker: str | None) -> list[Any]:

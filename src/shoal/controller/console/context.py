@@ -11,10 +11,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from shoal.controller import views
 from shoal.controller.api.deps import AppState, State
 from shoal.controller.console.apiclient import ConsoleApi
 from shoal.controller.console.session import ConsoleSession, read_session
+from shoal.controller.services import flavors
 from shoal.controller.services.keyring import load_keyring
 
 __all__ = ["Console", "ConsoleDep", "install_console_handlers", "render", "security_headers"]
@@ -25,9 +25,7 @@ TEMPLATES = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-TEMPLATES.globals["kind_of"] = lambda flavor_id: next(
-    (kind.upper() for kind, f in views.FLAVORS.items() if f["id"] == flavor_id), "?"
-)
+TEMPLATES.globals["kind_of"] = lambda flavor_id: flavors.BUILT_IN_KINDS.get(flavor_id, "?").upper()
 # Everything the page loads comes from this controller; no inline script can run.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -19,16 +19,21 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "AuditEntry",
+    "AvailabilityZone",
+    "AvailabilityZoneProfile",
     "Base",
     "Certificate",
     "Change",
     "Event",
     "FeedMark",
+    "Flavor",
+    "FlavorProfile",
     "HealthMonitor",
     "L7Policy",
     "L7Rule",
@@ -79,13 +84,24 @@ class _Resource:
 
 class LoadBalancer(_Resource, Base):
     __tablename__ = "load_balancers"
+    __table_args__ = (
+        Index(
+            "uq_load_balancers_served_vip",
+            "vip_address",
+            unique=True,
+            sqlite_where=text("provider != 'noop'"),
+            postgresql_where=text("provider != 'noop'"),
+        ),
+    )
 
     description: Mapped[str] = mapped_column(String(255), default="")
     kind: Mapped[str] = mapped_column(String(8), default="l7")  # l4 | l7
     flavor_id: Mapped[str | None] = mapped_column(String(36), default=None)
     provider: Mapped[str] = mapped_column(String(64), default="shoal")
     availability_zone: Mapped[str | None] = mapped_column(String(255), default=None)
-    vip_address: Mapped[str] = mapped_column(String(64), unique=True)
+    # Unique among the balancers that serve traffic (index below); the noop provider's
+    # configure nothing, so they may repeat one (tempest's fixed test VIPs, as in Octavia).
+    vip_address: Mapped[str] = mapped_column(String(64))
     vip_subnet_id: Mapped[str | None] = mapped_column(String(64), default=None)
     vip_network_id: Mapped[str | None] = mapped_column(String(64), default=None)
     vip_port_id: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -127,6 +143,10 @@ class Listener(_Resource, Base):
     insert_headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     default_tls_container_ref: Mapped[str | None] = mapped_column(String(255), default=None)
     sni_container_refs: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # HTTP Strict Transport Security on TERMINATED_HTTPS listeners (Octavia 2.27).
+    hsts_max_age: Mapped[int | None] = mapped_column(Integer, default=None)
+    hsts_include_subdomains: Mapped[bool] = mapped_column(Boolean, default=False)
+    hsts_preload: Mapped[bool] = mapped_column(Boolean, default=False)
 
     load_balancer: Mapped[LoadBalancer] = relationship(back_populates="listeners")
     l7policies: Mapped[list[L7Policy]] = relationship(
@@ -159,6 +179,10 @@ class Member(_Resource, Base):
 
     pool_id: Mapped[str] = mapped_column(ForeignKey("pools.id"), index=True)
     address: Mapped[str] = mapped_column(String(64))
+    # The address as the client wrote it, when not canonical ("2001:db8:0:0:0:0:0:1"):
+    # Octavia shows it back that way; everything else uses the canonical address.
+    address_given: Mapped[str | None] = mapped_column(String(64), default=None)
+    monitor_address_given: Mapped[str | None] = mapped_column(String(64), default=None)
     protocol_port: Mapped[int] = mapped_column(Integer)
     weight: Mapped[int] = mapped_column(Integer, default=1)
     backup: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -453,3 +477,59 @@ class VipPool(Base):
     project_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)  # or only these
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
+
+
+class FlavorProfile(Base):
+    """What a flavor means to its provider: the provider's name and its metadata (JSON text,
+    as Octavia stores and shows it; for shoal, {"kind": "l4"} or {"kind": "l7"})."""
+
+    __tablename__ = "flavor_profiles"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255))
+    provider_name: Mapped[str] = mapped_column(String(64))
+    flavor_data: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Flavor(Base):
+    """A flavor tenants choose (flavor_id of a load balancer); admins define them."""
+
+    __tablename__ = "flavors"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    flavor_profile_id: Mapped[str] = mapped_column(ForeignKey("flavor_profiles.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    profile: Mapped[FlavorProfile] = relationship()
+
+
+class AvailabilityZoneProfile(Base):
+    __tablename__ = "availability_zone_profiles"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255))
+    provider_name: Mapped[str] = mapped_column(String(64))
+    availability_zone_data: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AvailabilityZone(Base):
+    """Named by its name, as in Octavia (load balancers refer to it by name); the id is
+    internal (ordering and paging)."""
+
+    __tablename__ = "availability_zones"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    availability_zone_profile_id: Mapped[str] = mapped_column(
+        ForeignKey("availability_zone_profiles.id"), index=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    profile: Mapped[AvailabilityZoneProfile] = relationship()

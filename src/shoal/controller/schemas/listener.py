@@ -15,6 +15,7 @@ from shoal.controller.schemas.common import (
     Tags,
     TimeoutMs,
     Uuid,
+    WsBool,
     WsInt,
 )
 
@@ -34,6 +35,10 @@ class _ListenerFields(OctaviaModel):
     timeout_tcp_inspect: TimeoutMs | None = None
     allowed_cidrs: list[CidrStr] | None = None
     tags: Tags | None = None
+    # HSTS (TERMINATED_HTTPS only; Octavia 2.27). A null max age turns it off.
+    hsts_max_age: WsInt | None = Field(default=None, ge=0, le=2**31 - 1)
+    hsts_include_subdomains: WsBool | None = None
+    hsts_preload: WsBool | None = None
 
 
 class ListenerCreate(_ListenerFields):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
 
 from shoal.controller.schemas.common import (
     AdminState,
@@ -20,6 +22,9 @@ Weight = WsInt
 
 
 class MemberCreate(OctaviaModel):
+    """address is stored canonical (the data plane, uniqueness and the address rules use it);
+    the text the client sent is kept for display, as Octavia shows it back unchanged."""
+
     name: Name = ""
     admin_state_up: AdminState = True
     address: IpAddressStr
@@ -32,6 +37,30 @@ class MemberCreate(OctaviaModel):
     project_id: Uuid | None = None
     tenant_id: Uuid | None = None
     tags: Tags = Field(default_factory=list)
+    _given: str | None = PrivateAttr(default=None)
+    _monitor_given: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_text(
+        cls, data: Any, handler: ModelWrapValidatorHandler[MemberCreate]
+    ) -> MemberCreate:
+        model = handler(data)
+        raw = data.get("address") if isinstance(data, dict) else None
+        if isinstance(raw, str) and raw.strip() != model.address:
+            model._given = raw.strip()
+        raw = data.get("monitor_address") if isinstance(data, dict) else None
+        if isinstance(raw, str) and raw.strip() != model.monitor_address:
+            model._monitor_given = raw.strip()
+        return model
+
+    @property
+    def address_given(self) -> str | None:
+        return self._given
+
+    @property
+    def monitor_address_given(self) -> str | None:
+        return self._monitor_given
 
 
 class MemberUpdate(OctaviaModel):

@@ -27,12 +27,19 @@ __all__ = [
     "ParsedCertificate",
     "bundle",
     "cert_id_of",
+    "is_barbican_ref",
     "issue",
     "parse_pem",
     "parse_pkcs12",
 ]
 
 EXPIRY_WARNING_DAYS = 30
+
+
+def is_barbican_ref(ref: str) -> bool:
+    """A Barbican container or secret URL (what Octavia clients pass by default):
+    https://<barbican>/v1/containers/<uuid> or .../v1/secrets/<uuid>."""
+    return ref.startswith(("http://", "https://")) and ("/containers/" in ref or "/secrets/" in ref)
 
 
 @dataclass

@@ -68,11 +68,13 @@ PROVIDERS: dict[str, Provider] = {
 
 
 def get(name: str, enabled: list[str] | None = None) -> Provider:
+    """As Octavia's driver_factory.get_driver: a provider that is not enabled is a 400, even
+    an unknown one; only an enabled one that cannot be loaded is a 501."""
+    if enabled is not None and name not in enabled:
+        raise BadRequest(f"Provider '{name}' is not enabled.")
     provider = PROVIDERS.get(name)
     if provider is None:
         raise ProviderNotImplementedError(f"Provider '{name}' was not found.")
-    if enabled is not None and name not in enabled:
-        raise BadRequest(f"Provider '{name}' is not enabled.")
     return provider
 
 

@@ -211,6 +211,9 @@ def refresh_pending(session: Session, settings: ControllerSettings) -> int:
 
 
 def member_operating_status(member: Any, monitored: bool) -> str:
+    pool = getattr(member, "pool", None)
+    if pool is not None and _unmeasured(pool.load_balancer):
+        return "NO_MONITOR"  # Octavia's noop: nothing monitors them, disabled or not
     if not member.admin_state_up:
         return "OFFLINE"
     if not monitored or member.health == "UNKNOWN":

@@ -117,6 +117,26 @@ POLICY_FIELDS = (
 RULE_FIELDS = ("id", "type", "compare_type", "key", "value", "invert", "admin_state_up", "tags")
 
 
+def port_space(protocol: str) -> str:
+    """What a listener's port is unique in, as in Octavia: UDP, SCTP and the TCP-based
+    protocols (TCP, HTTP, HTTPS, TERMINATED_HTTPS, PROMETHEUS) each have their own ports."""
+    return {"UDP": "udp", "SCTP": "sctp"}.get(protocol, "tcp")
+
+
+def _check_hsts(li: Listener) -> None:
+    """Octavia's rules (common/validate.py check_hsts_options), with its answers."""
+    if (li.hsts_include_subdomains or li.hsts_preload) and li.hsts_max_age is None:
+        raise BadRequest(
+            "Validation failure: HSTS configuration options hsts_include_subdomains and "
+            "hsts_preload only make sense if hsts_max_age is set as well."
+        )
+    if li.hsts_max_age is not None and li.protocol != "TERMINATED_HTTPS":
+        raise BadRequest(
+            "Validation failure: The HSTS feature can only be used for listeners using the "
+            "TERMINATED_HTTPS protocol."
+        )
+
+
 def _pick(row: Any, fields: tuple[str, ...]) -> dict[str, Any]:
     return {f: getattr(row, f) for f in fields}
 
@@ -127,6 +147,12 @@ def config_of(lb: LoadBalancer) -> dict[str, Any]:
     doc["listeners"] = []
     for li in sorted(lb.listeners, key=lambda x: x.id):
         entry = _pick(li, LISTENER_FIELDS)
+        if li.hsts_max_age is not None:  # only then: older revisions stay byte-identical
+            entry["hsts"] = {
+                "max_age": li.hsts_max_age,
+                "include_subdomains": li.hsts_include_subdomains,
+                "preload": li.hsts_preload,
+            }
         entry["l7policies"] = [
             {
                 **_pick(p, POLICY_FIELDS),
@@ -211,6 +237,7 @@ def _check_listener(lb: LoadBalancer, li: Listener, pools: dict[str, Pool]) -> N
             f"listener {li.id}: {li.protocol} listeners need an L4 load balancer (flavor l4)",
         )
     _check_allowed_cidrs(lb, li)
+    _check_hsts(li)
     if li.protocol == "TERMINATED_HTTPS" and not li.default_tls_container_ref:
         raise BadRequest(f"listener {li.id}: TERMINATED_HTTPS needs default_tls_container_ref")
     if li.default_pool_id:
@@ -373,10 +400,14 @@ def materialize(session: Session, lb: LoadBalancer, doc: dict[str, Any]) -> None
                 load_balancer_id=lb.id,
                 protocol=ldoc["protocol"],
                 protocol_port=ldoc["protocol_port"],
-                l4_protocol="udp" if ldoc["protocol"] == "UDP" else "tcp",
+                l4_protocol=port_space(ldoc["protocol"]),
             )
             lb.listeners.append(li)
         _set(li, ldoc, LISTENER_FIELDS)
+        hsts = ldoc.get("hsts") or {}
+        li.hsts_max_age = hsts.get("max_age")
+        li.hsts_include_subdomains = bool(hsts.get("include_subdomains", False))
+        li.hsts_preload = bool(hsts.get("preload", False))
         _sync_policies(li, ldoc["l7policies"], lb.project_id)
 
 

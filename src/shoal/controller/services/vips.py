@@ -184,7 +184,7 @@ def allocate(
     if address is not None:
         ip = ipaddress.ip_address(address)
         holder = _check_given(ip, chosen, pools, project_id)
-        return _take(session, ip), holder.id, holder.network_id
+        return _take(session, ip, any_subnet), holder.id, holder.network_id
     pool = chosen or (pools[0] if pools else None)
     if pool is None:
         raise BadRequest(f"project {project_id} may use no VIP pool: {describe(pools)}")
@@ -222,11 +222,17 @@ def _unpooled(
                 f"vip_address {ip} is not in a VIP pool project {project_id} may use; "
                 f"VIP pools it may use: {describe(usable)}"
             )
-    return _take(session, ip), subnet, network
+    return _take(session, ip, noop=True), subnet, network
 
 
-def _take(session: Session, ip: IpAddress) -> str:
-    owner = session.scalar(select(LoadBalancer.id).where(LoadBalancer.vip_address == str(ip)))
+def _take(session: Session, ip: IpAddress, noop: bool = False) -> str:
+    """A free address. A noop balancer (it configures nothing) may repeat another noop
+    balancer's, as Octavia's noop drivers allow (tempest creates its VIPs at fixed test
+    addresses); never one a serving balancer holds."""
+    query = select(LoadBalancer.id).where(LoadBalancer.vip_address == str(ip))
+    if noop:
+        query = query.where(LoadBalancer.provider != "noop")
+    owner = session.scalar(query)
     if owner:
         raise Conflict(f"VIP address {ip} is already used by load balancer {owner}")
     return str(ip)

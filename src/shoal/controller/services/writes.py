@@ -235,11 +235,22 @@ class Writer:
 
 
 def _check_certificates(session: Session, lb: LoadBalancer) -> None:
-    """Every certificate a listener names exists and belongs to the load balancer's project."""
+    """Every certificate a listener names exists and belongs to the load balancer's project.
+    Not for noop balancers: like Octavia's noop certificate manager, they read no
+    certificate (nothing is configured), so any reference is taken as given."""
+    if lb.provider == "noop":
+        return
     for li in lb.listeners:
         refs = [li.default_tls_container_ref, *(li.sni_container_refs or [])]
         for ref in filter(None, refs):
             cert = session.get(Certificate, certs.cert_id_of(ref))
+            if (cert is None or cert.project_id != lb.project_id) and certs.is_barbican_ref(ref):
+                raise BadRequest(
+                    f"listener {li.protocol}:{li.protocol_port}: {ref} is a Barbican "
+                    "reference; this controller has no Barbican client. Upload the "
+                    "certificate and key with `shoal certificate upload` (or POST "
+                    "/v2/shoal/certificates) and pass the certificate id it returns"
+                )
             if cert is None or cert.project_id != lb.project_id:
                 raise BadRequest(
                     f"listener {li.protocol}:{li.protocol_port}: certificate "

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from shoal.controller.api.lbaas import (
+    availability_zones,
     catalog,
+    flavors,
     healthmonitors,
     l7policies,
     listeners,
@@ -27,5 +29,7 @@ for module in (
     l7policies,
     quotas,
     catalog,
+    flavors,
+    availability_zones,
 ):
     router.include_router(module.router)

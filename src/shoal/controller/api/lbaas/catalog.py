@@ -1,4 +1,4 @@
-"""Read-only catalog: flavors (which choose L4 or L7), providers, availability zones."""
+"""Providers and what their flavor and availability zone profiles may hold."""
 
 from __future__ import annotations
 
@@ -6,27 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from shoal.controller import views
 from shoal.controller.api.common import select_fields
 from shoal.controller.api.deps import CurrentPrincipal, State
-from shoal.controller.errors import NotFound
 from shoal.controller.services import providers
 
 router = APIRouter(tags=["catalog"])
-
-
-@router.get("/flavors")
-def list_flavors(principal: CurrentPrincipal, name: str | None = None) -> dict[str, Any]:
-    flavors = [f for f in views.FLAVORS.values() if name in (None, f["name"])]
-    return {"flavors": flavors, "flavors_links": []}
-
-
-@router.get("/flavors/{flavor_id}")
-def get_flavor(flavor_id: str, principal: CurrentPrincipal) -> dict[str, Any]:
-    for f in views.FLAVORS.values():
-        if flavor_id in (f["id"], f["name"]):
-            return {"flavor": f}
-    raise NotFound.of("Flavor", flavor_id)
 
 
 @router.get("/providers")
@@ -55,7 +39,7 @@ def flavor_capabilities(
     provider: str, request: Request, state: State, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     principal.require_admin()
-    table = providers.get(provider).flavor_capabilities
+    table = providers.get(provider, state.settings.enabled_providers).flavor_capabilities
     return {"flavor_capabilities": _capabilities(request, table)}
 
 
@@ -64,10 +48,5 @@ def availability_zone_capabilities(
     provider: str, request: Request, state: State, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     principal.require_admin()
-    table = providers.get(provider).availability_zone_capabilities
+    table = providers.get(provider, state.settings.enabled_providers).availability_zone_capabilities
     return {"availability_zone_capabilities": _capabilities(request, table)}
-
-
-@router.get("/availabilityzones")
-def list_availability_zones(principal: CurrentPrincipal) -> dict[str, Any]:
-    return {"availability_zones": [], "availability_zones_links": []}

@@ -102,6 +102,20 @@ def get_l7policy(
     )
 
 
+# What each action uses; a change of action clears the rest, as Octavia's update does.
+ACTION_FIELDS = {
+    "REDIRECT_TO_POOL": {"redirect_pool_id"},
+    "REDIRECT_TO_URL": {"redirect_url", "redirect_http_code"},
+    "REDIRECT_PREFIX": {"redirect_prefix", "redirect_http_code"},
+    "REJECT": set(),
+}
+
+
+def _clear_for_action(policy: L7Policy) -> None:
+    for name in CLEARABLE - ACTION_FIELDS.get(policy.action, set()):
+        setattr(policy, name, None)
+
+
 @router.put("/l7policies/{policy_id}")
 def update_l7policy(
     policy_id: str,
@@ -116,6 +130,8 @@ def update_l7policy(
         policy = _policy(ctx, policy_id)
         position = changes.pop("position", None)
         apply_fields(policy, changes, CLEARABLE)
+        if "action" in changes:
+            _clear_for_action(policy)
         if position is not None:
             _renumber(policy.listener, policy, position)
         ctx.pending(policy)

@@ -16,9 +16,10 @@ from shoal.controller.api.lbaas.loadbalancers import STAT_KEYS, lb_stats
 from shoal.controller.db.models import Listener, LoadBalancer, Node
 from shoal.controller.errors import Conflict
 from shoal.controller.schemas.listener import ListenerCreateBody, ListenerUpdateBody
+from shoal.controller.services.tree import port_space
 
 router = APIRouter(tags=["listeners"])
-CLEARABLE = frozenset({"default_pool_id", "default_tls_container_ref"})
+CLEARABLE = frozenset({"default_pool_id", "default_tls_container_ref", "hsts_max_age"})
 
 
 def _render(
@@ -48,7 +49,7 @@ def create_listener(
     body: ListenerCreateBody, state: State, principal: CurrentPrincipal, expect: IfMatch
 ) -> Response:
     spec = body.listener
-    l4 = "udp" if spec.protocol == "UDP" else "tcp"
+    l4 = port_space(spec.protocol)
     with state.writer.change(
         spec.loadbalancer_id, principal, action="create", expect_revision=expect
     ) as ctx:

@@ -16,7 +16,7 @@ from shoal.controller.api.lbaas._shared import get_visible, target_project
 from shoal.controller.db.models import Listener, LoadBalancer, Node, Pool
 from shoal.controller.errors import BadRequest, NotFound
 from shoal.controller.schemas.loadbalancer import LoadBalancerCreateBody, LoadBalancerUpdateBody
-from shoal.controller.services import providers, status
+from shoal.controller.services import flavors, status
 from shoal.controller.services.writes import load_tree
 
 router = APIRouter(tags=["loadbalancers"])
@@ -45,15 +45,6 @@ def render(
         return etag_response(body, lb.revision, status_code, request)
 
 
-def resolve_flavor(flavor: str | None) -> str:
-    if flavor is None:
-        return "l7"
-    for kind, f in views.FLAVORS.items():
-        if flavor in (f["id"], f["name"]):
-            return kind
-    raise BadRequest(f"flavor {flavor} does not exist: use l4 or l7 (GET /v2/lbaas/flavors)")
-
-
 @router.get("/loadbalancers")
 def list_loadbalancers(
     request: Request, state: State, principal: CurrentPrincipal
@@ -71,10 +62,11 @@ def create_loadbalancer(
 ) -> Response:
     spec = body.loadbalancer
     project = target_project(principal, spec.project_id or spec.tenant_id)
-    kind = resolve_flavor(spec.flavor_id)
-    provider = providers.get(
-        spec.provider or state.settings.default_provider, state.settings.enabled_providers
-    )
+    with state.db.read() as session:
+        choice = flavors.choose(
+            session, state.settings, spec.flavor_id, spec.provider, spec.availability_zone
+        )
+    provider, kind = choice.provider, choice.kind
     with state.writer.create(
         principal,
         project,
@@ -90,7 +82,7 @@ def create_loadbalancer(
             spec.description,
             spec.admin_state_up,
         )
-        lb.kind, lb.flavor_id, lb.tags = kind, views.FLAVORS[kind]["id"], spec.tags
+        lb.kind, lb.flavor_id, lb.tags = kind, choice.flavor_id, spec.tags
         lb.vip_port_id = spec.vip_port_id
         if lb.vip_port_id is None and not provider.agents:
             # Octavia's noop network driver invents the VIP's port; clients check it is set.

@@ -56,7 +56,9 @@ def _new_member(ctx: WriteContext, pool: Pool, spec: MemberCreate) -> Member:
     member = Member(
         project_id=ctx.lb.project_id, address=spec.address, protocol_port=spec.protocol_port
     )
+    member.address_given = spec.address_given
     apply_fields(member, spec.model_dump(exclude={"address", "protocol_port"}))
+    member.monitor_address_given = spec.monitor_address_given
     pool.members.append(member)
     return member
 
@@ -118,6 +120,7 @@ def batch_update_members(
                 ctx.pending(member, "PENDING_CREATE")
             else:
                 apply_fields(member, spec.model_dump(exclude={"address", "protocol_port"}))
+                member.monitor_address_given = spec.monitor_address_given
                 ctx.pending(member)
         for key, member in existing.items():
             if key not in seen:
@@ -155,6 +158,8 @@ def update_member(
             body.member.model_dump(exclude_unset=True),
             frozenset({"monitor_address", "monitor_port"}),
         )
+        if "monitor_address" in body.member.model_fields_set:
+            member.monitor_address_given = None  # shown canonical from now on
         ctx.pending(member)
         ctx.resource = ("member", member_id)
     return _render(state, principal, member_id)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from sqlalchemy import select
 
 from shoal.controller.api.deps import CurrentPrincipal, State
+from shoal.controller.auth import Principal
 from shoal.controller.db.models import Quota
 from shoal.controller.errors import NotFound
 from shoal.controller.schemas.quota import QuotaUpdateBody
@@ -51,8 +52,17 @@ def default_quotas(state: State, principal: CurrentPrincipal) -> dict[str, Any]:
     }
 
 
+def _project(principal: Principal, ref: str) -> str:
+    """A project id, or the caller's own project's name: `openstack loadbalancer quota show
+    <name>` sends the name as it is when the user may not look projects up in Keystone."""
+    if principal.project_name and ref == principal.project_name:
+        return principal.project_id
+    return ref
+
+
 @router.get("/quotas/{project_id}")
 def get_quota(project_id: str, state: State, principal: CurrentPrincipal) -> dict[str, Any]:
+    project_id = _project(principal, project_id)
     if not principal.can_read(project_id):
         raise NotFound(f"Quota for project {project_id} could not be found.")
     with state.db.read() as session:
@@ -73,6 +83,7 @@ def update_quota(
     project_id: str, body: QuotaUpdateBody, state: State, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     principal.require_admin()
+    project_id = _project(principal, project_id)
     spec = body.quota
     values = {
         "load_balancer": spec.load_balancer
@@ -102,6 +113,7 @@ def update_quota(
 @router.delete("/quotas/{project_id}", status_code=204)
 def reset_quota(project_id: str, state: State, principal: CurrentPrincipal) -> Response:
     principal.require_admin()
+    project_id = _project(principal, project_id)
     with state.db.write() as session:
         row = session.get(Quota, project_id)
         if row is not None:
