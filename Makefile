@@ -69,7 +69,7 @@ KERNEL_QUICK_TESTS := tests/bpf/test_kernel_compat.py tests/bpf/test_abi.py \
 	tests/bpf/test_flowhash.py tests/bpf/test_decap.py tests/bpf/test_lb_packets.py \
 	tests/bpf/test_passthrough.py
 test-kernel: build
-	scripts/kernel-vm.sh $(KERNEL) -- $(VENV)/bin/pytest -q -p no:cacheprovider -m "not wallclock" $(KERNEL_TESTS)
+	scripts/kernel-vm.sh $(KERNEL) -- $(VENV)/bin/pytest -q -p no:cacheprovider $(KERNEL_TESTS)
 
 test-kernel-quick: build
 	scripts/kernel-vm.sh $(KERNEL) -- $(VENV)/bin/pytest -q -p no:cacheprovider $(KERNEL_QUICK_TESTS)

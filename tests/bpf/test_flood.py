@@ -25,27 +25,41 @@ def syn(lb: Balancer, net: Net, n: int) -> XdpAction:
     return run_xdp(lb.prog_fd, frame, ingress_ifindex=net.ifindex).action
 
 
-@pytest.mark.wallclock  # the burst must fit in one 50 ms window
+def flood_until_active(lb: Balancer, net: Net, first: int, limit: int = 5000) -> int:
+    """SYNs of new flows until this CPU enters flood mode; returns the next port number. A burst
+    normally spends one 50 ms window's budget within a few milliseconds; on a stalled machine it
+    simply takes more SYNs, so the test asserts what flood mode does, not how fast we sent."""
+    n = first
+    while not lb.flood_status().active:
+        assert n - first < limit, "flood mode never engaged"
+        for _ in range(50):
+            assert syn(lb, net, n) == XdpAction.TX  # still forwarded, by Maglev alone
+            n += 1
+    return n
+
+
 def test_flood_mode_engages_stops_inserts_and_releases_after_hold_down(lb: Balancer, net: Net):
     lb.apply(config(vip(), flood=FLOOD))
-    for n in range(40):  # well under 1000/s * 50 ms = 50 per window
+    for n in range(40):  # under a window's budget (1000/s * 50 ms = 50), however slow
         assert syn(lb, net, n) == XdpAction.TX
     assert not lb.flood_status().active
     assert lb.counters()["cache_insert"] == 40
 
-    for n in range(40, 300):  # a burst: hundreds of SYNs within a few milliseconds
-        assert syn(lb, net, n) == XdpAction.TX  # still forwarded, by Maglev alone
+    n = flood_until_active(lb, net, 40)
     status = lb.flood_status()
-    assert status.active and status.entries == 1 and status.exits == 0
+    assert status.entries == 1 and status.exits == 0
     inserted = lb.counters()["cache_insert"]
-    assert inserted <= 40 + 51  # inserts stopped once the window's budget was spent
-    assert lb.counters()["cache_skip_flood"] == 300 - inserted
+    assert lb.counters()["cache_skip_flood"] == n - inserted
+    for _ in range(100):  # in flood mode no new flow writes an entry
+        assert syn(lb, net, n) == XdpAction.TX
+        n += 1
+    assert lb.counters()["cache_insert"] == inserted
+    assert lb.counters()["cache_skip_flood"] == n - inserted
 
     # The flood stops. Probe slowly: flood mode must hold for the hold-down, then release.
     flood_end = time.monotonic()
     released_at = None
-    n = 300
-    while time.monotonic() - flood_end < 5:
+    while time.monotonic() - flood_end < 30:
         time.sleep(0.1)
         syn(lb, net, n)
         n += 1
@@ -61,14 +75,11 @@ def test_flood_mode_engages_stops_inserts_and_releases_after_hold_down(lb: Balan
     assert lb.counters()["cache_insert"] == before + 1  # inserting again
 
 
-@pytest.mark.wallclock  # the burst must end well within the hold-down
 def test_reported_mode_releases_without_new_flows(lb: Balancer, net: Net) -> None:
     """The data plane re-evaluates on the next new flow; Python's report must not wait for one."""
     lb.apply(config(vip(), flood=FLOOD))
-    for n in range(200):
-        syn(lb, net, n)
-    assert lb.flood_status().active
-    time.sleep(FLOOD["hold_down"] + 0.3)
+    flood_until_active(lb, net, 0)
+    time.sleep(FLOOD["hold_down"] + 0.3)  # measured from the last new flow: a lower bound only
     status = lb.flood_status()
     assert any(status.mode) and not status.active
 
