@@ -18,6 +18,7 @@ from shoal.lab.lab import Lab
 from shoal.lab.traffic import http_requests
 
 from .conftest import FIGURES, wait_for
+from .l4lb import l4_nodes, set_node
 
 pytestmark = pytest.mark.netns
 LB: dict[str, Any] = {}
@@ -334,3 +335,40 @@ def test_an_l7_node_failure_keeps_the_vip_serving(lab: Lab) -> None:
     # The node comes back: its agent restarts HAProxy, the checks see it UP again.
     lab.start_l7_agent(victim)
     wait_for(lambda: health() == "UP", 30, "the node is UP again")
+
+
+def test_an_l7_node_failure_during_an_l4_node_change(lab: Lab) -> None:
+    """Two failures at once: an L7 node dies and, half a second later, an L4 node leaves the
+    router's ECMP set. The L4 node that takes over every flow must already steer new
+    connections around the dead proxy by its own check, not by what the leaving node knew."""
+    victim = sorted(placed(lab))[-1]
+    leaving, staying = l4_nodes(lab)[0], l4_nodes(lab)[1:]
+    nodes = {n["name"]: n["id"] for n in lab.api("GET", "/v2/shoal/nodes")["nodes"]}
+
+    def health() -> str:
+        return str(lab.api("GET", f"/v2/shoal/nodes/{nodes[victim]}")["node"]["health"])
+
+    try:
+        with Load(lab) as load:
+            time.sleep(1)
+            failed_at = time.monotonic()
+            lab.fail_l7_node(victim)
+            time.sleep(0.5)
+            set_node(lab, leaving, "DRAINING")
+            wait_for(lambda: health() == "DOWN", 15, "L4 checks mark the node DOWN")
+            lab.wait_stable(LB["vip"], staying, timeout=60)
+            time.sleep(1.5)
+            settled = time.monotonic()
+            time.sleep(3)
+    finally:
+        set_node(lab, leaving, "ACTIVE")
+        lab.start_l7_agent(victim)
+    after = [f for f in load.failed if f[0] > settled]
+    during = [f for f in load.failed if failed_at <= f[0] <= settled]
+    FIGURES["L7 node failure + L4 leave: failed requests while settling"] = (
+        f"{len(during)} of {load.ok + len(load.failed)}"
+    )
+    assert load.ok > 20
+    assert not after, after[:5]
+    wait_for(lambda: health() == "UP", 30, "the node is UP again")
+    lab.wait_stable(LB["vip"], l4_nodes(lab), timeout=60)
