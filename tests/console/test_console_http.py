@@ -226,3 +226,35 @@ def test_a_login_posted_from_another_site_is_refused(client: TestClient) -> None
         follow_redirects=False,
     )
     assert r.status_code == 303
+
+
+def test_the_nodes_page_shows_each_peers_bgp_and_bfd_state(client: TestClient, admin: Api) -> None:
+    from tests.api.helpers import Fleet
+
+    fleet = Fleet(admin)
+    up = fleet.ok("POST", "/v2/shoal/nodes", {"name": "l4-up", "role": "l4"})["node"]
+    down = fleet.ok("POST", "/v2/shoal/nodes", {"name": "l4-lost", "role": "l4"})["node"]
+    peer = {
+        "name": "uplink",
+        "neighbor": "10.88.0.1",
+        "bgp_state": "Established",
+        "bgp_since": "12:01:03.456",
+        "bfd_state": "Up",
+        "bfd_since": "12:01:03.500",
+    }
+    routing = {"bird": "ok", "peers": [peer, {**peer, "name": "<b>x</b>", "bfd_state": ""}]}
+    fleet.ok(
+        "POST",
+        f"/v2/shoal/nodes/{up['id']}/report",
+        {"seq": 0, "routing": {**routing, "announced": 7}},
+    )
+    broken = {"bird": "unknown", "error": "birdc: cannot connect"}
+    fleet.ok("POST", f"/v2/shoal/nodes/{down['id']}/report", {"seq": 0, "routing": broken})
+    login(client, ADMIN_SECRET)
+    page = client.get("/ui/admin/nodes").text
+    row_up = page[page.index("l4-up") :].split("</tr>")[0]
+    assert "uplink" in row_up and "Established" in row_up and "since 12:01:03.456" in row_up
+    assert "BFD" in row_up and ">Up<" in row_up and ">7<" in row_up
+    assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page  # escaped
+    row_lost = page[page.index("l4-lost") :].split("</tr>")[0]
+    assert "unknown" in row_lost and "birdc: cannot connect" in row_lost

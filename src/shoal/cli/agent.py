@@ -193,20 +193,24 @@ def l4(
         address=address,
         **extra,
     )
+    from shoal.agents.birdstate import BirdState
+
     speaker: Speaker = NullSpeaker()
+    bird = None
     if bird_socket:
         speaker = BirdSpeaker(bird_include_dir or state_dir / name, bird_socket)
+        bird = BirdState(bird_socket)
     agent = L4Agent(
         cfg,
         AgentApi(_urls(controller), token, ca_bundle=ca_bundle, insecure_http=insecure_http),
         speaker,
+        bird,
     )
     if metrics_listen:
-        from shoal.agents.birdstate import BirdState
         from shoal.agents.l4.metrics import L4Collector
         from shoal.agents.metrics import MetricsServer
 
-        agent.registry.register(L4Collector(agent, BirdState(bird_socket) if bird_socket else None))
+        agent.registry.register(L4Collector(agent, bird))
         MetricsServer(metrics_listen, agent.registry).start()
 
     def stop(signum: int, frame: FrameType | None) -> None:
