@@ -230,6 +230,9 @@ def _console_forwarder(ctl_ns: str, console: Console) -> Forwarder:
 def run_demo(requests: int = 300, wait: bool | None = None, l4_nodes: int = 2) -> None:
     console = Console()
     signal.signal(signal.SIGTERM, _sigterm)
+    # Also SIGINT: a shell that starts the demo in the background (make demo &, nohup,
+    # systemd-run) hands it SIGINT ignored, and Python then never raises KeyboardInterrupt.
+    signal.signal(signal.SIGINT, _sigterm)
     wait = sys.stdin.isatty() if wait is None else wait
     lab = Lab(
         LabSpec(prefix=f"demo{os.getpid() % 10000}", l4_nodes=l4_nodes),
