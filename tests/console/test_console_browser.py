@@ -267,7 +267,7 @@ def test_certificates_quotas_and_admin_pages(page: Any, live: str) -> None:
     assert page.get_by_role("heading", name="Nodes and clusters").count() == 1
     row = page.locator("tbody tr", has_text="l4-bgp")
     assert "Established" in row.inner_text() and "BFD Up" in row.inner_text()
-    shot(page, "nodes", SHOTS)
+    shot(page, "nodes-report", SHOTS)
 
     # Keyboard: the skip link is the first stop and lands on the content.
     page.keyboard.press("Tab")
