@@ -86,7 +86,7 @@ tempest: build
 	$(PY) scripts/tempest.py
 
 demo: build
-	$(VENV)/bin/shoal demo
+	$(VENV)/bin/shoal demo $(DEMO_ARGS)
 
 # Every benchmark, full sizes, with a report. bench-gate is what CI runs: the change against
 # its base commit, both built and measured interleaved on this machine (docs/performance.md);

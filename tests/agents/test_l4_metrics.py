@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shoal import netns
 from shoal.agents.api import AgentApi
-from shoal.agents.birdstate import BirdState, parse_bfd, parse_protocols
+from shoal.agents.birdstate import BirdState, parse_bfd, parse_protocols, routing_state
 from shoal.agents.l4.agent import L4Agent, L4AgentConfig
 from shoal.agents.l4.metrics import COUNTER_FAMILIES, L4Collector
 from shoal.agents.metrics import MetricsServer
@@ -186,6 +186,11 @@ def test_a_real_bird_reports_its_sessions(agent: L4Agent, tmp_path: Path) -> Non
         assert one(found, "shoal_bird_up") == 1
         assert one(found, "shoal_bgp_session_up", protocol="uplink") == 0
         assert "shoal_bfd_session_up" not in found  # no BFD protocol: no sessions
+        state = routing_state(bird, announced=0)  # what the agent reports to the controller
+        assert state.bird == "ok" and [(p.name, p.neighbor) for p in state.peers] == [
+            ("uplink", "192.0.2.2")
+        ]
+        assert state.peers[0].bgp_state != "Established" and state.peers[0].bgp_since
     finally:
         proc.terminate()
         proc.wait(10)

@@ -28,6 +28,22 @@ ADMIN = "cli-test-admin"
 SHOAL = [sys.executable, "-m", "shoal.cli.main"]
 
 
+ROUTING = {
+    "bird": "ok",
+    "announced": 2,
+    "peers": [
+        {
+            "name": "uplink",
+            "neighbor": "10.88.0.1",
+            "bgp_state": "Established",
+            "bgp_since": "12:01:03",
+            "bfd_state": "Up",
+            "bfd_since": "12:01:04",
+        }
+    ],
+}
+
+
 @dataclass
 class FakeNode:
     """An agent reduced to what the controller sees: it reports every change applied unless
@@ -59,7 +75,7 @@ class FakeNode:
                 ]
                 http.post(
                     f"/v2/shoal/nodes/{node_id}/report",
-                    json={"seq": state["seq"], "errors": errors},
+                    json={"seq": state["seq"], "errors": errors, "routing": ROUTING},
                 )
 
 
@@ -307,3 +323,15 @@ def test_node_enrolment_writes_a_private_credential(env: dict[str, str], tmp_pat
     ok(env, "node revoke cli-l7")
     assert {e["name"]: e["status"] for e in as_json(env, "node enrollments")}["cli-l7"] == "REVOKED"
     assert "already enrolled" in refused(env, "node enroll fake-l4 --role l4")
+
+
+def test_node_show_gives_the_bgp_and_bfd_state(env: dict[str, str]) -> None:
+    deadline = time.monotonic() + 10  # the stand-in node reports every 50 ms
+    while (shown := json.loads(ok(env, "node show fake-l4 -f json")))["bird"] != "ok":
+        assert time.monotonic() < deadline, shown
+    assert shown["bird"] == "ok" and shown["announced_vips"] == 2
+    assert shown["bgp_peers"] == (
+        "uplink 10.88.0.1: BGP Established since 12:01:03, BFD Up since 12:01:04"
+    )
+    table = ok(env, "node show fake-l4")
+    assert "Established" in table and "bgp_peers" in table

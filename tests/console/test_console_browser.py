@@ -218,6 +218,22 @@ def test_first_useful_paint_with_1000_load_balancers(
     assert paint is not None and paint < 1000, (paint, nav["responseEnd"])
 
 
+def report_routing(live: str) -> None:
+    """An L4 node's agent reporting its BIRD's sessions (the lab test has a real BIRD)."""
+    with api(live) as admin:
+        body = {"enrollment": {"name": "l4-bgp", "role": "l4"}}
+        secret = admin.post("/v2/shoal/enrollments", json=body).json()["enrollment"]["credential"]
+    with api(live, secret) as node_api:
+        node = node_api.post("/v2/shoal/nodes", json={"name": "l4-bgp", "role": "l4"}).json()
+        peer = {"name": "uplink", "neighbor": "10.88.0.1", "bgp_state": "Established"}
+        peer |= {"bgp_since": "12:01:03", "bfd_state": "Up", "bfd_since": "12:01:04"}
+        routing = {"bird": "ok", "peers": [peer], "announced": 2}
+        r = node_api.post(
+            f"/v2/shoal/nodes/{node['node']['id']}/report", json={"seq": 0, "routing": routing}
+        )
+        assert r.status_code == 204, r.text
+
+
 def test_certificates_quotas_and_admin_pages(page: Any, live: str) -> None:
     log_in(page, live, ADMIN_SECRET)
     page.goto(f"{live}/ui/certificates")
@@ -246,8 +262,12 @@ def test_certificates_quotas_and_admin_pages(page: Any, live: str) -> None:
     page.goto(f"{live}/ui/admin/events")
     assert page.get_by_role("heading", name="Events").count() == 1
     shot(page, "events", SHOTS)
+    report_routing(live)
     page.goto(f"{live}/ui/admin/nodes")
     assert page.get_by_role("heading", name="Nodes and clusters").count() == 1
+    row = page.locator("tbody tr", has_text="l4-bgp")
+    assert "Established" in row.inner_text() and "BFD Up" in row.inner_text()
+    shot(page, "nodes-report", SHOTS)
 
     # Keyboard: the skip link is the first stop and lands on the content.
     page.keyboard.press("Tab")

@@ -226,3 +226,91 @@ def test_a_login_posted_from_another_site_is_refused(client: TestClient) -> None
         follow_redirects=False,
     )
     assert r.status_code == 303
+
+
+def test_the_nodes_page_shows_each_peers_bgp_and_bfd_state(client: TestClient, admin: Api) -> None:
+    from tests.api.helpers import Fleet
+
+    fleet = Fleet(admin)
+    up = fleet.ok("POST", "/v2/shoal/nodes", {"name": "l4-up", "role": "l4"})["node"]
+    down = fleet.ok("POST", "/v2/shoal/nodes", {"name": "l4-lost", "role": "l4"})["node"]
+    peer = {
+        "name": "uplink",
+        "neighbor": "10.88.0.1",
+        "bgp_state": "Established",
+        "bgp_since": "12:01:03.456",
+        "bfd_state": "Up",
+        "bfd_since": "12:01:03.500",
+    }
+    routing = {"bird": "ok", "peers": [peer, {**peer, "name": "<b>x</b>", "bfd_state": ""}]}
+    fleet.ok(
+        "POST",
+        f"/v2/shoal/nodes/{up['id']}/report",
+        {"seq": 0, "routing": {**routing, "announced": 7}},
+    )
+    broken = {"bird": "unknown", "error": "birdc: cannot connect"}
+    fleet.ok("POST", f"/v2/shoal/nodes/{down['id']}/report", {"seq": 0, "routing": broken})
+    login(client, ADMIN_SECRET)
+    page = client.get("/ui/admin/nodes").text
+    row_up = page[page.index("l4-up") :].split("</tr>")[0]
+    assert "uplink" in row_up and "Established" in row_up and "since 12:01:03.456" in row_up
+    assert "BFD" in row_up and ">Up<" in row_up and ">7<" in row_up
+    assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page  # escaped
+    row_lost = page[page.index("l4-lost") :].split("</tr>")[0]
+    assert "unknown" in row_lost and "birdc: cannot connect" in row_lost
+
+
+def test_l4_member_traffic_is_summed_over_nodes_per_member(client: TestClient, admin: Api) -> None:
+    from tests.api.helpers import Fleet
+
+    stack = admin.l4_stack(members=2, provider="noop")
+    lb_id = stack["lb"]["id"]
+    other = admin.l4_stack(members=1, provider="noop")["lb"]["id"]
+    port = stack["listener"]["protocol_port"]
+    vip = f"tcp://{stack['lb']['vip_address']}:{port}"
+    m1, m2 = stack["members"]
+    fleet = Fleet(admin)
+    for name, packets in (("l4-a", 10), ("l4-b", 5)):
+        node = fleet.ok("POST", "/v2/shoal/nodes", {"name": name, "role": "l4"})["node"]
+        backends = [
+            {
+                "load_balancer_id": lb_id,
+                "vip": vip,
+                "address": m1["address"],
+                "packets": packets,
+                "bytes": packets * 100,
+            },
+            {
+                "load_balancer_id": lb_id,
+                "vip": vip,
+                "address": m2["address"],
+                "packets": 1,
+                "bytes": 60,
+            },
+            # another load balancer's backend, and one of a port this LB has no listener on
+            {"load_balancer_id": other, "vip": vip, "address": m1["address"], "packets": 999},
+            {"load_balancer_id": lb_id, "vip": f"{vip}9", "address": m1["address"], "packets": 7},
+        ]
+        fleet.ok("POST", f"/v2/shoal/nodes/{node['id']}/report", {"seq": 0, "backends": backends})
+    login(client, ADMIN_SECRET)
+    body = client.get(f"/ui/loadbalancers/{lb_id}/traffic").json()
+    assert body["member_metric"] == "packets_in"
+    assert body["members"] == {
+        m1["id"]: {"packets_in": 15, "bytes_in": 1500},
+        m2["id"]: {"packets_in": 2, "bytes_in": 120},
+    }
+
+
+def test_a_node_report_with_too_many_backends_is_refused(admin: Api) -> None:
+    from shoal.wire.report import MAX_BACKENDS
+    from tests.api.helpers import Fleet
+
+    fleet = Fleet(admin)
+    node = fleet.ok("POST", "/v2/shoal/nodes", {"name": "l4-big", "role": "l4"})["node"]
+    one = {"load_balancer_id": "x", "vip": "tcp://10.0.0.1:80", "address": "10.1.0.1"}
+    r = fleet.request(
+        "POST",
+        f"/v2/shoal/nodes/{node['id']}/report",
+        {"seq": 0, "backends": [one] * (MAX_BACKENDS + 1)},
+    )
+    assert 400 <= r.status_code < 500 and "Traceback" not in r.text

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import Any
 
 import pytest
 
@@ -97,6 +98,13 @@ def test_the_console_drives_the_lab(lab: Lab) -> None:
                 charts.get_attribute("data-peak")
             )
             shot(page, "lab-traffic", True)
+            # Per member, from the L4 nodes' per-backend reports (they report every round).
+            wait_until(
+                lambda: sum(m["packets_in"] for m in _traffic_json(page, l4)["members"].values()),
+                120,
+                "per-member packets from the L4 nodes",
+            )
+            assert page.locator("#member-legend li").count() >= 1
         finally:
             stop.set()
             sender.join(60)
@@ -105,6 +113,17 @@ def test_the_console_drives_the_lab(lab: Lab) -> None:
         page.goto(f"{live}/ui/admin/nodes")
         shot(page, "nodes", True)
         assert page.locator("tbody tr").count() >= 3
+        for name in ("l4a", "l4b"):  # their real BIRD's sessions to the router
+            row = page.locator("tbody tr", has=page.get_by_role("cell", name=name, exact=True))
+            text = row.inner_text()
+            assert "BGP Established" in text and "BFD Up" in text, text
+
+
+def _traffic_json(page: Any, lb_id: str) -> Any:
+    return page.evaluate(
+        "async (u) => (await fetch(u, {credentials: 'same-origin'})).json()",
+        f"/ui/loadbalancers/{lb_id}/traffic",
+    )
 
 
 def _vip(lab: Lab, lb_id: str) -> str:

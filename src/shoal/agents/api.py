@@ -18,6 +18,7 @@ import httpx
 from shoal.errors import ShoalError
 from shoal.transport import verify_for
 from shoal.wire.feed import Feed
+from shoal.wire.report import BackendTraffic, RoutingState
 
 __all__ = ["AgentApi", "ControllerRefusedError", "ControllerUnavailableError", "NodeInfo"]
 
@@ -167,10 +168,23 @@ class AgentApi:
         digests: dict[str, Any],
         counters: dict[str, Any],
         version: str | None = None,
+        *,
+        routing: RoutingState | None = None,
+        backends: list[BackendTraffic] | None = None,
     ) -> None:
-        body = {"seq": seq, "errors": errors, "digests": digests, "counters": counters}
+        """The controller checks the body against shoal.wire.report.NodeReport."""
+        body: dict[str, Any] = {
+            "seq": seq,
+            "errors": errors,
+            "digests": digests,
+            "counters": counters,
+        }
         if version:
             body["version"] = version
+        if routing is not None:
+            body["routing"] = routing.model_dump(mode="json")
+        if backends:
+            body["backends"] = [b.model_dump(mode="json") for b in backends]
         self._call("POST", f"/v2/shoal/nodes/{node_id}/report", json=body)
 
     def health(self, node_id: str, results: list[dict[str, Any]]) -> None:

@@ -3,12 +3,17 @@ be, how long applying takes, and a small HTTP listener serving `/metrics` (off u
 address is given; the operator chooses where: loopback, or the management network).
 
 The listener serves only GET /metrics, answers anything else with 404, and reads no request
-body: it holds no secret (counters only), so it has no authentication of its own; bind it
-where only the scrapers reach."""
+body. With a scrape token (a 0600 file) it answers only a request bearing that token
+(`Authorization: Bearer` or `X-Auth-Token`, compared in constant time) and gives anyone else
+a bodiless-looking 401. It refuses to start on a non-loopback address without a token unless
+the operator says --metrics-insecure: counters name VIPs, backends and peers, which an
+attacker on the management network should not map for free."""
 
 from __future__ import annotations
 
 import contextlib
+import hmac
+import ipaddress
 import logging
 import socket
 import threading
@@ -30,7 +35,14 @@ from prometheus_client import (
 from shoal import __version__
 from shoal.errors import ConfigError
 
-__all__ = ["FeedMetrics", "MetricsServer", "agent_registry", "parse_listen"]
+__all__ = [
+    "FeedMetrics",
+    "MetricsServer",
+    "agent_registry",
+    "check_exposure",
+    "parse_listen",
+    "presented_token",
+]
 
 # No `_created` series: they double every counter's series and Prometheus 2 ignores them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -126,17 +138,52 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
+
+
+def check_exposure(listen: str, token: str | None, insecure: bool) -> None:
+    """Off loopback, metrics need a scrape token, or the operator's explicit --metrics-insecure."""
+    host, _ = parse_listen(listen)
+    if token is None and not insecure and not _loopback(host):
+        raise ConfigError(
+            f"metrics on {listen} (not loopback) need --metrics-token-file, "
+            "or --metrics-insecure on a network only the scrapers reach"
+        )
+
+
+def presented_token(headers: Any) -> str | None:
+    """The token a scraper sent: `Authorization: Bearer <token>` (Prometheus's
+    authorization/credentials_file) or `X-Auth-Token`."""
+    auth = headers.get("Authorization") or ""
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return str(value.strip())
+    token = headers.get("X-Auth-Token")
+    return str(token).strip() if token else None
+
+
 class MetricsServer:
-    """GET /metrics: the registry, then what `extra` returns (already in the text format)."""
+    """GET /metrics: the registry, then what `extra` returns (already in the text format);
+    with a token, only for requests bearing it."""
 
     def __init__(
         self,
         listen: str,
         registry: CollectorRegistry,
         extra: Callable[[], bytes] | None = None,
+        *,
+        token: str | None = None,
+        insecure: bool = False,
     ) -> None:
+        check_exposure(listen, token, insecure)
         host, port = parse_listen(listen)
-        handler = _handler(registry, extra)
+        handler = _handler(registry, extra, token)
         server_cls: type[ThreadingHTTPServer] = _Server6 if ":" in host else _Server4
         try:
             self.server = server_cls((host, port), handler)
@@ -166,10 +213,27 @@ class _Server6(_Server4):
 
 
 def _handler(
-    registry: CollectorRegistry, extra: Callable[[], bytes] | None
+    registry: CollectorRegistry, extra: Callable[[], bytes] | None, token: str | None
 ) -> type[BaseHTTPRequestHandler]:
+    expected = token.encode() if token else None
+
     class Handler(BaseHTTPRequestHandler):
+        def _authorized(self) -> bool:
+            if expected is None:
+                return True
+            presented = presented_token(self.headers)
+            return presented is not None and hmac.compare_digest(expected, presented.encode())
+
         def do_GET(self) -> None:
+            if not self._authorized():  # before routing: a prober learns nothing, not even paths
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Bearer realm="shoal-agent-metrics"')
+                self.send_header("Content-Type", "text/plain")
+                body = b"a scrape token is needed\n"
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             if self.path.split("?", 1)[0] != "/metrics":
                 self._answer(404, b"only /metrics here\n", "text/plain")
                 return

@@ -54,8 +54,22 @@ MetricsListen = Annotated[
     str | None,
     typer.Option(
         envvar="SHOAL_AGENT_METRICS_LISTEN",
-        help="HOST:PORT to serve Prometheus /metrics on (default: off; no authentication, "
-        "so bind loopback or the management network)",
+        help="HOST:PORT to serve Prometheus /metrics on (default: off); off loopback it "
+        "needs --metrics-token-file (or --metrics-insecure)",
+    ),
+]
+MetricsTokenFile = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="SHOAL_AGENT_METRICS_TOKEN_FILE",
+        help="file (mode 0600) holding the token scrapers must send (Authorization: Bearer)",
+    ),
+]
+MetricsInsecure = Annotated[
+    bool,
+    typer.Option(
+        "--metrics-insecure",
+        help="serve /metrics off loopback without a token (a network only the scrapers reach)",
     ),
 ]
 LogFormat = Annotated[str, typer.Option(help="text, or json (one object per line)")]
@@ -74,6 +88,18 @@ def _urls(controller: str) -> list[str]:
     if not urls:
         raise typer.BadParameter("give at least one controller URL", param_hint="--controller")
     return urls
+
+
+def _metrics_token(listen: str | None, path: Path | None, insecure: bool) -> str | None:
+    """The scrape token, checked before the agent starts anything (a refused exposure is one
+    line, not a half-started node)."""
+    from shoal.agents.metrics import check_exposure
+    from shoal.transport import read_secret_file
+
+    token = read_secret_file(path, "metrics token") if path is not None else None
+    if listen:
+        check_exposure(listen, token, insecure)
+    return token
 
 
 def _credential(path: Path | None) -> str:
@@ -167,11 +193,14 @@ def l4(
         bool, typer.Option(help="serve any VIP the controller sends (no prefix check)")
     ] = False,
     metrics_listen: MetricsListen = None,
+    metrics_token_file: MetricsTokenFile = None,
+    metrics_insecure: MetricsInsecure = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
     log_format: LogFormat = "text",
 ) -> None:
     """Program this node's XDP data plane from the controller and announce its VIPs."""
     token = _credential(credential_file)
+    metrics_token = _metrics_token(metrics_listen, metrics_token_file, metrics_insecure)
     _start("the L4 agent", name, log_level, netns_name, log_format)
     extra: dict[str, Any] = {}
     if config:
@@ -193,21 +222,30 @@ def l4(
         address=address,
         **extra,
     )
+    from shoal.agents.birdstate import BirdState
+
     speaker: Speaker = NullSpeaker()
+    bird = None
     if bird_socket:
         speaker = BirdSpeaker(bird_include_dir or state_dir / name, bird_socket)
+        bird = BirdState(bird_socket)
     agent = L4Agent(
         cfg,
         AgentApi(_urls(controller), token, ca_bundle=ca_bundle, insecure_http=insecure_http),
         speaker,
+        bird,
     )
     if metrics_listen:
-        from shoal.agents.birdstate import BirdState
         from shoal.agents.l4.metrics import L4Collector
         from shoal.agents.metrics import MetricsServer
 
-        agent.registry.register(L4Collector(agent, BirdState(bird_socket) if bird_socket else None))
-        MetricsServer(metrics_listen, agent.registry).start()
+        agent.registry.register(L4Collector(agent, bird))
+        MetricsServer(
+            metrics_listen,
+            agent.registry,
+            token=metrics_token,
+            insecure=metrics_insecure,
+        ).start()
 
     def stop(signum: int, frame: FrameType | None) -> None:
         agent.stop(withdraw=True)
@@ -261,11 +299,14 @@ def l7(
         float, typer.Option(min=0, help="at most one reload per this many seconds (0: no batching)")
     ] = 0.5,
     metrics_listen: MetricsListen = None,
+    metrics_token_file: MetricsTokenFile = None,
+    metrics_insecure: MetricsInsecure = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
     log_format: LogFormat = "text",
 ) -> None:
     """Run HAProxy for the L7 load balancers placed on this node."""
     token = _credential(credential_file)
+    metrics_token = _metrics_token(metrics_listen, metrics_token_file, metrics_insecure)
     _start("the L7 agent", name, log_level, netns_name, log_format)
     from shoal.agents.api import AgentApi
     from shoal.agents.l7.agent import L7Agent, L7AgentConfig
@@ -293,7 +334,13 @@ def l7(
         from shoal.agents.l7.metrics import HAProxyExporter
         from shoal.agents.metrics import MetricsServer
 
-        MetricsServer(metrics_listen, agent.registry, HAProxyExporter(agent).scrape).start()
+        MetricsServer(
+            metrics_listen,
+            agent.registry,
+            HAProxyExporter(agent).scrape,
+            token=metrics_token,
+            insecure=metrics_insecure,
+        ).start()
 
     def stop(signum: int, frame: FrameType | None) -> None:
         agent.stop()

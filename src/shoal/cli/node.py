@@ -12,11 +12,45 @@ import typer
 from shoal.cli.apicmd import Cmd, api_command
 from shoal.cli.common import console, err_console
 from shoal.cli.options import Flavor
-from shoal.cli.resources import NODE, find, list_command, show_command
+from shoal.cli.resources import NODE, find, list_command
 
 app = typer.Typer(help="Nodes: the machines that serve the VIPs (admins).", no_args_is_help=True)
 list_command(app, NODE)
-show_command(app, NODE)
+ROUTING_COLUMNS = ("bird", "announced_vips", "bgp_peers")
+
+
+def routing_fields(routing: dict[str, Any] | None) -> dict[str, Any]:
+    """The node's reported BGP/BFD state as three flat fields (one line per peer in
+    bgp_peers, "; "-separated)."""
+    if not routing:
+        return {"bird": "not reported", "announced_vips": "", "bgp_peers": ""}
+    peers = []
+    for p in routing.get("peers") or []:
+        line = f"{p['name']} {p.get('neighbor') or ''}: BGP {p['bgp_state']}"
+        line += f" since {p['bgp_since']}" if p.get("bgp_since") else ""
+        if p.get("bfd_state"):
+            line += f", BFD {p['bfd_state']}"
+            line += f" since {p['bfd_since']}" if p.get("bfd_since") else ""
+        peers.append(line)
+    bird = routing.get("bird", "unknown")
+    if routing.get("error"):
+        bird += f" ({routing['error']})"
+    return {
+        "bird": bird,
+        "announced_vips": routing.get("announced", 0),
+        "bgp_peers": "; ".join(peers) or "none",
+    }
+
+
+@api_command(app, "show", output="columns", arguments={"ref": NODE.argument()})
+def show(cmd: Cmd, ref: str) -> None:
+    """Show a node, with its BGP and BFD sessions as it last reported them (L4 nodes)."""
+    node = find(cmd.api, NODE, ref)
+    columns: tuple[str, ...] = (*NODE.columns, "applied_seq", "version")
+    if node.get("role") == "l4":
+        node |= routing_fields(node.get("routing"))
+        columns += ROUTING_COLUMNS
+    cmd.show(node, columns)
 
 
 def _set_admin_state(cmd: Cmd, node: str, state: str) -> None:

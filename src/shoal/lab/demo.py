@@ -213,9 +213,26 @@ def _node_packets(lab: Lab) -> dict[str, int]:
     return out
 
 
+def _console_forwarder(ctl_ns: str, console: Console) -> Forwarder:
+    """The controller's port on the host (SHOAL_DEMO_CONSOLE_HOST/PORT, default
+    127.0.0.1:9877); a free port instead when that one is taken (another demo, another
+    user), said so."""
+    port = int(os.environ.get("SHOAL_DEMO_CONSOLE_PORT", "9877"))
+    host = os.environ.get("SHOAL_DEMO_CONSOLE_HOST", "127.0.0.1")
+    target = ("127.0.0.1", CONTROLLER_PORT)
+    try:
+        return Forwarder((host, port), ctl_ns, target)
+    except OSError as exc:
+        console.print(f"{host}:{port} is not free ({exc.strerror}): using another port")
+        return Forwarder((host, 0), ctl_ns, target)
+
+
 def run_demo(requests: int = 300, wait: bool | None = None, l4_nodes: int = 2) -> None:
     console = Console()
     signal.signal(signal.SIGTERM, _sigterm)
+    # Also SIGINT: a shell that starts the demo in the background (make demo &, nohup,
+    # systemd-run) hands it SIGINT ignored, and Python then never raises KeyboardInterrupt.
+    signal.signal(signal.SIGINT, _sigterm)
     wait = sys.stdin.isatty() if wait is None else wait
     lab = Lab(
         LabSpec(prefix=f"demo{os.getpid() % 10000}", l4_nodes=l4_nodes),
@@ -261,18 +278,22 @@ def run_demo(requests: int = 300, wait: bool | None = None, l4_nodes: int = 2) -
             f"SHOAL_CA_BUNDLE={state.ca_bundle} "
             f"SHOAL_TOKEN={state.admin_token} shoal status {lb['id']}"
         )
-        if wait:
-            port = int(os.environ.get("SHOAL_DEMO_CONSOLE_PORT", "9877"))
-            host = os.environ.get("SHOAL_DEMO_CONSOLE_HOST", "127.0.0.1")
-            with Forwarder((host, port), state.ctl_ns, ("127.0.0.1", CONTROLLER_PORT)) as fwd:
-                console.print(
-                    f"console: https://{fwd.address[0]}:{fwd.address[1]}/ui/ "
-                    f"(log in with the token {state.admin_token}; the controller's CA is "
-                    f"{state.ca_bundle})"
-                )
-                console.print("[bold]the lab is up; press Ctrl-C to tear it down[/bold]")
-                while True:
-                    time.sleep(3600)
+        if not wait:
+            console.print(
+                "not waiting (stdin is not a terminal): the lab and its console go now; "
+                "`shoal demo --wait` (or `make demo DEMO_ARGS=--wait`) keeps them until "
+                "Ctrl-C or SIGTERM"
+            )
+            return
+        with _console_forwarder(state.ctl_ns, console) as fwd:
+            console.print(
+                f"console: https://{fwd.address[0]}:{fwd.address[1]}/ui/ "
+                f"(log in with the token {state.admin_token}; the controller's CA is "
+                f"{state.ca_bundle})"
+            )
+            console.print("[bold]the lab is up; press Ctrl-C to tear it down[/bold]")
+            while True:
+                time.sleep(3600)
     except KeyboardInterrupt:
         console.print("interrupted")
     finally:

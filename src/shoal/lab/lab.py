@@ -491,6 +491,7 @@ class Lab:
                 self.state.ca_bundle,
                 prometheus.scrape_token_file(self.dir),
                 agents,
+                prometheus.agent_token_file(self.dir),
             )
         )
         self.spawn("prometheus", prometheus.command(cfg, prom_dir / "data"), self.state.ctl_ns)
@@ -666,6 +667,8 @@ class Lab:
                 self.state.vip_pool,
                 "--metrics-listen",
                 f"{host['mgmt']}:{prometheus.AGENT_METRICS_PORT}",
+                "--metrics-token-file",
+                str(prometheus.agent_token_file(self.dir)),
             ],
             None,
         )
@@ -704,6 +707,8 @@ class Lab:
                 str(node_dir),
                 "--metrics-listen",
                 f"{host['mgmt']}:{prometheus.AGENT_METRICS_PORT}",
+                "--metrics-token-file",
+                str(prometheus.agent_token_file(self.dir)),
             ],
             None,
         )

@@ -1,6 +1,7 @@
 """A real Prometheus server (Debian's `prometheus` package) for the lab, in the controller's
 namespace: it scrapes the controller (HTTPS, with the lab's scrape token) and every agent on
-the management network, once a second, and keeps an hour. `query()` runs PromQL against it.
+the management network (with the agents' own scrape token: a token of one kind never opens
+the other), once a second, and keeps an hour. `query()` runs PromQL against it.
 
     ip netns exec <prefix>-ctl curl -s 'http://127.0.0.1:9090/api/v1/query?query=up'"""
 
@@ -21,6 +22,7 @@ from shoal.errors import ShoalError
 __all__ = [
     "AGENT_METRICS_PORT",
     "PROMETHEUS_PORT",
+    "agent_token_file",
     "config",
     "query",
     "scrape_token_file",
@@ -31,19 +33,31 @@ AGENT_METRICS_PORT = 9470  # every lab agent's --metrics-listen <management addr
 SCRAPE_INTERVAL = "1s"  # the lab's tests wait for rates: production uses 15-30 s
 
 
-def scrape_token_file(directory: Path) -> Path:
-    """The controller's scrape token (0600), made once."""
-    path = directory / "metrics.token"
+def _token_file(path: Path, prefix: str) -> Path:
     if not path.exists():
-        directory.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write("lab-scrape-" + secrets.token_urlsafe(24))
+            f.write(prefix + secrets.token_urlsafe(24))
     return path
 
 
+def scrape_token_file(directory: Path) -> Path:
+    """The controller's scrape token (0600), made once."""
+    return _token_file(directory / "metrics.token", "lab-scrape-")
+
+
+def agent_token_file(directory: Path) -> Path:
+    """The agents' scrape token (0600, every lab agent's --metrics-token-file), made once."""
+    return _token_file(directory / "agent-metrics.token", "lab-agent-scrape-")
+
+
 def config(
-    controller: str, ca_file: str, token_file: Path, agents: dict[str, dict[str, Any]]
+    controller: str,
+    ca_file: str,
+    token_file: Path,
+    agents: dict[str, dict[str, Any]],
+    agent_token: Path | None = None,
 ) -> str:
     """agents: node name -> its lab host entry (role, mgmt address)."""
     targets: dict[str, list[dict[str, Any]]] = {}
@@ -65,7 +79,15 @@ def config(
                 "static_configs": [{"targets": [controller]}],
             },
             *(
-                {"job_name": f"shoal-{role}", "static_configs": groups}
+                {
+                    "job_name": f"shoal-{role}",
+                    "static_configs": groups,
+                    **(
+                        {"authorization": {"type": "Bearer", "credentials_file": str(agent_token)}}
+                        if agent_token is not None
+                        else {}
+                    ),
+                }
                 for role, groups in sorted(targets.items())
             ),
         ],

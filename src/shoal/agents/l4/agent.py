@@ -23,6 +23,7 @@ from shoal import __version__, netns
 from shoal.addresses import IpNetwork, parse_network
 from shoal.agents.api import AgentApi, NodeInfo
 from shoal.agents.bgp import NullSpeaker, Speaker
+from shoal.agents.birdstate import BirdState, routing_state
 from shoal.agents.health import CheckCache, HealthScheduler, specs_from
 from shoal.agents.l4.l7watch import L7Watch, mark_dead, targets_from
 from shoal.agents.l4.translate import Cache, Translation, translate
@@ -34,6 +35,7 @@ from shoal.dataplane.budget import NodePlan, total_bytes
 from shoal.dataplane.config import Settings, VipSpec
 from shoal.errors import ShoalError
 from shoal.wire.feed import DesiredState
+from shoal.wire.report import BackendTraffic, RoutingState
 
 __all__ = ["L4Agent", "L4AgentConfig"]
 
@@ -74,14 +76,23 @@ class L4Agent(AgentLoop):
     role = "l4"
     keeps_position = True
 
+    # BIRD is asked at most this often for the report (two birdc calls).
+    routing_every = 5.0
+
     def __init__(
-        self, config: L4AgentConfig, api: AgentApi, speaker: Speaker | None = None
+        self,
+        config: L4AgentConfig,
+        api: AgentApi,
+        speaker: Speaker | None = None,
+        bird: BirdState | None = None,
     ) -> None:
         super().__init__(
             api, config.state_dir / f"{config.name}.desired.json", config.poll_wait, log
         )
         self.cfg = config
         self.speaker = speaker or NullSpeaker()
+        self.bird = bird  # the node's BIRD, read for the report (None: no BIRD)
+        self._routing: tuple[float, RoutingState] | None = None
         self.instance = config.instance or config.name
         self.serve: list[IpNetwork] | None = (
             None
@@ -313,6 +324,33 @@ class L4Agent(AgentLoop):
             },
         }
 
+    def backend_traffic(self) -> list[BackendTraffic]:
+        """Packets and bytes per backend, only of the VIPs this node serves for a load
+        balancer (bounded by the data plane's backend capacity)."""
+        assert self.lb is not None
+        with self._lock:
+            owners = dict(self.vip_owner)
+        names = {state.vip_id: name for name, state in self.lb.vips().items() if name in owners}
+        return [
+            BackendTraffic(
+                load_balancer_id=owners[names[vip_id]],
+                vip=names[vip_id],
+                address=address,
+                packets=packets,
+                bytes=nbytes,
+            )
+            for vip_id, address, packets, nbytes in self.lb.backend_stats()
+            if vip_id in names
+        ]
+
+    def routing(self) -> RoutingState:
+        """BGP and BFD sessions and the announced VIPs; asked at most every routing_every
+        seconds, "unknown" when BIRD does not answer."""
+        now = time.monotonic()
+        if self._routing is None or now - self._routing[0] >= self.routing_every:
+            self._routing = (now, routing_state(self.bird, len(self.speaker.announced)))
+        return self._routing[1]
+
     def ownership(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
         """(VIP name -> load balancer, load balancer -> VIP name -> table digest), now."""
         with self._lock:
@@ -323,7 +361,14 @@ class L4Agent(AgentLoop):
         with self._lock:
             errors, digests = list(self.errors), dict(self.digests)
         self.api.report(
-            self.node_id, self.seq, errors, digests, self.counters(), version=__version__
+            self.node_id,
+            self.seq,
+            errors,
+            digests,
+            self.counters(),
+            version=__version__,
+            routing=self.routing(),
+            backends=self.backend_traffic(),
         )
 
     def watch(self) -> None:

@@ -32,12 +32,13 @@ def digest_agreement(nodes: list[dict[str, Any]]) -> dict[tuple[str, str], bool]
 
 
 def _extra(c: Console) -> tuple[dict[str, dict[str, Any]], int]:
-    """What the nodes' reports hold beyond the API's node view: flood and BGP state."""
+    """What the nodes' reports hold beyond the API's node view: flood state (the node view
+    carries the routing state already)."""
     with c.state.db.read() as session:
         extra = {}
         for node in session.scalars(select(Node)):
             counters = node.counters or {}
-            extra[node.id] = {"flood": counters.get("flood"), "bgp": counters.get("bgp")}
+            extra[node.id] = {"flood": counters.get("flood")}
         return extra, current_seq(session)
 
 

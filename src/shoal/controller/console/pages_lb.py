@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from shoal.controller.console.apiclient import ApiFailureError
 from shoal.controller.console.context import Console, ConsoleDep, security_headers
-from shoal.controller.db.models import Node
+from shoal.controller.console.l4traffic import member_traffic
+from shoal.controller.db.models import LoadBalancer, Node
 
 router = APIRouter()
 PAGE = 50  # rows per page: the list stays fast at any fleet size (the API pages in SQL)
@@ -107,7 +108,9 @@ async def detail(
 @router.get("/loadbalancers/{lb_id}/traffic")
 async def traffic(lb_id: str, c: ConsoleDep) -> JSONResponse:
     """Counters for the live charts: the load balancer's (the API's stats, which also check
-    that the caller may see it) and its members' (what L7 nodes report per server)."""
+    that the caller may see it) and its members': what L7 nodes report per server, or for an
+    L4 load balancer what its L4 nodes report per backend (l4traffic.py). member_metric
+    names the counter the member chart plots."""
     try:
         stats = (await c.api.get(f"/v2/lbaas/loadbalancers/{lb_id}/stats"))["stats"]
     except ApiFailureError as exc:
@@ -115,14 +118,25 @@ async def traffic(lb_id: str, c: ConsoleDep) -> JSONResponse:
     members: dict[str, dict[str, int]] = {}
     packets = 0
     with c.state.db.read() as session:
-        for node in session.scalars(select(Node)):
+        nodes = list(session.scalars(select(Node)))
+        lb = session.get(LoadBalancer, lb_id)
+        l4 = lb is not None and lb.kind == "l4"
+        for node in nodes:
             entry = (node.counters or {}).get("load_balancers", {}).get(lb_id, {})
             packets += int(entry.get("packets_in", 0))
             for member_id, m in entry.get("members", {}).items():
                 total = members.setdefault(str(member_id), dict.fromkeys(MEMBER_KEYS, 0))
                 for key in MEMBER_KEYS:
                     total[key] += int(m.get(key, 0))
-    body = {"time": time.time(), "vip": {**stats, "packets_in": packets}, "members": members}
+        if l4:
+            reports = ((n.counters or {}).get("backends") for n in nodes if n.role == "l4")
+            members = member_traffic(session, lb_id, reports)
+    body = {
+        "time": time.time(),
+        "vip": {**stats, "packets_in": packets},
+        "members": members,
+        "member_metric": "packets_in" if l4 else "total_connections",
+    }
     return security_headers(JSONResponse(body))  # type: ignore[return-value]
 
 

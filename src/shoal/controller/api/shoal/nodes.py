@@ -39,6 +39,7 @@ from shoal.controller.services import (
 )
 from shoal.controller.services.writes import current_seq
 from shoal.wire.feed import SCHEMA_VERSION
+from shoal.wire.report import NodeReport
 
 router = APIRouter(tags=["nodes"])
 
@@ -57,22 +58,6 @@ class NodeRegister(OctaviaModel):
 class NodeUpdate(OctaviaModel):
     admin_state: Literal["ACTIVE", "DRAINING"] | None = None
     capacity: StrictInt | None = Field(default=None, ge=1, le=1_000_000)
-
-
-class LbError(OctaviaModel):
-    load_balancer_id: str = Field(max_length=36)
-    revision: StrictInt = Field(ge=0, le=2**31 - 1)
-    reason: str = Field(max_length=4000)
-
-
-class Report(OctaviaModel):
-    """Level-based: the node applied everything up to seq, except the listed errors."""
-
-    seq: StrictInt = Field(ge=0, le=2**62)
-    errors: list[LbError] = Field(default_factory=list, max_length=100000)
-    digests: dict[str, Any] = Field(default_factory=dict)
-    counters: dict[str, Any] = Field(default_factory=dict)
-    version: str | None = Field(default=None, max_length=64)
 
 
 class HealthResult(OctaviaModel):
@@ -108,7 +93,11 @@ class EventsBody(OctaviaModel):
     events: list[NodeEvent] = Field(max_length=10000)
 
 
-def node_view(node: Node, settings: Any, now: dt.datetime | None = None) -> dict[str, Any]:
+def node_view(
+    node: Node, settings: Any, now: dt.datetime | None = None, *, routing: bool = False
+) -> dict[str, Any]:
+    """routing: with the node's BGP/BFD sessions as it last reported them (the operators'
+    view: admins and global observers)."""
     now = now or utcnow()
     alive = node.last_seen >= status.liveness_cutoff(settings, now)
     return {
@@ -127,6 +116,7 @@ def node_view(node: Node, settings: Any, now: dt.datetime | None = None) -> dict
         "last_seen": node.last_seen.strftime("%Y-%m-%dT%H:%M:%S"),
         "applied_seq": node.applied_seq,
         "digests": node.digests,
+        **({"routing": (node.counters or {}).get("routing")} if routing else {}),
     }
 
 
@@ -190,20 +180,30 @@ def register_node(body: NodeRegister, state: State, principal: CurrentPrincipal)
 def list_nodes(
     state: State, principal: CurrentPrincipal, role: Literal["l4", "l7"] | None = None
 ) -> dict[str, Any]:
-    principal.require_admin()
+    _require_fleet_reader(principal)
     with state.db.read() as session:
         query = select(Node).order_by(Node.name)
         if role:
             query = query.where(Node.role == role)
         now = utcnow()
-        return {"nodes": [node_view(n, state.settings, now) for n in session.scalars(query)]}
+        return {
+            "nodes": [
+                node_view(n, state.settings, now, routing=True) for n in session.scalars(query)
+            ]
+        }
+
+
+def _require_fleet_reader(principal: Principal) -> None:
+    """Reading nodes: admins, and global observers (they read every project already)."""
+    if not principal.reads_all_projects:
+        raise Forbidden("this needs the admin or the global observer role")
 
 
 @router.get("/nodes/{node_id}")
 def get_node(node_id: str, state: State, principal: CurrentPrincipal) -> dict[str, Any]:
-    principal.require_admin()
+    _require_fleet_reader(principal)
     with state.db.read() as session:
-        return {"node": node_view(_node(session, node_id), state.settings)}
+        return {"node": node_view(_node(session, node_id), state.settings, routing=True)}
 
 
 @router.put("/nodes/{node_id}")
@@ -326,7 +326,7 @@ def _touch(state: State, node_id: str) -> None:
 
 
 @router.post("/nodes/{node_id}/report", status_code=204)
-def report(node_id: str, body: Report, state: State, principal: CurrentPrincipal) -> Response:
+def report(node_id: str, body: NodeReport, state: State, principal: CurrentPrincipal) -> Response:
     with state.db.write() as session:
         node = _own_node(session, node_id, principal)
         lb_ids = {e.load_balancer_id for e in body.errors}
@@ -351,7 +351,15 @@ def report(node_id: str, body: Report, state: State, principal: CurrentPrincipal
         if ready:
             feed.record(session, "placement", ready)
         node.digests = body.digests
-        node.counters = body.counters
+        # Routing and per-backend traffic ride in the counters' JSON under their own keys
+        # (typed on the way in; no schema change for the nodes table).
+        extra: dict[str, Any] = {"routing": None, "backends": None}
+        if body.routing is not None:
+            extra["routing"] = body.routing.model_dump(mode="json")
+        if body.backends:
+            extra["backends"] = [b.model_dump(mode="json") for b in body.backends]
+        counters = {k: v for k, v in body.counters.items() if k not in extra}
+        node.counters = counters | {k: v for k, v in extra.items() if v is not None}
         if body.version:
             node.version = body.version
         session.execute(delete(NodeLbError).where(NodeLbError.node_id == node.id))

@@ -38,10 +38,14 @@
         if (last) {
           const dt = Math.max(0.001, now.time - last.time);
           vip.push(rates(last.vip, now.vip, dt).bytes_in);
+          const metric = now.member_metric || "total_connections";
           Object.keys(now.members).forEach((id) => {
             (members[id] = members[id] || []).push(
-              rates(last.members[id], now.members[id], dt).total_connections);
+              rates(last.members[id], now.members[id], dt)[metric] || 0);
           });
+          const unit = metric === "packets_in" ? "packets" : "connections";
+          document.getElementById("member-caption").textContent = `Members: ${unit} per second`;
+          document.getElementById("member-chart").setAttribute("aria-label", `Member ${unit} per second`);
         }
         last = now;
         const pad = (a) => { while (a.length > POINTS) a.shift(); return Array(POINTS - a.length).fill(0).concat(a); };
