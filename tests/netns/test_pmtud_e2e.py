@@ -85,7 +85,7 @@ def upload(vip: str, size: int) -> int:
 @pytest.mark.parametrize("family", [4, 6])
 def test_large_download_completes_through_pmtud(lab: PmtuLab, family: int) -> None:
     assert lab.lb is not None
-    lab.lb.apply(lab.config(family))
+    lab.lb.apply(lab.config(family=family))
     lab.forget_path_mtus()
     before = lab.lb.counters()["icmp_forwarded"]
     vip = VIP4 if family == 4 else VIP6
@@ -114,7 +114,9 @@ def test_large_upload_completes_through_the_tunnels_too_big_replies(
     lab: PmtuLab, family: int
 ) -> None:
     assert lab.lb is not None
-    lab.lb.apply(lab.config(family, mtu=1400))  # the tunnel: 1380 / 1360 bytes inside
+    lab.lb.apply(
+        lab.config(family=family, settings={"mtu": 1400})
+    )  # the tunnel: 1380 / 1360 bytes inside
     lab.set_client_link_mtu(1500)  # the client's full-size packets reach the L4 node
     lab.forget_path_mtus()
     try:
@@ -127,4 +129,4 @@ def test_large_upload_completes_through_the_tunnels_too_big_replies(
         assert f"mtu {1400 - (20 if family == 4 else 40)}" in client
     finally:
         lab.set_client_link_mtu(SMALL_MTU)
-        lab.lb.apply(lab.config(family))
+        lab.lb.apply(lab.config(family=family))

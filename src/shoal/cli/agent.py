@@ -72,6 +72,12 @@ MetricsInsecure = Annotated[
         help="serve /metrics off loopback without a token (a network only the scrapers reach)",
     ),
 ]
+ControllerUrl = Annotated[
+    str,
+    typer.Option(
+        envvar="SHOAL_URL", help="controller URL; several, comma-separated, are tried in turn"
+    ),
+]
 LogFormat = Annotated[str, typer.Option(help="text, or json (one object per line)")]
 InsecureHttp = Annotated[
     bool,
@@ -157,13 +163,7 @@ def _serve_prefixes(prefixes: list[str] | None, any_prefix: bool) -> list[str] |
 def l4(
     name: Annotated[str, typer.Option(help="node name (unique)")],
     interface: Annotated[str, typer.Option(help="uplink to attach XDP to")],
-    controller: Annotated[
-        str,
-        typer.Option(
-            envvar="SHOAL_URL",
-            help="controller URL; several, comma-separated, are tried in turn",
-        ),
-    ] = ("http://127.0.0.1:9876"),
+    controller: ControllerUrl = "http://127.0.0.1:9876",
     credential_file: CredentialFile = None,
     ca_bundle: CaBundle = None,
     insecure_http: InsecureHttp = False,
@@ -265,13 +265,7 @@ def l7(
     data_address: Annotated[
         str, typer.Option(help="address the L4 tier sends VIP traffic to (and checks)")
     ],
-    controller: Annotated[
-        str,
-        typer.Option(
-            envvar="SHOAL_URL",
-            help="controller URL; several, comma-separated, are tried in turn",
-        ),
-    ] = ("http://127.0.0.1:9876"),
+    controller: ControllerUrl = "http://127.0.0.1:9876",
     credential_file: CredentialFile = None,
     ca_bundle: CaBundle = None,
     insecure_http: InsecureHttp = False,

@@ -13,13 +13,10 @@ client advertises an MSS of 1460 and only the path, not the handshake, says othe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
+from typing import ClassVar
 
-from shoal.dataplane.balancer import Balancer
-from shoal.dataplane.config import DataplaneConfig, parse_config
-from shoal.dataplane.decap import Decap
-from shoal.lab.topology import Topology
+from shoal.lab.l4mini import Host, L4MiniLab
 
 __all__ = ["PmtuLab"]
 
@@ -31,31 +28,33 @@ SMALL_MTU = 1280  # the IPv6 minimum: one value for both families
 
 
 @dataclass
-class PmtuLab:
-    prefix: str
+class PmtuLab(L4MiniLab):
+    """L4MiniLab with a router on the bridge in the client's place and the client behind it."""
+
+    prefix: str = "shoal-pmtu"
     backends: int = 2
-    topo: Topology = field(init=False)
-    lb: Balancer | None = field(default=None, init=False)
-    decap: Decap | None = field(default=None, init=False)
-    ns: dict[str, str] = field(default_factory=dict, init=False)
-    backend_ips: list[tuple[str, str]] = field(default_factory=list, init=False)
+    session_cache_size: int = 4096
+    max_vips: int = 16
+    max_backends: int = 64
+    subnet4: ClassVar[str] = "10.79.0"
+    subnet6: ClassVar[str] = "fd79::"
+    vip4: ClassVar[str] = VIP4
+    vip6: ClassVar[str] = VIP6
+    gateway: ClassVar[tuple[str, str] | None] = (RT4, RT6)
+    second_chance: ClassVar[bool] = False
 
-    def __enter__(self) -> PmtuLab:
-        self.topo = Topology(self.prefix, Path(f"/tmp/{self.prefix}-logs"))
-        try:
-            self._build()
-        except BaseException:
-            self.close()
-            raise
-        return self
+    @property
+    def ns(self) -> dict[str, str]:
+        """Each host's namespace by its name (client, rt, lb, b1, ...)."""
+        return {name: host.ns for name, host in self.hosts.items()}
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _edge_hosts(self) -> list[tuple[str, str, str]]:
+        return [("rt", RT4, RT6)]
 
-    def _build(self) -> None:
-        t = self.topo
-        sw, rt, client, lb = t.ns("sw"), t.ns("rt"), t.ns("client"), t.ns("lb")
-        self.ns.update(sw=sw, rt=rt, client=client, lb=lb)
+    def _edge(self) -> None:
+        t, rt = self.topo, self.hosts["rt"].ns
+        client = t.ns("client")
+        self.hosts["client"] = Host("client", client, CLIENT4, CLIENT6)
         t.link(client, "eth0", rt, "eth1")
         t.run(rt, "ip", "link", "set", "eth1", "mtu", str(SMALL_MTU))
         t.run(client, "ip", "addr", "add", f"{CLIENT4}/24", "dev", "eth0")
@@ -65,10 +64,6 @@ class PmtuLab:
         t.run(client, "ethtool", "-K", "eth0", "tx", "off")  # see l4mini: no partial sums
         t.run(rt, "ip", "addr", "add", "10.79.1.1/24", "dev", "eth1")
         t.run(rt, "ip", "addr", "add", "fd79:1::1/64", "dev", "eth1", "nodad")
-        ports = ["p-rt", "p-lb"]
-        t.link(rt, "eth0", sw, "p-rt")
-        t.run(rt, "ip", "addr", "add", f"{RT4}/24", "dev", "eth0")
-        t.run(rt, "ip", "addr", "add", f"{RT6}/64", "dev", "eth0", "nodad")
         # The VIP is announced by the L4 node: errors about the backends' replies go there.
         t.run(rt, "ip", "route", "add", f"{VIP4}/32", "via", LB4)
         t.run(rt, "ip", "-6", "route", "add", f"{VIP6}/128", "via", LB6)
@@ -81,79 +76,13 @@ class PmtuLab:
             net__ipv4__conf__all__rp_filter=0,
             net__ipv4__conf__eth0__rp_filter=0,
         )
-        t.link(lb, "eth0", sw, "p-lb")
-        t.run(lb, "ip", "addr", "add", f"{LB4}/24", "dev", "eth0")
-        t.run(lb, "ip", "addr", "add", f"{LB6}/64", "dev", "eth0", "nodad")
-        t.run(lb, "ip", "route", "add", "default", "via", RT4)
-        t.run(lb, "ip", "-6", "route", "add", "default", "via", RT6)
-        t.sysctl(lb, net__ipv4__ip_forward=1, net__ipv6__conf__all__forwarding=1)
-        for i in range(1, self.backends + 1):
-            ns = t.ns(f"b{i}")
-            self.ns[f"b{i}"] = ns
-            ip4, ip6 = f"10.79.0.{10 + i}", f"fd79::{10 + i}"
-            self.backend_ips.append((ip4, ip6))
-            t.link(ns, "eth0", sw, f"p-b{i}")
-            ports.append(f"p-b{i}")
-            t.run(ns, "ip", "addr", "add", f"{ip4}/24", "dev", "eth0")
-            t.run(ns, "ip", "addr", "add", f"{ip6}/64", "dev", "eth0", "nodad")
-            t.run(ns, "ip", "addr", "add", f"{VIP4}/32", "dev", "lo")
-            t.run(ns, "ip", "addr", "add", f"{VIP6}/128", "dev", "lo")
-            t.run(ns, "ip", "route", "add", "default", "via", RT4)
-            t.run(ns, "ip", "-6", "route", "add", "default", "via", RT6)
-            t.sysctl(
-                ns,
-                net__ipv4__conf__all__arp_ignore=1,
-                net__ipv4__conf__all__arp_announce=2,
-                net__ipv4__conf__all__rp_filter=0,
-                net__ipv4__conf__eth0__rp_filter=0,
-            )
-        t.bridge(sw, "br0", ports)
-        t.xdp_pass(sw, "p-lb")
-        self.lb = Balancer.load(
-            f"{self.prefix}-lb", session_cache_size=4096, max_vips=16, max_backends=64
-        )
-        self.lb.attach("eth0", netns_name=lb, mode="native")
-        self.decap = Decap(local_vips=[f"{VIP4}/32", f"{VIP6}/128"])
-        for i in range(1, self.backends + 1):
-            name = f"b{i}"
-            self.decap.attach("eth0", self.ns[name])
-            t.python(self.ns[name], f"http-{name}", "shoal.lab.servers", "http", "--name", name)
-            t.python(self.ns[name], f"echo-{name}", "shoal.lab.servers", "echo", "--port", "7")
-        for i in range(1, self.backends + 1):
-            # Generous: Python starts slowly on a loaded or emulated machine.
-            t.wait_tcp(self.ns[f"b{i}"], VIP4, 80, timeout=120)
-            t.wait_tcp(self.ns[f"b{i}"], VIP4, 7, timeout=120)
 
     def forget_path_mtus(self) -> None:
         """Drops every learnt path MTU (route exceptions), so each test starts from 1500."""
-        for name, ns in self.ns.items():
-            if name != "sw":
-                self.topo.run(ns, "ip", "route", "flush", "cache")
-                self.topo.run(ns, "ip", "-6", "route", "flush", "cache")
+        for ns in self.ns.values():
+            self.topo.run(ns, "ip", "route", "flush", "cache")
+            self.topo.run(ns, "ip", "-6", "route", "flush", "cache")
 
     def set_client_link_mtu(self, mtu: int) -> None:
         """The router's end of the client link (SMALL_MTU while the lab is up)."""
         self.topo.run(self.ns["rt"], "ip", "link", "set", "eth1", "mtu", str(mtu))
-
-    def config(self, family: int = 4, **settings: object) -> DataplaneConfig:
-        backends = [{"address": ip4 if family == 4 else ip6} for ip4, ip6 in self.backend_ips]
-        vips = [
-            {
-                "address": VIP4 if family == 4 else VIP6,
-                "port": port,
-                "protocol": "tcp",
-                "backends": backends,
-            }
-            for port in (80, 7)
-        ]
-        return parse_config({"settings": settings, "vips": vips})
-
-    def close(self) -> None:
-        if self.lb is not None:
-            self.lb.close()
-            Balancer.purge(f"{self.prefix}-lb")
-            self.lb = None
-        if self.decap is not None:
-            self.decap.close()
-            self.decap = None
-        self.topo.close()

@@ -15,7 +15,14 @@ from sqlalchemy.sql import ColumnElement, Select
 from shoal.controller.auth import Principal
 from shoal.controller.errors import BadRequest
 
-__all__ = ["etag_headers", "etag_response", "list_collection", "select_fields", "written"]
+__all__ = [
+    "etag_headers",
+    "etag_response",
+    "list_collection",
+    "name_taken",
+    "select_fields",
+    "written",
+]
 
 # Query parameters that steer the listing rather than filter it (Octavia's auxiliary ones).
 RESERVED = frozenset({"limit", "marker", "page_reverse", "fields", "sort", "sort_key", "sort_dir"})
@@ -234,6 +241,13 @@ def select_fields(request: Request, items: list[dict[str, Any]]) -> list[dict[st
         return items
     wanted = {f for item in fields for f in item.split(",") if f}
     return [{k: v for k, v in item.items() if k in wanted} for item in items]
+
+
+def name_taken(session: Session, model: Any, name: str | None, current: str | None = None) -> bool:
+    """Another row of model already has this name (None, or the row's own name: no)."""
+    if not name or name == current:
+        return False
+    return bool(session.scalar(select(model.id).where(model.name == name)))
 
 
 def etag_response(

@@ -8,15 +8,16 @@ sees exactly the pools it may take VIPs from (admins and global observers: all),
 ports of the load balancers it may read. Shapes, filters and the 404 body follow Neutron's
 API reference (docs.openstack.org/api-ref/network/v2)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the path alias in _expose's
+# handlers as an object.
 
 import functools
 import ipaddress
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -276,38 +277,31 @@ def _networks(session: Session, principal: Principal) -> list[dict[str, Any]]:
     return networks(_readable_pools(session, principal), principal)
 
 
-@router.get("/subnets")
-def list_subnets(request: Request, state: State, principal: CurrentPrincipal) -> JSONResponse:
-    return listing(request, _collection(state, principal, _subnets), "subnets")
+def _expose(
+    collection: str,
+    kind: str,
+    param: str,
+    build: Callable[[Session, Principal], list[dict[str, Any]]],
+) -> None:
+    """GET /<collection> and GET /<collection>/{<param>}: what build returns, as Neutron
+    lists and shows it (a 404 names the kind: SubnetNotFound)."""
+    key = collection.removesuffix("s")
+
+    def list_all(request: Request, state: State, principal: CurrentPrincipal) -> JSONResponse:
+        return listing(request, _collection(state, principal, build), collection)
+
+    def show(
+        ident: Annotated[str, Path(alias=param)],
+        request: Request,
+        state: State,
+        principal: CurrentPrincipal,
+    ) -> JSONResponse:
+        return _one(request, _collection(state, principal, build), ident, key, kind)
+
+    router.add_api_route(f"/{collection}", list_all, methods=["GET"], name=f"list_{collection}")
+    router.add_api_route(f"/{collection}/{{{param}}}", show, methods=["GET"], name=f"get_{key}")
 
 
-@router.get("/subnets/{subnet_id}")
-def get_subnet(
-    subnet_id: str, request: Request, state: State, principal: CurrentPrincipal
-) -> JSONResponse:
-    return _one(request, _collection(state, principal, _subnets), subnet_id, "subnet", "Subnet")
-
-
-@router.get("/networks")
-def list_networks(request: Request, state: State, principal: CurrentPrincipal) -> JSONResponse:
-    return listing(request, _collection(state, principal, _networks), "networks")
-
-
-@router.get("/networks/{network_id}")
-def get_network(
-    network_id: str, request: Request, state: State, principal: CurrentPrincipal
-) -> JSONResponse:
-    items = _collection(state, principal, _networks)
-    return _one(request, items, network_id, "network", "Network")
-
-
-@router.get("/ports")
-def list_ports(request: Request, state: State, principal: CurrentPrincipal) -> JSONResponse:
-    return listing(request, _collection(state, principal, _readable_ports), "ports")
-
-
-@router.get("/ports/{port_id}")
-def get_port(
-    port_id: str, request: Request, state: State, principal: CurrentPrincipal
-) -> JSONResponse:
-    return _one(request, _collection(state, principal, _readable_ports), port_id, "port", "Port")
+_expose("subnets", "Subnet", "subnet_id", _subnets)
+_expose("networks", "Network", "network_id", _networks)
+_expose("ports", "Port", "port_id", _readable_ports)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from fastapi import Request, Response
 from sqlalchemy.orm import Session
@@ -12,7 +12,15 @@ from shoal.controller.api.common import etag_response
 from shoal.controller.auth import Principal
 from shoal.controller.errors import Forbidden, NotFound
 
-__all__ = ["apply_fields", "get_visible", "lb_id_for", "lb_of", "render", "target_project"]
+__all__ = [
+    "apply_fields",
+    "get_visible",
+    "lb_id_for",
+    "lb_of",
+    "render",
+    "renderer",
+    "target_project",
+]
 
 M = TypeVar("M")
 
@@ -76,6 +84,32 @@ def render(
     with state.db.read() as session:
         row = get_visible(session, model, ident, principal)
         return etag_response({key: view(row)}, lb_of(row).revision, status_code, request)
+
+
+class Renderer(Protocol):
+    def __call__(
+        self,
+        state: Any,
+        principal: Principal,
+        ident: str,
+        code: int = 200,
+        request: Request | None = None,
+    ) -> Response: ...
+
+
+def renderer(model: type[Any], view: Callable[[Any], dict[str, Any]], key: str) -> Renderer:
+    """render() for one resource (its model, view and response key), as its handlers call it."""
+
+    def bound(
+        state: Any,
+        principal: Principal,
+        ident: str,
+        code: int = 200,
+        request: Request | None = None,
+    ) -> Response:
+        return render(state, principal, model, ident, view, key, code, request)
+
+    return bound
 
 
 def lb_id_for(state: Any, principal: Principal, model: type[Any], ident: str) -> str:

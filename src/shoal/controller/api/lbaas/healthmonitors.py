@@ -10,7 +10,7 @@ from sqlalchemy import select
 from shoal.controller import views
 from shoal.controller.api.common import list_collection, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
-from shoal.controller.api.lbaas._shared import apply_fields, lb_id_for, render
+from shoal.controller.api.lbaas._shared import apply_fields, lb_id_for, renderer
 from shoal.controller.db.models import HealthMonitor, Pool
 from shoal.controller.errors import Conflict
 from shoal.controller.schemas.healthmonitor import (
@@ -20,18 +20,7 @@ from shoal.controller.schemas.healthmonitor import (
 
 router = APIRouter(tags=["healthmonitors"])
 HTTP_DEFAULTS = {"http_method": "GET", "url_path": "/", "expected_codes": "200"}
-
-
-def _render(
-    state: State,
-    principal: CurrentPrincipal,
-    ident: str,
-    code: int = 200,
-    request: Request | None = None,
-) -> Response:
-    return render(
-        state, principal, HealthMonitor, ident, views.healthmonitor, "healthmonitor", code, request
-    )
+_render = renderer(HealthMonitor, views.healthmonitor, "healthmonitor")
 
 
 @router.get("/healthmonitors")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 from shoal.controller import views
 from shoal.controller.api.common import list_collection, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
-from shoal.controller.api.lbaas._shared import apply_fields, lb_id_for, render
+from shoal.controller.api.lbaas._shared import apply_fields, lb_id_for, renderer
 from shoal.controller.api.lbaas.loadbalancers import STAT_KEYS, lb_stats
 from shoal.controller.db.models import Listener, LoadBalancer, Node
 from shoal.controller.errors import Conflict
@@ -20,16 +20,7 @@ from shoal.controller.services.tree import port_space
 
 router = APIRouter(tags=["listeners"])
 CLEARABLE = frozenset({"default_pool_id", "default_tls_container_ref", "hsts_max_age"})
-
-
-def _render(
-    state: State,
-    principal: CurrentPrincipal,
-    ident: str,
-    code: int = 200,
-    request: Request | None = None,
-) -> Response:
-    return render(state, principal, Listener, ident, views.listener, "listener", code, request)
+_render = renderer(Listener, views.listener, "listener")
 
 
 @router.get("/listeners")

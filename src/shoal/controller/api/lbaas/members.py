@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 from shoal.controller import views
 from shoal.controller.api.common import list_collection, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
-from shoal.controller.api.lbaas._shared import apply_fields, get_visible, lb_id_for, render
+from shoal.controller.api.lbaas._shared import apply_fields, get_visible, lb_id_for, renderer
 from shoal.controller.db.models import Member, Pool
 from shoal.controller.errors import Conflict, NotFound
 from shoal.controller.schemas.member import (
@@ -23,16 +23,7 @@ from shoal.controller.schemas.member import (
 from shoal.controller.services.writes import WriteContext
 
 router = APIRouter(tags=["members"])
-
-
-def _render(
-    state: State,
-    principal: CurrentPrincipal,
-    ident: str,
-    code: int = 200,
-    request: Request | None = None,
-) -> Response:
-    return render(state, principal, Member, ident, views.member, "member", code, request)
+_render = renderer(Member, views.member, "member")
 
 
 def _pool(ctx: WriteContext, pool_id: str) -> Pool:

@@ -11,22 +11,13 @@ from sqlalchemy.orm import selectinload
 from shoal.controller import views
 from shoal.controller.api.common import list_collection, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
-from shoal.controller.api.lbaas._shared import apply_fields, lb_id_for, render
+from shoal.controller.api.lbaas._shared import apply_fields, lb_id_for, renderer
 from shoal.controller.db.models import Listener, LoadBalancer, Pool
 from shoal.controller.errors import BadRequest, Conflict
 from shoal.controller.schemas.pool import PoolCreateBody, PoolUpdateBody
 
 router = APIRouter(tags=["pools"])
-
-
-def _render(
-    state: State,
-    principal: CurrentPrincipal,
-    ident: str,
-    code: int = 200,
-    request: Request | None = None,
-) -> Response:
-    return render(state, principal, Pool, ident, views.pool, "pool", code, request)
+_render = renderer(Pool, views.pool, "pool")
 
 
 @router.get("/pools")

@@ -16,6 +16,7 @@ from shoal.controller.auth import new_secret, secret_hash
 from shoal.controller.db.models import AuditEntry, Event, Node, Token, utcnow
 from shoal.controller.errors import NotFound
 from shoal.controller.schemas.common import Name, OctaviaModel
+from shoal.controller.views import ts
 
 router = APIRouter(tags=["admin"])
 
@@ -46,7 +47,7 @@ def list_clusters(state: State, principal: CurrentPrincipal) -> dict[str, Any]:
 def _event_view(e: Event) -> dict[str, Any]:
     return {
         "id": e.id,
-        "at": e.at.strftime("%Y-%m-%dT%H:%M:%S"),
+        "at": ts(e.at),
         "kind": e.kind,
         "severity": e.severity,
         "message": e.message,
@@ -99,7 +100,7 @@ def list_audit(
             "audit": [
                 {
                     "id": a.id,
-                    "at": a.at.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "at": ts(a.at),
                     "principal": a.principal,
                     "project_id": a.project_id,
                     "action": a.action,
@@ -131,8 +132,8 @@ def _token_view(t: Token) -> dict[str, Any]:
         "name": t.name,
         "project_id": t.project_id,
         "role": t.role,
-        "created_at": t.created_at.strftime("%Y-%m-%dT%H:%M:%S"),
-        "expires_at": t.expires_at.strftime("%Y-%m-%dT%H:%M:%S") if t.expires_at else None,
+        "created_at": ts(t.created_at),
+        "expires_at": ts(t.expires_at),
     }
 
 

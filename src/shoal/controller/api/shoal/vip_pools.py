@@ -10,12 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shoal.addresses import parse_network
+from shoal.controller.api.common import name_taken
 from shoal.controller.api.deps import CurrentPrincipal, State
 from shoal.controller.auth import Principal
 from shoal.controller.db.models import LoadBalancer, VipPool, new_id, utcnow
 from shoal.controller.errors import Conflict, NotFound
 from shoal.controller.schemas.vip_pool import VipPoolCreateBody, VipPoolUpdateBody
 from shoal.controller.services import vips
+from shoal.controller.views import ts
 
 router = APIRouter(tags=["vip-pools"])
 
@@ -29,8 +31,8 @@ def view(pool: VipPool, principal: Principal) -> dict[str, Any]:
         "cidr": pool.cidr,
         "ip_version": pool.ip_version,
         "shared": pool.shared,
-        "created_at": pool.created_at.strftime("%Y-%m-%dT%H:%M:%S"),
-        "updated_at": pool.updated_at.strftime("%Y-%m-%dT%H:%M:%S") if pool.updated_at else None,
+        "created_at": ts(pool.created_at),
+        "updated_at": ts(pool.updated_at),
     }
     if principal.is_admin:  # a tenant does not learn which other projects exist
         doc["project_ids"] = list(pool.project_ids or [])
@@ -98,11 +100,7 @@ def update_vip_pool(
     with state.db.write() as session:
         pool = _visible(session, principal, ref)
         name = changes.get("name")
-        if (
-            name
-            and name != pool.name
-            and session.scalar(select(VipPool.id).where(VipPool.name == name))
-        ):
+        if name_taken(session, VipPool, name, pool.name):
             raise Conflict(f"a VIP pool named {name} already exists")
         for key, value in changes.items():
             if value is not None:
