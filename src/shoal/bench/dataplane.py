@@ -169,6 +169,8 @@ PATHS: dict[str, tuple[str, bool, str | None]] = {
 KERNEL_COSTS = {
     "lru_update": "kernel only: LRU hash update of an existing key",
     "lru_insert": "kernel only: LRU hash insert of a new key",
+    "table_update": "kernel only: set-associative array table (4 ways), update of a key",
+    "table_insert": "kernel only: set-associative array table (4 ways), insert of a new key",
 }
 
 
@@ -301,6 +303,9 @@ def _run(
         lru_prog = trivial.prog_fd("shoal_lru_insert")
         runners["lru_update"] = _Runner(lru_prog, _frames("syn", 1), ifindex)
         runners["lru_insert"] = _Runner(lru_prog, _frames("new_flow", distinct), ifindex)
+        table_prog = trivial.prog_fd("shoal_table_insert")
+        runners["table_update"] = _Runner(table_prog, _frames("syn", 1), ifindex)
+        runners["table_insert"] = _Runner(table_prog, _frames("new_flow", distinct), ifindex)
         for kind, (_, flood, _) in PATHS.items():
             n = distinct if kind.startswith(("cache_miss", "new_flow")) else 1
             lb = flooded if flood else normal
