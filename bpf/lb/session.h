@@ -3,7 +3,8 @@
  * honoured only while its backend is usable and still the same backend (generation), and only
  * while the flow is not idle for longer than its timeout: udp_timeout, tcp_timeout, or
  * tcp_closing_timeout once the flow has sent a FIN or an RST. An expired entry is hashed afresh
- * (the current pick), and a SYN never reads the cache, so a reused 5-tuple never follows an old
+ * (the current pick), and a SYN is never placed by the cache (it is hashed fresh, and its
+ * entry rewritten unless it already names that pick), so a reused 5-tuple never follows an old
  * connection's entry. */
 #ifndef SHOAL_SESSION_H
 #define SHOAL_SESSION_H
