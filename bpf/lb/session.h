@@ -3,7 +3,8 @@
  * honoured only while its backend is usable and still the same backend (generation), and only
  * while the flow is not idle for longer than its timeout: udp_timeout, tcp_timeout, or
  * tcp_closing_timeout once the flow has sent a FIN or an RST. An expired entry is hashed afresh
- * (the current pick), and a SYN never reads the cache, so a reused 5-tuple never follows an old
+ * (the current pick), and a SYN is never placed by the cache (it is hashed fresh, and its
+ * entry rewritten unless it already names that pick), so a reused 5-tuple never follows an old
  * connection's entry. */
 #ifndef SHOAL_SESSION_H
 #define SHOAL_SESSION_H
@@ -72,16 +73,30 @@ static __always_inline struct shoal_backend *session_lookup(const struct shoal_f
 }
 
 /* A new entry for a freshly hashed flow. An RST ends its flow, so it gets none (a flood of
- * RSTs for unknown flows cannot evict live entries); a FIN's entry starts closing. */
+ * RSTs for unknown flows cannot evict live entries); a FIN's entry starts closing.
+ * A SYN (which never read the cache) looks first: when the entry already names this very pick
+ * (same backend, same generation), its time is refreshed in place, sparing the kernel a whole
+ * LRU node allocation for an update of an existing key; any other pick is written whole, so a
+ * SYN never follows an old connection's entry. Other packets come here after a miss, a stale
+ * or an expired entry, and write whole. */
 static __always_inline void session_insert(const struct shoal_flow_key *key, __u8 tcp_flags,
 					   __u32 backend_id, __u32 gen, __u64 now)
 {
 	if (key->proto == IPPROTO_TCP && (tcp_flags & SHOAL_TCP_RST))
 		return;
+	__u64 touched = now | session_closing(key->proto, tcp_flags);
+	if (key->proto == IPPROTO_TCP && (tcp_flags & SHOAL_TCP_SYN)) {
+		struct shoal_flow_val *old = bpf_map_lookup_elem(&shoal_sessions_v1, key);
+		if (old && old->backend_id == backend_id && old->backend_gen == gen) {
+			old->touched = touched;
+			count(SHOAL_CNT_CACHE_INSERT);
+			return;
+		}
+	}
 	struct shoal_flow_val v = {
 		.backend_id = backend_id,
 		.backend_gen = gen,
-		.touched = now | session_closing(key->proto, tcp_flags),
+		.touched = touched,
 	};
 	if (!bpf_map_update_elem(&shoal_sessions_v1, key, &v, BPF_ANY))
 		count(SHOAL_CNT_CACHE_INSERT);

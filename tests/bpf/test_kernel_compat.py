@@ -13,7 +13,7 @@ from scapy.layers.l2 import Ether
 
 from shoal.dataplane import features, loader
 from shoal.dataplane.decap import Decap
-from shoal.dataplane.testrun import run_prog
+from shoal.dataplane.testrun import XdpAction, run_prog, run_xdp
 from shoal.errors import ShoalError
 
 pytestmark = pytest.mark.bpf
@@ -86,3 +86,16 @@ def test_a_truncated_inner_header_is_left_alone_on_both_paths(decap: Decap) -> N
 def test_a_rodata_switch_of_the_wrong_size_is_refused() -> None:
     with pytest.raises(ShoalError):
         loader.BpfObject(loader.bpf_object_path("decap"), None, rodata={".rodata.compat": b"\0"})
+
+
+def test_the_benchmark_yardsticks_load_and_run_on_this_kernel() -> None:
+    """`shoal bench dataplane` loads these beside the load balancer: each must pass the verifier
+    here, write for a frame that holds a flow key, and refuse a frame too short for one."""
+    frame = bytes(E / INNER4)
+    with loader.BpfObject(loader.bpf_object_path("trivial"), None) as obj:
+        for prog in ("shoal_trivial", "shoal_lru_insert", "shoal_table_insert"):
+            fd = obj.prog_fd(prog)
+            for _ in range(2):  # a new key, then the same key again
+                assert run_xdp(fd, frame).action == XdpAction.PASS, prog
+        for prog in ("shoal_lru_insert", "shoal_table_insert"):
+            assert run_xdp(obj.prog_fd(prog), frame[:30]).action == XdpAction.DROP, prog

@@ -163,3 +163,41 @@ def test_timeouts_are_validated() -> None:
         config(tcp_closing_timeout=-1)
     with pytest.raises(ConfigError, match="tcp_timeout"):
         config(tcp_timeout=0)
+
+
+def test_a_syn_of_a_cached_flow_refreshes_its_entry_in_place(lb: Balancer, net: Net) -> None:
+    lb.apply(config(vip(backends=[{"address": A}, {"address": B}]), tcp_closing_timeout=0.3))
+    key = flowhash.flow_key(CLIENT, VIP4, 41050, 80, "tcp")
+    picked = send(lb, net, 41050, packets.TCP_SYN)
+    assert send(lb, net, 41050, packets.TCP_FIN | packets.TCP_ACK) == picked
+    first = lb.session(key)
+    assert first is not None and first.touched & abi.FLOW_CLOSING
+    aged = abi.FlowVal(first.backend_id, first.backend_gen, (first.touched & ~abi.FLOW_CLOSING) - 5)
+    lb.maps.sessions.set(key, aged)
+    inserts = lb.counters()["cache_insert"]
+    # The 5-tuple is reused and hashes to the same backend: the entry is renewed, open again.
+    assert send(lb, net, 41050, packets.TCP_SYN) == picked
+    val = lb.session(key)
+    assert val is not None and not closing(lb, 41050)
+    assert (val.backend_id, val.backend_gen) == (first.backend_id, first.backend_gen)
+    assert val.touched > aged.touched
+    assert lb.counters()["cache_insert"] == inserts + 1
+    time.sleep(0.5)  # past the closing timeout: the open entry still holds
+    assert send(lb, net, 41050, packets.TCP_ACK) == picked
+
+
+def test_a_syn_never_keeps_an_entry_of_another_generation(lb: Balancer, net: Net) -> None:
+    """An entry naming the fresh pick's backend id but an older generation (the slot was
+    reused) is rewritten whole, not refreshed: the next packet must see a valid entry."""
+    lb.apply(config(vip(backends=[{"address": A}, {"address": B}])))
+    key = flowhash.flow_key(CLIENT, VIP4, 41060, 80, "tcp")
+    picked = send(lb, net, 41060, packets.TCP_SYN)
+    val = lb.session(key)
+    assert val is not None
+    lb.maps.sessions.set(key, abi.FlowVal(val.backend_id, val.backend_gen + 1, val.touched))
+    assert send(lb, net, 41060, packets.TCP_SYN) == picked
+    fresh = lb.session(key)
+    assert fresh is not None and fresh.backend_gen == val.backend_gen
+    hits = lb.counters()["cache_hit"]
+    assert send(lb, net, 41060, packets.TCP_ACK) == picked
+    assert lb.counters()["cache_hit"] == hits + 1

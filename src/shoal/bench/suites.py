@@ -90,6 +90,7 @@ def run_dataplane(ctx: BenchContext) -> Outcome:
         calls=_sizes(ctx)["dataplane_calls"],
         progress=lambda w, f: ctx.progress(w, 0.95 * f),
         maglev_builds=False,  # timed below, against a yardstick
+        table_probe=False,  # no gated metric reads it: the gate's rounds stay as short as before
     )
     ns = {p.path: p.mean_ns for p in result.paths} | {"floor": result.floor_ns}
     metrics = []
@@ -112,8 +113,8 @@ def run_dataplane(ctx: BenchContext) -> Outcome:
                     f"dataplane.{p.path}.vs_katran",
                     p.ratio_to_katran,
                     LOWER,
-                    f"{p.description}: ns above the trivial floor / Katran's (REFERENCE.md); "
-                    "target 0.8",
+                    f"{p.description}: plain mean ns above the trivial floor / Katran's, "
+                    "like for like (REFERENCE.md); target 0.8",
                     gate=False,
                 )
             )

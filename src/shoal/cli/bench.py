@@ -40,23 +40,34 @@ app.command("gate")(gate_command)
 def print_dataplane(result: dp.DataplaneBench) -> None:
     table = Table(
         title=f"XDP paths: {result.calls_per_path} test runs each (repeat=1), CPU {result.cpu}, "
-        f"kernel {result.kernel}; floor = trivial XDP_PASS, {result.floor_ns:.1f} ns",
+        f"kernel {result.kernel}; floor = trivial XDP_PASS, {result.floor_plain_ns:.1f} ns "
+        f"(trimmed {result.floor_ns:.1f})",
         title_justify="left",
     )
-    for col in ("path", "ns", "- floor", "Katran", "ratio", "<= 0.8x?"):
-        table.add_column(col, justify="left" if col == "path" else "right")
+    cols = ("path", "mean", "- floor", "trimmed", "- floor", "Katran row", "ns", "ratio", "trim")
+    for col in (*cols, "<= 0.8x?"):
+        table.add_column(col, justify="left" if col in ("path", "Katran row") else "right")
     for p in result.paths:
         table.add_row(
             p.path,
+            f"{p.plain_mean_ns:.1f}",
+            f"{p.plain_above_floor_ns:.1f}",
             f"{p.mean_ns:.1f}",
             f"{p.above_floor_ns:.1f}",
+            p.katran_row or "-",
             "-" if p.katran_ns is None else f"{p.katran_ns:.0f}",
             "-" if p.ratio_to_katran is None else f"{p.ratio_to_katran:.2f}",
+            "-" if p.ratio_trimmed is None else f"{p.ratio_trimmed:.2f}",
             p.verdict,
         )
     console.print(table)
     for p in result.paths:
         console.print(f"  {p.path}: {p.description}", highlight=False)
+    console.print(
+        "  ratio: plain mean above the plain floor / Katran like for like (REFERENCE.md); "
+        "trim: the same with 1%..99% trimmed means",
+        highlight=False,
+    )
     if result.maglev_build_ms is None or result.maglev_build_ms_m655373 is None:
         return
     console.print(
