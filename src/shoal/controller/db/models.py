@@ -475,6 +475,9 @@ class VipPool(Base):
     ip_version: Mapped[int] = mapped_column(Integer)
     shared: Mapped[bool] = mapped_column(Boolean, default=False)  # every project may use it
     project_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)  # or only these
+    # Every host below this offset in the pool is taken: allocation starts here, a released
+    # VIP lowers it (services/vips), so the lowest free address costs no scan of the others.
+    free_from: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
 
