@@ -361,8 +361,11 @@ class Node(Base):
     registered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     applied_seq: Mapped[int] = mapped_column(BigInteger, default=0)
-    counters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    digests: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What the last report carried for every load balancer (MBs at 10,000): loaded only
+    # where read, so the feed, the reports and status derivation, which load nodes on every
+    # change, do not parse it each time.
+    counters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, deferred=True)
+    digests: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, deferred=True)
     # L7 nodes: reachability as the L4 nodes' checks see it (decided here, like members).
     health: Mapped[str] = mapped_column(String(8), default="UNKNOWN")
     health_streak: Mapped[int] = mapped_column(Integer, default=0)
