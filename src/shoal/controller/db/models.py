@@ -92,6 +92,9 @@ class LoadBalancer(_Resource, Base):
             sqlite_where=text("provider != 'noop'"),
             postgresql_where=text("provider != 'noop'"),
         ),
+        # Every holder of an address, noop ones too: VIP allocation looks candidates up here
+        # (the partial index above serves only queries that exclude noop balancers).
+        Index("ix_load_balancers_vip_address", "vip_address"),
     )
 
     description: Mapped[str] = mapped_column(String(255), default="")
