@@ -4,7 +4,7 @@ import re, sys, statistics
 f = sys.argv[1]; step = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
 pat = re.compile(r'^(\S+ \S+) INFO shoal.controller.requests \S+ \S+ (POST|PUT) (/v2/lbaas/(loadbalancers|listeners|pools)|/v2/lbaas/pools/\S+/members) (\d+) ([\d.]+)ms')
 calls = {"loadbalancers": [], "listeners": [], "pools": [], "members": []}
-for line in open(f):
+for line in open(f, errors="replace"):
     m = pat.match(line)
     if not m: continue
     path = m.group(3)
