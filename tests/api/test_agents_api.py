@@ -109,6 +109,47 @@ def test_dead_nodes_do_not_hold_load_balancers(database_url, tmp_path: Path) -> 
         assert nodes[0]["operating_status"] == "OFFLINE"
 
 
+def test_two_nodes_reporting_at_once_settle_the_change_themselves(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The second of two concurrent reports sees the first's applied position and makes the
+    load balancer ACTIVE itself: no background tick runs here (no lifespan), so nothing
+    else could. On PostgreSQL only: SQLite serialises writers at BEGIN."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite writers never overlap")
+    from shoal.controller.db.models import Node
+    from shoal.controller.services import status
+
+    app = create_app(make_settings(database_url, tmp_path))
+    admin = Api(TestClient(app, base_url="https://testserver"), ADMIN_SECRET)
+    agent = Fleet(admin)
+    a, b = register(agent, "l4-a"), register(agent, "l4-b")
+    lb = admin.lb(flavor_id="l4")
+    seq = state(agent, a["id"])["seq"]
+    shoal = app.state.shoal
+    first_refreshed, commit_first = threading.Event(), threading.Event()
+
+    def applied(node_id: str, hold: bool) -> None:
+        with shoal.db.write() as session:
+            session.get(Node, node_id).applied_seq = seq
+            session.flush()
+            status.refresh_pending(session, shoal.settings)
+            if hold:  # still uncommitted while the other node reports
+                first_refreshed.set()
+                commit_first.wait(10)
+
+    first = threading.Thread(target=applied, args=(a["id"], True))
+    first.start()
+    assert first_refreshed.wait(10)
+    second = threading.Thread(target=applied, args=(b["id"], False))
+    second.start()
+    second.join(1.0)  # waits for the first's commit (the lock), or is done without it
+    commit_first.set()
+    first.join(10)
+    second.join(10)
+    assert admin.get_lb(lb["id"])["provisioning_status"] == "ACTIVE"
+
+
 def test_long_poll_answers_at_once_on_change_and_waits_otherwise(alice: Api, agent: Fleet) -> None:
     node = register(agent)
     seq = state(agent, node["id"])["seq"]

@@ -266,3 +266,23 @@ def test_noop_takes_an_unknown_subnet_as_given_but_never_another_projects_vip(
     # The shoal provider never takes an unknown subnet.
     r = bob.request("POST", LB_PATH, {"loadbalancer": {**fake, "provider": "shoal"}})
     assert r.status_code == 400, r.text
+
+
+def test_a_released_vip_is_the_lowest_free_again_and_a_full_pool_says_so(
+    admin: Api, alice: Api
+) -> None:
+    """Allocation starts where the pool's taken hosts end (no scan of every VIP): a deleted
+    load balancer's address is the next one given, a given address is skipped over."""
+    _pool(admin, "small", "10.77.0.0/29", project_ids=["alpha"])  # hosts .1 to .6
+    lbs = [alice.lb(flavor_id="l4") for _ in range(3)]
+    assert [lb["vip_address"] for lb in lbs] == ["10.77.0.1", "10.77.0.2", "10.77.0.3"]
+    assert alice.lb(vip_address="10.77.0.5", flavor_id="l4")["vip_address"] == "10.77.0.5"
+    alice.ok("DELETE", f"{LB_PATH}/{lbs[1]['id']}", expect=204)  # no node: gone at once
+    assert alice.request("GET", f"{LB_PATH}/{lbs[1]['id']}").status_code == 404
+    assert alice.lb(flavor_id="l4")["vip_address"] == "10.77.0.2"
+    assert alice.lb(flavor_id="l4")["vip_address"] == "10.77.0.4"
+    assert alice.lb(flavor_id="l4")["vip_address"] == "10.77.0.6"
+    r = alice.request("POST", LB_PATH, {"loadbalancer": {"flavor_id": "l4"}})
+    assert r.status_code == 409 and "has no free address" in r.json()["faultstring"]
+    alice.ok("DELETE", f"{LB_PATH}/{lbs[0]['id']}", expect=204)
+    assert alice.lb(flavor_id="l4")["vip_address"] == "10.77.0.1"

@@ -129,6 +129,21 @@ def test_cli_refuses_bad_sizes() -> None:
             _sizes_option(bad)
 
 
+def test_json_runs_show_progress_on_stderr_only(capsys, monkeypatch) -> None:
+    from shoal.cli import bench
+
+    clock = iter([100.0, 101.0, 111.0])
+    monkeypatch.setattr(bench.time, "monotonic", lambda: next(clock))
+    with bench._progress("starting", quiet=True) as report:
+        report("creating load balancers (20/10000)", 0.002)
+        report("creating load balancers (40/10000)", 0.004)  # within 10 s: not shown
+        report("creating load balancers (60/10000)", 0.006)
+    out = capsys.readouterr()
+    assert out.out == ""  # stdout is the JSON document's
+    lines = out.err.splitlines()
+    assert len(lines) == 2 and "(20/10000)" in lines[0] and "(60/10000)" in lines[1]
+
+
 @pytest.mark.scale
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (XDP, namespaces, PostgreSQL)")
 @pytest.mark.skipif(shutil.which("runuser") is None, reason="needs runuser")

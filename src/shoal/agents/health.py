@@ -21,7 +21,15 @@ from typing import Any
 from shoal.dataplane import packets
 from shoal.wire.feed import DesiredState, LbState
 
-__all__ = ["CheckCache", "CheckSpec", "HealthScheduler", "codes_match", "run_check", "specs_from"]
+__all__ = [
+    "CheckCache",
+    "CheckSpec",
+    "HealthScheduler",
+    "codes_match",
+    "lb_check_specs",
+    "run_check",
+    "specs_from",
+]
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,7 @@ class CheckSpec:
 CheckCache = dict[str, tuple[LbState, list[CheckSpec]]]
 
 
-def _lb_specs(lb: LbState) -> list[CheckSpec]:
+def lb_check_specs(lb: LbState) -> list[CheckSpec]:
     out = []
     assigned = set(lb.health_checks)
     for pool in lb.config.pools:
@@ -78,7 +86,7 @@ def specs_from(desired: DesiredState, cache: CheckCache | None = None) -> list[C
     fresh: CheckCache = {}
     for lb in desired.lbs.values():
         hit = cache.get(lb.id) if cache is not None else None
-        specs = hit[1] if hit is not None and hit[0] is lb else _lb_specs(lb)
+        specs = hit[1] if hit is not None and hit[0] is lb else lb_check_specs(lb)
         fresh[lb.id] = (lb, specs)
         out.extend(specs)
     if cache is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
@@ -21,10 +22,27 @@ from shoal.cli.common import console, handle_errors, require_root
 app = typer.Typer(help="Benchmarks (never asserted in tests).", no_args_is_help=True)
 
 
+PLAIN_EVERY = 10.0  # seconds between progress lines with --json
+
+
 @contextlib.contextmanager
 def _progress(first: str, quiet: bool) -> Iterator[Callable[[str, float], None]]:
-    """A progress bar fed by a benchmark's (what, fraction) callback; none for --json."""
-    with Progress(console=console, transient=True, disable=quiet) as progress:
+    """A progress bar fed by a benchmark's (what, fraction) callback. With --json (stdout
+    holds the document) a plain line on stderr at most every PLAIN_EVERY s instead, so a
+    run of an hour still shows where it is."""
+    if quiet:
+        last = [-PLAIN_EVERY]
+
+        def plain(what: str, fraction: float) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PLAIN_EVERY:
+                last[0] = now
+                sys.stderr.write(f"{time.strftime('%H:%M:%S')} {fraction:4.0%} {what}\n")
+                sys.stderr.flush()
+
+        yield plain
+        return
+    with Progress(console=console, transient=True) as progress:
         task = progress.add_task(first, total=1.0)
 
         def report(what: str, fraction: float) -> None:

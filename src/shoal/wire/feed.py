@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from shoal.wire.config import SCHEMA_VERSION, LoadBalancerConfig
 
@@ -103,6 +103,32 @@ class DesiredState(_Wire):
     node_checks: list[NodeCheck] = Field(default_factory=list)
     certificates: dict[str, str] = Field(default_factory=dict)
     lbs: dict[str, LbState] = Field(default_factory=dict)
+    # Which load balancers each of the last merges touched, so that an applier that saw
+    # this state at version v can look at those alone (touched_since).
+    _version: int = PrivateAttr(default=0)
+    _journal: list[tuple[int, set[str] | None]] = PrivateAttr(default_factory=list)
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def touched_since(self, version: int) -> set[str] | None:
+        """The ids of the load balancers merges after `version` touched; None when not known
+        (too long ago, or a snapshot replaced everything): look at them all."""
+        if version > self._version:
+            return None
+        out: set[str] = set()
+        for v, touched in reversed(self._journal):
+            if v <= version:
+                return out
+            if touched is None:
+                return None
+            out |= touched
+        return (
+            out
+            if version == self._version or (self._journal and self._journal[0][0] == version + 1)
+            else None
+        )
 
     @property
     def load_balancers(self) -> list[LbState]:
@@ -136,6 +162,9 @@ class DesiredState(_Wire):
         self.seq = feed.seq
         self.node, self.settings, self.node_checks = feed.node, feed.settings, feed.node_checks
         self.certificates.update(feed.certificates)
+        self._version += 1
+        self._journal.append((self._version, None if feed.snapshot else set(touched)))
+        del self._journal[:-64]
         if self.certificates:  # L7 nodes: drop bundles no load balancer uses any more
             wanted = self.certificate_ids()
             self.certificates = {k: v for k, v in self.certificates.items() if k in wanted}

@@ -24,9 +24,9 @@ from shoal.addresses import IpNetwork, parse_network
 from shoal.agents.api import AgentApi, NodeInfo
 from shoal.agents.bgp import NullSpeaker, Speaker
 from shoal.agents.birdstate import BirdState, routing_state
-from shoal.agents.health import CheckCache, HealthScheduler, specs_from
+from shoal.agents.health import CheckCache, HealthScheduler, lb_check_specs, specs_from
 from shoal.agents.l4.l7watch import L7Watch, mark_dead, targets_from
-from shoal.agents.l4.translate import Cache, Translation, translate
+from shoal.agents.l4.translate import Cache, Memo, Translation, changed_keys, translate
 from shoal.agents.loop import AgentLoop
 from shoal.dataplane import libbpf as bpf
 from shoal.dataplane import loader
@@ -114,6 +114,18 @@ class L4Agent(AgentLoop):
         self._translated: Cache = {}
         self._checks: CheckCache = {}
         self._needs: dict[str, tuple[list[VipSpec], Need]] = {}
+        # Kept so that a change costs what it changes: the last translation, the specs _fit
+        # last counted and their totals, the specs applied by load balancer, and how many
+        # applied VIPs each announced address has.
+        self._memo = Memo()
+        self._fit_specs: dict[str, list[VipSpec]] = {}
+        self._fit_totals: list[int] = [0, 0, 0, 0]
+        self._fit_gen = -1
+        self._held_gen = -1  # the translation _held is all of (-1: none)
+        self._held: dict[str, list[VipSpec]] = {}
+        self._held_settings: Settings | None = None
+        self._addresses: dict[str, int] = {}
+        self._side: tuple[DesiredState, int, list[Any]] | None = None
         # apply() runs on the main loop and, when an L7 node's health flips, on the watch.
         self._apply_lock = threading.RLock()
         self._desired: DesiredState | None = None
@@ -192,14 +204,26 @@ class L4Agent(AgentLoop):
         half-applied."""
         assert self.lb is not None
         lb = self.lb
-        needs = {k: self._need(k, specs) for k, specs in tr.vips_by_lb.items()}
-        self._needs = {k: self._needs[k] for k in needs}
+        # Running totals: only the load balancers whose specs are new objects are counted.
+        if tr.changed is not None and tr.base == self._fit_gen:
+            changed, gone = _split(tr.changed, tr.vips_by_lb, self._fit_specs)
+        else:
+            changed, gone = changed_keys(self._fit_specs, tr.vips_by_lb)
+        self._fit_gen = tr.gen
+        totals = list(self._fit_totals)
+        for k in [*gone, *changed]:
+            hit = self._needs.pop(k, None)
+            if hit is not None:
+                totals = [t - n for t, n in zip(totals, hit[1], strict=True)]
+        for k in changed:
+            totals = [t + n for t, n in zip(totals, self._need(k, tr.vips_by_lb[k]), strict=True)]
+        self._fit_specs, self._fit_totals = dict(tr.vips_by_lb), totals
         # Half the ACL tries: a changed list is staged beside the old one before the switch.
         acl_room = lb.maps.acl.capacity() // 2
         room = (lb.max_vips, lb.max_backends, acl_room, acl_room)
-        totals = [sum(n[i] for n in needs.values()) for i in range(4)]
         if all(t <= r for t, r in zip(totals, room, strict=True)):
-            return set(needs)  # everything fits: no ranking needed
+            return set(tr.vips_by_lb)  # everything fits: no ranking needed
+        needs = {k: self._needs[k][1] for k in tr.vips_by_lb}
 
         def rank(k: str) -> tuple[bool, int, str]:
             served = k in self.applied or any(lb.holds(s) for s in tr.vips_by_lb[k])
@@ -225,9 +249,39 @@ class L4Agent(AgentLoop):
         with self._apply_lock:
             desired = DesiredState.of(desired)
             self._desired = desired
-            if self.cfg.l7_check_interval:
+            dead = self.l7watch.dead()
+            quiet = self._quiet_change(desired)
+            if dead:  # the marked state's objects are new each time: look at everything
+                quiet, self._side = False, None
+            if self.cfg.l7_check_interval and not quiet:
                 self.l7watch.update(targets_from(desired, self.cfg.l7_monitor_port))
-            self._apply(mark_dead(desired, self.l7watch.dead()))
+            self._apply(mark_dead(desired, dead), quiet)
+
+    def _quiet_change(self, desired: DesiredState) -> bool:
+        """Whether the health checks and L7 targets are those of the last apply: the same
+        state object, the same node checks, and only load balancers touched since that had
+        and have neither health checks nor L7 placements (the check cache is then brought in
+        step). Lets a member change skip two walks over every load balancer."""
+        prev, self._side = self._side, (desired, desired.version, desired.node_checks)
+        if prev is None or prev[0] is not desired or prev[2] != desired.node_checks:
+            return False
+        touched = desired.touched_since(prev[1])
+        if touched is None:
+            return False
+        for lb_id in touched:
+            hit = self._checks.get(lb_id)
+            lb = desired.lbs.get(lb_id)
+            if hit is None or hit[1] or hit[0].l7_nodes:
+                return False
+            if lb is not None and (lb.l7_nodes or lb_check_specs(lb)):
+                return False
+        for lb_id in touched:
+            lb = desired.lbs.get(lb_id)
+            if lb is None:
+                self._checks.pop(lb_id, None)
+            else:
+                self._checks[lb_id] = (lb, [])
+        return True
 
     def _l7_changed(self, dead: set[str]) -> None:
         """The watch saw an L7 node die or come back: apply the last desired state again
@@ -246,9 +300,9 @@ class L4Agent(AgentLoop):
             if self._desired is not None and self.lb is not None:
                 self.apply(self._desired)
 
-    def _apply(self, desired: DesiredState) -> None:
+    def _apply(self, desired: DesiredState, quiet: bool = False) -> None:
         assert self.lb is not None
-        tr = translate(desired, self.serve, self._translated)
+        tr = translate(desired, self.serve, self._translated, self._memo)
         chosen = self._fit(tr)
         settings = self.settings(desired.settings.seed)
         config = tr.config(settings, chosen)
@@ -262,10 +316,13 @@ class L4Agent(AgentLoop):
             chosen &= self.applied
             config = tr.config(settings, chosen)
             report = self.lb.apply(config)
-        vip_owner = {s.name: lb_id for lb_id in chosen for s in tr.vips_by_lb[lb_id]}
-        digests: dict[str, dict[str, str]] = {}
-        for name, digest in report.digests.items():
-            digests.setdefault(vip_owner[name], {})[name] = digest
+        held = tr.chosen(chosen)
+        if tr.changed is not None and tr.base == self._held_gen and held is tr.vips_by_lb:
+            diff: tuple[list[str], set[str]] | None = _split(tr.changed, held, self._held)
+        else:
+            diff = None
+        self._held_gen = tr.gen if held is tr.vips_by_lb else -1
+        vip_owner, digests = self._held_parts(held, settings, report.digests, diff)
         errors = [
             {"load_balancer_id": k, "revision": tr.revisions[k], "reason": v}
             for k, v in tr.errors.items()
@@ -279,10 +336,49 @@ class L4Agent(AgentLoop):
             )
             self.listener_of = {}
         self.draining = desired.node.admin_state == "DRAINING"
-        self.health.update(specs_from(desired, self._checks))
-        self.update_announcements(config.vips)
+        if not quiet:
+            self.health.update(specs_from(desired, self._checks))
+        self._announce(set(self._addresses))
         if report.added or report.changed or report.removed:
             log.info("applied seq %s: %s", desired.seq, report.summary())
+
+    def _held_parts(
+        self,
+        held: dict[str, list[VipSpec]],
+        settings: Settings,
+        table_digests: dict[str, str],
+        diff: tuple[list[str], set[str]] | None = None,
+    ) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+        """(VIP name -> load balancer, load balancer -> VIP name -> table digest) of what the
+        data plane now holds, and the count of applied VIPs per address (announcements),
+        from the last ones: only the load balancers whose specs are new objects are looked
+        at (a VIP's digest changes only with its spec, or with the settings: then all)."""
+        if settings != self._held_settings:
+            self._held, self._held_settings = {}, settings
+            self.vip_owner, self.digests, self._addresses = {}, {}, {}
+            diff = None
+        changed, gone = diff if diff is not None else changed_keys(self._held, held)
+        vip_owner, digests, addresses = dict(self.vip_owner), dict(self.digests), self._addresses
+        for lb_id in [*gone, *changed]:
+            digests.pop(lb_id, None)
+            for s in self._held.get(lb_id, ()):
+                vip_owner.pop(s.name, None)
+                address = str(s.address)
+                addresses[address] -= 1
+                if not addresses[address]:
+                    del addresses[address]
+        for lb_id in changed:
+            mine: dict[str, str] = {}
+            for s in held[lb_id]:
+                vip_owner[s.name] = lb_id
+                address = str(s.address)
+                addresses[address] = addresses.get(address, 0) + 1
+                if (digest := table_digests.get(s.name)) is not None:
+                    mine[s.name] = digest
+            if mine:
+                digests[lb_id] = mine
+        self._held = dict(held)
+        return vip_owner, digests
 
     def update_announcements(self, vips: list[Any] | None = None) -> None:
         """Announce what this node serves, unless it is draining or has lost its data plane."""
@@ -292,6 +388,9 @@ class L4Agent(AgentLoop):
             addresses = {
                 name.split("://")[1].rsplit(":", 1)[0].strip("[]") for name in self.lb.vips()
             }
+        self._announce(addresses)
+
+    def _announce(self, addresses: set[str]) -> None:
         if self.draining or not self.dataplane_ok:
             addresses = set()
         if self.speaker.announce(addresses):
@@ -450,6 +549,13 @@ class L4Agent(AgentLoop):
         if self.lb is not None:
             self.lb.close()
         self.api.close()
+
+
+def _split(
+    touched: set[str], now: dict[str, list[VipSpec]], before: dict[str, list[VipSpec]]
+) -> tuple[list[str], set[str]]:
+    """(touched load balancers present now, touched ones gone since before)."""
+    return [k for k in touched if k in now], {k for k in touched if k not in now and k in before}
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> bool:

@@ -92,6 +92,9 @@ class LoadBalancer(_Resource, Base):
             sqlite_where=text("provider != 'noop'"),
             postgresql_where=text("provider != 'noop'"),
         ),
+        # Every holder of an address, noop ones too: VIP allocation looks candidates up here
+        # (the partial index above serves only queries that exclude noop balancers).
+        Index("ix_load_balancers_vip_address", "vip_address"),
     )
 
     description: Mapped[str] = mapped_column(String(255), default="")
@@ -361,8 +364,11 @@ class Node(Base):
     registered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     applied_seq: Mapped[int] = mapped_column(BigInteger, default=0)
-    counters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    digests: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What the last report carried for every load balancer (MBs at 10,000): loaded only
+    # where read, so the feed, the reports and status derivation, which load nodes on every
+    # change, do not parse it each time.
+    counters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, deferred=True)
+    digests: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, deferred=True)
     # L7 nodes: reachability as the L4 nodes' checks see it (decided here, like members).
     health: Mapped[str] = mapped_column(String(8), default="UNKNOWN")
     health_streak: Mapped[int] = mapped_column(Integer, default=0)
@@ -475,6 +481,9 @@ class VipPool(Base):
     ip_version: Mapped[int] = mapped_column(Integer)
     shared: Mapped[bool] = mapped_column(Boolean, default=False)  # every project may use it
     project_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)  # or only these
+    # Every host below this offset in the pool is taken: allocation starts here, a released
+    # VIP lowers it (services/vips), so the lowest free address costs no scan of the others.
+    free_from: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, default=None)
 

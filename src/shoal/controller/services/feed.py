@@ -18,6 +18,7 @@ listening connection)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import weakref
 from collections.abc import Callable, Iterable
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, delete, event, func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
 
@@ -138,12 +140,17 @@ def note_live_nodes(session: Session, node_ids: Iterable[str]) -> bool:
     did."""
     digest = hashlib.sha256(",".join(sorted(node_ids)).encode()).hexdigest()
     mark = session.get(FeedMark, "live_nodes", with_for_update=True)
-    if mark is not None and mark.value == digest:
-        return False
     if mark is None:
-        session.add(FeedMark(name="live_nodes", value=digest))
-    else:
-        mark.value = digest
+        # The first mark: two transactions may insert it at once (a node registering, the
+        # background tick); the loser's savepoint rolls back and it locks the winner's row.
+        with contextlib.suppress(IntegrityError), session.begin_nested():
+            session.add(FeedMark(name="live_nodes", value=""))
+            session.flush()
+        mark = session.get(FeedMark, "live_nodes", with_for_update=True, populate_existing=True)
+        assert mark is not None
+    if mark.value == digest:
+        return False
+    mark.value = digest
     record(session, "node")
     return True
 

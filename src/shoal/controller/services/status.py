@@ -21,6 +21,7 @@ from shoal.controller.db.models import (
     Placement,
     utcnow,
 )
+from shoal.controller.services import vips
 from shoal.controller.settings import ControllerSettings
 
 __all__ = [
@@ -48,11 +49,19 @@ def liveness_cutoff(settings: ControllerSettings, now: dt.datetime) -> dt.dateti
 
 
 def alive_nodes(
-    session: Session, settings: ControllerSettings, now: dt.datetime, role: str | None = None
+    session: Session,
+    settings: ControllerSettings,
+    now: dt.datetime,
+    role: str | None = None,
+    *,
+    fresh: bool = False,
 ) -> list[Node]:
+    """fresh: re-read rows this session already holds (what others committed since)."""
     query = select(Node).where(Node.last_seen >= liveness_cutoff(settings, now))
     if role:
         query = query.where(Node.role == role)
+    if fresh:
+        query = query.execution_options(populate_existing=True)
     return list(session.scalars(query))
 
 
@@ -176,6 +185,7 @@ def refresh(
                     message=f"load balancer {lb.id} deleted",
                 )
             )
+            vips.release(session, lb)
             session.delete(lb)
             return "DELETED"
         _settle(lb, "ACTIVE", None)
@@ -194,13 +204,28 @@ def refresh(
 
 
 def refresh_pending(session: Session, settings: ControllerSettings) -> int:
-    """Re-derives every load balancer that is not ACTIVE; returns how many changed."""
+    """Re-derives every load balancer that is not ACTIVE; returns how many changed.
+
+    The rows are locked before the nodes are read. Two nodes that report the same change at
+    once would otherwise each read the other's applied position from before its commit,
+    neither would settle the load balancer, and it would wait for the next background tick
+    (up to a second). With the lock the second waits for the first's commit and then reads
+    both positions. Id order: reports and the tick never deadlock."""
     now = utcnow()
-    alive = alive_nodes(session, settings, now)
+    lbs = list(
+        session.scalars(
+            select(LoadBalancer)
+            .where(LoadBalancer.provisioning_status != "ACTIVE")
+            .order_by(LoadBalancer.id)
+            .with_for_update(of=LoadBalancer)
+            .execution_options(populate_existing=True)
+        )
+    )
+    if not lbs:
+        return 0
+    alive = alive_nodes(session, settings, now, fresh=True)
     changed = 0
-    for lb in session.scalars(
-        select(LoadBalancer).where(LoadBalancer.provisioning_status != "ACTIVE")
-    ):
+    for lb in lbs:
         before = lb.provisioning_status
         if refresh(session, lb, settings, now, alive) != before:
             changed += 1

@@ -9,7 +9,7 @@ import ipaddress
 import logging
 import uuid
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ __all__ = [
     "check_new_pool",
     "describe",
     "network_of",
+    "release",
     "seed_once",
     "serialize",
     "stable_id",
@@ -238,9 +239,56 @@ def _take(session: Session, ip: IpAddress, noop: bool = False) -> str:
     return str(ip)
 
 
+_PROBE = 64  # candidate addresses looked up per query
+
+
+def _host_range(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> tuple[int, int]:
+    """[first, last] offsets of the usable hosts, as ip_network().hosts() yields them:
+    IPv4 without network and broadcast, IPv6 without the subnet-router anycast address,
+    all of a /31, /32, /127 or /128."""
+    if net.num_addresses <= 2:
+        return 0, net.num_addresses - 1
+    return 1, net.num_addresses - (2 if net.version == 4 else 1)
+
+
 def _lowest_free(session: Session, pool: VipPool) -> str:
-    used = set(session.scalars(select(LoadBalancer.vip_address)))
-    for host in network_of(pool).hosts():
-        if str(host) not in used:
-            return str(host)
+    """The pool's lowest free host. Every host below pool.free_from is taken, so the search
+    starts there and looks up _PROBE candidates per query: one query in the usual case,
+    whatever the number of load balancers (callers hold serialize()'s lock)."""
+    net = network_of(pool)
+    first, last = _host_range(net)
+    offset = max(first, pool.free_from or 0)
+    while offset <= last:
+        batch = [
+            str(net.network_address + i) for i in range(offset, min(last, offset + _PROBE - 1) + 1)
+        ]
+        taken = set(
+            session.scalars(
+                select(LoadBalancer.vip_address).where(LoadBalancer.vip_address.in_(batch))
+            )
+        )
+        for i, address in enumerate(batch):
+            if address not in taken:
+                pool.free_from = offset + i + 1
+                return address
+        offset += len(batch)
+    pool.free_from = last + 1
     raise Conflict(f"VIP pool {pool.name} ({pool.cidr}) has no free address")
+
+
+def release(session: Session, lb: LoadBalancer) -> None:
+    """lb's VIP is free again (it is being deleted): its pool's search starts there next."""
+    pool = session.get(VipPool, lb.vip_subnet_id) if lb.vip_subnet_id else None
+    if pool is None:
+        return  # a noop balancer's subnet that names no pool
+    ip = ipaddress.ip_address(lb.vip_address)
+    net = network_of(pool)
+    if ip.version != net.version or ip not in net:
+        return
+    serialize(session)  # against an allocation moving the start past it meanwhile
+    offset = int(ip) - int(net.network_address)
+    session.execute(
+        update(VipPool)
+        .where(VipPool.id == pool.id, VipPool.free_from > offset)
+        .values(free_from=offset)
+    )

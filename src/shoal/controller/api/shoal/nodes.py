@@ -487,9 +487,17 @@ def lb_nodes(lb_id: str, state: State, principal: CurrentPrincipal) -> dict[str,
                 )
             )
         }
+        serving = status.serving_nodes(session, lb, state.settings, now)
+        # This load balancer's entry of each node's digests, not the whole documents.
+        tables: dict[str, Any] = {
+            node_id: entry
+            for node_id, entry in session.execute(
+                select(Node.id, Node.digests[lb_id]).where(Node.id.in_([n.id for n in serving]))
+            )
+        }
         out, seen = [], []
-        for node in status.serving_nodes(session, lb, state.settings, now):
-            digests = (node.digests or {}).get(lb_id, {})
+        for node in serving:
+            digests = tables.get(node.id) or {}
             err = errors.get(node.id)
             out.append(
                 {
