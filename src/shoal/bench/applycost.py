@@ -4,7 +4,7 @@ drained (parse, fold, apply), then an empty delta.
 
 Runs the agent's own path (the typed feed, translate, fit, plan, write) on in-memory maps, or
 on a real data plane when given one, so the figure is the agent's, not a model of it.
-`python -m shoal.bench.applycost [N] [MEMBERS]` prints the three costs."""
+`python -m shoal.bench.applycost [N] [MEMBERS] [monitors]` prints the three costs."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ __all__ = ["ApplyCost", "desired_state", "load_balancer", "measure"]
 class ApplyCost:
     load_balancers: int
     members: int
+    monitors: bool
     first_s: float  # CPU seconds of the first apply
     drain_s: float  # one member drained (weight 0) among all load balancers
     noop_s: float  # the same desired state again
@@ -37,12 +38,16 @@ class ApplyCost:
         return asdict(self)
 
 
-def load_balancer(i: int, members: int) -> dict[str, Any]:
+def health_monitor(i: int) -> dict[str, Any]:
+    return {"id": f"hm-{i}", "type": "TCP", "delay": 5, "timeout": 3, "max_retries": 3}
+
+
+def load_balancer(i: int, members: int, monitors: bool = False) -> dict[str, Any]:
     pool = {
         "id": f"pool-{i}",
         "admin_state_up": True,
         "lb_algorithm": "ROUND_ROBIN",
-        "healthmonitor": None,
+        "healthmonitor": health_monitor(i) if monitors else None,
         "members": [
             {
                 "id": f"m-{i}-{j}",
@@ -72,15 +77,23 @@ def load_balancer(i: int, members: int) -> dict[str, Any]:
         "pools": [pool],
         "listeners": [listener],
     }
-    return {"id": f"lb-{i:05d}", "revision": 1, "config": config, "member_health": {}}
+    return {
+        "id": f"lb-{i:05d}",
+        "revision": 1,
+        "config": config,
+        "member_health": {},
+        "health_checks": [pool["id"]] if monitors else [],
+    }
 
 
-def desired_state(n: int, members: int = 10, seq: int = 1) -> dict[str, Any]:
+def desired_state(
+    n: int, members: int = 10, seq: int = 1, monitors: bool = False
+) -> dict[str, Any]:
     return {
         "seq": seq,
         "settings": {"seed": "bench"},
         "node": {"admin_state": "ACTIVE"},
-        "load_balancers": [load_balancer(i, members) for i in range(n)],
+        "load_balancers": [load_balancer(i, members, monitors) for i in range(n)],
     }
 
 
@@ -92,17 +105,20 @@ def _cpu(agent: L4Agent, answer: str) -> float:
     return time.process_time() - start
 
 
-def measure(n: int = 1000, members: int = 10, balancer: Balancer | None = None) -> ApplyCost:
+def measure(
+    n: int = 1000, members: int = 10, balancer: Balancer | None = None, monitors: bool = False
+) -> ApplyCost:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = L4AgentConfig(
             controller="", token="", name="bench", interface="lo", state_dir=Path(tmp)
         )
         agent = L4Agent(cfg, cast(AgentApi, None))
+        agent.health.close()  # the checks are planned, never run: no probe leaves the process
         agent.lb = balancer or Balancer.fake(
             max_vips=max(64, n), max_backends=max(1024, n * members)
         )
         try:
-            desired = desired_state(n, members)
+            desired = desired_state(n, members, monitors=monitors)
             first = _cpu(agent, json.dumps(desired))
             lb = copy.deepcopy(desired["load_balancers"][n // 2])
             lb["config"]["pools"][0]["members"][0]["weight"] = 0
@@ -112,9 +128,9 @@ def measure(n: int = 1000, members: int = 10, balancer: Balancer | None = None) 
             noop = _cpu(agent, json.dumps({**delta, "seq": 3, "load_balancers": []}))
         finally:
             agent.health.close()
-    return ApplyCost(n, members, first, drain, noop)
+    return ApplyCost(n, members, monitors, first, drain, noop)
 
 
 if __name__ == "__main__":
     n, members = ([int(a) for a in sys.argv[1:3]] + [1000, 10])[:2]
-    print(measure(n, members).as_dict())
+    print(measure(n, members, monitors="monitors" in sys.argv[3:]).as_dict())
