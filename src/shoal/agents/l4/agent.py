@@ -96,6 +96,7 @@ class L4Agent(AgentLoop):
         self.listener_of: dict[str, str] = {}  # VIP name -> listener id
         self.errors: list[dict[str, Any]] = []
         self.digests: dict[str, dict[str, str]] = {}
+        self.owned_gen = 0  # bumped whenever vip_owner or digests may have changed
         self.draining = False
         self.dataplane_ok = False
         self._flood_active = False
@@ -300,6 +301,7 @@ class L4Agent(AgentLoop):
                 errors,
             )
             self.listener_of = {}
+            self.owned_gen += 1  # metrics keep their labels until this moves
         self.draining = desired.node.admin_state == "DRAINING"
         # Only when something moved: the speaker compares (and BIRD's parses) every address.
         now = (self.draining, self.dataplane_ok)
