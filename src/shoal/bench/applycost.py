@@ -4,12 +4,14 @@ drained (parse, fold, apply), then an empty delta.
 
 Runs the agent's own path (the typed feed, translate, fit, plan, write) on in-memory maps, or
 on a real data plane when given one, so the figure is the agent's, not a model of it.
-`python -m shoal.bench.applycost [N] [MEMBERS] [monitors]` prints the three costs."""
+`python -m shoal.bench.applycost [N] [MEMBERS] [monitors]` prints the three costs (the drain:
+the median, min and max of 9, each on another load balancer)."""
 
 from __future__ import annotations
 
 import copy
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -31,7 +33,9 @@ class ApplyCost:
     members: int
     monitors: bool
     first_s: float  # CPU seconds of the first apply
-    drain_s: float  # one member drained (weight 0) among all load balancers
+    drain_s: float  # one member drained (weight 0) among all load balancers: the median
+    drain_min_s: float  # of `repeat` drains, each on another load balancer
+    drain_max_s: float
     noop_s: float  # the same desired state again
 
     def as_dict(self) -> dict[str, Any]:
@@ -106,7 +110,11 @@ def _cpu(agent: L4Agent, answer: str) -> float:
 
 
 def measure(
-    n: int = 1000, members: int = 10, balancer: Balancer | None = None, monitors: bool = False
+    n: int = 1000,
+    members: int = 10,
+    balancer: Balancer | None = None,
+    monitors: bool = False,
+    repeat: int = 1,
 ) -> ApplyCost:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = L4AgentConfig(
@@ -120,17 +128,22 @@ def measure(
         try:
             desired = desired_state(n, members, monitors=monitors)
             first = _cpu(agent, json.dumps(desired))
-            lb = copy.deepcopy(desired["load_balancers"][n // 2])
-            lb["config"]["pools"][0]["members"][0]["weight"] = 0
-            lb["revision"] = 2
-            delta = {**desired, "seq": 2, "snapshot": False, "load_balancers": [lb]}
-            drain = _cpu(agent, json.dumps(delta))
-            noop = _cpu(agent, json.dumps({**delta, "seq": 3, "load_balancers": []}))
+            drains = []
+            for k in range(repeat):  # each on another load balancer
+                lb = copy.deepcopy(desired["load_balancers"][(n // 2 + 37 * k) % n])
+                lb["config"]["pools"][0]["members"][0]["weight"] = 0
+                lb["revision"] = 2 + k
+                delta = {**desired, "seq": 2 + k, "snapshot": False, "load_balancers": [lb]}
+                drains.append(_cpu(agent, json.dumps(delta)))
+            empty = {**delta, "seq": 2 + repeat, "load_balancers": []}
+            noop = _cpu(agent, json.dumps(empty))
         finally:
             agent.health.close()
-    return ApplyCost(n, members, monitors, first, drain, noop)
+    return ApplyCost(
+        n, members, monitors, first, statistics.median(drains), min(drains), max(drains), noop
+    )
 
 
 if __name__ == "__main__":
     n, members = ([int(a) for a in sys.argv[1:3]] + [1000, 10])[:2]
-    print(measure(n, members, monitors="monitors" in sys.argv[3:]).as_dict())
+    print(measure(n, members, monitors="monitors" in sys.argv[3:], repeat=9).as_dict())
