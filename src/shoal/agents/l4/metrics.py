@@ -10,6 +10,8 @@ configuration. Client addresses never appear."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import threading
 import time
@@ -105,6 +107,20 @@ class _Labels:
     tables: InfoMetricFamily  # the table digests (they change with an apply only)
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Without the cycle collector while samples are built: each of the 240,000 samples at
+    10,000 VIPs is a tracked object, and the collections they set off cost 3 of every 4
+    seconds of a scrape. Samples hold no cycles; the collector runs again after."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 class L4Collector(Collector):
     def __init__(
         self,
@@ -146,6 +162,11 @@ class L4Collector(Collector):
         yield from fams.values()
 
     def _vips(self, lb: Any) -> Iterator[Any]:
+        with _gc_paused():
+            families = list(self._vip_families(lb))
+        yield from families
+
+    def _vip_families(self, lb: Any) -> Iterator[Any]:
         labels = self._labels(lb)
         traffic, drops, backends = lb.counter_arrays()
         vip_packets = CounterMetricFamily(
