@@ -96,6 +96,46 @@ def test_vip_and_backend_traffic_come_from_the_counter_maps(agent: L4Agent) -> N
     del backend
 
 
+def test_kept_labels_follow_every_apply(agent: L4Agent) -> None:
+    """The collector keeps its label sets between scrapes; after applies that move members,
+    drop and add load balancers, a scrape still shows exactly the maps' VIPs, owners,
+    backends, digests and counters (read the slow way, one lookup per entry)."""
+    lb = agent.lb
+    assert lb is not None
+    collector = L4Collector(agent, occupancy_every=1e9)
+    list(collector.collect())  # labels kept from here
+    state = desired_state(4, 3)
+    del state["load_balancers"][0]
+    moved = state["load_balancers"][1]["config"]["pools"][0]["members"]
+    moved[0]["address"], moved[1]["weight"] = "10.9.9.9", 0
+    state["load_balancers"][1]["revision"] = 2
+    for changed in (state, desired_state(2, 1)):
+        agent.apply(changed)
+        for st in lb.vips().values():
+            lb.maps.vip_stats.set_all(st.vip_id, abi.Traffic(packets=st.vip_id + 1, bytes=7))
+        for slot in lb.backends():
+            lb.maps.backend_stats.set_all(slot, abi.Traffic(packets=slot + 1, bytes=5))
+        found: dict[str, set[Any]] = {}
+        for family in collector.collect():
+            for s in family.samples:
+                found.setdefault(s.name, set()).add((tuple(sorted(s.labels.items())), s.value))
+        owners, digests = agent.ownership()
+        assert found["shoal_l4_vip_packets_total"] == {
+            ((("load_balancer_id", owners[n]), ("vip", n)), lb.vip_traffic(st.vip_id)[0])
+            for n, st in lb.vips().items()
+        }
+        names = {st.vip_id: n for n, st in lb.vips().items()}
+        assert found["shoal_l4_backend_packets_total"] == {
+            ((("backend", address), ("vip", names[vip_id])), packets)
+            for vip_id, address, packets, _ in lb.backend_stats()
+        }
+        assert found["shoal_l4_vip_table_info"] == {
+            ((("digest", d), ("load_balancer_id", o), ("vip", n)), 1.0)
+            for o, per in digests.items()
+            for n, d in per.items()
+        }
+
+
 def test_table_digests_flood_state_and_occupancy(agent: L4Agent) -> None:
     lb = agent.lb
     assert lb is not None

@@ -13,7 +13,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +27,7 @@ __all__ = [
     "HealthScheduler",
     "codes_match",
     "lb_check_specs",
+    "node_check_specs",
     "run_check",
     "specs_from",
 ]
@@ -92,20 +93,25 @@ def specs_from(desired: DesiredState, cache: CheckCache | None = None) -> list[C
     if cache is not None:
         cache.clear()
         cache.update(fresh)
-    for check in desired.node_checks:
-        out.append(
-            CheckSpec(
-                member_id=check.node_id,
-                address=check.address,
-                port=check.port,
-                type="HTTP",
-                delay=float(check.interval),
-                timeout=max(0.2, min(1.0, float(check.interval))),
-                url_path="/healthz",
-                subject="node_id",
-            )
-        )
+    out.extend(node_check_specs(desired))
     return out
+
+
+def node_check_specs(desired: DesiredState) -> list[CheckSpec]:
+    """The monitor endpoints of the L7 nodes this (L4) node checks."""
+    return [
+        CheckSpec(
+            member_id=check.node_id,
+            address=check.address,
+            port=check.port,
+            type="HTTP",
+            delay=float(check.interval),
+            timeout=max(0.2, min(1.0, float(check.interval))),
+            url_path="/healthz",
+            subject="node_id",
+        )
+        for check in desired.node_checks
+    ]
 
 
 def codes_match(expected: str, status: int) -> bool:
@@ -224,6 +230,7 @@ class HealthScheduler:
     def __init__(self, workers: int = 32) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health")
         self._specs: dict[str, CheckSpec] = {}
+        self._owned: dict[str, list[CheckSpec]] = {}  # replace(): owner -> its checks
         self._due: dict[str, float] = {}
         self._running: set[str] = set()
         self._lock = threading.Lock()
@@ -233,15 +240,37 @@ class HealthScheduler:
         self._thread.start()
 
     def update(self, specs: Iterable[CheckSpec]) -> None:
+        """Runs exactly these checks from now on."""
         with self._lock:
-            new = {s.member_id: s for s in specs}
+            gone = [k for k in self._owned if k]
+        self.replace({"": list(specs)}, gone)
+
+    def replace(self, owners: Mapping[str, Sequence[CheckSpec]], gone: Iterable[str] = ()) -> None:
+        """Replaces the checks of some owners (a load balancer, the node's L7 checks), at the
+        cost of those: the same as update() with every owner's checks, when each member has
+        one owner. A member that stays keeps its schedule; a new one is checked at once."""
+        with self._lock:
+            before: dict[str, CheckSpec] = {}
+            for owner in [*gone, *owners]:
+                for spec in self._owned.pop(owner, ()):
+                    if self._specs.get(spec.member_id) is spec:
+                        before[spec.member_id] = self._specs.pop(spec.member_id)
             now = time.monotonic()
-            for member_id in new:
+            for owner, specs in owners.items():
+                if specs:
+                    self._owned[owner] = list(specs)
+                for spec in specs:
+                    if spec.member_id not in before and spec.member_id not in self._specs:
+                        self._due[spec.member_id] = now
+                    self._specs[spec.member_id] = spec
+            for member_id in before:
                 if member_id not in self._specs:
-                    self._due[member_id] = now  # a new member is checked at once
-            for member_id in set(self._due) - set(new):
-                del self._due[member_id]
-            self._specs = new
+                    self._due.pop(member_id, None)
+
+    def planned(self) -> dict[str, CheckSpec]:
+        """Member (or node) id -> the check this scheduler runs for it."""
+        with self._lock:
+            return dict(self._specs)
 
     def drain(self) -> list[dict[str, Any]]:
         out = []

@@ -9,6 +9,7 @@ what carries no secret is stored (an L7 agent's certificates are never written h
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 from collections.abc import Iterable
@@ -17,7 +18,14 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from shoal.agents.files import private_dir
-from shoal.wire.feed import SCHEMA_VERSION, DesiredState, FeedNode, FeedSettings, LbState
+from shoal.wire.feed import (
+    SCHEMA_VERSION,
+    DesiredState,
+    FeedNode,
+    FeedSettings,
+    LbState,
+    NodeCheck,
+)
 
 __all__ = ["FeedStore"]
 
@@ -51,6 +59,11 @@ class FeedStore:
                 state.lbs[lb.id] = lb
             state.node = FeedNode.model_validate_json(meta.get("node", "{}"))
             state.settings = FeedSettings.model_validate_json(meta.get("settings", "{}"))
+            # The L7 nodes an L4 node checks: without them a restarted agent would stop
+            # checking (and watching) them until the controller's next answer.
+            state.node_checks = [
+                NodeCheck.model_validate(c) for c in json.loads(meta.get("node_checks", "[]"))
+            ]
         except ValidationError:
             return DesiredState()
         state.seq = int(meta["seq"])
@@ -83,6 +96,7 @@ class FeedStore:
                 "seq": str(state.seq),
                 "node": state.node.model_dump_json(),
                 "settings": state.settings.model_dump_json(),
+                "node_checks": json.dumps([c.model_dump() for c in state.node_checks]),
             }
             cur.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
             cur.execute("COMMIT")

@@ -4,12 +4,14 @@ drained (parse, fold, apply), then an empty delta.
 
 Runs the agent's own path (the typed feed, translate, fit, plan, write) on in-memory maps, or
 on a real data plane when given one, so the figure is the agent's, not a model of it.
-`python -m shoal.bench.applycost [N] [MEMBERS]` prints the three costs."""
+`python -m shoal.bench.applycost [N] [MEMBERS] [monitors]` prints the three costs (the drain:
+the median, min and max of 9, each on another load balancer)."""
 
 from __future__ import annotations
 
 import copy
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -29,20 +31,27 @@ __all__ = ["ApplyCost", "desired_state", "load_balancer", "measure"]
 class ApplyCost:
     load_balancers: int
     members: int
+    monitors: bool
     first_s: float  # CPU seconds of the first apply
-    drain_s: float  # one member drained (weight 0) among all load balancers
+    drain_s: float  # one member drained (weight 0) among all load balancers: the median
+    drain_min_s: float  # of `repeat` drains, each on another load balancer
+    drain_max_s: float
     noop_s: float  # the same desired state again
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def load_balancer(i: int, members: int) -> dict[str, Any]:
+def health_monitor(i: int) -> dict[str, Any]:
+    return {"id": f"hm-{i}", "type": "TCP", "delay": 5, "timeout": 3, "max_retries": 3}
+
+
+def load_balancer(i: int, members: int, monitors: bool = False) -> dict[str, Any]:
     pool = {
         "id": f"pool-{i}",
         "admin_state_up": True,
         "lb_algorithm": "ROUND_ROBIN",
-        "healthmonitor": None,
+        "healthmonitor": health_monitor(i) if monitors else None,
         "members": [
             {
                 "id": f"m-{i}-{j}",
@@ -72,15 +81,23 @@ def load_balancer(i: int, members: int) -> dict[str, Any]:
         "pools": [pool],
         "listeners": [listener],
     }
-    return {"id": f"lb-{i:05d}", "revision": 1, "config": config, "member_health": {}}
+    return {
+        "id": f"lb-{i:05d}",
+        "revision": 1,
+        "config": config,
+        "member_health": {},
+        "health_checks": [pool["id"]] if monitors else [],
+    }
 
 
-def desired_state(n: int, members: int = 10, seq: int = 1) -> dict[str, Any]:
+def desired_state(
+    n: int, members: int = 10, seq: int = 1, monitors: bool = False
+) -> dict[str, Any]:
     return {
         "seq": seq,
         "settings": {"seed": "bench"},
         "node": {"admin_state": "ACTIVE"},
-        "load_balancers": [load_balancer(i, members) for i in range(n)],
+        "load_balancers": [load_balancer(i, members, monitors) for i in range(n)],
     }
 
 
@@ -92,29 +109,41 @@ def _cpu(agent: L4Agent, answer: str) -> float:
     return time.process_time() - start
 
 
-def measure(n: int = 1000, members: int = 10, balancer: Balancer | None = None) -> ApplyCost:
+def measure(
+    n: int = 1000,
+    members: int = 10,
+    balancer: Balancer | None = None,
+    monitors: bool = False,
+    repeat: int = 1,
+) -> ApplyCost:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = L4AgentConfig(
             controller="", token="", name="bench", interface="lo", state_dir=Path(tmp)
         )
         agent = L4Agent(cfg, cast(AgentApi, None))
+        agent.health.close()  # the checks are planned, never run: no probe leaves the process
         agent.lb = balancer or Balancer.fake(
             max_vips=max(64, n), max_backends=max(1024, n * members)
         )
         try:
-            desired = desired_state(n, members)
+            desired = desired_state(n, members, monitors=monitors)
             first = _cpu(agent, json.dumps(desired))
-            lb = copy.deepcopy(desired["load_balancers"][n // 2])
-            lb["config"]["pools"][0]["members"][0]["weight"] = 0
-            lb["revision"] = 2
-            delta = {**desired, "seq": 2, "snapshot": False, "load_balancers": [lb]}
-            drain = _cpu(agent, json.dumps(delta))
-            noop = _cpu(agent, json.dumps({**delta, "seq": 3, "load_balancers": []}))
+            drains = []
+            for k in range(repeat):  # each on another load balancer
+                lb = copy.deepcopy(desired["load_balancers"][(n // 2 + 37 * k) % n])
+                lb["config"]["pools"][0]["members"][0]["weight"] = 0
+                lb["revision"] = 2 + k
+                delta = {**desired, "seq": 2 + k, "snapshot": False, "load_balancers": [lb]}
+                drains.append(_cpu(agent, json.dumps(delta)))
+            empty = {**delta, "seq": 2 + repeat, "load_balancers": []}
+            noop = _cpu(agent, json.dumps(empty))
         finally:
             agent.health.close()
-    return ApplyCost(n, members, first, drain, noop)
+    return ApplyCost(
+        n, members, monitors, first, statistics.median(drains), min(drains), max(drains), noop
+    )
 
 
 if __name__ == "__main__":
     n, members = ([int(a) for a in sys.argv[1:3]] + [1000, 10])[:2]
-    print(measure(n, members).as_dict())
+    print(measure(n, members, monitors="monitors" in sys.argv[3:], repeat=9).as_dict())

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from shoal import netns
 from shoal.dataplane import abi, clock, flowhash, loader, maglev, pins, vipfilter
@@ -115,6 +116,15 @@ def vip_key(address: flowhash.IpAddress, port: int, protocol: str) -> abi.VipKey
 def _address(words: Iterable[int], family: int) -> flowhash.IpAddress:
     packed = b"".join(w.to_bytes(4, "little") for w in words)
     return ipaddress.ip_address(packed[:4] if family == 4 else packed)
+
+
+def _vip_name(kb: bytes) -> str:
+    """A VIP's name ("tcp://192.0.2.1:80") from its map key."""
+    key = abi.VipKey.from_buffer_copy(kb)
+    addr = _address(key.addr, key.family)
+    host = f"[{addr}]" if addr.version == 6 else str(addr)
+    port = _net_port(key.port)
+    return f"{PROTO_NAME.get(key.proto, key.proto)}://{host}:{port or '*'}"
 
 
 def _vip_address(kb: bytes) -> flowhash.IpAddress:
@@ -278,6 +288,8 @@ class Balancer:
         self._held: Mirror | None = None
         self._applied: dict[bytes, AppliedVip] = {}  # VIP key bytes -> what it was made from
         self._spec_keys: dict[int, bytes] = {}  # id() of an applied spec -> its key bytes
+        self._names: dict[bytes, str] = {}  # VIP key bytes -> name (vip_ids)
+        self._slot_names: dict[int, tuple[abi.Backend, int, str]] = {}  # (backend_slots)
         # What the last apply left, for an apply that costs what it changes: the seed it
         # used, its report's digests, and its backend and any-port totals.
         self._seed: bytes | None = None
@@ -1042,14 +1054,7 @@ class Balancer:
     # ---- reading state -------------------------------------------------------------------
 
     def vips(self) -> dict[str, VipState]:
-        out = {}
-        for kb, st in self._current_vips().items():
-            key = abi.VipKey.from_buffer_copy(kb)
-            addr = _address(key.addr, key.family)
-            host = f"[{addr}]" if addr.version == 6 else str(addr)
-            port = _net_port(key.port)
-            out[f"{PROTO_NAME.get(key.proto, key.proto)}://{host}:{port or '*'}"] = st
-        return out
+        return {_vip_name(kb): st for kb, st in self._current_vips().items()}
 
     def backends(self) -> dict[int, abi.Backend]:
         """Allocated backend slots by id."""
@@ -1064,6 +1069,52 @@ class Balancer:
     def vip_traffic(self, vip_id: int) -> tuple[int, int]:
         per_cpu = self.maps.vip_stats.get(vip_id)
         return sum(t.packets for t in per_cpu), sum(t.bytes for t in per_cpu)
+
+    def vip_ids(self) -> dict[str, int]:
+        """VIP name -> VIP id of what the maps hold, from what this process wrote (no map
+        reads: metrics ask at every scrape)."""
+        names = self._names
+        out = {}
+        for kb, st in self._written_vips():
+            name = names.get(kb)
+            if name is None:
+                name = names[kb] = _vip_name(kb)
+            out[name] = st.vip_id
+        if len(names) > 2 * len(out) + 64:  # forget removed VIPs' names now and then
+            self._names = {kb: n for kb, n in names.items() if n in out}
+        return out
+
+    def _written_vips(self) -> list[tuple[bytes, VipState]]:
+        # Scrapes run on another thread than apply(): a copy taken in one step (list() of
+        # a dict's items holds the GIL throughout), and no mirror built from here.
+        held = self._held
+        return list((held.vips if held is not None else self._current_vips()).items())
+
+    def backend_slots(self) -> list[tuple[int, int, str]]:
+        """(slot, VIP id, backend address) per allocated backend slot, from what this process
+        wrote."""
+        held = self._held
+        backends = held.backends if held is not None else self._current_backends()
+        out = []
+        names, kept = self._slot_names, {}
+        for slot, b in list(backends.items()):
+            if b.family:
+                hit = names.get(slot)
+                if hit is None or hit[0] is not b:  # a slot written anew: a new entry object
+                    hit = (b, int(b.vip_id), str(_address(b.addr, b.family)))
+                kept[slot] = hit
+                out.append((slot, hit[1], hit[2]))
+        self._slot_names = kept
+        return out
+
+    def counter_arrays(self) -> tuple[npt.NDArray[np.uint64], ...]:
+        """(packets and bytes per VIP id, ACL drops per VIP id, packets and bytes per backend
+        slot), each summed over the CPUs and read in one batch."""
+        return (
+            self.maps.vip_stats.sums(),
+            self.maps.acl_drops.sums(),
+            self.maps.backend_stats.sums(),
+        )
 
     def status(self) -> list[VipStatus]:
         """Every VIP with its backends, their state and traffic."""

@@ -8,6 +8,9 @@ import ctypes
 from collections.abc import Iterator
 from typing import Generic, Protocol, TypeVar
 
+import numpy as np
+import numpy.typing as npt
+
 from shoal.dataplane import libbpf as bpf
 from shoal.errors import BpfError, DataplaneError
 
@@ -292,6 +295,26 @@ class PerCpuMap(Generic[K, V]):
             )
             for i in range(n)
         ]
+
+    def sums(self) -> npt.NDArray[np.uint64]:
+        """Every entry of a per-CPU array of 64-bit counters, summed over the CPUs: row i
+        holds entry i's counters in field order. One batch lookup for the whole map (a
+        lookup per entry costs ~20 us, which a scrape of 10,000 VIPs cannot pay)."""
+        words = self.stride // 8
+        store = self.store
+        if isinstance(store, KernelMap):
+            raw = store.lookup_all_array()
+        else:
+            raw = b"".join(
+                store.lookup(i.to_bytes(store.key_size, "little")) or b""
+                for i in range(store.max_entries)
+            )
+        values = np.frombuffer(raw, dtype="<u8")
+        if not len(values):
+            return np.zeros((0, words), dtype=np.uint64)
+        ncpus = len(values) // (store.max_entries * words)
+        sums: npt.NDArray[np.uint64] = values.reshape(-1, ncpus, words).sum(axis=1, dtype=np.uint64)
+        return sums
 
     def set_all(self, key: int, value: V) -> None:
         """Writes the same value on every CPU (used to reset counters)."""

@@ -24,8 +24,9 @@ from shoal.addresses import IpNetwork, parse_network
 from shoal.agents.api import AgentApi, NodeInfo
 from shoal.agents.bgp import NullSpeaker, Speaker
 from shoal.agents.birdstate import BirdState, routing_state
-from shoal.agents.health import CheckCache, HealthScheduler, lb_check_specs, specs_from
-from shoal.agents.l4.l7watch import L7Watch, mark_dead, targets_from
+from shoal.agents.health import HealthScheduler
+from shoal.agents.l4.l7watch import L7Watch, mark_dead
+from shoal.agents.l4.side import SideParts
 from shoal.agents.l4.translate import Cache, Memo, Translation, changed_keys, translate
 from shoal.agents.loop import AgentLoop
 from shoal.dataplane import libbpf as bpf
@@ -106,13 +107,13 @@ class L4Agent(AgentLoop):
         self.listener_of: dict[str, str] = {}  # VIP name -> listener id
         self.errors: list[dict[str, Any]] = []
         self.digests: dict[str, dict[str, str]] = {}
+        self.owned_gen = 0  # bumped whenever vip_owner or digests may have changed
         self.draining = False
         self.dataplane_ok = False
         self._flood_active = False
         self._pending_events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._translated: Cache = {}
-        self._checks: CheckCache = {}
         self._needs: dict[str, tuple[list[VipSpec], Need]] = {}
         # Kept so that a change costs what it changes: the last translation, the specs _fit
         # last counted and their totals, the specs applied by load balancer, and how many
@@ -125,7 +126,9 @@ class L4Agent(AgentLoop):
         self._held: dict[str, list[VipSpec]] = {}
         self._held_settings: Settings | None = None
         self._addresses: dict[str, int] = {}
-        self._side: tuple[DesiredState, int, list[Any]] | None = None
+        self._addresses_moved = True  # an address came or went since the last announcement
+        self._announced: tuple[bool, bool] | None = None  # (draining, data plane ok) then
+        self._side = SideParts(config.l7_monitor_port)  # checks and L7 targets per LB
         # apply() runs on the main loop and, when an L7 node's health flips, on the watch.
         self._apply_lock = threading.RLock()
         self._desired: DesiredState | None = None
@@ -217,7 +220,7 @@ class L4Agent(AgentLoop):
                 totals = [t - n for t, n in zip(totals, hit[1], strict=True)]
         for k in changed:
             totals = [t + n for t, n in zip(totals, self._need(k, tr.vips_by_lb[k]), strict=True)]
-        self._fit_specs, self._fit_totals = dict(tr.vips_by_lb), totals
+        self._fit_specs, self._fit_totals = tr.vips_by_lb, totals  # read-only: no copy
         # Half the ACL tries: a changed list is staged beside the old one before the switch.
         acl_room = lb.maps.acl.capacity() // 2
         room = (lb.max_vips, lb.max_backends, acl_room, acl_room)
@@ -249,39 +252,13 @@ class L4Agent(AgentLoop):
         with self._apply_lock:
             desired = DesiredState.of(desired)
             self._desired = desired
-            dead = self.l7watch.dead()
-            quiet = self._quiet_change(desired)
-            if dead:  # the marked state's objects are new each time: look at everything
-                quiet, self._side = False, None
-            if self.cfg.l7_check_interval and not quiet:
-                self.l7watch.update(targets_from(desired, self.cfg.l7_monitor_port))
-            self._apply(mark_dead(desired, dead), quiet)
-
-    def _quiet_change(self, desired: DesiredState) -> bool:
-        """Whether the health checks and L7 targets are those of the last apply: the same
-        state object, the same node checks, and only load balancers touched since that had
-        and have neither health checks nor L7 placements (the check cache is then brought in
-        step). Lets a member change skip two walks over every load balancer."""
-        prev, self._side = self._side, (desired, desired.version, desired.node_checks)
-        if prev is None or prev[0] is not desired or prev[2] != desired.node_checks:
-            return False
-        touched = desired.touched_since(prev[1])
-        if touched is None:
-            return False
-        for lb_id in touched:
-            hit = self._checks.get(lb_id)
-            lb = desired.lbs.get(lb_id)
-            if hit is None or hit[1] or hit[0].l7_nodes:
-                return False
-            if lb is not None and (lb.l7_nodes or lb_check_specs(lb)):
-                return False
-        for lb_id in touched:
-            lb = desired.lbs.get(lb_id)
-            if lb is None:
-                self._checks.pop(lb_id, None)
-            else:
-                self._checks[lb_id] = (lb, [])
-        return True
+            # Checks and L7 targets first: they do not depend on what the data plane takes.
+            side = self._side.delta(desired)
+            if side.checks or side.gone:
+                self.health.replace(side.checks, side.gone)
+            if self.cfg.l7_check_interval and side.targets is not None:
+                self.l7watch.update(side.targets)
+            self._apply(mark_dead(desired, self.l7watch.dead()))
 
     def _l7_changed(self, dead: set[str]) -> None:
         """The watch saw an L7 node die or come back: apply the last desired state again
@@ -300,7 +277,7 @@ class L4Agent(AgentLoop):
             if self._desired is not None and self.lb is not None:
                 self.apply(self._desired)
 
-    def _apply(self, desired: DesiredState, quiet: bool = False) -> None:
+    def _apply(self, desired: DesiredState) -> None:
         assert self.lb is not None
         tr = translate(desired, self.serve, self._translated, self._memo)
         chosen = self._fit(tr)
@@ -335,10 +312,14 @@ class L4Agent(AgentLoop):
                 errors,
             )
             self.listener_of = {}
+            self.owned_gen += 1  # metrics keep their labels until this moves
         self.draining = desired.node.admin_state == "DRAINING"
-        if not quiet:
-            self.health.update(specs_from(desired, self._checks))
-        self._announce(set(self._addresses))
+        # Only when something moved: the speaker compares (and BIRD's parses) every address.
+        now = (self.draining, self.dataplane_ok)
+        if self._addresses_moved or self._announced != now:
+            self._announced = None  # until the speaker took it
+            self._announce(set(self._addresses))
+            self._announced, self._addresses_moved = now, False
         if report.added or report.changed or report.removed:
             log.info("applied seq %s: %s", desired.seq, report.summary())
 
@@ -355,10 +336,24 @@ class L4Agent(AgentLoop):
         at (a VIP's digest changes only with its spec, or with the settings: then all)."""
         if settings != self._held_settings:
             self._held, self._held_settings = {}, settings
-            self.vip_owner, self.digests, self._addresses = {}, {}, {}
-            diff = None
+            with self._lock:
+                self.vip_owner, self.digests, self._addresses = {}, {}, {}
+            diff, self._addresses_moved = None, True
         changed, gone = diff if diff is not None else changed_keys(self._held, held)
-        vip_owner, digests, addresses = dict(self.vip_owner), dict(self.digests), self._addresses
+        # In place, under the lock ownership() reads with: a copy would cost every VIP.
+        with self._lock:
+            self._held_change(held, table_digests, changed, gone)
+        self._held = held  # the translation's (read-only) or chosen's own dict
+        return self.vip_owner, self.digests
+
+    def _held_change(
+        self,
+        held: dict[str, list[VipSpec]],
+        table_digests: dict[str, str],
+        changed: list[str],
+        gone: set[str],
+    ) -> None:
+        vip_owner, digests, addresses = self.vip_owner, self.digests, self._addresses
         for lb_id in [*gone, *changed]:
             digests.pop(lb_id, None)
             for s in self._held.get(lb_id, ()):
@@ -367,18 +362,19 @@ class L4Agent(AgentLoop):
                 addresses[address] -= 1
                 if not addresses[address]:
                     del addresses[address]
+                    self._addresses_moved = True
         for lb_id in changed:
             mine: dict[str, str] = {}
             for s in held[lb_id]:
                 vip_owner[s.name] = lb_id
                 address = str(s.address)
-                addresses[address] = addresses.get(address, 0) + 1
+                count = addresses.get(address, 0)
+                addresses[address] = count + 1
+                self._addresses_moved |= not count
                 if (digest := table_digests.get(s.name)) is not None:
                     mine[s.name] = digest
             if mine:
                 digests[lb_id] = mine
-        self._held = dict(held)
-        return vip_owner, digests
 
     def update_announcements(self, vips: list[Any] | None = None) -> None:
         """Announce what this node serves, unless it is draining or has lost its data plane."""
@@ -388,6 +384,7 @@ class L4Agent(AgentLoop):
             addresses = {
                 name.split("://")[1].rsplit(":", 1)[0].strip("[]") for name in self.lb.vips()
             }
+        self._announced = None  # the next apply announces its own set again
         self._announce(addresses)
 
     def _announce(self, addresses: set[str]) -> None:

@@ -10,14 +10,18 @@ configuration. Client addresses never appear."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from shoal.agents.birdstate import BirdState
 from shoal.dataplane import abi
@@ -88,6 +92,35 @@ _FAMILIES = {
 }
 
 
+_TOTAL = [
+    f"shoal_l4_{name}_total"
+    for name in ("vip_packets", "vip_bytes", "vip_acl_drops", "backend_packets", "backend_bytes")
+]
+
+
+@dataclass(frozen=True)
+class _Labels:
+    gen: int  # the agent's owned_gen they were read at
+    desired: Any  # and the data plane's configuration object
+    vips: list[tuple[int, dict[str, str]]]  # VIP id, its labels
+    backends: list[tuple[int, dict[str, str]]]  # backend slot, its labels
+    tables: InfoMetricFamily  # the table digests (they change with an apply only)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Without the cycle collector while samples are built: each of the 240,000 samples at
+    10,000 VIPs is a tracked object, and the collections they set off cost 3 of every 4
+    seconds of a scrape. Samples hold no cycles; the collector runs again after."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 class L4Collector(Collector):
     def __init__(
         self,
@@ -100,6 +133,7 @@ class L4Collector(Collector):
         # Counting the LRU's entries walks the whole map: at most once per occupancy_every.
         self.occupancy_every = occupancy_every
         self._occupancy: tuple[float, int] | None = None
+        self._kept: _Labels | None = None
         self._lock = threading.Lock()
 
     def describe(self) -> Iterator[Any]:
@@ -128,7 +162,13 @@ class L4Collector(Collector):
         yield from fams.values()
 
     def _vips(self, lb: Any) -> Iterator[Any]:
-        owners, digests = self.agent.ownership()
+        with _gc_paused():
+            families = list(self._vip_families(lb))
+        yield from families
+
+    def _vip_families(self, lb: Any) -> Iterator[Any]:
+        labels = self._labels(lb)
+        traffic, drops, backends = lb.counter_arrays()
         vip_packets = CounterMetricFamily(
             "shoal_l4_vip_packets", "Packets to each VIP.", labels=["vip", "load_balancer_id"]
         )
@@ -140,14 +180,14 @@ class L4Collector(Collector):
             "Packets of each VIP dropped for a source outside its allowed_cidrs.",
             labels=["vip", "load_balancer_id"],
         )
-        names: dict[int, str] = {}
-        for name, state in lb.vips().items():
-            names[state.vip_id] = name
-            owner = owners.get(name, "")
-            packets, nbytes = lb.vip_traffic(state.vip_id)
-            vip_packets.add_metric([name, owner], packets)
-            vip_bytes.add_metric([name, owner], nbytes)
-            acl.add_metric([name, owner], lb.acl_drops(state.vip_id))
+        # Samples built directly on the kept label dicts: add_metric would build each
+        # label dict again (a third of a scrape at 10,000 VIPs).
+        packets, nbytes, dropped = traffic[:, 0].tolist(), traffic[:, 1].tolist(), drops[:, 0]
+        dropped = dropped.tolist()
+        for vip_id, vip_labels in labels.vips:
+            vip_packets.samples.append(Sample(_TOTAL[0], vip_labels, packets[vip_id]))
+            vip_bytes.samples.append(Sample(_TOTAL[1], vip_labels, nbytes[vip_id]))
+            acl.samples.append(Sample(_TOTAL[2], vip_labels, dropped[vip_id]))
         yield vip_packets
         yield vip_bytes
         yield acl
@@ -162,13 +202,34 @@ class L4Collector(Collector):
             "Bytes sent to each backend of a VIP.",
             labels=["vip", "backend"],
         )
-        for vip_id, address, packets, nbytes in lb.backend_stats():
-            if vip_id in names:
-                be_packets.add_metric([names[vip_id], address], packets)
-                be_bytes.add_metric([names[vip_id], address], nbytes)
+        packets, nbytes = backends[:, 0].tolist(), backends[:, 1].tolist()
+        for slot, be_labels in labels.backends:
+            be_packets.samples.append(Sample(_TOTAL[3], be_labels, packets[slot]))
+            be_bytes.samples.append(Sample(_TOTAL[4], be_labels, nbytes[slot]))
         yield be_packets
         yield be_bytes
+        yield labels.tables
 
+    def _labels(self, lb: Any) -> _Labels:
+        """The label sets and table digests of what is applied, kept until the next apply
+        (an unchanged data plane costs its counters only)."""
+        with self._lock:
+            kept = self._kept
+        gen, desired = self.agent.owned_gen, lb.desired
+        if kept is not None and kept.gen == gen and kept.desired is desired:
+            return kept
+        owners, digests = self.agent.ownership()
+        names = lb.vip_ids()
+        vips = [
+            (vip_id, {"vip": name, "load_balancer_id": owners.get(name, "")})
+            for name, vip_id in names.items()
+        ]
+        by_id = {vip_id: name for name, vip_id in names.items()}
+        backends = [
+            (slot, {"vip": by_id[vip_id], "backend": address})
+            for slot, vip_id, address in sorted(lb.backend_slots())
+            if vip_id in by_id
+        ]
         table = InfoMetricFamily(
             "shoal_l4_vip_table",
             "The digest of each VIP's Maglev table: every node serving a VIP must show the "
@@ -178,7 +239,10 @@ class L4Collector(Collector):
         for owner, per_vip in sorted(digests.items()):
             for name, digest in sorted(per_vip.items()):
                 table.add_metric([name, owner], {"digest": digest})
-        yield table
+        kept = _Labels(gen, desired, vips, backends, table)
+        with self._lock:
+            self._kept = kept
+        return kept
 
     def _sessions(self, lb: Any) -> Iterator[Any]:
         capacity = GaugeMetricFamily(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, islice
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -19,7 +19,15 @@ from shoal.dataplane.config import DataplaneConfig, Settings, VipSpec
 from shoal.wire.feed import DesiredState, LbState
 from shoal.wire.l4 import l4_vips
 
-__all__ = ["Cache", "Memo", "Translation", "changed_keys", "translate", "vip_refusal"]
+__all__ = [
+    "Cache",
+    "Memo",
+    "Translation",
+    "changed_keys",
+    "in_arrival_order",
+    "translate",
+    "vip_refusal",
+]
 
 
 @dataclass
@@ -45,15 +53,23 @@ class Translation:
         return DataplaneConfig.model_construct(settings=settings, vips=vips)
 
     def copy_as(self, memo: Memo, changed: set[str] | None) -> Translation:
-        """A copy as the memo's next answer, derived from this one."""
+        """This answer as the memo's next one, derived from this one (the same dicts: an
+        answer the memo keeps is never changed in place, _incremental copies it first)."""
         memo.gen += 1
         return Translation(
-            dict(self.vips_by_lb),
-            dict(self.revisions),
+            self.vips_by_lb, self.revisions, self.errors, memo.gen, self.gen, changed
+        )
+
+    def handed(self) -> Translation:
+        """The memo's answer for a caller, who may add errors: vips_by_lb and revisions
+        are shared and read-only (copying them would cost every load balancer)."""
+        return Translation(
+            self.vips_by_lb,
+            self.revisions,
             dict(self.errors),
-            memo.gen,
             self.gen,
-            changed,
+            self.base,
+            self.changed,
         )
 
     def copy(self) -> Translation:
@@ -76,6 +92,15 @@ def changed_keys(before: dict[str, V], after: dict[str, V]) -> tuple[list[str], 
     by_id = dict(zip(map(id, after.values()), after, strict=True))
     fresh = by_id.keys() - set(map(id, before.values()))
     return [by_id[i] for i in fresh], before.keys() - after.keys()
+
+
+def in_arrival_order(lbs: dict[str, V], touched: set[str], keys: list[str]) -> list[str]:
+    """keys (touched load balancers still present) in the order of lbs, from its tail: a
+    merge moves what it touches last, so the present ones of `touched` are the last entries."""
+    present = sum(1 for k in touched if k in lbs)
+    wanted = set(keys)
+    tail = list(islice(reversed(lbs), present))
+    return [k for k in reversed(tail) if k in wanted]
 
 
 @dataclass
@@ -168,7 +193,9 @@ def _incremental(
     if not changed and not gone:
         memo.out = prev.copy_as(memo, set())
         return memo.out
-    if len(changed) > 1:
+    if len(changed) > 1 and touched is not None:
+        changed = in_arrival_order(state.lbs, touched, changed)
+    elif len(changed) > 1:
         pos = dict(zip(state.lbs, range(len(state.lbs)), strict=True))
         changed.sort(key=pos.__getitem__)
     out = prev.copy()
@@ -213,12 +240,12 @@ def translate(
     then skips it without comparing); the cache is left holding exactly the load balancers
     of this desired state. With a memo as well (and the same serve object each time), only
     the load balancers whose LbState objects changed are looked at; the caller gets its
-    own copy of the answer to add errors to."""
+    own errors to add to, and vips_by_lb and revisions to read (shared with the memo)."""
     state = DesiredState.of(desired)
     if memo is not None and cache is not None:
         fast = _incremental(state, serve, cache, memo)
         if fast is not None:
-            return fast.copy()
+            return fast.handed()
         memo.out = None
     out = Translation()
     owner: dict[tuple[Any, int, str], str] = {}
