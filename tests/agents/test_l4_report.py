@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -158,3 +159,32 @@ def test_bird_is_asked_at_most_every_few_seconds(agent: tuple[L4Agent, Recording
     assert a.routing() is first  # cached: reports after every apply do not fork birdc each
     a._routing = None
     assert a.routing() is not first
+
+
+def test_backend_traffic_rides_at_most_every_few_seconds(
+    agent: tuple[L4Agent, RecordingApi],
+) -> None:
+    """A report follows every change; per-backend traffic (most of a report's size at 100,000
+    backends) does not: the controller keeps the last list meanwhile."""
+    a, api = agent
+    a.report()
+    a.report()
+    first, second = (NodeReport.model_validate(b) for b in api.bodies[-2:])
+    assert first.backends is not None and len(first.backends) == 6
+    assert second.backends is None and second.routing is not None
+    a._traffic_at = time.monotonic() - a.traffic_every
+    a.report()
+    assert NodeReport.model_validate(api.bodies[-1]).backends is not None
+
+
+def test_backend_traffic_is_capped_busiest_first(
+    agent: tuple[L4Agent, RecordingApi], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _ = agent
+    lb = a.lb
+    assert lb is not None
+    busiest = max(lb.backends())
+    lb.maps.backend_stats.set_all(busiest, abi.Traffic(packets=9, bytes=900))
+    monkeypatch.setattr("shoal.agents.l4.agent.MAX_BACKENDS", 2)
+    sent = a.backend_traffic()
+    assert len(sent) == 2 and sent[0].packets == 9 * lb.maps.backend_stats.ncpus

@@ -292,12 +292,22 @@ def test_l4_member_traffic_is_summed_over_nodes_per_member(client: TestClient, a
             {"load_balancer_id": lb_id, "vip": f"{vip}9", "address": m1["address"], "packets": 7},
         ]
         fleet.ok("POST", f"/v2/shoal/nodes/{node['id']}/report", {"seq": 0, "backends": backends})
+        # A later report without traffic (the agent sends it every few seconds, not with
+        # every change) keeps the node's last figures.
+        fleet.ok("POST", f"/v2/shoal/nodes/{node['id']}/report", {"seq": 0})
     login(client, ADMIN_SECRET)
     body = client.get(f"/ui/loadbalancers/{lb_id}/traffic").json()
     assert body["member_metric"] == "packets_in"
     assert body["members"] == {
         m1["id"]: {"packets_in": 15, "bytes_in": 1500},
         m2["id"]: {"packets_in": 2, "bytes_in": 120},
+    }
+    # An empty list is a report of no traffic at all: it replaces the last one.
+    fleet.ok("POST", f"/v2/shoal/nodes/{node['id']}/report", {"seq": 0, "backends": []})
+    body = client.get(f"/ui/loadbalancers/{lb_id}/traffic").json()
+    assert body["members"] == {
+        m1["id"]: {"packets_in": 10, "bytes_in": 1000},
+        m2["id"]: {"packets_in": 1, "bytes_in": 60},
     }
 
 

@@ -183,7 +183,7 @@ class AgentApi:
             body["version"] = version
         if routing is not None:
             body["routing"] = routing.model_dump(mode="json")
-        if backends:
+        if backends is not None:
             body["backends"] = [b.model_dump(mode="json") for b in backends]
         self._call("POST", f"/v2/shoal/nodes/{node_id}/report", json=body)
 

@@ -82,4 +82,6 @@ class NodeReport(_Report):
     counters: dict[str, Any] = Field(default_factory=dict)
     version: str | None = Field(default=None, max_length=64)
     routing: RoutingState | None = None
-    backends: list[BackendTraffic] = Field(default_factory=list, max_length=MAX_BACKENDS)
+    # None: not in this report (the agent sends traffic at most every few seconds, not with
+    # every change); the controller keeps the last list it had.
+    backends: list[BackendTraffic] | None = Field(default=None, max_length=MAX_BACKENDS)

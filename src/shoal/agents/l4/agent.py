@@ -36,7 +36,7 @@ from shoal.dataplane.budget import NodePlan, total_bytes
 from shoal.dataplane.config import Settings, VipSpec
 from shoal.errors import ShoalError
 from shoal.wire.feed import DesiredState
-from shoal.wire.report import BackendTraffic, RoutingState
+from shoal.wire.report import MAX_BACKENDS, BackendTraffic, RoutingState
 
 __all__ = ["L4Agent", "L4AgentConfig"]
 
@@ -79,6 +79,9 @@ class L4Agent(AgentLoop):
 
     # BIRD is asked at most this often for the report (two birdc calls).
     routing_every = 5.0
+    # Per-backend traffic is for charts: sent at most this often, not with every change
+    # (at 100,000 backends it is most of a report's size).
+    traffic_every = 5.0
 
     def __init__(
         self,
@@ -94,6 +97,7 @@ class L4Agent(AgentLoop):
         self.speaker = speaker or NullSpeaker()
         self.bird = bird  # the node's BIRD, read for the report (None: no BIRD)
         self._routing: tuple[float, RoutingState] | None = None
+        self._traffic_at: float | None = None
         self.instance = config.instance or config.name
         self.serve: list[IpNetwork] | None = (
             None
@@ -427,6 +431,9 @@ class L4Agent(AgentLoop):
         with self._lock:
             owners = dict(self.vip_owner)
         names = {state.vip_id: name for name, state in self.lb.vips().items() if name in owners}
+        stats = [s for s in self.lb.backend_stats() if s[0] in names]
+        if len(stats) > MAX_BACKENDS:  # the busiest first: what a chart needs
+            stats = sorted(stats, key=lambda s: s[2], reverse=True)[:MAX_BACKENDS]
         return [
             BackendTraffic(
                 load_balancer_id=owners[names[vip_id]],
@@ -435,9 +442,15 @@ class L4Agent(AgentLoop):
                 packets=packets,
                 bytes=nbytes,
             )
-            for vip_id, address, packets, nbytes in self.lb.backend_stats()
-            if vip_id in names
+            for vip_id, address, packets, nbytes in stats
         ]
+
+    def _traffic_due(self) -> list[BackendTraffic] | None:
+        now = time.monotonic()
+        if self._traffic_at is not None and now - self._traffic_at < self.traffic_every:
+            return None
+        self._traffic_at = now
+        return self.backend_traffic()
 
     def routing(self) -> RoutingState:
         """BGP and BFD sessions and the announced VIPs; asked at most every routing_every
@@ -464,7 +477,7 @@ class L4Agent(AgentLoop):
             self.counters(),
             version=__version__,
             routing=self.routing(),
-            backends=self.backend_traffic(),
+            backends=self._traffic_due(),
         )
 
     def watch(self) -> None:

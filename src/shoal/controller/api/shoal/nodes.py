@@ -356,8 +356,10 @@ def report(node_id: str, body: NodeReport, state: State, principal: CurrentPrinc
         extra: dict[str, Any] = {"routing": None, "backends": None}
         if body.routing is not None:
             extra["routing"] = body.routing.model_dump(mode="json")
-        if body.backends:
+        if body.backends is not None:
             extra["backends"] = [b.model_dump(mode="json") for b in body.backends]
+        else:
+            extra["backends"] = (node.counters or {}).get("backends")
         counters = {k: v for k, v in body.counters.items() if k not in extra}
         node.counters = counters | {k: v for k, v in extra.items() if v is not None}
         if body.version:
