@@ -171,8 +171,10 @@ class AgentApi:
         *,
         routing: RoutingState | None = None,
         backends: list[BackendTraffic] | None = None,
+        numbering: dict[str, Any] | None = None,
     ) -> None:
-        """The controller checks the body against shoal.wire.report.NodeReport."""
+        """The controller checks the body against shoal.wire.report.NodeReport. numbering:
+        report/base/removed of a numbered (delta) report (shoal.agents.report_delta)."""
         body: dict[str, Any] = {
             "seq": seq,
             "errors": errors,
@@ -185,6 +187,8 @@ class AgentApi:
             body["routing"] = routing.model_dump(mode="json")
         if backends is not None:
             body["backends"] = [b.model_dump(mode="json") for b in backends]
+        if numbering:
+            body.update(numbering)
         self._call("POST", f"/v2/shoal/nodes/{node_id}/report", json=body)
 
     def health(self, node_id: str, results: list[dict[str, Any]]) -> None:

@@ -21,6 +21,7 @@ from shoal.agents.api import AgentApi, ControllerRefusedError, ControllerUnavail
 from shoal.agents.files import private_dir, write_private
 from shoal.agents.metrics import FeedMetrics, agent_registry
 from shoal.agents.position import FeedStore
+from shoal.agents.report_delta import ReportTracker
 from shoal.errors import ShoalError
 from shoal.wire.feed import DesiredState, Feed
 
@@ -49,6 +50,7 @@ class AgentLoop(ABC):
         self._stop = threading.Event()
         self._store: FeedStore | None = None
         self.last_touched: set[str] = set()  # what the last answer changed (for appliers)
+        self.reports = ReportTracker()  # what the controller acknowledged (delta reports)
 
     @property
     def seq(self) -> int:
@@ -156,6 +158,8 @@ class AgentLoop(ABC):
         if feed.changed:
             self.feed.behind()
             touched = self.desired.merge(feed)
+            if feed.snapshot:
+                self.reports.reset()  # a new base: report all of it
             self.last_touched = touched
             with self.feed.applying():
                 self.apply(self.desired)
@@ -170,6 +174,7 @@ class AgentLoop(ABC):
     def forget(self) -> None:
         """Starts over from a snapshot (the node was deleted on the controller)."""
         self.node_id = None
+        self.reports.reset()
         self.desired = DesiredState(lbs=self.desired.lbs)  # keep serving meanwhile
         if self.keeps_position:
             self.store().forget()

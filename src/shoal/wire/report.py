@@ -8,13 +8,14 @@ fields are refused, as the rest of the controller's API does."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 __all__ = [
     "MAX_BACKENDS",
     "MAX_PEERS",
+    "REPORT_MAX",
     "BackendTraffic",
     "BgpPeer",
     "LbError",
@@ -73,15 +74,42 @@ class BackendTraffic(_Report):
     bytes: StrictInt = Field(default=0, ge=0, le=COUNT_MAX)
 
 
+REPORT_MAX = 2**62
+
+
 class NodeReport(_Report):
-    """Level-based: the node applied everything up to seq, except the listed errors."""
+    """Level-based: the node applied everything up to seq, except the listed errors.
+
+    Whole (base None, what every agent before reports had sent): errors and digests are all
+    of them. A delta (base set) holds only the load balancers whose digests or errors
+    changed since the report numbered base, which the controller must have stored last:
+    `digests` and `errors` replace those load balancers' entries, `removed` drops them,
+    every other load balancer keeps what the controller has. A base that is not the
+    controller's last is refused (409) and the agent sends a whole report. `report` numbers
+    this one so that the next delta can name it.
+
+    counters: "load_balancers" (per VIP traffic, heavy) may be absent: the controller keeps
+    the last one it had."""
 
     seq: StrictInt = Field(ge=0, le=2**62)
     errors: list[LbError] = Field(default_factory=list, max_length=100000)
     digests: dict[str, Any] = Field(default_factory=dict)
     counters: dict[str, Any] = Field(default_factory=dict)
+    report: StrictInt | None = Field(default=None, ge=0, le=REPORT_MAX)
+    base: StrictInt | None = Field(default=None, ge=0, le=REPORT_MAX)
+    removed: list[Annotated[str, Field(max_length=36)]] = Field(
+        default_factory=list, max_length=100000
+    )
     version: str | None = Field(default=None, max_length=64)
     routing: RoutingState | None = None
     # None: not in this report (the agent sends traffic at most every few seconds, not with
     # every change); the controller keeps the last list it had.
     backends: list[BackendTraffic] | None = Field(default=None, max_length=MAX_BACKENDS)
+
+    @model_validator(mode="after")
+    def _delta_is_numbered(self) -> NodeReport:
+        if self.base is not None and self.report is None:
+            raise ValueError("a delta report (base) needs its own number (report)")
+        if self.removed and self.base is None:
+            raise ValueError("removed is only for a delta report (base)")
+        return self

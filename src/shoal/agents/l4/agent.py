@@ -21,7 +21,7 @@ from typing import Any
 
 from shoal import __version__, netns
 from shoal.addresses import IpNetwork, parse_network
-from shoal.agents.api import AgentApi, NodeInfo
+from shoal.agents.api import AgentApi, ControllerRefusedError, NodeInfo
 from shoal.agents.bgp import NullSpeaker, Speaker
 from shoal.agents.birdstate import BirdState, routing_state
 from shoal.agents.health import HealthScheduler
@@ -401,8 +401,22 @@ class L4Agent(AgentLoop):
 
     # ---- reporting ---------------------------------------------------------------------------
 
-    def counters(self) -> dict[str, Any]:
+    def counters(self, per_lb_too: bool = True) -> dict[str, Any]:
+        """per_lb_too: with traffic per load balancer (one map read per VIP: every few
+        seconds, not with every change; the controller keeps the last)."""
         assert self.lb is not None
+        flood = self.lb.flood_status()
+        base = {
+            "dataplane": self.lb.counters(),
+            "flood": {
+                "active": flood.active,
+                "entries": flood.entries,
+                "exits": flood.exits,
+                "rate_per_cpu": flood.rate,
+            },
+        }
+        if not per_lb_too:
+            return base
         per_lb: dict[str, dict[str, Any]] = {}
         for name, state in self.lb.vips().items():
             owner = self.vip_owner.get(name)
@@ -412,17 +426,7 @@ class L4Agent(AgentLoop):
             entry = per_lb.setdefault(owner, {"bytes_in": 0, "packets_in": 0})
             entry["bytes_in"] += nbytes
             entry["packets_in"] += packets
-        flood = self.lb.flood_status()
-        return {
-            "load_balancers": per_lb,
-            "dataplane": self.lb.counters(),
-            "flood": {
-                "active": flood.active,
-                "entries": flood.entries,
-                "exits": flood.exits,
-                "rate_per_cpu": flood.rate,
-            },
-        }
+        return {"load_balancers": per_lb} | base
 
     def backend_traffic(self) -> list[BackendTraffic]:
         """Packets and bytes per backend, only of the VIPs this node serves for a load
@@ -445,12 +449,12 @@ class L4Agent(AgentLoop):
             for vip_id, address, packets, nbytes in stats
         ]
 
-    def _traffic_due(self) -> list[BackendTraffic] | None:
+    def _traffic_due(self) -> bool:
         now = time.monotonic()
         if self._traffic_at is not None and now - self._traffic_at < self.traffic_every:
-            return None
+            return False
         self._traffic_at = now
-        return self.backend_traffic()
+        return True
 
     def routing(self) -> RoutingState:
         """BGP and BFD sessions and the announced VIPs; asked at most every routing_every
@@ -466,19 +470,36 @@ class L4Agent(AgentLoop):
             return dict(self.vip_owner), dict(self.digests)
 
     def report(self) -> None:
+        """Only what changed since the report the controller acknowledged; a whole one when
+        it has another base (409)."""
         assert self.node_id is not None
         with self._lock:
             errors, digests = list(self.errors), dict(self.digests)
-        self.api.report(
-            self.node_id,
-            self.seq,
-            errors,
-            digests,
-            self.counters(),
-            version=__version__,
-            routing=self.routing(),
-            backends=self._traffic_due(),
-        )
+        traffic = self._traffic_due()
+        counters = self.counters(per_lb_too=traffic)
+        backends = self.backend_traffic() if traffic else None
+        for attempt in (1, 2):
+            tables = self.reports.body(digests, errors)
+            try:
+                self.api.report(
+                    self.node_id,
+                    self.seq,
+                    tables.errors,
+                    tables.digests,
+                    counters,
+                    version=__version__,
+                    routing=self.routing(),
+                    backends=backends,
+                    numbering=tables.fields(),
+                )
+            except ControllerRefusedError as exc:
+                if exc.status != 409 or attempt == 2 or tables.base is None:
+                    raise
+                log.info("%s", exc)
+                self.reports.reset()
+                continue
+            self.reports.acknowledged(tables)
+            return
 
     def watch(self) -> None:
         """Checks between polls: flood-mode transitions, the data plane still attached."""
@@ -529,6 +550,7 @@ class L4Agent(AgentLoop):
             version=__version__,
         )
         self.node_id = self.api.register(info)
+        self.reports.reset()  # the controller may hold another base (or none)
         log.info("registered as node %s (%s)", self.cfg.name, self.node_id)
 
     def prepare(self) -> None:

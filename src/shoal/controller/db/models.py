@@ -369,6 +369,9 @@ class Node(Base):
     # change, do not parse it each time.
     counters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, deferred=True)
     digests: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, deferred=True)
+    # The number of the last report stored (None: none, or one from an agent that does not
+    # number them): a delta report must name it as its base.
+    report_seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
     # L7 nodes: reachability as the L4 nodes' checks see it (decided here, like members).
     health: Mapped[str] = mapped_column(String(8), default="UNKNOWN")
     health_streak: Mapped[int] = mapped_column(Integer, default=0)

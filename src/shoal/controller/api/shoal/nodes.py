@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import Field, StrictBool, StrictInt, model_validator
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from starlette.concurrency import run_in_threadpool
 
@@ -35,6 +35,7 @@ from shoal.controller.services import (
     feed,
     health,
     placement,
+    reports,
     status,
 )
 from shoal.controller.services.writes import current_seq
@@ -350,30 +351,24 @@ def report(node_id: str, body: NodeReport, state: State, principal: CurrentPrinc
         )
         if ready:
             feed.record(session, "placement", ready)
-        node.digests = body.digests
+        reports.store_tables(session, node, body)
         # Routing and per-backend traffic ride in the counters' JSON under their own keys
-        # (typed on the way in; no schema change for the nodes table).
+        # (typed on the way in; no schema change for the nodes table). What a report leaves
+        # out (backends, per load balancer traffic: sent every few seconds) keeps the last.
+        last = node.counters or {}
         extra: dict[str, Any] = {"routing": None, "backends": None}
         if body.routing is not None:
             extra["routing"] = body.routing.model_dump(mode="json")
         if body.backends is not None:
             extra["backends"] = [b.model_dump(mode="json") for b in body.backends]
         else:
-            extra["backends"] = (node.counters or {}).get("backends")
+            extra["backends"] = last.get("backends")
         counters = {k: v for k, v in body.counters.items() if k not in extra}
+        if "load_balancers" not in counters and "load_balancers" in last:
+            counters["load_balancers"] = last["load_balancers"]
         node.counters = counters | {k: v for k, v in extra.items() if v is not None}
         if body.version:
             node.version = body.version
-        session.execute(delete(NodeLbError).where(NodeLbError.node_id == node.id))
-        for err in body.errors:
-            session.add(
-                NodeLbError(
-                    node_id=node.id,
-                    load_balancer_id=err.load_balancer_id,
-                    revision=err.revision,
-                    reason=err.reason,
-                )
-            )
         session.flush()
         status.refresh_pending(session, state.settings)
     return Response(status_code=204)

@@ -1,0 +1,81 @@
+"""What of the node's table digests and errors changed since the report the controller last
+acknowledged, so that a report after one change carries that change (shoal.wire.report:
+NodeReport.base). Whole reports when nothing is acknowledged: at start, after registering,
+after a snapshot, and when the controller refuses a delta (409: it has another base)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from shoal.wire.report import REPORT_MAX
+
+__all__ = ["ReportBody", "ReportTracker"]
+
+Digests = dict[str, Any]
+Errors = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ReportBody:
+    """The tables part of one report: whole when base is None."""
+
+    number: int
+    base: int | None
+    digests: Digests
+    errors: Errors
+    removed: list[str] = field(default_factory=list)
+    # What the controller holds once it stored this report.
+    all_digests: Digests = field(default_factory=dict, repr=False)
+    all_errors: dict[str, Errors] = field(default_factory=dict, repr=False)
+
+    def fields(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"report": self.number}
+        if self.base is not None:
+            body["base"] = self.base
+            if self.removed:
+                body["removed"] = self.removed
+        return body
+
+
+def _by_lb(errors: Errors) -> dict[str, Errors]:
+    out: dict[str, Errors] = {}
+    for e in errors:
+        out.setdefault(str(e.get("load_balancer_id")), []).append(e)
+    return out
+
+
+class ReportTracker:
+    def __init__(self) -> None:
+        # A random start: a controller restored from a backup cannot hold this process's
+        # numbers by chance, so its base check fails and asks for a whole report.
+        self._next = secrets.randbelow(REPORT_MAX // 2)
+        self._acked: ReportBody | None = None
+
+    def reset(self) -> None:
+        """The next report is whole."""
+        self._acked = None
+
+    def body(self, digests: Digests, errors: Errors) -> ReportBody:
+        """digests/errors: the node's whole current tables (the caller's copies). Comparing
+        entries by identity first keeps this cheap: an apply replaces only the entries of
+        the load balancers it changed."""
+        self._next += 1
+        by_lb = _by_lb(errors)
+        acked = self._acked
+        if acked is None:
+            return ReportBody(self._next, None, digests, errors, [], digests, by_lb)
+        before_d, before_e = acked.all_digests, acked.all_errors
+        changed = {k for k, v in digests.items() if (old := before_d.get(k)) is not v and old != v}
+        changed.update(k for k in before_d if k not in digests)
+        changed.update(k for k, v in by_lb.items() if before_e.get(k) != v)
+        changed.update(k for k in before_e if k not in by_lb)
+        delta_d = {k: digests[k] for k in changed if k in digests}
+        delta_e = [e for k in changed for e in by_lb.get(k, [])]
+        removed = sorted(k for k in changed if k not in digests and k not in by_lb)
+        return ReportBody(self._next, acked.number, delta_d, delta_e, removed, digests, by_lb)
+
+    def acknowledged(self, sent: ReportBody) -> None:
+        """The controller stored sent: the next delta is against it."""
+        self._acked = sent
