@@ -6,9 +6,11 @@ after a snapshot, and when the controller refuses a delta (409: it has another b
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shoal.agents.api import ControllerRefusedError
 from shoal.wire.report import REPORT_MAX
 
 __all__ = ["ReportBody", "ReportTracker"]
@@ -79,3 +81,18 @@ class ReportTracker:
     def acknowledged(self, sent: ReportBody) -> None:
         """The controller stored sent: the next delta is against it."""
         self._acked = sent
+
+    def send(self, digests: Digests, errors: Errors, post: Callable[[ReportBody], None]) -> None:
+        """post(body) sends one report; a delta the controller refuses for its base (409)
+        is followed at once by a whole report. Anything else post raises (the controller
+        unreachable: the answer may be lost) leaves the acknowledged base as it was."""
+        tables = self.body(digests, errors)
+        try:
+            post(tables)
+        except ControllerRefusedError as exc:
+            if exc.status != 409 or tables.base is None:
+                raise
+            self.reset()
+            tables = self.body(digests, errors)
+            post(tables)
+        self.acknowledged(tables)

@@ -112,4 +112,6 @@ class NodeReport(_Report):
             raise ValueError("a delta report (base) needs its own number (report)")
         if self.removed and self.base is None:
             raise ValueError("removed is only for a delta report (base)")
+        if len({e.load_balancer_id for e in self.errors}) != len(self.errors):
+            raise ValueError("one error per load balancer")
         return self

@@ -21,7 +21,7 @@ from typing import Any
 
 from shoal import __version__, netns
 from shoal.addresses import IpNetwork, parse_network
-from shoal.agents.api import AgentApi, ControllerRefusedError, NodeInfo
+from shoal.agents.api import AgentApi, NodeInfo
 from shoal.agents.bgp import NullSpeaker, Speaker
 from shoal.agents.birdstate import BirdState, routing_state
 from shoal.agents.health import HealthScheduler
@@ -29,6 +29,7 @@ from shoal.agents.l4.l7watch import L7Watch, mark_dead
 from shoal.agents.l4.side import SideParts
 from shoal.agents.l4.translate import Cache, Memo, Translation, changed_keys, translate
 from shoal.agents.loop import AgentLoop
+from shoal.agents.report_delta import ReportBody
 from shoal.dataplane import libbpf as bpf
 from shoal.dataplane import loader
 from shoal.dataplane.balancer import Balancer
@@ -478,28 +479,23 @@ class L4Agent(AgentLoop):
         traffic = self._traffic_due()
         counters = self.counters(per_lb_too=traffic)
         backends = self.backend_traffic() if traffic else None
-        for attempt in (1, 2):
-            tables = self.reports.body(digests, errors)
-            try:
-                self.api.report(
-                    self.node_id,
-                    self.seq,
-                    tables.errors,
-                    tables.digests,
-                    counters,
-                    version=__version__,
-                    routing=self.routing(),
-                    backends=backends,
-                    numbering=tables.fields(),
-                )
-            except ControllerRefusedError as exc:
-                if exc.status != 409 or attempt == 2 or tables.base is None:
-                    raise
-                log.info("%s", exc)
-                self.reports.reset()
-                continue
-            self.reports.acknowledged(tables)
-            return
+        routing = self.routing()
+
+        def post(tables: ReportBody) -> None:
+            assert self.node_id is not None
+            self.api.report(
+                self.node_id,
+                self.seq,
+                tables.errors,
+                tables.digests,
+                counters,
+                version=__version__,
+                routing=routing,
+                backends=backends,
+                numbering=tables.fields(),
+            )
+
+        self.reports.send(digests, errors, post)
 
     def watch(self) -> None:
         """Checks between polls: flood-mode transitions, the data plane still attached."""
