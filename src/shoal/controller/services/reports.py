@@ -26,10 +26,10 @@ def store_tables(session: Session, node: Node, body: NodeReport) -> None:
             f"report base {body.base} is not the last report stored for node {node.name} "
             f"({'none' if node.report_seq is None else node.report_seq}): send a whole report"
         )
-    errors = session.query(NodeLbError).filter(NodeLbError.node_id == node.id)
+    mine = NodeLbError.node_id == node.id
     if body.base is None:
         node.digests = body.digests
-        errors.delete(synchronize_session=False)
+        session.execute(delete(NodeLbError).where(mine))
     else:
         touched = set(body.digests) | {e.load_balancer_id for e in body.errors} | set(body.removed)
         digests: dict[str, Any] = dict(node.digests or {})
@@ -41,8 +41,7 @@ def store_tables(session: Session, node: Node, body: NodeReport) -> None:
         for i in range(0, len(ids), _CHUNK):
             session.execute(
                 delete(NodeLbError).where(
-                    NodeLbError.node_id == node.id,
-                    NodeLbError.load_balancer_id.in_(ids[i : i + _CHUNK]),
+                    mine, NodeLbError.load_balancer_id.in_(ids[i : i + _CHUNK])
                 )
             )
     session.add_all(
