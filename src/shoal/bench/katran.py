@@ -73,7 +73,10 @@ def real_definition(addr: str) -> bytes:
 
 def ctl_mac(mac: str) -> bytes:
     """struct ctl_value as a MAC: six bytes in an 8-byte union."""
-    raw = bytes.fromhex(mac.replace(":", ""))
+    try:
+        raw = bytes.fromhex(mac.replace(":", ""))
+    except ValueError:
+        raw = b""
     if len(raw) != 6:
         raise DataplaneError(f"Katran bench: {mac!r} is not a MAC address")
     return raw + bytes(2)
