@@ -112,3 +112,20 @@ def test_flood_rows_are_left_out_without_the_not_inserting_build() -> None:
     samples = {"syn_flood": [90] * 10, "syn": [90] * 10, "katran:inserting:syn": [100] * 10}
     rows = dp.same_run_rows(samples, {}, (50.0, 50.0))
     assert [r.path for r in rows] == ["syn"]
+
+
+def test_per_round_ratios_show_the_drift_the_overall_ratio_hides() -> None:
+    # Round 1: Shoal 100 and Katran 200 above a 50 ns floor; round 2 the machine slows Katran.
+    samples = {
+        "floor": [50] * 10 + [50] * 10,
+        "syn": [150] * 10 + [150] * 10,
+        "katran:inserting:syn": [250] * 10 + [450] * 10,
+    }
+    actions = {"katran:inserting:syn": {int(XdpAction.TX)}}
+    (row,) = dp.same_run_rows(samples, actions, (50.0, 50.0), rounds=2)
+    assert row.ratio_rounds == pytest.approx((0.25, 0.5))
+    assert row.ratio == pytest.approx(100 / 300)
+    (no_floor,) = dp.same_run_rows(
+        {k: v for k, v in samples.items() if k != "floor"}, actions, (50.0, 50.0), rounds=2
+    )
+    assert no_floor.ratio_rounds == (0.0, 0.0)  # nothing to divide by: no made-up spread

@@ -79,6 +79,7 @@ class SameRunRow:
     katran_trimmed_ns: float
     ratio_trimmed: float
     katran_verdict: str  # "ok", or the unexpected XDP actions Katran returned
+    ratio_rounds: tuple[float, float] = (0.0, 0.0)  # lowest and highest per-round plain ratio
 
 
 @dataclass
@@ -92,6 +93,7 @@ class DataplaneBench:
     floor_plain_ns: float = 0.0
     kernel: str = field(default_factory=lambda: os.uname().release)
     katran_same_run: list[SameRunRow] = field(default_factory=list)
+    sessions: int = 0  # entries of each session table (Shoal's, and each of Katran's LRUs)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -214,12 +216,16 @@ def run(
     maglev_builds: bool = True,
     table_probe: bool = True,
     katran_objects: Sequence[Path] = (),
+    sessions: int | None = None,
 ) -> DataplaneBench:
     """Measures every path; calls is the number of samples per path. maglev_builds: also
     time Maglev table builds (wall clock; `bench all` times them its own way). table_probe:
     also measure the set-associative table yardstick (no gated metric reads it).
     katran_objects: Katran built inserting, then optionally not inserting; each of its paths
-    is interleaved with Shoal's and reported in katran_same_run."""
+    is interleaved with Shoal's and reported in katran_same_run. sessions: entries of the
+    session tables (default: 4 per distinct flow, at least 2^20)."""
+    if sessions is not None and sessions < 1:
+        raise ValueError("sessions must be at least 1")
     before = os.sched_getaffinity(0)
     cpu = min(before)
     os.sched_setaffinity(0, {cpu})  # one CPU: per-CPU LRU and counters behave as in production
@@ -234,6 +240,7 @@ def run(
                 maglev_builds,
                 table_probe,
                 list(katran_objects),
+                sessions,
             )
     finally:
         os.sched_setaffinity(0, before)
@@ -323,9 +330,10 @@ def _run(
     maglev_builds: bool,
     table_probe: bool = True,
     katran_objects: list[Path] | None = None,
+    sessions: int | None = None,
 ) -> DataplaneBench:
     distinct = calls + 1
-    sessions = max(4 * distinct, 1 << 20)
+    sessions = sessions or max(4 * distinct, 1 << 20)
     with (
         loader.BpfObject(loader.bpf_object_path("trivial"), None) as trivial,
         Balancer.load(pin=False, session_cache_size=sessions) as normal,
@@ -375,9 +383,11 @@ def _run(
             if kind not in runners:
                 continue
             results.append(_result(kind, desc, samples[kind], floors, None, "reference"))
-        same_run = same_run_rows(samples, {k: r.actions for k, r in theirs.items()}, floors)
+        katran_actions = {k: r.actions for k, r in theirs.items()}
+        same_run = same_run_rows(samples, katran_actions, floors, rounds)
     bench = DataplaneBench(floor, results, None, None, calls, cpu, floors[1])
     bench.katran_same_run = same_run
+    bench.sessions = sessions
     if not maglev_builds:
         return bench
     if progress:
@@ -410,8 +420,27 @@ def _katran_runners(
     return runners
 
 
+def _round_ratios(shoal: list[int], kat: list[int], floor: list[int], rounds: int) -> list[float]:
+    """Plain-mean ratio above the floor within each round (samples are appended round by
+    round): their spread says how much of a ratio is the machine's drift."""
+    out: list[float] = []
+    n = len(shoal) // rounds
+    if len(floor) < n * rounds or len(kat) < n * rounds:
+        return out
+    for r in range(rounds if n else 0):
+        part = slice(r * n, (r + 1) * n)
+        base = float(np.mean(floor[part]))
+        theirs = float(np.mean(kat[part])) - base
+        if theirs > 0:
+            out.append((float(np.mean(shoal[part])) - base) / theirs)
+    return out
+
+
 def same_run_rows(
-    samples: dict[str, list[int]], actions: dict[str, set[int]], floors: tuple[float, float]
+    samples: dict[str, list[int]],
+    actions: dict[str, set[int]],
+    floors: tuple[float, float],
+    rounds: int = 1,
 ) -> list[SameRunRow]:
     """Each Shoal path that has a Katran row, against that row measured in this run. A path
     whose like-for-like object was not given (flood rows without the not-inserting build) is
@@ -441,4 +470,7 @@ def same_run_rows(
                 verdict,
             )
         )
+        per_round = _round_ratios(shoal, kat, samples.get("floor", []), rounds)
+        if per_round:
+            rows[-1].ratio_rounds = (min(per_round), max(per_round))
     return rows

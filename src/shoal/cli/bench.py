@@ -102,8 +102,8 @@ def print_katran_same_run(rows: list[dp.SameRunRow]) -> None:
         title="Against Katran, same run (same frames, same floor): ns above the floor",
         title_justify="left",
     )
-    cols = ("path", "Katran build", "Shoal", "Katran", "ratio", "Shoal trim", "Katran trim")
-    for col in (*cols, "trim ratio", "Katran actions"):
+    cols = ("path", "Katran build", "Shoal", "Katran", "ratio", "rounds", "Shoal trim")
+    for col in (*cols, "Katran trim", "trim ratio", "Katran actions"):
         table.add_column(col, justify="left" if col in ("path", "Katran build") else "right")
     for r in rows:
         table.add_row(
@@ -112,6 +112,7 @@ def print_katran_same_run(rows: list[dp.SameRunRow]) -> None:
             f"{r.shoal_ns:.1f}",
             f"{r.katran_ns:.1f}",
             f"{r.ratio:.2f}",
+            f"{r.ratio_rounds[0]:.2f}-{r.ratio_rounds[1]:.2f}",
             f"{r.shoal_trimmed_ns:.1f}",
             f"{r.katran_trimmed_ns:.1f}",
             f"{r.ratio_trimmed:.2f}",
@@ -133,13 +134,17 @@ def dataplane(
             "(MAX_CONN_RATE 10^9 and 0): measured in the same run (docs/performance.md)"
         ),
     ] = None,
+    sessions: Annotated[
+        int | None,
+        typer.Option(min=1, help="session-table entries (Shoal's and each Katran LRU)"),
+    ] = None,
 ) -> None:
     """ns per packet for each XDP path, minus a trivial program's floor, against Katran."""
     require_root("running BPF programs")
     objects = katran.parse_objects(katran_object) if katran_object else []
     n = calls or (20_000 if quick else 200_000)
     with _progress("data-plane paths", as_json) as report:
-        result = dp.run(calls=n, progress=report, katran_objects=objects)
+        result = dp.run(calls=n, progress=report, katran_objects=objects, sessions=sessions)
     if as_json:
         sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
     else:
