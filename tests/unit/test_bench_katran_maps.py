@@ -129,3 +129,23 @@ def test_per_round_ratios_show_the_drift_the_overall_ratio_hides() -> None:
         {k: v for k, v in samples.items() if k != "floor"}, actions, (50.0, 50.0), rounds=2
     )
     assert no_floor.ratio_rounds == (0.0, 0.0)  # nothing to divide by: no made-up spread
+
+
+def test_each_katran_runner_runs_right_after_its_shoal_path() -> None:
+    ours = {k: object() for k in ["floor", "not_vip", "syn", "syn_flood", "acl_drop"]}
+    theirs = {
+        "katran:inserting:syn": object(),
+        "katran:inserting:not_vip": object(),
+        "katran:not_inserting:syn": object(),
+    }
+    order = list(dp._paired(ours, theirs))  # type: ignore[arg-type]
+    assert order == [
+        "floor",
+        "not_vip",
+        "katran:inserting:not_vip",
+        "syn",
+        "katran:inserting:syn",
+        "syn_flood",
+        "katran:not_inserting:syn",
+        "acl_drop",
+    ]

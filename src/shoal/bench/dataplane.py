@@ -357,7 +357,7 @@ def _run(
             lb = flooded if flood else normal
             runners[kind] = _Runner(lb.prog_fd, _frames(kind, n), ifindex)
         theirs = _katran_runners(stack, katran_objects or [], sessions, distinct, ifindex)
-        runners.update(theirs)
+        runners = _paired(runners, theirs)
         runners["cache_hit"].sample(1)  # its flow is now in the cache
         runners["cache_hit_acl"].sample(1)
         for name, runner in theirs.items():
@@ -434,6 +434,20 @@ def _round_ratios(shoal: list[int], kat: list[int], floor: list[int], rounds: in
         if theirs > 0:
             out.append((float(np.mean(shoal[part])) - base) / theirs)
     return out
+
+
+def _paired(ours: dict[str, _Runner], theirs: dict[str, _Runner]) -> dict[str, _Runner]:
+    """Each Katran runner right after the first Shoal path compared with it, so that the
+    machine's drift within a round hits both sides of a ratio alike."""
+    out: dict[str, _Runner] = {}
+    for kind, runner in ours.items():
+        out[kind] = runner
+        if kind in PATHS and PATHS[kind][2] is not None:
+            variant = KATRAN_VARIANTS[1 if PATHS[kind][1] else 0]
+            name = f"katran:{variant}:{PATHS[kind][2]}"
+            if name in theirs and name not in out:
+                out[name] = theirs[name]
+    return out | theirs  # any left over (none with today's PATHS) still run
 
 
 def same_run_rows(
