@@ -60,3 +60,10 @@ def test_distinct_flows_spread_over_the_reals(katran_lb: KatranBalancer) -> None
 def test_an_object_that_is_not_katran_is_refused_in_one_line() -> None:
     with pytest.raises(DataplaneError, match="not a Katran balancer object"):
         KatranBalancer(loader.bpf_object_path("trivial"), dp.VIP, 80, REALS, NEXT_HOP, 64)
+
+
+def test_a_file_that_is_not_bpf_at_all_is_refused_in_one_line(tmp_path: Path) -> None:
+    junk = tmp_path / "balancer.o"
+    junk.write_bytes(b"\x7fELF not really")
+    with pytest.raises(DataplaneError, match="not a Katran balancer object"):
+        KatranBalancer(junk, dp.VIP, 80, REALS, NEXT_HOP, 64)
