@@ -16,11 +16,14 @@ import os
 import statistics
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from shoal.bench.katran import KatranBalancer
 from shoal.dataplane import libbpf as bpf
 from shoal.dataplane import loader, maglev, packets
 from shoal.dataplane.balancer import Balancer
@@ -28,7 +31,7 @@ from shoal.dataplane.config import DataplaneConfig, parse_config
 from shoal.dataplane.testrun import XdpAction, XdpMd
 from shoal.lab.sandbox import SANDBOX_BACKENDS4, SANDBOX_LB_MAC, sandbox
 
-__all__ = ["KATRAN_NS", "DataplaneBench", "PathResult", "katran_row", "run"]
+__all__ = ["KATRAN_NS", "DataplaneBench", "PathResult", "SameRunRow", "katran_row", "run"]
 
 # Katran's balancer measured like for like on a 2-vCPU VM (shared/REFERENCE.md, same harness):
 # ns above the floor of a trivial XDP program, the low end of each range. "inserting": built to
@@ -63,6 +66,23 @@ class PathResult:
 
 
 @dataclass
+class SameRunRow:
+    """A Shoal path against Katran's object measured in the same run, the same frames, above
+    the same floor: plain means (REFERENCE's comparison) and 1%..99% trimmed means."""
+
+    path: str
+    katran_row: str  # e.g. "syn (inserting)"
+    shoal_ns: float
+    katran_ns: float
+    ratio: float
+    shoal_trimmed_ns: float
+    katran_trimmed_ns: float
+    ratio_trimmed: float
+    katran_verdict: str  # "ok", or the unexpected XDP actions Katran returned
+    ratio_rounds: tuple[float, float] = (0.0, 0.0)  # lowest and highest per-round plain ratio
+
+
+@dataclass
 class DataplaneBench:
     floor_ns: float  # trimmed mean
     paths: list[PathResult]
@@ -72,6 +92,8 @@ class DataplaneBench:
     cpu: int
     floor_plain_ns: float = 0.0
     kernel: str = field(default_factory=lambda: os.uname().release)
+    katran_same_run: list[SameRunRow] = field(default_factory=list)
+    sessions: int = 0  # entries of each session table (Shoal's, and each of Katran's LRUs)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -193,16 +215,33 @@ def run(
     progress: Callable[[str, float], None] | None = None,
     maglev_builds: bool = True,
     table_probe: bool = True,
+    katran_objects: Sequence[Path] = (),
+    sessions: int | None = None,
 ) -> DataplaneBench:
     """Measures every path; calls is the number of samples per path. maglev_builds: also
     time Maglev table builds (wall clock; `bench all` times them its own way). table_probe:
-    also measure the set-associative table yardstick (no gated metric reads it)."""
+    also measure the set-associative table yardstick (no gated metric reads it).
+    katran_objects: Katran built inserting, then optionally not inserting; each of its paths
+    is interleaved with Shoal's and reported in katran_same_run. sessions: entries of the
+    session tables (default: 4 per distinct flow, at least 2^20)."""
+    if sessions is not None and sessions < 1:
+        raise ValueError("sessions must be at least 1")
     before = os.sched_getaffinity(0)
     cpu = min(before)
     os.sched_setaffinity(0, {cpu})  # one CPU: per-CPU LRU and counters behave as in production
     try:
         with sandbox("bench") as box:
-            return _run(box.ifindex, calls, rounds, cpu, progress, maglev_builds, table_probe)
+            return _run(
+                box.ifindex,
+                calls,
+                rounds,
+                cpu,
+                progress,
+                maglev_builds,
+                table_probe,
+                list(katran_objects),
+                sessions,
+            )
     finally:
         os.sched_setaffinity(0, before)
 
@@ -290,13 +329,16 @@ def _run(
     progress: Callable[[str, float], None] | None,
     maglev_builds: bool,
     table_probe: bool = True,
+    katran_objects: list[Path] | None = None,
+    sessions: int | None = None,
 ) -> DataplaneBench:
     distinct = calls + 1
-    sessions = max(4 * distinct, 1 << 20)
+    sessions = sessions or max(4 * distinct, 1 << 20)
     with (
         loader.BpfObject(loader.bpf_object_path("trivial"), None) as trivial,
         Balancer.load(pin=False, session_cache_size=sessions) as normal,
         Balancer.load(pin=False, session_cache_size=sessions) as flooded,
+        ExitStack() as stack,
     ):
         normal.apply(_lb_config(flood=False))
         flooded.apply(_lb_config(flood=True))
@@ -314,8 +356,13 @@ def _run(
             n = distinct if kind.startswith(("cache_miss", "new_flow")) else 1
             lb = flooded if flood else normal
             runners[kind] = _Runner(lb.prog_fd, _frames(kind, n), ifindex)
+        theirs = _katran_runners(stack, katran_objects or [], sessions, distinct, ifindex)
+        runners = _paired(runners, theirs)
         runners["cache_hit"].sample(1)  # its flow is now in the cache
         runners["cache_hit_acl"].sample(1)
+        for name, runner in theirs.items():
+            if name.endswith(":cache_hit"):
+                runner.sample(1)
         samples: dict[str, list[int]] = {k: [] for k in runners}
         per_round = max(1, calls // rounds)
         for r in range(rounds):
@@ -336,10 +383,108 @@ def _run(
             if kind not in runners:
                 continue
             results.append(_result(kind, desc, samples[kind], floors, None, "reference"))
+        katran_actions = {k: r.actions for k, r in theirs.items()}
+        same_run = same_run_rows(samples, katran_actions, floors, rounds)
+    bench = DataplaneBench(floor, results, None, None, calls, cpu, floors[1])
+    bench.katran_same_run = same_run
+    bench.sessions = sessions
     if not maglev_builds:
-        return DataplaneBench(floor, results, None, None, calls, cpu, floors[1])
+        return bench
     if progress:
         progress("maglev build", 0.0)
-    build = _maglev_build_ms(65537, 20)
-    build_big = _maglev_build_ms(655373, 5)
-    return DataplaneBench(floor, results, build, build_big, calls, cpu, floors[1])
+    bench.maglev_build_ms = _maglev_build_ms(65537, 20)
+    bench.maglev_build_ms_m655373 = _maglev_build_ms(655373, 5)
+    return bench
+
+
+KATRAN_VARIANTS = ("inserting", "not_inserting")  # the order of --katran-object's paths
+KATRAN_ROWS = ("not_vip", "syn", "cache_hit", "cache_miss", "new_flow")
+
+
+def _katran_runners(
+    stack: ExitStack, objects: list[Path], sessions: int, distinct: int, ifindex: int
+) -> dict[str, _Runner]:
+    """One runner per Katran row and object, fed the very frames Shoal's path of that row gets
+    (same VIP, same 5-tuples); its per-CPU LRUs are sized as Shoal's session table."""
+    reals = list(SANDBOX_BACKENDS4)[:10]  # Shoal's VIP has the same ten backends
+    mac = SANDBOX_BACKENDS4[reals[0]]
+    runners = {}
+    for variant, path in zip(KATRAN_VARIANTS, objects, strict=False):
+        lb = stack.enter_context(KatranBalancer(path, VIP, 80, reals, mac, sessions))
+        flood = variant == "not_inserting"
+        for row in KATRAN_ROWS:
+            if not any(f == flood and r == row for _, f, r in PATHS.values()):
+                continue  # no Shoal path compares with it (e.g. a cache hit, not inserting)
+            n = distinct if row in ("cache_miss", "new_flow") else 1
+            runners[f"katran:{variant}:{row}"] = _Runner(lb.prog_fd, _frames(row, n), ifindex)
+    return runners
+
+
+def _round_ratios(shoal: list[int], kat: list[int], floor: list[int], rounds: int) -> list[float]:
+    """Plain-mean ratio above the floor within each round (samples are appended round by
+    round): their spread says how much of a ratio is the machine's drift."""
+    out: list[float] = []
+    n = len(shoal) // rounds
+    if len(floor) < n * rounds or len(kat) < n * rounds:
+        return out
+    for r in range(rounds if n else 0):
+        part = slice(r * n, (r + 1) * n)
+        base = float(np.mean(floor[part]))
+        theirs = float(np.mean(kat[part])) - base
+        if theirs > 0:
+            out.append((float(np.mean(shoal[part])) - base) / theirs)
+    return out
+
+
+def _paired(ours: dict[str, _Runner], theirs: dict[str, _Runner]) -> dict[str, _Runner]:
+    """Each Katran runner right after the first Shoal path compared with it, so that the
+    machine's drift within a round hits both sides of a ratio alike."""
+    out: dict[str, _Runner] = {}
+    for kind, runner in ours.items():
+        out[kind] = runner
+        if kind in PATHS and PATHS[kind][2] is not None:
+            variant = KATRAN_VARIANTS[1 if PATHS[kind][1] else 0]
+            name = f"katran:{variant}:{PATHS[kind][2]}"
+            if name in theirs and name not in out:
+                out[name] = theirs[name]
+    return out | theirs  # any left over (none with today's PATHS) still run
+
+
+def same_run_rows(
+    samples: dict[str, list[int]],
+    actions: dict[str, set[int]],
+    floors: tuple[float, float],
+    rounds: int = 1,
+) -> list[SameRunRow]:
+    """Each Shoal path that has a Katran row, against that row measured in this run. A path
+    whose like-for-like object was not given (flood rows without the not-inserting build) is
+    left out rather than compared with the wrong build."""
+    rows = []
+    for kind, (_, flood, row) in PATHS.items():
+        variant = KATRAN_VARIANTS[1 if flood else 0]
+        name = f"katran:{variant}:{row}"
+        if row is None or name not in samples:
+            continue
+        expected = {XdpAction.PASS} if row == "not_vip" else {XdpAction.TX}
+        got = {XdpAction(a) for a in actions.get(name, set())}
+        verdict = "ok" if got == expected else f"unexpected {sorted(a.name for a in got)}"
+        shoal, kat = samples[kind], samples[name]
+        shoal_ns, kat_ns = float(np.mean(shoal)) - floors[1], float(np.mean(kat)) - floors[1]
+        shoal_t, kat_t = trimmed_mean(shoal) - floors[0], trimmed_mean(kat) - floors[0]
+        rows.append(
+            SameRunRow(
+                kind,
+                f"{row} ({variant.replace('_', ' ')})",
+                shoal_ns,
+                kat_ns,
+                shoal_ns / kat_ns if kat_ns > 0 else float("nan"),
+                shoal_t,
+                kat_t,
+                shoal_t / kat_t if kat_t > 0 else float("nan"),
+                verdict,
+            )
+        )
+        per_round = _round_ratios(shoal, kat, samples.get("floor", []), rounds)
+        if per_round:
+            rows[-1].ratio_rounds = (min(per_round), max(per_round))
+    return rows

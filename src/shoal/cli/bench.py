@@ -15,6 +15,7 @@ from rich.table import Table
 
 from shoal.bench import control as ctl
 from shoal.bench import dataplane as dp
+from shoal.bench import katran
 from shoal.cli.benchall import all_command
 from shoal.cli.benchgate import gate_command
 from shoal.cli.common import console, handle_errors, require_root
@@ -86,6 +87,8 @@ def print_dataplane(result: dp.DataplaneBench) -> None:
         "trim: the same with 1%..99% trimmed means",
         highlight=False,
     )
+    if result.katran_same_run:
+        print_katran_same_run(result.katran_same_run)
     if result.maglev_build_ms is None or result.maglev_build_ms_m655373 is None:
         return
     console.print(
@@ -94,18 +97,54 @@ def print_dataplane(result: dp.DataplaneBench) -> None:
     )
 
 
+def print_katran_same_run(rows: list[dp.SameRunRow]) -> None:
+    table = Table(
+        title="Against Katran, same run (same frames, same floor): ns above the floor",
+        title_justify="left",
+    )
+    cols = ("path", "Katran build", "Shoal", "Katran", "ratio", "rounds", "Shoal trim")
+    for col in (*cols, "Katran trim", "trim ratio", "Katran actions"):
+        table.add_column(col, justify="left" if col in ("path", "Katran build") else "right")
+    for r in rows:
+        table.add_row(
+            r.path,
+            r.katran_row,
+            f"{r.shoal_ns:.1f}",
+            f"{r.katran_ns:.1f}",
+            f"{r.ratio:.2f}",
+            f"{r.ratio_rounds[0]:.2f}-{r.ratio_rounds[1]:.2f}",
+            f"{r.shoal_trimmed_ns:.1f}",
+            f"{r.katran_trimmed_ns:.1f}",
+            f"{r.ratio_trimmed:.2f}",
+            r.katran_verdict,
+        )
+    console.print(table)
+
+
 @app.command("dataplane")
 @handle_errors
 def dataplane(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     quick: Annotated[bool, typer.Option(help="fewer samples (CI)")] = False,
     calls: Annotated[int | None, typer.Option(help="test runs per path")] = None,
+    katran_object: Annotated[
+        str | None,
+        typer.Option(
+            help="Katran balancer objects built outside Shoal, INSERTING[,NOT_INSERTING] "
+            "(MAX_CONN_RATE 10^9 and 0): measured in the same run (docs/performance.md)"
+        ),
+    ] = None,
+    sessions: Annotated[
+        int | None,
+        typer.Option(min=1, help="session-table entries (Shoal's and each Katran LRU)"),
+    ] = None,
 ) -> None:
     """ns per packet for each XDP path, minus a trivial program's floor, against Katran."""
     require_root("running BPF programs")
+    objects = katran.parse_objects(katran_object) if katran_object else []
     n = calls or (20_000 if quick else 200_000)
     with _progress("data-plane paths", as_json) as report:
-        result = dp.run(calls=n, progress=report)
+        result = dp.run(calls=n, progress=report, katran_objects=objects, sessions=sessions)
     if as_json:
         sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
     else:
