@@ -288,6 +288,14 @@ class Lab:
         deadline = time.monotonic() + wait
         while _alive(proc["pid"], proc["cmd"]) and time.monotonic() < deadline:
             time.sleep(0.02)
+        if sig == signal.SIGTERM and wait > 0 and _alive(proc["pid"], proc["cmd"]):
+            # Past its grace (a controller draining long polls): it would still hold its port
+            # and files when it is started again.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc["pid"], signal.SIGKILL)
+            deadline = time.monotonic() + 5.0
+            while _alive(proc["pid"], proc["cmd"]) and time.monotonic() < deadline:
+                time.sleep(0.02)
 
     def running(self, name: str) -> bool:
         proc = self.state.processes.get(name)
