@@ -33,6 +33,7 @@ class StubAgent:
     def __init__(self, lb: Balancer, size: int) -> None:
         self.lb = lb
         self.cfg = Cfg(size)
+        self.owned_gen = 0  # the agent bumps it when ownership may change; this one never does
 
     def ownership(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
         return {name: "lb-1" for name in self.lb.vips()}, {}
