@@ -18,6 +18,7 @@ from shoal.lab.lab import Lab, LabSpec
 from shoal.lab.traffic import EchoSessions, http_requests
 
 from .conftest import FIGURES, wait_for
+from .l4lb import l4_nodes
 
 pytestmark = pytest.mark.netns
 
@@ -73,6 +74,9 @@ def test_killing_the_controller_the_agents_follow_loses_nothing(lab2: Lab) -> No
         lab.api("PUT", f"/v2/lbaas/pools/{pools[port]}/members", members(lab, port, {"b1": 1}))
         active(lab, lb_id)
     client = str(lab.state.hosts["client"]["ns"])
+    # ACTIVE means applied on the nodes; the router learns the VIP over BGP a moment later (a
+    # connection before that gets the router's "network unreachable").
+    lab.wait_stable(vip, l4_nodes(lab), timeout=60)
     with EchoSessions(client, vip, 20, interval=0.1) as echo:
         # Acknowledged by the first controller, then it dies at once.
         lab.api("PUT", f"/v2/lbaas/pools/{pools[80]}/members", members(lab, 80, {"b1": 1, "b2": 1}))
