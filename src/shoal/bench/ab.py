@@ -12,7 +12,14 @@ median slowdown over the rounds against a tolerance derived from the noise of su
 
 where sigma is the larger of the A/A spread recorded for this machine (bench/aa-spread.json,
 `shoal bench gate --aa`) and the spread of this run's own pairs (a constant slowdown does
-not widen that spread, so it estimates the noise, not the change)."""
+not widen that spread, so it estimates the noise, not the change). A metric the A/A record
+lacks has only its own few pairs to estimate sigma from, so Z becomes Student's t at the
+same confidence for their degrees of freedom.
+
+A metric that fires is measured again: its benchmark runs the same number of fresh rounds,
+and the metric fails only if those rounds, judged alone by the same rule, regress too. A
+one-off disturbance (another process during a few rounds) does not repeat; a real slowdown
+does."""
 
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +43,13 @@ from shoal.errors import ShoalError
 __all__ = [
     "MIN_TOLERANCE",
     "SPREAD_SCHEMA",
+    "T_AT_Z",
     "ABResult",
     "MetricVerdict",
     "Pairs",
     "Side",
     "Z",
+    "confirm",
     "judge",
     "load_spread",
     "run_rounds",
@@ -54,6 +63,12 @@ Z = 3.0  # standard errors of the median's noise a slowdown must exceed to fail
 MIN_TOLERANCE = 0.03  # below this no paired measurement here is trustworthy
 SPREAD_SCHEMA = "shoal-bench-aa-spread/1"
 SIDE_TIMEOUT = 900  # one benchmark, one repeat, one side
+# One-sided Student t quantiles at Z's confidence (Phi(3) = 0.99865) by degrees of freedom
+# (scipy.stats.t.ppf): the multiplier when sigma is estimated from this run's pairs alone.
+# Beyond the table t is within 15% of Z.
+T_AT_Z = {1: 235.8, 2: 19.21, 3: 9.22, 4: 6.62, 5: 5.51, 6: 4.9, 7: 4.53, 8: 4.28, 9: 4.09,
+          10: 3.96, 11: 3.85, 12: 3.76, 13: 3.69, 14: 3.64, 15: 3.59, 16: 3.54, 17: 3.51,
+          18: 3.48, 19: 3.45, 20: 3.42}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -134,7 +149,10 @@ class MetricVerdict:
     tolerance: float
     sigma: float | None  # the noise used: max(A/A record, this run's pairs)
     rounds: int
-    kind: str  # ok, better, REGRESSED, info (not gated), new (the base lacks it)
+    kind: str  # ok, better, REGRESSED, unconfirmed, info (not gated), new (the base lacks it)
+    # When the first rounds fired: the fresh rounds' median slowdown (%) and tolerance.
+    confirm_slowdown_pct: float | None = None
+    confirm_tolerance: float | None = None
 
 
 @dataclass
@@ -175,10 +193,16 @@ def judge(name: str, pairs: Pairs, recorded_sigma: float | None) -> MetricVerdic
     slow = pairs.slowdowns()
     if not slow:  # the base does not have this metric yet
         return MetricVerdict(name, spec["direction"], base, head, None, own_tol, None, 0, "new")
-    sigmas = [s for s in (recorded_sigma, _log_sigma(slow)) if s is not None]
-    sigma = max(sigmas) if sigmas else None
+    own = _log_sigma(slow)
     n = len(slow)
-    tol = own_tol if sigma is None else Z * sigma / math.sqrt(n)
+    if recorded_sigma is not None:
+        sigma: float | None = max(recorded_sigma, own or 0.0)
+        tol = Z * max(recorded_sigma, own or 0.0) / math.sqrt(n)
+    elif own is not None:
+        sigma = own
+        tol = T_AT_Z.get(n - 1, Z) * own / math.sqrt(n)
+    else:
+        sigma, tol = None, own_tol
     tol = min(own_tol, max(MIN_TOLERANCE, tol))
     worse = statistics.median(slow) - 1
     if not spec.get("gate", True):
@@ -190,6 +214,17 @@ def judge(name: str, pairs: Pairs, recorded_sigma: float | None) -> MetricVerdic
     else:
         kind = "ok"
     return MetricVerdict(name, spec["direction"], base, head, worse * 100, tol, sigma, n, kind)
+
+
+def confirm(first: MetricVerdict, again: Pairs, recorded_sigma: float | None) -> MetricVerdict:
+    """A fired metric after fresh rounds: REGRESSED only if those rounds, judged alone by the
+    same rule, regress too (an independent replication: a fluke does not repeat)."""
+    second = judge(first.metric, again, recorded_sigma)
+    kind = "REGRESSED" if second.kind == "REGRESSED" else "unconfirmed"
+    return replace(
+        first, kind=kind, rounds=first.rounds + second.rounds,
+        confirm_slowdown_pct=second.slowdown_pct, confirm_tolerance=second.tolerance,
+    )  # fmt: skip
 
 
 Runner = Callable[[Side, str, bool, Path], dict[str, Any]]
@@ -208,36 +243,55 @@ def run_rounds(
     progress: Progress | None = None,
     on_head_run: Callable[[dict[str, Any]], None] | None = None,
 ) -> ABResult:
-    """benches: (benchmark name, rounds). Every gated metric that head reports is judged."""
+    """benches: (benchmark name, rounds). Every gated metric that head reports is judged;
+    a benchmark with a metric that fires runs as many rounds again (see `confirm`)."""
     started = time.monotonic()
-    pairs: dict[str, Pairs] = {}
     statuses: dict[str, str] = {}
-    total = sum(2 * r for _, r in benches)
-    done = 0
+    total = [sum(2 * r for _, r in benches), 0]  # steps in all, steps done
+
+    def measure(bench: str, rounds: int, first_round: int) -> dict[str, Pairs]:
+        pairs: dict[str, Pairs] = {}
+        for r in range(first_round, first_round + rounds):
+            order = (base, head) if r % 2 == 0 else (head, base)
+            docs: dict[str, dict[str, Any]] = {}
+            for side in order:
+                if progress:
+                    what = "again" if first_round else f"round {r + 1}/{rounds}"
+                    progress(f"{bench}: {what}, {side.name}", total[1], total[0])
+                docs[side.name] = runner(side, bench, quick, scratch)
+                total[1] += 1
+            if on_head_run:
+                on_head_run(docs["head"])
+            status = docs["head"].get("benchmarks", {}).get(bench, {})
+            if status.get("status", "ok") != "ok":
+                statuses[bench] = f"{status.get('status')}: {status.get('note', '')}"
+                total[1] += 2 * (first_round + rounds - r - 1)
+                return {}
+            statuses[bench] = "ok"
+            _add_round(pairs, docs["base"].get("metrics", {}), docs["head"]["metrics"])
+        return pairs
+
+    sigma_of = (spread or {}).get
+    verdicts: dict[str, MetricVerdict] = {}
     with tempfile.TemporaryDirectory(prefix="shoal-ab-") as tmp:
         scratch = Path(tmp)
+        measured = {bench: measure(bench, rounds, 0) for bench, rounds in benches}
+        for pairs in measured.values():
+            verdicts |= {name: judge(name, p, sigma_of(name)) for name, p in pairs.items()}
         for bench, rounds in benches:
-            for r in range(rounds):
-                order = (base, head) if r % 2 == 0 else (head, base)
-                docs: dict[str, dict[str, Any]] = {}
-                for side in order:
-                    if progress:
-                        progress(f"{bench}: round {r + 1}/{rounds}, {side.name}", done, total)
-                    docs[side.name] = runner(side, bench, quick, scratch)
-                    done += 1
-                if on_head_run:
-                    on_head_run(docs["head"])
-                status = docs["head"].get("benchmarks", {}).get(bench, {})
-                if status.get("status", "ok") != "ok":
-                    statuses[bench] = f"{status.get('status')}: {status.get('note', '')}"
-                    done += 2 * (rounds - r - 1)
-                    break
-                statuses[bench] = "ok"
-                _add_round(pairs, docs["base"].get("metrics", {}), docs["head"]["metrics"])
-    verdicts = [judge(name, p, (spread or {}).get(name)) for name, p in sorted(pairs.items())]
+            fired = [n for n in measured[bench] if verdicts[n].kind == "REGRESSED"]
+            if not fired:
+                continue
+            total[0] += 2 * rounds
+            again = measure(bench, rounds, rounds)
+            for name in fired:
+                if name not in again:  # the benchmark stopped: keep the first verdict
+                    continue
+                verdicts[name] = confirm(verdicts[name], again[name], sigma_of(name))
     return ABResult(
         base, head, quick, max((r for _, r in benches), default=0), machine.describe(),
-        spread_source, verdicts, statuses, round(time.monotonic() - started, 1),
+        spread_source, [verdicts[n] for n in sorted(verdicts)], statuses,
+        round(time.monotonic() - started, 1),
     )  # fmt: skip
 
 
@@ -279,21 +333,29 @@ def load_spread(path: Path, key: str) -> tuple[dict[str, float] | None, str]:
 
 
 def write_spread(path: Path, key: str, result: ABResult, runs: int) -> None:
-    """Records an A/A run's sigmas as this machine's spread (other machines are kept)."""
+    """Records an A/A run's sigmas as this machine's spread (other machines are kept, and
+    this machine's metrics the run did not measure, e.g. with --only)."""
     doc: dict[str, Any] = {"schema": SPREAD_SCHEMA, "machines": {}}
     if path.exists():
         doc = json.loads(path.read_text())
-    doc.setdefault("machines", {})[key] = {
+    old = doc.setdefault("machines", {}).get(key, {})
+    sigma = dict(old.get("sigma", {})) | {k: round(v, 5) for k, v in spread_of(result).items()}
+    slowdown = dict(old.get("median_slowdown_pct", {})) | {
+        v.metric: round(v.slowdown_pct, 2) for v in result.verdicts if v.slowdown_pct is not None
+    }
+    measured = dict(old.get("measured_by_metric", {})) | {
+        name: f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {result.rounds} rounds, load "
+        f"{os.getloadavg()[0]:.1f}"
+        for name in spread_of(result)
+    }
+    doc["machines"][key] = {
         "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "commit": result.head.commit,
         "mode": "quick" if result.quick else "full",
         "runs": runs,
-        "sigma": {k: round(v, 5) for k, v in sorted(spread_of(result).items())},
-        "median_slowdown_pct": {
-            v.metric: round(v.slowdown_pct, 2)
-            for v in result.verdicts
-            if v.slowdown_pct is not None
-        },
+        "sigma": dict(sorted(sigma.items())),
+        "median_slowdown_pct": dict(sorted(slowdown.items())),
+        "measured_by_metric": dict(sorted(measured.items())),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")

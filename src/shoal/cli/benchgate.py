@@ -28,7 +28,8 @@ __all__ = ["ROUNDS", "gate_command", "print_ab"]
 # ratio is exact, its CPU ratio has a 30% tolerance.
 ROUNDS = {"dataplane": 3, "control": 3, "e2e": 3, "l7": 2, "scale": 1}
 FULL_ROUNDS = 5
-STYLE = {"REGRESSED": "bold red", "better": "green", "new": "cyan", "info": "dim", "ok": ""}
+STYLE = {"REGRESSED": "bold red", "unconfirmed": "yellow", "better": "green", "new": "cyan",
+         "info": "dim", "ok": ""}  # fmt: skip
 
 
 def _num(v: float | None) -> str:
@@ -44,19 +45,36 @@ def print_ab(result: ab.ABResult) -> None:
     )
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("metric", no_wrap=True)
-    for col in ("better", "base", "head", "slowdown %", "tolerance %", "verdict"):
+    for col in ("better", "base", "head", "slowdown %", "tolerance %", "again %", "verdict"):
         table.add_column(col, justify="left" if col == "verdict" else "right")
     for v in result.verdicts:
-        slow = "-" if v.slowdown_pct is None else f"{v.slowdown_pct:+.1f}"
         table.add_row(
-            v.metric, v.direction, _num(v.base), _num(v.head), slow, f"{v.tolerance * 100:.1f}",
-            v.kind, style=STYLE.get(v.kind, ""),
+            v.metric, v.direction, _num(v.base), _num(v.head), _pct(v.slowdown_pct),
+            f"{v.tolerance * 100:.1f}", _pct(v.confirm_slowdown_pct), v.kind,
+            style=STYLE.get(v.kind, ""),
         )  # fmt: skip
-    out = console if console.is_terminal else Console(file=console.file, width=130)
+    out = console if console.is_terminal else Console(file=console.file, width=140)
     out.print(table)
     for name, status in result.statuses.items():
         if status != "ok":
             console.print(f"  {name}: {status}", highlight=False)
+    # Last, so that a log's tail (all a CI summary may keep) names what fired.
+    for v in result.verdicts:
+        if v.confirm_slowdown_pct is not None:
+            console.print(_fired_line(v), style=STYLE.get(v.kind, ""), highlight=False)
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:+.1f}"
+
+
+def _fired_line(v: ab.MetricVerdict) -> str:
+    again = f"{_pct(v.confirm_slowdown_pct)}% against {(v.confirm_tolerance or 0) * 100:.1f}%"
+    outcome = "regressed again: REGRESSED" if v.kind == "REGRESSED" else "did not repeat: noise"
+    return (
+        f"{v.metric}: {_pct(v.slowdown_pct)}% against a {v.tolerance * 100:.1f}% tolerance; "
+        f"measured again, {again}; {outcome}"
+    )
 
 
 @handle_errors
