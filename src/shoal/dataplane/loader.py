@@ -20,6 +20,7 @@ from shoal.errors import BpfError, DataplaneError
 
 __all__ = [
     "PIN_ROOT",
+    "SCRATCH_PREFIX",
     "BpfObject",
     "attach_tc_ingress",
     "attach_xdp",
@@ -27,6 +28,7 @@ __all__ = [
     "detach_tc_ingress",
     "detach_xdp",
     "ensure_bpffs",
+    "remove_stale_scratch",
     "xdp_prog_id",
 ]
 
@@ -56,6 +58,33 @@ def ensure_bpffs() -> None:
         raise DataplaneError(f"cannot mount bpffs on {BPFFS}: {proc.stderr.strip()}")
 
 
+SCRATCH_PREFIX = "shoal_scratch_"
+
+
+def remove_stale_scratch() -> list[Path]:
+    """Removes the scratch pin dirs of processes that no longer exist (one killed during a
+    load leaves its dir behind); those of live processes are theirs. Returns what it removed."""
+    removed = []
+    for path in BPFFS.glob(f"{SCRATCH_PREFIX}*_*"):
+        pid = path.name[len(SCRATCH_PREFIX) :].split("_", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class BpfObject:
     """An opened and loaded BPF object. pin_dir=None loads with private (unpinned) maps."""
 
@@ -74,17 +103,19 @@ class BpfObject:
         # exactly as long as this object.
         self._scratch = None
         if pin_dir is None:
-            pin_dir = BPFFS / f"shoal_scratch_{os.getpid()}_{next(_scratch)}"
+            remove_stale_scratch()
+            pin_dir = BPFFS / f"{SCRATCH_PREFIX}{os.getpid()}_{next(_scratch)}"
             self._scratch = pin_dir
         pin_dir.mkdir(parents=True, exist_ok=True)
         self.pin_dir = pin_dir
         self._pin_arg = ctypes.c_char_p(str(pin_dir).encode())
         opts = bpf.opts(bpf.ObjectOpenOpts, pin_root_path=self._pin_arg)
         self._lib.take_log()
-        self.obj = self._lib.call_ptr(
-            "bpf_object__open_file", str(path).encode(), ctypes.byref(opts)
-        )
+        self.obj = 0
         try:
+            self.obj = self._lib.call_ptr(
+                "bpf_object__open_file", str(path).encode(), ctypes.byref(opts)
+            )
             for name, entries in (max_entries or {}).items():
                 self._lib.call("bpf_map__set_max_entries", self._map_ptr(name), entries)
             for name, data in (rodata or {}).items():
@@ -92,8 +123,9 @@ class BpfObject:
             rc = self._lib.func("bpf_object__load")(self.obj)
             if rc < 0:
                 raise self._load_error(path, -rc)
-        except BaseException:
-            self._lib.func("bpf_object__close")(self.obj)
+        except BaseException:  # an object that does not open or load leaves no scratch dir
+            if self.obj:
+                self._lib.func("bpf_object__close")(self.obj)
             self.obj = 0
             self._drop_scratch()
             raise
