@@ -9,12 +9,14 @@ the median, min and max of 9, each on another load balancer)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -24,7 +26,7 @@ from shoal.agents.l4.agent import L4Agent, L4AgentConfig
 from shoal.dataplane.balancer import Balancer
 from shoal.wire.feed import Feed
 
-__all__ = ["ApplyCost", "desired_state", "load_balancer", "measure"]
+__all__ = ["ApplyCost", "desired_state", "load_balancer", "measure", "offline_agent"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,23 @@ def desired_state(
     }
 
 
+@contextlib.contextmanager
+def offline_agent(balancer: Balancer) -> Iterator[L4Agent]:
+    """An L4 agent on this data plane with no controller, in a throwaway state dir; its
+    health checks are planned, never run, so no probe leaves the process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = L4AgentConfig(
+            controller="", token="", name="bench", interface="lo", state_dir=Path(tmp)
+        )
+        agent = L4Agent(cfg, cast(AgentApi, None))
+        agent.health.close()
+        agent.lb = balancer
+        try:
+            yield agent
+        finally:
+            agent.health.close()
+
+
 def _cpu(agent: L4Agent, answer: str) -> float:
     """An answer as the agent's loop handles it: parse, fold into its state, apply."""
     start = time.process_time()
@@ -116,29 +135,19 @@ def measure(
     monitors: bool = False,
     repeat: int = 1,
 ) -> ApplyCost:
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = L4AgentConfig(
-            controller="", token="", name="bench", interface="lo", state_dir=Path(tmp)
-        )
-        agent = L4Agent(cfg, cast(AgentApi, None))
-        agent.health.close()  # the checks are planned, never run: no probe leaves the process
-        agent.lb = balancer or Balancer.fake(
-            max_vips=max(64, n), max_backends=max(1024, n * members)
-        )
-        try:
-            desired = desired_state(n, members, monitors=monitors)
-            first = _cpu(agent, json.dumps(desired))
-            drains = []
-            for k in range(repeat):  # each on another load balancer
-                lb = copy.deepcopy(desired["load_balancers"][(n // 2 + 37 * k) % n])
-                lb["config"]["pools"][0]["members"][0]["weight"] = 0
-                lb["revision"] = 2 + k
-                delta = {**desired, "seq": 2 + k, "snapshot": False, "load_balancers": [lb]}
-                drains.append(_cpu(agent, json.dumps(delta)))
-            empty = {**delta, "seq": 2 + repeat, "load_balancers": []}
-            noop = _cpu(agent, json.dumps(empty))
-        finally:
-            agent.health.close()
+    fake = Balancer.fake(max_vips=max(64, n), max_backends=max(1024, n * members))
+    with offline_agent(balancer or fake) as agent:
+        desired = desired_state(n, members, monitors=monitors)
+        first = _cpu(agent, json.dumps(desired))
+        drains = []
+        for k in range(repeat):  # each on another load balancer
+            lb = copy.deepcopy(desired["load_balancers"][(n // 2 + 37 * k) % n])
+            lb["config"]["pools"][0]["members"][0]["weight"] = 0
+            lb["revision"] = 2 + k
+            delta = {**desired, "seq": 2 + k, "snapshot": False, "load_balancers": [lb]}
+            drains.append(_cpu(agent, json.dumps(delta)))
+        empty = {**delta, "seq": 2 + repeat, "load_balancers": []}
+        noop = _cpu(agent, json.dumps(empty))
     return ApplyCost(
         n, members, monitors, first, statistics.median(drains), min(drains), max(drains), noop
     )

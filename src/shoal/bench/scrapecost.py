@@ -12,18 +12,14 @@ from __future__ import annotations
 import contextlib
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from shoal.agents.api import AgentApi
-from shoal.agents.l4.agent import L4Agent, L4AgentConfig
 from shoal.agents.l4.metrics import L4Collector
-from shoal.bench.applycost import desired_state
+from shoal.bench.applycost import desired_state, offline_agent
 from shoal.dataplane.balancer import Balancer
 
 __all__ = ["ScrapeCost", "measure"]
@@ -52,12 +48,6 @@ def _scrape(collector: L4Collector) -> tuple[float, int]:
 def measure(n: int = 1000, members: int = 10, kernel: bool = True, repeat: int = 5) -> ScrapeCost:
     max_vips, max_backends = max(64, n), max(1024, n * members)
     with contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(tempfile.TemporaryDirectory())
-        cfg = L4AgentConfig(
-            controller="", token="", name="bench", interface="lo", state_dir=Path(tmp)
-        )
-        agent = L4Agent(cfg, cast(AgentApi, None))
-        agent.health.close()
         if kernel:
             lb = stack.enter_context(
                 Balancer.load(
@@ -69,7 +59,7 @@ def measure(n: int = 1000, members: int = 10, kernel: bool = True, repeat: int =
             )
         else:
             lb = Balancer.fake(max_vips=max_vips, max_backends=max_backends)
-        agent.lb = lb
+        agent = stack.enter_context(offline_agent(lb))
         agent.apply(desired_state(n, members))
         collector = L4Collector(agent, occupancy_every=1e9)
         collector._occupancy = (time.monotonic(), 0)  # not part of a scrape's cost
