@@ -149,7 +149,7 @@ def test_l4_node_failure_breaks_no_connection(lab: Lab) -> None:
             interval=0.01,
         )
         FIGURES["hung L4 node -> out of the router's ECMP set"] = f"{left * 1000:.0f} ms"
-        time.sleep(2.0)
+        echo.wait_rounds(5)  # every flow exchanged through the failure, on l4b alone
         new = http(lab, 50)
         assert new.failed == 0, new.errors
         broken_during_failure = dict(echo.broken)
@@ -167,9 +167,8 @@ def test_l4_node_failure_breaks_no_connection(lab: Lab) -> None:
 
         wait_for(attached, 10, "l4a's agent re-attaching XDP")
         lab.wait_stable(LB["vip"], ["l4a", "l4b"])
-        rounds = echo.rounds
+        echo.wait_rounds(5)  # and again with l4a back in the ECMP set
     assert broken_during_failure == {} and echo.broken == {}, echo.broken
-    assert rounds > 30
     FIGURES["node failure: long-lived connections / broken / longest stall"] = (
         f"{len(echo.socks)} / {len(echo.broken)} / {echo.max_stall * 1000:.0f} ms"
     )
@@ -196,14 +195,12 @@ def test_draining_a_backend(lab: Lab) -> None:
         time.sleep(0.5)
         set_members(lab, {"b1": 0, "b2": 1, "b3": 1})
         result = http(lab, 150)
-        time.sleep(1.0)
-        rounds_after = echo.rounds
+        echo.wait_rounds(10)  # the drained backend's flows kept exchanging
     assert echo.broken == {}
     assert result.failed == 0 and "b1" not in result.by_backend, result.by_backend
     FIGURES["drain: sessions kept on the drained backend / new requests on it"] = (
         f"{len(on_b1)} kept / 0 of 150"
     )
-    assert rounds_after > 10
     set_members(lab, {"b1": 1, "b2": 1, "b3": 1})
 
 
@@ -211,42 +208,36 @@ def test_syn_flood_engages_flood_mode_and_breaks_nothing(lab: Lab) -> None:
     since = max((e["id"] for e in lab.api("GET", "/v2/shoal/events?limit=1")["events"]), default=0)
     with EchoSessions(client_ns(lab), LB["vip"], 60, interval=0.1) as echo:
         time.sleep(0.5)
-        # Bounded: 30,000 spoofed SYNs at most, for at most 10 s, inside the lab's namespaces.
-        flood = subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                client_ns(lab),
-                "timeout",
-                "10",
-                "hping3",
-                "-q",
-                "-S",
-                "-p",
-                "80",
-                "--rand-source",
-                "-i",
-                "u20",
-                "-c",
-                "30000",
-                LB["vip"],
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        # hping3 exits 1 when nothing answers (the SYN-ACKs go to spoofed sources).
-        assert "packets transmitted" in flood.stderr, flood.stderr
-        entered = wait_for(
-            lambda: any(
-                e["kind"] == "flood_mode_entered"
-                for e in lab.api("GET", f"/v2/shoal/events?since_id={since}")["events"]
-            ),
-            10,
-            "flood_mode_entered event",
-        )
-        del entered
+
+        def entered() -> bool:
+            events = lab.api("GET", f"/v2/shoal/events?since_id={since}")["events"]
+            return any(e["kind"] == "flood_mode_entered" for e in events)
+
+        # Bounded: bursts of 30,000 spoofed SYNs, each for at most 10 s, at most 4 of them,
+        # inside the lab's namespaces. One burst is enough on a quiet machine; on a loaded
+        # one hping3 may send too slowly to cross the lab's threshold (3,000 new flows/s).
+        for _ in range(4):
+            flood = subprocess.run(
+                ["ip", "netns", "exec", client_ns(lab), "timeout", "10", "hping3", "-q", "-S",
+                 "-p", "80", "--rand-source", "-i", "u20", "-c", "30000", LB["vip"]],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            # hping3 exits 1 when nothing answers (the SYN-ACKs go to spoofed sources).
+            assert "packets transmitted" in flood.stderr, flood.stderr
+            deadline = time.monotonic() + 10
+            while not entered() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if entered():
+                break
+        else:
+            entries = {}
+            for name in ("l4a", "l4b"):
+                with Balancer.open(lab.state.hosts[name]["instance"]) as dp:
+                    entries[name] = dp.flood_status().entries
+            raise AssertionError(
+                f"no flood_mode_entered event after 4 bursts; the data planes' "
+                f"entries into flood mode: {entries}; hping3: {flood.stderr.strip()[-200:]}"
+            )
         skipped = 0
         for name in ("l4a", "l4b"):
             with Balancer.open(lab.state.hosts[name]["instance"]) as dp:

@@ -186,6 +186,20 @@ class EchoSessions:
     def alive(self) -> int:
         return len(self.socks) - len(self.broken)
 
+    def wait_rounds(self, n: int, timeout: float = 60.0) -> None:
+        """Waits until every live connection has exchanged n more lines from now: proof that
+        the flows carried traffic through what the test did, however slowly a loaded
+        machine runs them (a fixed sleep proves nothing there)."""
+        start = self.rounds
+        deadline = time.monotonic() + timeout
+        while self.rounds < start + n + 1:  # the round under way may have begun before now
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise AssertionError(
+                    f"echo sessions: {self.rounds - start} of {n + 1} rounds in {timeout:.0f} s "
+                    f"(longest stall {self.max_stall:.1f} s)"
+                )
+            time.sleep(0.05)
+
     def on(self, backend: str) -> list[int]:
         return [i for i, b in enumerate(self.backend_of) if b == backend]
 

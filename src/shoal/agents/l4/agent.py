@@ -32,7 +32,7 @@ from shoal.agents.loop import AgentLoop
 from shoal.agents.report_delta import ReportBody
 from shoal.dataplane import libbpf as bpf
 from shoal.dataplane import loader
-from shoal.dataplane.balancer import Balancer
+from shoal.dataplane.balancer import Balancer, FloodStatus
 from shoal.dataplane.budget import NodePlan, total_bytes
 from shoal.dataplane.config import Settings, VipSpec
 from shoal.errors import ShoalError
@@ -116,6 +116,7 @@ class L4Agent(AgentLoop):
         self.draining = False
         self.dataplane_ok = False
         self._flood_active = False
+        self._flood_entries: int | None = None  # the data plane's count at the last check
         self._pending_events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._translated: Cache = {}
@@ -497,22 +498,29 @@ class L4Agent(AgentLoop):
 
         self.reports.send(digests, errors, post)
 
+    def _flood_event(self, status: FloodStatus, on: bool) -> dict[str, Any]:
+        return {
+            "kind": "flood_mode_entered" if on else "flood_mode_exited",
+            "severity": "warning" if on else "info",
+            "message": f"{self.cfg.name}: flood mode {'on' if on else 'off'} "
+            f"(new flows/s per CPU: {status.rate})",
+            "detail": {"entries": status.entries, "exits": status.exits},
+        }
+
     def watch(self) -> None:
         """Checks between polls: flood-mode transitions, the data plane still attached."""
         assert self.lb is not None
-        active = self.lb.flood_status().active
-        if active != self._flood_active:
-            self._flood_active = active
-            status = self.lb.flood_status()
-            self._pending_events.append(
-                {
-                    "kind": "flood_mode_entered" if active else "flood_mode_exited",
-                    "severity": "warning" if active else "info",
-                    "message": f"{self.cfg.name}: flood mode {'on' if active else 'off'} "
-                    f"(new flows/s per CPU: {status.rate})",
-                    "detail": {"entries": status.entries, "exits": status.exits},
-                }
-            )
+        status = self.lb.flood_status()
+        # The data plane counts its entries into flood mode: a flood that came and went
+        # between two checks (a short burst, or this thread starved) still makes both events.
+        entered = self._flood_entries is not None and status.entries > self._flood_entries
+        self._flood_entries = status.entries
+        if (entered or status.active) and not self._flood_active:
+            self._flood_active = True
+            self._pending_events.append(self._flood_event(status, True))
+        if self._flood_active and not status.active:
+            self._flood_active = False
+            self._pending_events.append(self._flood_event(status, False))
         attached = self.dataplane_attached()
         if attached != self.dataplane_ok:
             self.dataplane_ok = attached
