@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -201,6 +202,8 @@ def _view(agent: L4Agent) -> dict[str, Any]:
     }
 
 
+# About 90 s on a quiet 2-core machine; past the suite's 300 s on a loaded one.
+@pytest.mark.timeout(1200)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(STEP, min_size=1, max_size=8))
 def test_incremental_agent_with_health_changes_ends_where_a_full_apply_ends(
