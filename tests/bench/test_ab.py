@@ -262,6 +262,18 @@ def test_recording_some_benchmarks_keeps_the_machines_other_metrics(tmp_path):
     ab.write_spread(path, "m1", result("b", [1.0, 1.1, 0.9]), runs=1)
     sigma, _ = ab.load_spread(path, "m1")
     assert sigma is not None and set(sigma) == {"a", "b"} and sigma["b"] > sigma["a"]
+    # Per metric the widest run stays: a quieter A/A of "b" does not narrow it.
+    ab.write_spread(path, "m1", result("b", [1.0, 1.01, 0.99]), runs=1)
+    again, _ = ab.load_spread(path, "m1")
+    assert again == sigma
+    ab.write_spread(path, "m1", result("a", [1.0, 1.2, 0.8]), runs=1)
+    wider, _ = ab.load_spread(path, "m1")
+    assert wider is not None and wider["a"] > sigma["a"] and wider["b"] == sigma["b"]
+
+
+def test_an_aa_records_its_own_spread_not_the_record_it_was_judged_with():
+    v = ab.judge("m", pairs([1.0, 1.0, 1.0], [1.0, 1.01, 0.99]), recorded_sigma=0.5)
+    assert v.sigma == 0.5 and v.own_sigma is not None and v.own_sigma < 0.02
 
 
 # ---- choosing the base, in throwaway repositories ------------------------------------------

@@ -153,6 +153,7 @@ class MetricVerdict:
     # When the first rounds fired: the fresh rounds' median slowdown (%) and tolerance.
     confirm_slowdown_pct: float | None = None
     confirm_tolerance: float | None = None
+    own_sigma: float | None = None  # this run's pairs alone (what an A/A records)
 
 
 @dataclass
@@ -213,7 +214,9 @@ def judge(name: str, pairs: Pairs, recorded_sigma: float | None) -> MetricVerdic
         kind = "better"
     else:
         kind = "ok"
-    return MetricVerdict(name, spec["direction"], base, head, worse * 100, tol, sigma, n, kind)
+    return MetricVerdict(
+        name, spec["direction"], base, head, worse * 100, tol, sigma, n, kind, own_sigma=own
+    )  # fmt: skip
 
 
 def confirm(first: MetricVerdict, again: Pairs, recorded_sigma: float | None) -> MetricVerdict:
@@ -310,8 +313,8 @@ def _add_round(
 
 
 def spread_of(result: ABResult) -> dict[str, float]:
-    """sigma per metric of an A/A run (base against itself)."""
-    return {v.metric: v.sigma for v in result.verdicts if v.sigma is not None}
+    """sigma per metric of an A/A run (base against itself), from its own pairs."""
+    return {v.metric: v.own_sigma for v in result.verdicts if v.own_sigma is not None}
 
 
 def load_spread(path: Path, key: str) -> tuple[dict[str, float] | None, str]:
@@ -333,13 +336,17 @@ def load_spread(path: Path, key: str) -> tuple[dict[str, float] | None, str]:
 
 
 def write_spread(path: Path, key: str, result: ABResult, runs: int) -> None:
-    """Records an A/A run's sigmas as this machine's spread (other machines are kept, and
-    this machine's metrics the run did not measure, e.g. with --only)."""
+    """Records an A/A run's sigmas into this machine's spread: per metric the widest of this
+    run and those recorded before (a sigma from five rounds is itself noisy, and a record too
+    tight fails good changes; delete the machine's entry to start over). Other machines are
+    kept, and this machine's metrics the run did not measure (--only)."""
     doc: dict[str, Any] = {"schema": SPREAD_SCHEMA, "machines": {}}
     if path.exists():
         doc = json.loads(path.read_text())
     old = doc.setdefault("machines", {}).get(key, {})
-    sigma = dict(old.get("sigma", {})) | {k: round(v, 5) for k, v in spread_of(result).items()}
+    sigma = dict(old.get("sigma", {}))
+    for name, own in spread_of(result).items():
+        sigma[name] = round(max(own, float(sigma.get(name, 0.0))), 5)
     slowdown = dict(old.get("median_slowdown_pct", {})) | {
         v.metric: round(v.slowdown_pct, 2) for v in result.verdicts if v.slowdown_pct is not None
     }
