@@ -35,7 +35,7 @@ from shoal.controller.services.notify import ChangeNotifier
 from shoal.controller.services.writes import Writer, current_seq
 from shoal.controller.settings import ControllerSettings
 
-__all__ = ["create_app"]
+__all__ = ["background_tick", "create_app"]
 
 log = logging.getLogger(__name__)
 API_VERSION = "v2.27"  # the Octavia microversion whose resources and fields Shoal serves
@@ -55,24 +55,29 @@ def bootstrap_admin(db: Database, secret: str) -> None:
             )
 
 
+def background_tick(state: AppState) -> None:
+    """One round of `_background`. Two transactions: the placement round holds the planner's
+    lock, and a transaction that holds it must not then lock load balancer rows, which
+    writers lock before they place (status.refresh_pending: the lock order)."""
+    with state.db.write() as session:
+        placement.reconcile(session, state.settings)
+    with state.db.write() as session:
+        status.refresh_pending(session, state.settings)
+        alive = status.alive_nodes(session, state.settings, utcnow())
+        feed.note_live_nodes(session, (n.id for n in alive))  # agents take a snapshot
+        feed.compact(session, state.settings.feed_keep)
+
+
 async def _background(state: AppState) -> None:
     """Once a second: re-plan L7 placements (nodes that left, drains that ended, new nodes
     to rebalance onto), settle load balancers whose nodes reported or timed out, tell the
     agents when the set of live nodes changed (health-check duties move), and trim the
     change log."""
 
-    def tick() -> None:
-        with state.db.write() as session:
-            placement.reconcile(session, state.settings)
-            status.refresh_pending(session, state.settings)
-            alive = status.alive_nodes(session, state.settings, utcnow())
-            feed.note_live_nodes(session, (n.id for n in alive))  # agents take a snapshot
-            feed.compact(session, state.settings.feed_keep)
-
     while True:
         await asyncio.sleep(1.0)
         try:
-            await run_in_threadpool(tick)
+            await run_in_threadpool(background_tick, state)
         except Exception:  # keep serving; the next tick retries
             log.exception("background refresh failed")
 

@@ -210,7 +210,12 @@ def refresh_pending(session: Session, settings: ControllerSettings) -> int:
     once would otherwise each read the other's applied position from before its commit,
     neither would settle the load balancer, and it would wait for the next background tick
     (up to a second). With the lock the second waits for the first's commit and then reads
-    both positions. Id order: reports and the tick never deadlock."""
+    both positions. Id order: reports and the tick never deadlock.
+
+    The lock order of every transaction: load balancer rows (id order), then the placement
+    planner's lock (services/placement.py), then the feed's (at commit, services/feed.py).
+    Writers lock their load balancer and then place it, so a transaction that has taken the
+    planner's lock (placement.reconcile) must not call this afterwards: commit first."""
     now = utcnow()
     lbs = list(
         session.scalars(

@@ -230,9 +230,10 @@ def update_node(
         feed.record(session, "node")  # duties and drain state: every agent takes a snapshot
         if node.role == "l7":
             placement.reconcile(session, state.settings)
-        status.refresh_pending(session, state.settings)
         session.flush()
         view = node_view(node, state.settings)
+    with state.db.write() as session:  # after the planner's lock is let go: the lock order
+        status.refresh_pending(session, state.settings)
     return {"node": view}
 
 
@@ -246,6 +247,7 @@ def delete_node(node_id: str, state: State, principal: CurrentPrincipal) -> Resp
         session.flush()
         if node.role == "l7":
             placement.reconcile(session, state.settings)
+    with state.db.write() as session:  # after the planner's lock is let go: the lock order
         status.refresh_pending(session, state.settings)
     return Response(status_code=204)
 

@@ -1,0 +1,51 @@
+"""The controller's lock order on PostgreSQL: load balancer rows, then the placement planner's
+lock, then the feed's. A writer locks its load balancer and then places it; the background
+round used to take the planner's lock first and then lock every pending load balancer in the
+same transaction, and two racing writers got a 500 (PostgreSQL: deadlock detected)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from shoal.controller.app import background_tick, create_app
+from shoal.controller.db.models import LoadBalancer
+from shoal.controller.services import placement
+
+from .conftest import ADMIN_SECRET, make_settings
+from .helpers import Api
+
+
+def test_the_background_round_never_waits_for_a_row_while_holding_the_planner(
+    database_url: str, tmp_path: Path
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers: no lock order to keep")
+    app = create_app(make_settings(database_url, tmp_path))  # no lifespan: no own rounds
+    state = app.state.shoal
+    admin = Api(TestClient(app, base_url="https://testserver"), ADMIN_SECRET)
+    lb = admin.ok("POST", "/v2/lbaas/loadbalancers", {"loadbalancer": {"name": "l7"}})
+    lb_id = lb["loadbalancer"]["id"]
+    assert lb["loadbalancer"]["provisioning_status"] != "ACTIVE"  # a row the round locks
+
+    failures: list[BaseException] = []
+
+    def round_() -> None:
+        try:
+            background_tick(state)
+        except BaseException as exc:
+            failures.append(exc)
+
+    tick = threading.Thread(target=round_)
+    with state.db.write() as writer:  # a writer mid-write: its row, then the planner
+        writer.execute(select(LoadBalancer).where(LoadBalancer.id == lb_id).with_for_update())
+        tick.start()
+        time.sleep(1.0)  # the round is now waiting for this row
+        placement._lock(writer)
+    tick.join(60)
+    assert not tick.is_alive() and failures == [], failures
