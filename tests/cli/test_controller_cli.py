@@ -99,7 +99,7 @@ def controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]
     )
     serving = threading.Thread(target=server.run, daemon=True)
     serving.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not server.started:
         assert time.monotonic() < deadline, "the controller did not start"
         time.sleep(0.02)

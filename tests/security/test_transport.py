@@ -51,7 +51,7 @@ def https_controller(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not server.started:
         assert time.monotonic() < deadline, "controller did not start"
         time.sleep(0.02)
