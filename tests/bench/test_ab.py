@@ -371,6 +371,9 @@ def test_the_base_is_built_from_its_own_makefile_and_setup(tmp_path, repo):
 
 
 @pytest.mark.bpf
+@pytest.mark.timeout(
+    1200
+)  # a build and 8 benchmark runs (more if one fires): 300 s is short under load
 def test_real_aa_does_not_fire(tmp_path):
     """The gate's own machinery on no change: the base built from HEAD, both sides run the
     data-plane and control benchmarks in interleaved rounds; nothing may regress."""
