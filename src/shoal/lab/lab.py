@@ -275,6 +275,12 @@ class Lab:
                 start_new_session=True,
                 env={**os.environ, **(env or {})},
             )
+        # Right after Popen, /proc/<pid>/cmdline may not show the command yet, and `running`
+        # would call a process that is starting gone ("the controller did not start",
+        # "PostgreSQL did not start" with clean logs, in loaded lab runs and unit tests).
+        deadline = time.monotonic() + 10
+        while not _alive(proc.pid, full) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
         self.state.processes[name] = {"pid": proc.pid, "cmd": full}
         self.save()
         return proc.pid
@@ -300,6 +306,21 @@ class Lab:
     def running(self, name: str) -> bool:
         proc = self.state.processes.get(name)
         return proc is not None and _alive(proc["pid"], proc["cmd"])
+
+    def _why_not_running(self, name: str, waited: float) -> str:
+        """For an error: no answer from a live process, or what its pid shows now (two lab
+        runs failed with a clean log and a process the lab took for gone)."""
+        if self.running(name):
+            return f"no answer in {waited:.0f} s"
+        proc = self.state.processes.get(name)
+        if proc is None:
+            return "never started"
+        try:
+            with open(f"/proc/{proc['pid']}/cmdline", "rb") as f:
+                shown = f.read().replace(b"\0", b" ").decode(errors="replace")[:120] or "(empty)"
+        except OSError:
+            shown = "no such process"
+        return f"pid {proc['pid']} not running it after {waited:.1f} s: {shown}"
 
     # ---- building ----------------------------------------------------------------------------
 
@@ -742,10 +763,14 @@ class Lab:
         if fresh:
             init_cluster(base)
         self.spawn("postgres", server_command(data, POSTGRES_PORT), self.state.ctl_ns)
-        deadline = time.monotonic() + 60
+        started = time.monotonic()
         while not self._postgres_ready():
-            if time.monotonic() > deadline or not self.running("postgres"):
-                raise ShoalError(f"PostgreSQL did not start (see {self.dir}/logs/postgres.log)")
+            waited = time.monotonic() - started
+            if waited > 60 or not self.running("postgres"):
+                raise ShoalError(
+                    f"PostgreSQL did not start: {self._why_not_running('postgres', waited)} "
+                    f"(see {self.dir}/logs/postgres.log)"
+                )
             time.sleep(0.2)
         if fresh:
             with netns.entered(self.state.ctl_ns):
@@ -864,12 +889,11 @@ class Lab:
                         return
             except httpx.HTTPError:
                 pass
-            alive = self.running(name)
             waited = time.monotonic() - started
-            if waited > timeout or not alive:
-                why = f"no answer in {waited:.0f} s" if alive else f"it exited after {waited:.1f} s"
+            if waited > timeout or not self.running(name):
                 raise ShoalError(
-                    f"the controller did not start: {why} (see {self.dir}/logs/{name}.log)"
+                    f"the controller did not start: {self._why_not_running(name, waited)} "
+                    f"(see {self.dir}/logs/{name}.log)"
                 )
             time.sleep(0.1)
 
