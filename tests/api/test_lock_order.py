@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from shoal.controller.app import background_tick, create_app
 from shoal.controller.db.models import LoadBalancer
@@ -19,6 +19,10 @@ from shoal.controller.services import placement
 
 from .conftest import ADMIN_SECRET, make_settings
 from .helpers import Api
+
+WAITING = (
+    "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype IN ('transactionid', 'tuple')"
+)
 
 
 def test_the_background_round_never_waits_for_a_row_while_holding_the_planner(
@@ -45,7 +49,13 @@ def test_the_background_round_never_waits_for_a_row_while_holding_the_planner(
     with state.db.write() as writer:  # a writer mid-write: its row, then the planner
         writer.execute(select(LoadBalancer).where(LoadBalancer.id == lb_id).with_for_update())
         tick.start()
-        time.sleep(1.0)  # the round is now waiting for this row
+        # Until the round waits for this row (not a fixed sleep: on a loaded machine the round
+        # might not have got there yet, and the test would pass on the old order too).
+        deadline = time.monotonic() + 30
+        with state.db.engine.connect() as probe:
+            while not probe.execute(text(WAITING)).scalar():
+                assert time.monotonic() < deadline, "the round never waited for the row"
+                time.sleep(0.05)
         placement._lock(writer)
     tick.join(60)
     assert not tick.is_alive() and failures == [], failures
