@@ -80,9 +80,6 @@ class L4Agent(AgentLoop):
 
     # BIRD is asked at most this often for the report (two birdc calls).
     routing_every = 5.0
-    # Per-backend traffic is for charts: sent at most this often, not with every change
-    # (at 100,000 backends it is most of a report's size).
-    traffic_every = 5.0
 
     def __init__(
         self,
@@ -98,7 +95,6 @@ class L4Agent(AgentLoop):
         self.speaker = speaker or NullSpeaker()
         self.bird = bird  # the node's BIRD, read for the report (None: no BIRD)
         self._routing: tuple[float, RoutingState] | None = None
-        self._traffic_at: float | None = None
         self.instance = config.instance or config.name
         self.serve: list[IpNetwork] | None = (
             None
@@ -449,13 +445,6 @@ class L4Agent(AgentLoop):
             )
             for vip_id, address, packets, nbytes in stats
         ]
-
-    def _traffic_due(self) -> bool:
-        now = time.monotonic()
-        if self._traffic_at is not None and now - self._traffic_at < self.traffic_every:
-            return False
-        self._traffic_at = now
-        return True
 
     def routing(self) -> RoutingState:
         """BGP and BFD sessions and the announced VIPs; asked at most every routing_every
