@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from shoal.agents.loop import AgentLoop
 from shoal.agents.report_delta import ReportBody
 from shoal.dataplane import libbpf as bpf
 from shoal.dataplane import loader
-from shoal.dataplane.balancer import Balancer
+from shoal.dataplane.balancer import Balancer, SpecChanges
 from shoal.dataplane.budget import NodePlan, total_bytes
 from shoal.dataplane.config import Settings, VipSpec
 from shoal.errors import ShoalError
@@ -103,7 +104,7 @@ class L4Agent(AgentLoop):
         )
         self.lb: Balancer | None = None
         self.health = HealthScheduler()
-        self.applied: set[str] = set()  # load balancers in the data plane now
+        self.applied: Set[str] = set()  # load balancers in the data plane now
         self.vip_owner: dict[str, str] = {}  # VIP name -> load balancer id
         self.listener_of: dict[str, str] = {}  # VIP name -> listener id
         self.errors: list[dict[str, Any]] = []
@@ -201,7 +202,7 @@ class L4Agent(AgentLoop):
         self._needs[lb_id] = (specs, need)
         return need
 
-    def _fit(self, tr: Translation) -> set[str]:
+    def _fit(self, tr: Translation) -> Set[str]:
         """The load balancers that fit the data plane's capacity: those it serves already
         first (also after a restart: their VIPs are in the maps), then the smallest, so one
         oversized newcomer cannot push out several others; the rest are reported, not
@@ -226,7 +227,7 @@ class L4Agent(AgentLoop):
         acl_room = lb.maps.acl.capacity() // 2
         room = (lb.max_vips, lb.max_backends, acl_room, acl_room)
         if all(t <= r for t, r in zip(totals, room, strict=True)):
-            return set(tr.vips_by_lb)  # everything fits: no ranking needed
+            return tr.every()  # everything fits: no ranking needed, no set built
         needs = {k: self._needs[k][1] for k in tr.vips_by_lb}
 
         def rank(k: str) -> tuple[bool, int, str]:
@@ -285,7 +286,7 @@ class L4Agent(AgentLoop):
         settings = self.settings(desired.settings.seed)
         config = tr.config(settings, chosen)
         try:
-            report = self.lb.apply(config)
+            report = self.lb.apply(config, self._spec_changes(tr, chosen))
         except ShoalError as exc:
             # _fit plans what the data plane takes, so this is a defect or a full ACL trie
             # mid-change: keep what was applied, report the newcomers, never stop the loop.
@@ -323,6 +324,21 @@ class L4Agent(AgentLoop):
             self._announced, self._addresses_moved = now, False
         if report.added or report.changed or report.removed:
             log.info("applied seq %s: %s", desired.seq, report.summary())
+
+    def _spec_changes(self, tr: Translation, chosen: Set[str]) -> SpecChanges | None:
+        """What the data plane needs to look at (Balancer.apply): the specs of the load
+        balancers changed since the last apply, when that apply held every translated one
+        (its dict is self._held) and this one holds every translated one too."""
+        if chosen is not tr.every() or tr.base != self._held_gen or self._held_gen < 0:
+            return None
+        order = tr.changed_in_order()
+        if order is None or tr.changed is None:
+            return None
+        held, now = self._held, tr.vips_by_lb
+        return SpecChanges(
+            new=[s for k in order for s in now[k]],
+            old=[s for k in tr.changed for s in held.get(k, ())],
+        )
 
     def _held_parts(
         self,
