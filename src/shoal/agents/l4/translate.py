@@ -217,8 +217,12 @@ def _incremental(
     elif len(changed) > 1:
         pos = dict(zip(state.lbs, range(len(state.lbs)), strict=True))
         changed.sort(key=pos.__getitem__)
-    out = prev.copy()
-    owner = dict(memo.owner)
+    # vips_by_lb is copied (the caller keeps the last one to compare with); the revisions
+    # and the owners change in place: only this answer's errors read the revisions, and a
+    # clash (None) drops the memo's answer, so the full translation that follows rebuilds
+    # the owners. Copying them cost ~1 ms each at 10,000 load balancers.
+    out = Translation(dict(prev.vips_by_lb), prev.revisions, dict(prev.errors), prev.gen, prev.base)
+    owner = memo.owner
     for lb_id in [*gone, *changed]:
         for s in prev.vips_by_lb.get(lb_id, ()):
             owner.pop(_key(s), None)
@@ -243,7 +247,10 @@ def _incremental(
         owner.update(dict.fromkeys(keys, lb_id))
         out.vips_by_lb[lb_id] = result
         out.errors.pop(lb_id, None)
-    memo.lbs, memo.owner = dict(state.lbs), owner
+    for lb_id in gone:
+        memo.lbs.pop(lb_id, None)
+    for lb_id in changed:
+        memo.lbs[lb_id] = state.lbs[lb_id]
     memo.out = out.copy_as(memo, {*changed, *gone})
     return memo.out
 
