@@ -431,24 +431,39 @@ class L4Agent(AgentLoop):
         if not per_lb_too:
             return base
         per_lb: dict[str, dict[str, Any]] = {}
-        for name, state in self.lb.vips().items():
-            owner = self.vip_owner.get(name)
-            if owner is None:
+        vip_stats = self.lb.maps.vip_stats.sums()  # one batch read, not one per VIP
+        with self._lock:
+            owners = dict(self.vip_owner)
+        for name, vip_id in self.lb.vip_ids().items():
+            owner = owners.get(name)
+            if owner is None or vip_id >= len(vip_stats):
                 continue
-            packets, nbytes = self.lb.vip_traffic(state.vip_id)
+            packets, nbytes = (int(x) for x in vip_stats[vip_id][:2])
+            if not packets and not nbytes:
+                continue  # never carried a packet: absent reads as 0 on the controller
             entry = per_lb.setdefault(owner, {"bytes_in": 0, "packets_in": 0})
             entry["bytes_in"] += nbytes
             entry["packets_in"] += packets
         return {"load_balancers": per_lb} | base
 
     def backend_traffic(self) -> list[BackendTraffic]:
-        """Packets and bytes per backend, only of the VIPs this node serves for a load
-        balancer (bounded by the data plane's backend capacity)."""
+        """Packets and bytes per backend that carried any, only of the VIPs this node serves
+        for a load balancer (bounded by the data plane's backend capacity). From what this
+        process wrote and one batch read of the counters: a lookup per VIP and per backend
+        slot took seconds at 10,000 VIPs of 10 backends, and 100,000 entries of zeros were
+        most of the report. A backend absent from the list reads as 0."""
         assert self.lb is not None
         with self._lock:
             owners = dict(self.vip_owner)
-        names = {state.vip_id: name for name, state in self.lb.vips().items() if name in owners}
-        stats = [s for s in self.lb.backend_stats() if s[0] in names]
+        names = {vip_id: name for name, vip_id in self.lb.vip_ids().items() if name in owners}
+        backend_stats = self.lb.maps.backend_stats.sums()
+        stats = []
+        for slot, vip_id, address in self.lb.backend_slots():
+            if vip_id not in names or slot >= len(backend_stats):
+                continue
+            packets, nbytes = (int(x) for x in backend_stats[slot][:2])
+            if packets or nbytes:
+                stats.append((vip_id, address, packets, nbytes))
         if len(stats) > MAX_BACKENDS:  # the busiest first: what a chart needs
             stats = sorted(stats, key=lambda s: s[2], reverse=True)[:MAX_BACKENDS]
         return [
