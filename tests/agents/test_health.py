@@ -166,3 +166,41 @@ def test_scheduler_repeats_each_check_every_delay(services) -> None:
     downs = [r for r in results if r["member_id"] == "down"]
     assert 2 <= len(ups) <= 8 and all(r["ok"] for r in ups)  # one per delay, not more
     assert 2 <= len(downs) <= 8 and not any(r["ok"] for r in downs)
+
+
+def _spec(member: str, delay: float = 5.0) -> CheckSpec:
+    return CheckSpec(member, "127.0.0.1", 9, "TCP", delay, 1)
+
+
+def test_the_scheduler_takes_what_is_due_and_nothing_else() -> None:
+    """take_due() by time: new checks at once, then each every delay; a dropped check never
+    again, a kept one on its own schedule, a running one not twice at once."""
+    scheduler = HealthScheduler(workers=1)
+    scheduler.close()  # no loop: the test drives the clock
+    members = [f"m{i}" for i in range(1000)]
+    scheduler.replace({"lb-a": [_spec(m) for m in members[:500]]})
+    scheduler.replace({"lb-b": [_spec(m) for m in members[500:]]})
+    t0 = time.monotonic()
+    first = scheduler.take_due(t0)
+    assert sorted(s.member_id for s in first) == sorted(members)
+    for m in members:
+        scheduler.finished(m)
+    assert scheduler.take_due(t0 + 1) == []
+    # lb-a's checks go; lb-b's keep their schedule (not checked again at once).
+    scheduler.replace({}, gone=["lb-a"])
+    scheduler.replace({"lb-b": [_spec(m) for m in members[500:]]})
+    assert scheduler.take_due(t0 + 2) == []
+    again = scheduler.take_due(t0 + 5.01)
+    assert sorted(s.member_id for s in again) == sorted(members[500:])
+    # m500 still running: not taken while it runs, taken on the tick after it finished.
+    for m in members[501:]:
+        scheduler.finished(m)
+    assert "m500" not in {s.member_id for s in scheduler.take_due(t0 + 10.02)}
+    scheduler.finished("m500")
+    assert [s.member_id for s in scheduler.take_due(t0 + 10.2)] == ["m500"]
+    # Rescheduling leaves stale heap entries behind; they stay bounded by what is planned.
+    for _ in range(50):
+        scheduler.replace({}, gone=["lb-b"])
+        scheduler.replace({"lb-b": [_spec(m) for m in members[500:]]})
+        scheduler.take_due(t0 + 11)
+    assert len(scheduler._heap) <= 2 * len(scheduler.planned()) + 64

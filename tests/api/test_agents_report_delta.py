@@ -90,6 +90,7 @@ def test_a_stale_base_is_a_readable_409_and_a_whole_report_is_accepted(
         {"report": 2, "base": 1, "removed": ["x" * 37]},
         {"report": -1},
         {"report": 1, "base": "1"},
+        {"report": 2, "base": 1, "digests": {"x" * 37: {}}},  # not a load balancer id
     ],
 )
 def test_malformed_delta_reports_are_a_readable_4xx(agent: Fleet, body: dict[str, Any]) -> None:
@@ -123,3 +124,37 @@ def test_a_delta_is_no_looser_than_a_whole_report(alice: Api, agent: Fleet) -> N
     r = post(agent, l7["id"], seq=seq, report=2, base=1, errors=[error(lb["id"])])
     assert r.status_code == 403 and "does not serve" in r.json()["faultstring"]
     assert post(agent, l7["id"], seq=seq, report=3, base=1).status_code == 204
+    # Nor write digest rows for it, whole or delta.
+    for body in ({"report": 4, "base": 3}, {"report": 4}):
+        r = post(agent, l7["id"], seq=seq, digests={lb["id"]: {"x": "y"}}, **body)
+        assert r.status_code == 403 and "does not serve" in r.json()["faultstring"]
+    assert digests_of(alice, lb["id"]) == {"l4-a": {}, "l4-b": {}}
+
+
+def test_a_node_writes_only_its_own_digest_rows(admin: Api, alice: Api, agent: Fleet) -> None:
+    """Digests are rows per (node, load balancer): whatever b reports, whole or delta,
+    a's rows stay as a reported them."""
+    a, b = register(agent, "l4-a"), register(agent, "l4-b")
+    lb, other = alice.lb(flavor_id="l4"), alice.lb(flavor_id="l4")
+    seq = seq_of(agent, a["id"])
+    mine = {"tcp://a:80": "a"}
+    assert post(agent, a["id"], seq=seq, report=1, digests={lb["id"]: mine}).status_code == 204
+    assert (
+        post(agent, b["id"], seq=seq, report=1, digests={lb["id"]: {"t": "b"}}).status_code == 204
+    )
+    # b: a whole report without lb, then a delta removing it, then one rewriting it.
+    assert post(agent, b["id"], seq=seq, report=2, digests={other["id"]: {}}).status_code == 204
+    assert post(agent, b["id"], seq=seq, report=3, base=2, removed=[lb["id"]]).status_code == 204
+    r = post(agent, b["id"], seq=seq, report=4, base=3, digests={lb["id"]: {"t": "evil"}})
+    assert r.status_code == 204
+    assert digests_of(alice, lb["id"]) == {"l4-a": mine, "l4-b": {"t": "evil"}}
+    # b's credential on a's path is refused before anything is written.
+    r = agent.by_id[b["id"]].request(
+        "POST", f"/v2/shoal/nodes/{a['id']}/report", {"seq": seq, "digests": {lb["id"]: {}}}
+    )
+    assert r.status_code == 403
+    assert digests_of(alice, lb["id"])["l4-a"] == mine
+    # The node views carry each node's own rows.
+    views = {n["name"]: n for n in admin.ok("GET", "/v2/shoal/nodes")["nodes"]}
+    assert views["l4-a"]["digests"] == {lb["id"]: mine}
+    assert views["l4-b"]["digests"] == {lb["id"]: {"t": "evil"}, other["id"]: {}}

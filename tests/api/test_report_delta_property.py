@@ -23,7 +23,7 @@ from shoal.agents.api import AgentApi, ControllerUnavailableError
 from shoal.agents.report_delta import ReportBody, ReportTracker
 from shoal.controller.app import create_app
 from shoal.controller.db.engine import Database
-from shoal.controller.db.models import Node, NodeLbError
+from shoal.controller.db.models import Node, NodeLbDigest, NodeLbError
 
 from .conftest import make_settings
 from .helpers import ADMIN_SECRET, Api
@@ -40,6 +40,7 @@ OPS = st.one_of(
     st.tuples(st.just("lost_after")),  # stored, but the answer was lost
     st.tuples(st.just("controller_restart")),
     st.tuples(st.just("agent_restart")),
+    st.tuples(st.just("old_agent")),  # one whole, unnumbered report (an older agent)
 )
 
 
@@ -98,7 +99,16 @@ class World:
             assert node is not None
             rows = session.scalars(select(NodeLbError).where(NodeLbError.node_id == node.id))
             errors = sorted((e.load_balancer_id, e.revision, e.reason) for e in rows)
-            return dict(node.digests or {}), errors
+            digests = session.execute(
+                select(NodeLbDigest.load_balancer_id, NodeLbDigest.digests).where(
+                    NodeLbDigest.node_id == node.id
+                )
+            )
+            return dict(digests.all()), errors
+
+    def send_unnumbered(self) -> None:
+        """What an agent from before delta reports sends: whole, without a number."""
+        self.api.report(self.node_id, 0, list(self.errors.values()), dict(self.digests), {})
 
     def whole(self) -> tuple[dict[str, Any], list[tuple[str, int, str]]]:
         errors = sorted(
@@ -149,5 +159,8 @@ def test_delta_reports_store_what_a_whole_report_would(world: World, ops: list[A
             world.api = world.new_api()
         elif kind == "agent_restart":
             world.tracker = ReportTracker()
+        elif kind == "old_agent":
+            world.send_unnumbered()
+            assert world.stored() == world.whole()
     world.send()
     assert world.stored() == world.whole()

@@ -69,13 +69,11 @@ def feed_counters(settings: ControllerSettings, lb_id: str, stop: threading.Even
                 node = session.scalar(select(Node).where(Node.name == "fake-l7"))
                 if node is None:
                     continue
-                node.counters = {
-                    "load_balancers": {
-                        lb_id: {
-                            "bytes_in": total,
-                            "bytes_out": total,
-                            "total_connections": total // 500,
-                        }
+                node.lb_traffic = {
+                    lb_id: {
+                        "bytes_in": total,
+                        "bytes_out": total,
+                        "total_connections": total // 500,
                     }
                 }
     finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,19 @@ class AgentLoop(ABC):
         self._store: FeedStore | None = None
         self.last_touched: set[str] = set()  # what the last answer changed (for appliers)
         self.reports = ReportTracker()  # what the controller acknowledged (delta reports)
+        self._traffic_at: float | None = None
+
+    # Traffic (per load balancer, per backend) is for charts and stats: sent at most this
+    # often, not with every change (at 10,000 load balancers it is most of a report).
+    traffic_every = 5.0
+
+    def _traffic_due(self) -> bool:
+        """Whether this report carries traffic (and the next one due is traffic_every on)."""
+        now = time.monotonic()
+        if self._traffic_at is not None and now - self._traffic_at < self.traffic_every:
+            return False
+        self._traffic_at = now
+        return True
 
     @property
     def seq(self) -> int:

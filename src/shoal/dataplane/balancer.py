@@ -39,6 +39,7 @@ __all__ = [
     "FloodStatus",
     "FlowTrace",
     "LbMaps",
+    "SpecChanges",
     "VipStatus",
 ]
 
@@ -167,6 +168,18 @@ def _before_drains(vip: VipSpec) -> list[tuple[str, int]] | None:
 
 def _mac(text: str) -> bytes:
     return bytes.fromhex(text.replace(":", ""))
+
+
+@dataclass(frozen=True)
+class SpecChanges:
+    """What a caller that keeps its unchanged specs knows about a config against the one
+    applied last: `new` holds (in config order) every spec of the config that may not be an
+    object applied last time, `old` every applied spec that may be gone; every other spec
+    of the config is the very object applied last. Lets an apply skip looking at every VIP
+    (Balancer.apply(config, changes)); the set operations then run over these only."""
+
+    new: list[VipSpec]
+    old: list[VipSpec]
 
 
 @dataclass
@@ -479,11 +492,12 @@ class Balancer:
 
     # ---- applying desired state ------------------------------------------------------------
 
-    def apply(self, config: DataplaneConfig) -> ApplyReport:
+    def apply(self, config: DataplaneConfig, changes: SpecChanges | None = None) -> ApplyReport:
         """Makes the data plane hold exactly `config`. Refuses (ConfigError) before writing
-        anything when it cannot fit."""
+        anything when it cannot fit. changes: the caller's word on what differs from the
+        config applied last (SpecChanges), for an apply that costs what changed."""
         try:
-            plan = self._plan(config)
+            plan = self._plan(config, changes)
         except _OutOfIds:
             # Allocation runs ahead of freeing (a swap at full): first take out what goes,
             # keeping what stays as it is, then apply the whole change. The totals were
@@ -666,7 +680,7 @@ class Balancer:
             )
         return self._held
 
-    def _plan(self, config: DataplaneConfig) -> _Plan:
+    def _plan(self, config: DataplaneConfig, changes: SpecChanges | None = None) -> _Plan:
         """What to write to go from the mirror to `config`. VIPs whose canonical inputs are
         those applied cost a digest (or nothing, for the very same spec object); the others
         are planned as before. Raises _OutOfIds when ids freed by this very change would be
@@ -683,7 +697,7 @@ class Balancer:
             and self.desired is not None
             and self.desired.settings == config.settings
         ):
-            return self._plan_changes(config, seed)
+            return self._plan_changes(config, seed, changes)
         need = sum(len(v.backends) for v in config.vips)
         if need > self.max_backends:
             raise ConfigError(
@@ -745,25 +759,38 @@ class Balancer:
             plan.filter_addrs = [v.address for v in config.vips]
         return plan
 
-    def _plan_changes(self, config: DataplaneConfig, seed: bytes) -> _Plan:
+    def _plan_changes(
+        self, config: DataplaneConfig, seed: bytes, changes: SpecChanges | None = None
+    ) -> _Plan:
         """_plan for a config whose specs are mostly the very objects applied last time (the
         agent keeps an unchanged load balancer's specs): those are settled by identity with
         set operations, without a per-VIP step; only the new and the dropped specs are
-        planned. Gives what _plan gives (the tests compare both)."""
-        vips = config.vips
-        by_id = dict(zip(map(id, vips), vips, strict=True))
+        planned. With changes, the set operations run over those specs only, not every
+        VIP's. Gives what _plan gives (the tests compare both)."""
         applied_ids = self._spec_keys.keys()
-        fresh_ids = by_id.keys() - applied_ids
-        gone_ids = applied_ids - by_id.keys()
-        if len(by_id) != len(vips):
-            raise ConfigError("duplicate VIP in the configuration")
         applied = self._applied
-        gone = [applied[self._spec_keys[i]].spec for i in gone_ids]
-        if fresh_ids:
-            pos = dict(zip(map(id, vips), range(len(vips)), strict=True))
-            fresh = [by_id[i] for i in sorted(fresh_ids, key=pos.__getitem__)]
+        if changes is not None:
+            new_ids = set(map(id, changes.new))
+            if len(new_ids) != len(changes.new):
+                raise ConfigError("duplicate VIP in the configuration")
+            fresh = [v for v in changes.new if id(v) not in applied_ids]
+            fresh_ids: Iterable[int] = [id(v) for v in fresh]
+            gone_ids: Iterable[int] = {
+                i for i in map(id, changes.old) if i in applied_ids and i not in new_ids
+            }
         else:
-            fresh = []
+            vips = config.vips
+            by_id = dict(zip(map(id, vips), vips, strict=True))
+            fresh_ids = by_id.keys() - applied_ids
+            gone_ids = applied_ids - by_id.keys()
+            if len(by_id) != len(vips):
+                raise ConfigError("duplicate VIP in the configuration")
+            if fresh_ids:
+                pos = dict(zip(map(id, vips), range(len(vips)), strict=True))
+                fresh = [by_id[i] for i in sorted(fresh_ids, key=pos.__getitem__)]
+            else:
+                fresh = []
+        gone = [applied[self._spec_keys[i]].spec for i in gone_ids]
         need = (
             self._backends_total
             + sum(len(v.backends) for v in fresh)

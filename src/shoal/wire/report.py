@@ -93,7 +93,10 @@ class NodeReport(_Report):
 
     seq: StrictInt = Field(ge=0, le=2**62)
     errors: list[LbError] = Field(default_factory=list, max_length=100000)
-    digests: dict[str, Any] = Field(default_factory=dict)
+    # One row per load balancer on the controller: keys are load balancer ids.
+    digests: dict[Annotated[str, Field(max_length=36)], Any] = Field(
+        default_factory=dict, max_length=100000
+    )
     counters: dict[str, Any] = Field(default_factory=dict)
     report: StrictInt | None = Field(default=None, ge=0, le=REPORT_MAX)
     base: StrictInt | None = Field(default=None, ge=0, le=REPORT_MAX)

@@ -7,7 +7,7 @@ else (a hijacked or buggy controller cannot make it announce someone else's /32)
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import KeysView, Sequence, Set
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from typing import Any, TypeVar
@@ -40,13 +40,32 @@ class Translation:
     gen: int = 0
     base: int = -1
     changed: set[str] | None = None
+    _every: KeysView[str] | None = field(default=None, repr=False, compare=False)
 
-    def chosen(self, lbs: set[str] | None = None) -> dict[str, list[VipSpec]]:
-        if lbs is None or (len(lbs) == len(self.vips_by_lb) and lbs >= self.vips_by_lb.keys()):
+    def every(self) -> KeysView[str]:
+        """Every translated load balancer, as one object: chosen(every()) is vips_by_lb
+        without comparing sets (vips_by_lb is never changed once handed out)."""
+        if self._every is None:
+            self._every = self.vips_by_lb.keys()
+        return self._every
+
+    def chosen(self, lbs: Set[str] | None = None) -> dict[str, list[VipSpec]]:
+        if lbs is None or lbs is self._every:
+            return self.vips_by_lb
+        if len(lbs) == len(self.vips_by_lb) and lbs >= self.vips_by_lb.keys():
             return self.vips_by_lb
         return {k: v for k, v in self.vips_by_lb.items() if k in lbs}
 
-    def config(self, settings: Settings, lbs: set[str] | None = None) -> DataplaneConfig:
+    def changed_in_order(self) -> list[str] | None:
+        """The changed load balancers present in vips_by_lb, in its order (None: not known).
+        An incremental translation moves what it changed to the end, so they are its tail."""
+        if self.changed is None:
+            return None
+        present = {k for k in self.changed if k in self.vips_by_lb}
+        tail = list(islice(reversed(self.vips_by_lb), len(present)))
+        return tail[::-1] if present.issuperset(tail) else None
+
+    def config(self, settings: Settings, lbs: Set[str] | None = None) -> DataplaneConfig:
         # Every spec is validated already and translate() keeps VIP keys unique: building
         # without validation keeps a change O(what changed) (validation costs ~150 us a VIP).
         vips = list(chain.from_iterable(self.chosen(lbs).values()))
@@ -198,8 +217,12 @@ def _incremental(
     elif len(changed) > 1:
         pos = dict(zip(state.lbs, range(len(state.lbs)), strict=True))
         changed.sort(key=pos.__getitem__)
-    out = prev.copy()
-    owner = dict(memo.owner)
+    # vips_by_lb is copied (the caller keeps the last one to compare with); the revisions
+    # and the owners change in place: only this answer's errors read the revisions, and a
+    # clash (None) drops the memo's answer, so the full translation that follows rebuilds
+    # the owners. Copying them cost ~1 ms each at 10,000 load balancers.
+    out = Translation(dict(prev.vips_by_lb), prev.revisions, dict(prev.errors), prev.gen, prev.base)
+    owner = memo.owner
     for lb_id in [*gone, *changed]:
         for s in prev.vips_by_lb.get(lb_id, ()):
             owner.pop(_key(s), None)
@@ -224,7 +247,10 @@ def _incremental(
         owner.update(dict.fromkeys(keys, lb_id))
         out.vips_by_lb[lb_id] = result
         out.errors.pop(lb_id, None)
-    memo.lbs, memo.owner = dict(state.lbs), owner
+    for lb_id in gone:
+        memo.lbs.pop(lb_id, None)
+    for lb_id in changed:
+        memo.lbs[lb_id] = state.lbs[lb_id]
     memo.out = out.copy_as(memo, {*changed, *gone})
     return memo.out
 

@@ -39,6 +39,7 @@ from shoal.agents.l7.render import Rendered, fitting_maxconn, render, tls_files
 from shoal.agents.l7.stats import Ownership, counters_from, health_from
 from shoal.agents.l7.vips import VipAddresses
 from shoal.agents.loop import AgentLoop
+from shoal.agents.report_delta import ReportBody
 from shoal.errors import ShoalError
 from shoal.wire.feed import DesiredState, LbState
 
@@ -360,9 +361,13 @@ class L7Agent(AgentLoop):
         return Ownership.of(self.applied.lbs if self.applied else [])
 
     def report(self) -> None:
+        """Errors as deltas against the report the controller acknowledged (a whole one when
+        it has another base: 409); HAProxy's per-LB counters at most every traffic_every
+        seconds (the controller keeps the last), so a report after one change costs that."""
         assert self.node_id is not None
-        rows = self.proxy.stats()
-        counters = counters_from(rows, self.ownership())
+        counters = (
+            counters_from(self.proxy.stats(), self.ownership()) if self._traffic_due() else {}
+        )
         counters["haproxy"] = {
             "reloads": self.reloads,
             "runtime_changes": self.runtime_changes,
@@ -374,7 +379,20 @@ class L7Agent(AgentLoop):
         # reload waits.
         with self._proxy_lock:
             seq = int(self._live_seq)
-        self.api.report(self.node_id, seq, errors, {}, counters, version=__version__)
+
+        def post(tables: ReportBody) -> None:
+            assert self.node_id is not None
+            self.api.report(
+                self.node_id,
+                seq,
+                tables.errors,
+                {},
+                counters,
+                version=__version__,
+                numbering=tables.fields(),
+            )
+
+        self.reports.send({}, errors, post)
 
     def side_tick(self) -> None:
         assert self.node_id is not None
@@ -402,6 +420,7 @@ class L7Agent(AgentLoop):
             version=__version__,
         )
         self.node_id = self.api.register(info)
+        self.reports.reset()  # the controller may hold another base (or none)
         self._reported_health.clear()
         log.info("registered as L7 node %s (%s)", self.cfg.name, self.node_id)
 

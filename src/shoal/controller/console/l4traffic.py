@@ -1,5 +1,5 @@
 """Per-member traffic of an L4 load balancer, from what its L4 nodes report per backend
-(shoal.wire.report.BackendTraffic, stored under the node's counters["backends"]), summed
+(shoal.wire.report.BackendTraffic, stored in the node's backend_traffic), summed
 over the nodes. A backend is one VIP's slot for an address: the VIP's listener (by protocol
 and port) names the pool, the pool's member with that address the member.
 

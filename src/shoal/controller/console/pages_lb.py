@@ -122,14 +122,14 @@ async def traffic(lb_id: str, c: ConsoleDep) -> JSONResponse:
         lb = session.get(LoadBalancer, lb_id)
         l4 = lb is not None and lb.kind == "l4"
         for node in nodes:
-            entry = (node.counters or {}).get("load_balancers", {}).get(lb_id, {})
+            entry = (node.lb_traffic or {}).get(lb_id, {})
             packets += int(entry.get("packets_in", 0))
             for member_id, m in entry.get("members", {}).items():
                 total = members.setdefault(str(member_id), dict.fromkeys(MEMBER_KEYS, 0))
                 for key in MEMBER_KEYS:
                     total[key] += int(m.get(key, 0))
         if l4:
-            reports = ((n.counters or {}).get("backends") for n in nodes if n.role == "l4")
+            reports = (n.backend_traffic for n in nodes if n.role == "l4")
             members = member_traffic(session, lb_id, reports)
     body = {
         "time": time.time(),

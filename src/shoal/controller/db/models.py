@@ -42,6 +42,7 @@ __all__ = [
     "Member",
     "Node",
     "NodeCredential",
+    "NodeLbDigest",
     "NodeLbError",
     "Placement",
     "Pool",
@@ -364,11 +365,13 @@ class Node(Base):
     registered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     applied_seq: Mapped[int] = mapped_column(BigInteger, default=0)
-    # What the last report carried for every load balancer (MBs at 10,000): loaded only
-    # where read, so the feed, the reports and status derivation, which load nodes on every
-    # change, do not parse it each time.
+    # The node's own counters, routing and flood state from its last report (small). The
+    # table digests are rows (NodeLbDigest) so that a report writes only the load balancers
+    # it changed; per-LB and per-backend traffic (MBs at 10,000, sent every few seconds) are
+    # their own columns, written by the reports that carry them and loaded only where read.
     counters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, deferred=True)
-    digests: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, deferred=True)
+    lb_traffic: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None, deferred=True)
+    backend_traffic: Mapped[list[Any] | None] = mapped_column(JSON, default=None, deferred=True)
     # The number of the last report stored (None: none, or one from an agent that does not
     # number them): a delta report must name it as its base.
     report_seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
@@ -410,6 +413,19 @@ class NodeLbError(Base):
     revision: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class NodeLbDigest(Base):
+    """The Maglev table digests (VIP -> digest) a node last reported for one load balancer."""
+
+    __tablename__ = "node_lb_digests"
+    __table_args__ = (Index("ix_node_lb_digests_lb", "load_balancer_id"),)
+
+    node_id: Mapped[str] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    load_balancer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    digests: Mapped[Any] = mapped_column(JSON)
 
 
 class Event(Base):

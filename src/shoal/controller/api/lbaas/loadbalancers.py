@@ -227,7 +227,7 @@ def lb_stats(
     for node in nodes:
         if node.role != kind:
             continue
-        per_lb = (node.counters or {}).get("load_balancers", {}).get(lb_id, {})
+        per_lb = (node.lb_traffic or {}).get(lb_id, {})
         source = per_lb.get("listeners", {}).get(listener_id, {}) if listener_id else per_lb
         for key in STAT_KEYS:
             total[key] += int(source.get(key, 0))

@@ -28,7 +28,9 @@ def list_clusters(state: State, principal: CurrentPrincipal) -> dict[str, Any]:
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         now = utcnow()
         for node in session.scalars(select(Node).order_by(Node.name)):
-            groups[(node.cluster, node.role)].append(node_view(node, state.settings, now))
+            # Counts only: no digests to read.
+            view = node_view(node, state.settings, now, digests={})
+            groups[(node.cluster, node.role)].append(view)
     return {
         "clusters": [
             {

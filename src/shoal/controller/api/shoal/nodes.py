@@ -95,10 +95,16 @@ class EventsBody(OctaviaModel):
 
 
 def node_view(
-    node: Node, settings: Any, now: dt.datetime | None = None, *, routing: bool = False
+    node: Node,
+    settings: Any,
+    now: dt.datetime | None = None,
+    *,
+    digests: dict[str, Any],
+    routing: bool = False,
 ) -> dict[str, Any]:
-    """routing: with the node's BGP/BFD sessions as it last reported them (the operators'
-    view: admins and global observers)."""
+    """digests: the node's table digests (reports.digests_by_node). routing: with the
+    node's BGP/BFD sessions as it last reported them (the operators' view: admins and global
+    observers)."""
     now = now or utcnow()
     alive = node.last_seen >= status.liveness_cutoff(settings, now)
     return {
@@ -116,9 +122,13 @@ def node_view(
         "registered_at": node.registered_at.strftime("%Y-%m-%dT%H:%M:%S"),
         "last_seen": node.last_seen.strftime("%Y-%m-%dT%H:%M:%S"),
         "applied_seq": node.applied_seq,
-        "digests": node.digests,
+        "digests": digests,
         **({"routing": (node.counters or {}).get("routing")} if routing else {}),
     }
+
+
+def _digests(session: Any, node: Node) -> dict[str, Any]:
+    return reports.digests_by_node(session, [node.id])[node.id]
 
 
 def _node(session: Any, node_id: str) -> Node:
@@ -173,7 +183,7 @@ def register_node(body: NodeRegister, state: State, principal: CurrentPrincipal)
         feed.note_live_nodes(
             session, (n.id for n in status.alive_nodes(session, state.settings, utcnow()))
         )
-        view = node_view(node, state.settings)
+        view = node_view(node, state.settings, digests=_digests(session, node))
     return {"node": view}  # what it changed wakes the agents at commit (services/feed)
 
 
@@ -187,9 +197,12 @@ def list_nodes(
         if role:
             query = query.where(Node.role == role)
         now = utcnow()
+        nodes = list(session.scalars(query))
+        digests = reports.digests_by_node(session, [n.id for n in nodes])
         return {
             "nodes": [
-                node_view(n, state.settings, now, routing=True) for n in session.scalars(query)
+                node_view(n, state.settings, now, digests=digests[n.id], routing=True)
+                for n in nodes
             ]
         }
 
@@ -204,7 +217,9 @@ def _require_fleet_reader(principal: Principal) -> None:
 def get_node(node_id: str, state: State, principal: CurrentPrincipal) -> dict[str, Any]:
     _require_fleet_reader(principal)
     with state.db.read() as session:
-        return {"node": node_view(_node(session, node_id), state.settings, routing=True)}
+        node = _node(session, node_id)
+        view = node_view(node, state.settings, digests=_digests(session, node), routing=True)
+        return {"node": view}
 
 
 @router.put("/nodes/{node_id}")
@@ -231,7 +246,7 @@ def update_node(
         if node.role == "l7":
             placement.reconcile(session, state.settings)
         session.flush()
-        view = node_view(node, state.settings)
+        view = node_view(node, state.settings, digests=_digests(session, node))
     with state.db.write() as session:  # after the planner's lock is let go: the lock order
         status.refresh_pending(session, state.settings)
     return {"node": view}
@@ -332,7 +347,8 @@ def _touch(state: State, node_id: str) -> None:
 def report(node_id: str, body: NodeReport, state: State, principal: CurrentPrincipal) -> Response:
     with state.db.write() as session:
         node = _own_node(session, node_id, principal)
-        lb_ids = {e.load_balancer_id for e in body.errors}
+        # Every load balancer whose rows the report writes: an L7 node only its placements.
+        lb_ids = {e.load_balancer_id for e in body.errors} | set(body.digests) | set(body.removed)
         _refuse("load balancer(s)", duties.foreign_lbs(session, node, lb_ids), node)
         node.last_seen = utcnow()
         before = node.applied_seq
@@ -354,21 +370,7 @@ def report(node_id: str, body: NodeReport, state: State, principal: CurrentPrinc
         if ready:
             feed.record(session, "placement", ready)
         reports.store_tables(session, node, body)
-        # Routing and per-backend traffic ride in the counters' JSON under their own keys
-        # (typed on the way in; no schema change for the nodes table). What a report leaves
-        # out (backends, per load balancer traffic: sent every few seconds) keeps the last.
-        last = node.counters or {}
-        extra: dict[str, Any] = {"routing": None, "backends": None}
-        if body.routing is not None:
-            extra["routing"] = body.routing.model_dump(mode="json")
-        if body.backends is not None:
-            extra["backends"] = [b.model_dump(mode="json") for b in body.backends]
-        else:
-            extra["backends"] = last.get("backends")
-        counters = {k: v for k, v in body.counters.items() if k not in extra}
-        if "load_balancers" not in counters and "load_balancers" in last:
-            counters["load_balancers"] = last["load_balancers"]
-        node.counters = counters | {k: v for k, v in extra.items() if v is not None}
+        reports.store_counters(node, body)
         if body.version:
             node.version = body.version
         session.flush()
@@ -487,13 +489,7 @@ def lb_nodes(lb_id: str, state: State, principal: CurrentPrincipal) -> dict[str,
             )
         }
         serving = status.serving_nodes(session, lb, state.settings, now)
-        # This load balancer's entry of each node's digests, not the whole documents.
-        tables: dict[str, Any] = {
-            node_id: entry
-            for node_id, entry in session.execute(
-                select(Node.id, Node.digests[lb_id]).where(Node.id.in_([n.id for n in serving]))
-            )
-        }
+        tables = reports.lb_digests(session, lb_id)
         out, seen = [], []
         for node in serving:
             digests = tables.get(node.id) or {}
