@@ -191,21 +191,20 @@ class SessionTable:
             for i in range(store.max_entries)
         )
 
-    def _keys(self) -> npt.NDArray[np.uint8]:
-        ways = np.frombuffer(self._raw(), dtype=np.uint8).reshape(-1, _WAY_SIZE)
-        return ways[:, :_KEY_SIZE]
+    def _ways(self) -> npt.NDArray[np.uint8]:
+        return np.frombuffer(self._raw(), dtype=np.uint8).reshape(-1, _WAY_SIZE)
 
     def __len__(self) -> int:
         """Occupied ways over all stripes (one batch read of the whole table)."""
-        return int(np.count_nonzero(self._keys().any(axis=1)))
+        return int(np.count_nonzero(self._ways()[:, :_KEY_SIZE].any(axis=1)))
 
     def items(self) -> Iterator[tuple[abi.FlowKey, abi.FlowVal]]:
-        """Every entry held, stripe by stripe (a flow on two CPUs appears twice)."""
-        raw = self._raw()
-        for off in range(0, len(raw), _WAY_SIZE):
-            way = abi.SessionWay.from_buffer_copy(raw, off)
-            if any(bytes(way.key)):
-                yield way.key, way.val
+        """Every entry held, stripe by stripe (a flow on two CPUs appears twice). Empty ways
+        are skipped in numpy, so a mostly empty table of millions of ways reads quickly."""
+        ways = self._ways()
+        for row in ways[ways[:, :_KEY_SIZE].any(axis=1)]:
+            way = abi.SessionWay.from_buffer_copy(row.tobytes())
+            yield way.key, way.val
 
     # MapStore-like read view for code that counts entries by key (the agent's occupancy
     # gauge): iter_keys yields the flow keys held, max_entries is the capacity.
