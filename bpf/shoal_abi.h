@@ -128,8 +128,9 @@ struct shoal_flow_val {
 
 /* The session cache (lb/session.h) is a set-associative table in array memory: one stripe of
  * sets per possible CPU, each set SHOAL_SESSION_WAYS ways, each way a whole flow key and its
- * value (a key is compared in full, so two flows of one set never answer for each other). An
- * empty way is all zeros (no real flow has protocol 0). */
+ * value. A set starts with one 32-bit tag a way (the flow's set hash | 1; 0 = empty), so a
+ * miss reads one cache line; a hit needs the tag and then the whole key to match, so two flows
+ * whose tags collide never answer for each other. */
 #define SHOAL_SESSION_WAYS 4
 
 struct shoal_session_way {
@@ -137,9 +138,10 @@ struct shoal_session_way {
 	struct shoal_flow_val val;
 };
 
-/* Value of shoal_sessions_v2: one set. Set of a flow on CPU c: c * sets + its index in the
- * stripe, (flow_hash(key, seed) * sets) >> 32. */
+/* Value of shoal_sessions_v2: one set (240 bytes). Set of a flow on CPU c: c * sets + its
+ * index in the stripe, (flow_hash(key, seed) * sets) >> 32. */
 struct shoal_session_set {
+	__u32 tag[SHOAL_SESSION_WAYS]; /* flow_hash | 1 of each way's flow, 0 = empty */
 	struct shoal_session_way way[SHOAL_SESSION_WAYS];
 };
 

@@ -10,9 +10,10 @@
  * The table (shoal_abi.h) is set-associative in plain array memory, one stripe per CPU as
  * Katran's per-CPU LRUs: a CPU reads and writes only its own stripe, so no lock and no shared
  * cache line, and a flow is served by the CPU its receive queue hashes it to (one whose
- * packets move to another CPU misses there and is hashed afresh). A lookup compares the full
- * key of each way of one set; an insert overwrites the flow's own way, else an empty or
- * expired way, else the least recently touched one. No kernel allocation on any path. */
+ * packets move to another CPU misses there and is hashed afresh). A lookup reads the set's
+ * tags (one cache line: a miss costs no more) and compares the full key of a way whose tag
+ * matches; an insert overwrites the flow's own way, else an empty or expired way, else the
+ * least recently touched one. No kernel allocation on any path. */
 #ifndef SHOAL_SESSION_H
 #define SHOAL_SESSION_H
 
@@ -47,9 +48,10 @@ static __always_inline __s64 session_idle(__u64 now, __u64 touched)
 	return (__s64)(now - (touched & ~SHOAL_FLOW_CLOSING));
 }
 
-/* The flow's set in this CPU's stripe, or NULL when the table is not set up (no geometry) or
- * this CPU has no stripe: then nothing is cached. */
-static __always_inline struct shoal_session_set *session_set(const struct shoal_flow_key *key)
+/* The flow's set in this CPU's stripe and its tag in *tag, or NULL when the table is not set
+ * up (no geometry) or this CPU has no stripe: then nothing is cached. */
+static __always_inline struct shoal_session_set *session_set(const struct shoal_flow_key *key,
+							      __u32 *tag)
 {
 	__u32 zero = 0;
 	struct shoal_session_geom *g = bpf_map_lookup_elem(&shoal_session_geom_v1, &zero);
@@ -58,8 +60,10 @@ static __always_inline struct shoal_session_set *session_set(const struct shoal_
 	__u32 cpu = bpf_get_smp_processor_id();
 	if (cpu >= g->stripes)
 		return NULL;
+	__u32 h = flow_hash(key, g->seed, 0);
+	*tag = h | 1;
 	/* Multiply-shift instead of a modulo: no division, any set count. */
-	__u32 idx = cpu * g->sets + (__u32)(((__u64)flow_hash(key, g->seed, 0) * g->sets) >> 32);
+	__u32 idx = cpu * g->sets + (__u32)(((__u64)h * g->sets) >> 32);
 	return bpf_map_lookup_elem(&shoal_sessions_v2, &idx);
 }
 
@@ -72,8 +76,9 @@ static __always_inline int session_key_eq(const struct shoal_flow_key *a,
 
 /* Returns the cached backend (its id in *id), or NULL on a miss, a stale or an expired entry,
  * with the reason's counter in *miss: the caller counts it once the packet proves to be VIP
- * traffic, then hashes the flow afresh. set: the flow's set (session_set), may be NULL. */
+ * traffic, then hashes the flow afresh. set, tag: from session_set; set may be NULL. */
 static __always_inline struct shoal_backend *session_lookup(struct shoal_session_set *set,
+							    __u32 tag,
 							    const struct shoal_flow_key *key,
 							    const struct shoal_config *cfg,
 							    __u8 tcp_flags, __u32 *id, __u32 *miss)
@@ -84,7 +89,7 @@ static __always_inline struct shoal_backend *session_lookup(struct shoal_session
 	struct shoal_flow_val *v = NULL;
 #pragma unroll
 	for (int w = 0; w < SHOAL_SESSION_WAYS; w++) {
-		if (session_key_eq(&set->way[w].key, key)) {
+		if (set->tag[w] == tag && session_key_eq(&set->way[w].key, key)) {
 			v = &set->way[w].val;
 			break;
 		}
@@ -127,13 +132,14 @@ static __always_inline int session_way_free(const struct shoal_config *cfg,
 	return timeout && session_idle(now, touched) > (__s64)timeout;
 }
 
-/* A new entry for a freshly hashed flow, in set (NULL: looked up here; a SYN read no cache).
+/* A new entry for a freshly hashed flow, in set with tag (set NULL: both looked up here; a SYN
+ * read no cache).
  * An RST ends its flow, so it gets none (a flood of RSTs for unknown flows cannot evict live
  * entries); a FIN's entry starts closing. The flow's own way is rewritten whole (a SYN that
  * names the same pick so refreshes it in place, one that names another pick never follows the
  * old entry); else the first empty or expired way is taken, else the least recently touched
  * (a busy flow's time is at most 1/16 of its timeout behind, so it is not that one). */
-static __always_inline void session_insert(struct shoal_session_set *set,
+static __always_inline void session_insert(struct shoal_session_set *set, __u32 tag,
 					   const struct shoal_flow_key *key,
 					   const struct shoal_config *cfg, __u8 tcp_flags,
 					   __u32 backend_id, __u32 gen, __u64 now)
@@ -141,7 +147,7 @@ static __always_inline void session_insert(struct shoal_session_set *set,
 	if (key->proto == IPPROTO_TCP && (tcp_flags & SHOAL_TCP_RST))
 		return;
 	if (!set)
-		set = session_set(key);
+		set = session_set(key, &tag);
 	if (!set)
 		return;
 	__u32 pick = SHOAL_SESSION_WAYS, free = SHOAL_SESSION_WAYS, oldest = 0;
@@ -149,11 +155,11 @@ static __always_inline void session_insert(struct shoal_session_set *set,
 #pragma unroll
 	for (int w = 0; w < SHOAL_SESSION_WAYS; w++) {
 		struct shoal_session_way *way = &set->way[w];
-		if (session_key_eq(&way->key, key)) {
+		if (set->tag[w] == tag && session_key_eq(&way->key, key)) {
 			pick = w;
 			break;
 		}
-		if (free == SHOAL_SESSION_WAYS && session_way_free(cfg, way, now))
+		if (free == SHOAL_SESSION_WAYS && (!set->tag[w] || session_way_free(cfg, way, now)))
 			free = w;
 		__s64 idle = session_idle(now, way->val.touched);
 		if (idle > oldest_idle) {
@@ -166,22 +172,16 @@ static __always_inline void session_insert(struct shoal_session_set *set,
 	if (pick >= SHOAL_SESSION_WAYS)
 		return; /* for the verifier: pick is a way */
 	struct shoal_session_way *way = &set->way[pick];
-	__u64 *kw = (__u64 *)&way->key;
-	const __u64 *nw = (const __u64 *)key;
-	/* The key's last word (ports, protocol) is cleared first and written last: a program that
-	 * runs between these stores on this CPU (PREEMPT_RT, a test run under a NIC's softirq)
-	 * sees no protocol, a miss, never one flow's key with another flow's value. */
-	*(volatile __u64 *)&kw[4] = 0;
+	/* The tag is cleared first and written last: a program that runs between these stores on
+	 * this CPU sees no tag, a miss, never one flow's key with another flow's value. */
+	*(volatile __u32 *)&set->tag[pick] = 0;
 	barrier();
+	way->key = *key;
 	way->val.backend_id = backend_id;
 	way->val.backend_gen = gen;
 	way->val.touched = now | session_closing(key->proto, tcp_flags);
-	kw[0] = nw[0];
-	kw[1] = nw[1];
-	kw[2] = nw[2];
-	kw[3] = nw[3];
 	barrier();
-	*(volatile __u64 *)&kw[4] = nw[4];
+	*(volatile __u32 *)&set->tag[pick] = tag;
 	count(SHOAL_CNT_CACHE_INSERT);
 }
 

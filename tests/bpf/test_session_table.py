@@ -16,7 +16,7 @@ from scapy.layers.l2 import Ether
 
 from shoal.dataplane import abi, clock, flowhash, packets
 from shoal.dataplane.balancer import Balancer
-from shoal.dataplane.sessions import set_index
+from shoal.dataplane.sessions import set_index, tag_of
 from shoal.dataplane.testrun import XdpAction, run_xdp
 
 from .harness import LB_MAC, VIP4, Net, config, vip
@@ -147,3 +147,25 @@ def test_each_table_hashes_sets_with_its_own_secret_seed(lb: Balancer) -> None:
     assert first.seed and second.seed and first.seed != second.seed
     cfg = lb.maps.config.get(0)
     assert cfg is None or first.seed != cfg.hash_seed
+
+
+def test_a_way_whose_tag_collides_never_answers_for_another_flow(lb: Balancer, net: Net) -> None:
+    """The attacker's case: a way carrying exactly this flow's tag, in this flow's set, but
+    another flow's key (a tag collision, or a client that found one) naming backend A. The
+    flow's packet must miss and take the current pick, B; the way's own flow still gets A."""
+    mine, other = one_set(lb, 2, cpu())
+    pinned_then_drained(lb, net, [other])
+    sessions = lb.maps.sessions
+    g = sessions.geom()
+    idx = set_index(key(other), g, cpu())
+    s = sessions.sets.get(idx)
+    assert s is not None
+    w = next(i for i, way in enumerate(s.way) if bytes(way.key) == bytes(key(other)))
+    s.tag[w] = tag_of(key(mine), g)  # the colliding tag, the other flow's key and backend
+    sessions.sets.set(idx, s)
+    misses = lb.counters()["cache_miss"]
+    assert send(lb, net, mine, packets.TCP_ACK) == B
+    assert lb.counters()["cache_miss"] == misses + 1
+    s.tag[w] = tag_of(key(other), g)
+    sessions.sets.set(idx, s)
+    assert send(lb, net, other, packets.TCP_ACK) == A

@@ -49,11 +49,11 @@ def test_table_sizes_give_each_backend_a_hundred_slots() -> None:
 
 def test_the_session_cache_keeps_its_total_split_per_cpu() -> None:
     """Sets of 4 ways, one stripe per CPU: the same total entries at any CPU count (rounded up
-    to whole sets a stripe), 56 bytes an entry."""
+    to whole sets a stripe), 60 bytes an entry (a 56-byte way and its 4-byte tag)."""
     for cpus in (1, 2, 3, 64):
         plan = NodePlan(cpus=cpus)
         assert plan.sessions_per_cpu * cpus >= plan.sessions
         assert plan.sessions_per_cpu * cpus - plan.sessions < 4 * cpus
     plan = NodePlan(cpus=2)
     assert plan.sessions_per_cpu == 2_097_152
-    assert map_bytes(plan)["shoal_sessions_v2"] // plan.sessions == 56
+    assert map_bytes(plan)["shoal_sessions_v2"] // plan.sessions == 60

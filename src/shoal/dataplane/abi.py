@@ -116,7 +116,7 @@ class SessionWay(ctypes.Structure):
 
 
 class SessionSet(ctypes.Structure):
-    _fields_ = [("way", SessionWay * SESSION_WAYS)]
+    _fields_ = [("tag", u32 * SESSION_WAYS), ("way", SessionWay * SESSION_WAYS)]
 
 
 class SessionGeom(ctypes.Structure):

@@ -3,7 +3,7 @@ it (the `memlock` line of a map's fdinfo; checked against loaded maps in
 tests/bpf/test_budget.py):
 
 - array: entries x value rounded up to 8 bytes (so a Maglev slot, a u32, costs 8; the
-  session cache is an array of 224-byte sets, 56 bytes an entry);
+  session cache is an array of 240-byte sets, 60 bytes an entry);
 - per-CPU array: entries x (value rounded up to 8 x possible CPUs + an 8-byte pointer);
 - preallocated (LRU) hash: entries x (48-byte element header + key + value) + 16 bytes per
   bucket, buckets = entries rounded up to a power of two;

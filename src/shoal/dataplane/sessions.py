@@ -19,11 +19,12 @@ import numpy.typing as npt
 from shoal.dataplane import abi, clock, flowhash
 from shoal.dataplane.maps import KernelMap, MapStore, TypedMap
 
-__all__ = ["Placed", "SessionTable", "alive", "set_index", "sets_for"]
+__all__ = ["Placed", "SessionTable", "alive", "set_index", "sets_for", "tag_of"]
 
 WAYS = abi.SESSION_WAYS
 _WAY_SIZE = ctypes.sizeof(abi.SessionWay)
-_KEY_SIZE = ctypes.sizeof(abi.FlowKey)
+_SET_SIZE = ctypes.sizeof(abi.SessionSet)
+_TAGS_SIZE = abi.SessionSet.way.offset
 
 
 def sets_for(entries: int, stripes: int) -> int:
@@ -38,6 +39,11 @@ def set_index(key: abi.FlowKey, geom: abi.SessionGeom, cpu: int) -> int:
     h = flowhash.flow_hash(key, geom.seed)
     sets = int(geom.sets)
     return cpu * sets + ((h * sets) >> 32)
+
+
+def tag_of(key: abi.FlowKey, geom: abi.SessionGeom) -> int:
+    """The way's tag session_set() gives `key` (never 0, which marks an empty way)."""
+    return flowhash.flow_hash(key, geom.seed) | 1
 
 
 def _this_cpu() -> int:
@@ -103,17 +109,25 @@ class SessionTable:
     def _set(self, idx: int) -> abi.SessionSet:
         return self.sets.get(idx) or abi.SessionSet()
 
+    @staticmethod
+    def _way_of(s: abi.SessionSet, key: abi.FlowKey, tag: int) -> int | None:
+        """The way holding key, as the program matches it: tag, then the whole key."""
+        want = bytes(key)
+        for w, way in enumerate(s.way):
+            if s.tag[w] == tag and bytes(way.key) == want:
+                return w
+        return None
+
     def find(self, key: abi.FlowKey) -> list[Placed]:
         """The flow's entries, one per CPU stripe that holds one."""
         g = self.geom()
-        want = bytes(key)
+        tag = tag_of(key, g)
         found = []
         for cpu in range(g.stripes):
             s = self._set(set_index(key, g, cpu))
-            for way in s.way:
-                if bytes(way.key) == want:
-                    found.append(Placed(cpu, abi.FlowVal.from_buffer_copy(bytes(way.val))))
-                    break
+            w = self._way_of(s, key, tag)
+            if w is not None:
+                found.append(Placed(cpu, abi.FlowVal.from_buffer_copy(bytes(s.way[w].val))))
         return found
 
     def get(self, key: abi.FlowKey) -> abi.FlowVal | None:
@@ -140,7 +154,8 @@ class SessionTable:
         for c in cpus:
             idx = set_index(key, g, c)
             s = self._set(idx)
-            way = self._victim(s, key)
+            way = self._victim(s, key, tag_of(key, g))
+            s.tag[way] = tag_of(key, g)
             s.way[way].key = key
             s.way[way].val = val
             self.sets.set(idx, s)
@@ -149,32 +164,33 @@ class SessionTable:
     def delete(self, key: abi.FlowKey) -> bool:
         """Empties the flow's way in every stripe; False when no stripe held it."""
         g = self.geom()
-        want = bytes(key)
+        tag = tag_of(key, g)
         hit = False
         for cpu in range(g.stripes):
             idx = set_index(key, g, cpu)
             s = self._set(idx)
-            for w, way in enumerate(s.way):
-                if bytes(way.key) == want:
-                    s.way[w] = abi.SessionWay()
-                    self.sets.set(idx, s)
-                    hit = True
-                    break
+            w = self._way_of(s, key, tag)
+            if w is not None:
+                s.tag[w] = 0
+                s.way[w] = abi.SessionWay()
+                self.sets.set(idx, s)
+                hit = True
         return hit
 
-    def _victim(self, s: abi.SessionSet, key: abi.FlowKey) -> int:
+    def _victim(self, s: abi.SessionSet, key: abi.FlowKey, tag: int) -> int:
         """session_insert()'s choice of way."""
+        own = self._way_of(s, key, tag)
+        if own is not None:
+            return own
         cfg = self.config.get(0) or abi.Config()
         now = clock.jiffies_now()
-        want = bytes(key)
         free = oldest = None
         oldest_idle = -1
         for w, way in enumerate(s.way):
-            if bytes(way.key) == want:
-                return w
             touched = int(way.val.touched)
             idle = now - (touched & ~abi.FLOW_CLOSING)
-            if free is None and (not touched or not alive(way.key.proto, way.val, cfg, now)):
+            empty = not s.tag[w] or not touched
+            if free is None and (empty or not alive(way.key.proto, way.val, cfg, now)):
                 free = w
             if idle > oldest_idle:
                 oldest, oldest_idle = w, idle
@@ -191,18 +207,21 @@ class SessionTable:
             for i in range(store.max_entries)
         )
 
-    def _ways(self) -> npt.NDArray[np.uint8]:
-        return np.frombuffer(self._raw(), dtype=np.uint8).reshape(-1, _WAY_SIZE)
+    def _held(self) -> npt.NDArray[np.uint8]:
+        """The ways in use (tag not 0) over the whole table, one row each."""
+        sets = np.frombuffer(self._raw(), dtype=np.uint8).reshape(-1, _SET_SIZE)
+        tags = sets[:, :_TAGS_SIZE].view("<u4").reshape(-1)
+        held: npt.NDArray[np.uint8] = sets[:, _TAGS_SIZE:].reshape(-1, _WAY_SIZE)[tags != 0]
+        return held
 
     def __len__(self) -> int:
         """Occupied ways over all stripes (one batch read of the whole table)."""
-        return int(np.count_nonzero(self._ways()[:, :_KEY_SIZE].any(axis=1)))
+        return len(self._held())
 
     def items(self) -> Iterator[tuple[abi.FlowKey, abi.FlowVal]]:
         """Every entry held, stripe by stripe (a flow on two CPUs appears twice). Empty ways
         are skipped in numpy, so a mostly empty table of millions of ways reads quickly."""
-        ways = self._ways()
-        for row in ways[ways[:, :_KEY_SIZE].any(axis=1)]:
+        for row in self._held():
             way = abi.SessionWay.from_buffer_copy(row.tobytes())
             yield way.key, way.val
 
