@@ -115,8 +115,8 @@ struct shoal_flow_key {
 };
 
 /* shoal_flow_val.touched: the flow has sent a FIN or an RST, so the short closing timeout
- * applies. A flag in the time's top bit (jiffies never get there) keeps the value's layout, so
- * the map and its sessions carry over from programs that predate it. */
+ * applies. A flag in the time's top bit (jiffies never get there) keeps the value at 16 bytes
+ * (a way at 56). */
 #define SHOAL_FLOW_CLOSING (1ULL << 63)
 
 /* Value of the session cache. */
@@ -124,6 +124,33 @@ struct shoal_flow_val {
 	__u32 backend_id;
 	__u32 backend_gen; /* must equal shoal_backend.gen, or the entry is stale */
 	__u64 touched;     /* jiffies of last use (| SHOAL_FLOW_CLOSING), for idle expiry */
+};
+
+/* The session cache (lb/session.h) is a set-associative table in array memory: one stripe of
+ * sets per possible CPU, each set SHOAL_SESSION_WAYS ways, each way a whole flow key and its
+ * value. A set starts with one 32-bit tag a way (the flow's set hash | 1; 0 = empty), so a
+ * miss reads one cache line; a hit needs the tag and then the whole key to match, so two flows
+ * whose tags collide never answer for each other. */
+#define SHOAL_SESSION_WAYS 4
+
+struct shoal_session_way {
+	struct shoal_flow_key key;
+	struct shoal_flow_val val;
+};
+
+/* Value of shoal_sessions_v2: one set (240 bytes). Set of a flow on CPU c: c * sets + its
+ * index in the stripe, (flow_hash(key, seed) * sets) >> 32. */
+struct shoal_session_set {
+	__u32 tag[SHOAL_SESSION_WAYS]; /* flow_hash | 1 of each way's flow, 0 = empty */
+	struct shoal_session_way way[SHOAL_SESSION_WAYS];
+};
+
+/* The single entry of shoal_session_geom_v1, written by Python when the table is created. */
+struct shoal_session_geom {
+	__u32 seed;    /* the set hash's own seed (random): a Maglev seed change keeps sessions */
+	__u32 sets;    /* sets per CPU stripe; 0 = not set up, no session is kept */
+	__u32 stripes; /* CPU stripes (possible CPUs); a CPU at or past it keeps no session */
+	__u32 pad;
 };
 
 /* The single entry of shoal_config_v2 (v1 lacked the TCP timeouts). */

@@ -48,7 +48,8 @@ static __always_inline int is_tcp_syn(const struct packet *pkt)
 static __always_inline struct shoal_backend *lb_hash_flow(const struct packet *pkt,
 							  const struct shoal_vip_val *vip,
 							  const struct shoal_config *cfg, __u32 *id,
-							  __u64 *now_out, struct shoal_backend **prev)
+							  __u64 *now_out, struct shoal_backend **prev,
+							  struct shoal_session_set *set, __u32 tag)
 {
 	__u64 now = bpf_jiffies64();
 	*now_out = now;
@@ -78,7 +79,7 @@ static __always_inline struct shoal_backend *lb_hash_flow(const struct packet *p
 	if (flooded)
 		count(SHOAL_CNT_CACHE_SKIP_FLOOD);
 	else
-		session_insert(&pkt->flow, pkt->tcp_flags, *id, be->gen, now);
+		session_insert(set, tag, &pkt->flow, cfg, pkt->tcp_flags, *id, be->gen, now);
 	return be;
 }
 
@@ -147,10 +148,14 @@ int shoal_lb(struct xdp_md *ctx)
 	__u64 now = 0;
 	struct shoal_backend *be = NULL, *prev = NULL;
 	struct shoal_vip_val *vip = NULL;
-	if (unlikely(pkt.frag == FRAG_LATER))
+	struct shoal_session_set *set = NULL; /* the flow's session set, once looked up */
+	__u32 tag = 0;
+	if (unlikely(pkt.frag == FRAG_LATER)) {
 		be = frag_follow(&pkt, &backend_id);
-	else if (!is_tcp_syn(&pkt))
-		be = session_lookup(&pkt.flow, cfg, pkt.tcp_flags, &backend_id, &miss);
+	} else if (!is_tcp_syn(&pkt)) {
+		set = session_set(&pkt.flow, &tag);
+		be = session_lookup(set, tag, &pkt.flow, cfg, pkt.tcp_flags, &backend_id, &miss);
+	}
 	if (be) {
 		vip_id = be->vip_id;
 		vip_flags = be->vip_flags;
@@ -171,7 +176,7 @@ int shoal_lb(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 	if (vip) {
-		be = lb_hash_flow(&pkt, vip, cfg, &backend_id, &now, &prev);
+		be = lb_hash_flow(&pkt, vip, cfg, &backend_id, &now, &prev, set, tag);
 		if (!be)
 			return verdict_drop(SHOAL_CNT_DROP_NO_BACKEND);
 	}

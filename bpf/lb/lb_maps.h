@@ -54,15 +54,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shoal_backends_v1 SEC(".maps");
 
-/* Session cache: 5-tuple -> backend, with per-CPU LRU lists (no cross-CPU lock contention). */
+/* Session cache: sets of flows, one stripe per CPU (lb/session.h). max_entries is the number of
+ * sets over all stripes; Python sizes it before load (SHOAL_DEFAULT_SESSIONS entries by default). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, SHOAL_DEFAULT_SESSIONS);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
-	__type(key, struct shoal_flow_key);
-	__type(value, struct shoal_flow_val);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SHOAL_DEFAULT_SESSIONS / SHOAL_SESSION_WAYS);
+	__type(key, __u32);
+	__type(value, struct shoal_session_set);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} shoal_sessions_v1 SEC(".maps");
+} shoal_sessions_v2 SEC(".maps");
+
+/* The session cache's geometry and set-hash seed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct shoal_session_geom);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_session_geom_v1 SEC(".maps");
 
 /* Node-wide settings, written by Python. */
 struct {

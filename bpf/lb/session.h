@@ -5,11 +5,20 @@
  * tcp_closing_timeout once the flow has sent a FIN or an RST. An expired entry is hashed afresh
  * (the current pick), and a SYN is never placed by the cache (it is hashed fresh, and its
  * entry rewritten unless it already names that pick), so a reused 5-tuple never follows an old
- * connection's entry. */
+ * connection's entry.
+ *
+ * The table (shoal_abi.h) is set-associative in plain array memory, one stripe per CPU as
+ * Katran's per-CPU LRUs: a CPU reads and writes only its own stripe, so no lock and no shared
+ * cache line, and a flow is served by the CPU its receive queue hashes it to (one whose
+ * packets move to another CPU misses there and is hashed afresh). A lookup reads the set's
+ * tags (one cache line: a miss costs no more) and compares the full key of a way whose tag
+ * matches; an insert overwrites the flow's own way, else an empty or expired way, else the
+ * least recently touched one. No kernel allocation on any path. */
 #ifndef SHOAL_SESSION_H
 #define SHOAL_SESSION_H
 
 #include "lib/consts.h"
+#include "lib/flowhash.h"
 #include "lb_maps.h"
 #include "shoal_abi.h"
 
@@ -33,30 +42,70 @@ static __always_inline __u64 session_closing(__u8 proto, __u8 tcp_flags)
 		       : 0;
 }
 
+/* Signed, so a time written a moment ahead (by Python) never looks ancient. */
+static __always_inline __s64 session_idle(__u64 now, __u64 touched)
+{
+	return (__s64)(now - (touched & ~SHOAL_FLOW_CLOSING));
+}
+
+/* The flow's set in this CPU's stripe and its tag in *tag, or NULL when the table is not set
+ * up (no geometry) or this CPU has no stripe: then nothing is cached. */
+static __always_inline struct shoal_session_set *session_set(const struct shoal_flow_key *key,
+							      __u32 *tag)
+{
+	__u32 zero = 0;
+	struct shoal_session_geom *g = bpf_map_lookup_elem(&shoal_session_geom_v1, &zero);
+	if (!g)
+		return NULL;
+	__u32 cpu = bpf_get_smp_processor_id();
+	if (cpu >= g->stripes)
+		return NULL;
+	__u32 h = flow_hash(key, g->seed, 0);
+	*tag = h | 1;
+	/* Multiply-shift instead of a modulo: no division, any set count. */
+	__u32 idx = cpu * g->sets + (__u32)(((__u64)h * g->sets) >> 32);
+	return bpf_map_lookup_elem(&shoal_sessions_v2, &idx);
+}
+
+static __always_inline int session_key_eq(const struct shoal_flow_key *a,
+					  const struct shoal_flow_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+	return !((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]));
+}
+
 /* Returns the cached backend (its id in *id), or NULL on a miss, a stale or an expired entry,
  * with the reason's counter in *miss: the caller counts it once the packet proves to be VIP
- * traffic, then hashes the flow afresh. */
-static __always_inline struct shoal_backend *session_lookup(const struct shoal_flow_key *key,
+ * traffic, then hashes the flow afresh. set, tag: from session_set; set may be NULL. */
+static __always_inline struct shoal_backend *session_lookup(struct shoal_session_set *set,
+							    __u32 tag,
+							    const struct shoal_flow_key *key,
 							    const struct shoal_config *cfg,
 							    __u8 tcp_flags, __u32 *id, __u32 *miss)
 {
-	struct shoal_flow_val *v = bpf_map_lookup_elem(&shoal_sessions_v1, key);
-	if (!v) {
-		*miss = SHOAL_CNT_CACHE_MISS;
+	*miss = SHOAL_CNT_CACHE_MISS;
+	if (!set)
 		return NULL;
+	struct shoal_flow_val *v = NULL;
+#pragma unroll
+	for (int w = 0; w < SHOAL_SESSION_WAYS; w++) {
+		if (set->tag[w] == tag && session_key_eq(&set->way[w].key, key)) {
+			v = &set->way[w].val;
+			break;
+		}
 	}
+	if (!v)
+		return NULL;
 	*id = v->backend_id;
 	struct shoal_backend *be = bpf_map_lookup_elem(&shoal_backends_v1, id);
 	if (!be || be->gen != v->backend_gen || !(be->flags & SHOAL_BE_F_USABLE)) {
 		*miss = SHOAL_CNT_CACHE_STALE;
 		return NULL;
 	}
-	/* Read the entry's time before the clock: another CPU may refresh it meanwhile, and a
-	 * signed age keeps such a newer time from looking ancient. */
 	__u64 touched = v->touched;
 	__u64 now = bpf_jiffies64();
 	__u64 timeout = session_timeout(cfg, key->proto, touched);
-	__s64 idle = (__s64)(now - (touched & ~SHOAL_FLOW_CLOSING));
+	__s64 idle = session_idle(now, touched);
 	if (timeout && idle > (__s64)timeout) {
 		*miss = SHOAL_CNT_CACHE_EXPIRED;
 		return NULL;
@@ -72,34 +121,68 @@ static __always_inline struct shoal_backend *session_lookup(const struct shoal_f
 	return be;
 }
 
-/* A new entry for a freshly hashed flow. An RST ends its flow, so it gets none (a flood of
- * RSTs for unknown flows cannot evict live entries); a FIN's entry starts closing.
- * A SYN (which never read the cache) looks first: when the entry already names this very pick
- * (same backend, same generation), its time is refreshed in place, sparing the kernel a whole
- * LRU node allocation for an update of an existing key; any other pick is written whole, so a
- * SYN never follows an old connection's entry. Other packets come here after a miss, a stale
- * or an expired entry, and write whole. */
-static __always_inline void session_insert(const struct shoal_flow_key *key, __u8 tcp_flags,
+/* A way an insert may take without evicting a live flow: empty, or idle past its timeout. */
+static __always_inline int session_way_free(const struct shoal_config *cfg,
+					    const struct shoal_session_way *way, __u64 now)
+{
+	__u64 touched = way->val.touched;
+	if (!touched)
+		return 1;
+	__u64 timeout = session_timeout(cfg, way->key.proto, touched);
+	return timeout && session_idle(now, touched) > (__s64)timeout;
+}
+
+/* A new entry for a freshly hashed flow, in set with tag (set NULL: both looked up here; a SYN
+ * read no cache).
+ * An RST ends its flow, so it gets none (a flood of RSTs for unknown flows cannot evict live
+ * entries); a FIN's entry starts closing. The flow's own way is rewritten whole (a SYN that
+ * names the same pick so refreshes it in place, one that names another pick never follows the
+ * old entry); else the first empty or expired way is taken, else the least recently touched
+ * (a busy flow's time is at most 1/16 of its timeout behind, so it is not that one). */
+static __always_inline void session_insert(struct shoal_session_set *set, __u32 tag,
+					   const struct shoal_flow_key *key,
+					   const struct shoal_config *cfg, __u8 tcp_flags,
 					   __u32 backend_id, __u32 gen, __u64 now)
 {
 	if (key->proto == IPPROTO_TCP && (tcp_flags & SHOAL_TCP_RST))
 		return;
-	__u64 touched = now | session_closing(key->proto, tcp_flags);
-	if (key->proto == IPPROTO_TCP && (tcp_flags & SHOAL_TCP_SYN)) {
-		struct shoal_flow_val *old = bpf_map_lookup_elem(&shoal_sessions_v1, key);
-		if (old && old->backend_id == backend_id && old->backend_gen == gen) {
-			old->touched = touched;
-			count(SHOAL_CNT_CACHE_INSERT);
-			return;
+	if (!set)
+		set = session_set(key, &tag);
+	if (!set)
+		return;
+	__u32 pick = SHOAL_SESSION_WAYS, free = SHOAL_SESSION_WAYS, oldest = 0;
+	__s64 oldest_idle = -1;
+#pragma unroll
+	for (int w = 0; w < SHOAL_SESSION_WAYS; w++) {
+		struct shoal_session_way *way = &set->way[w];
+		if (set->tag[w] == tag && session_key_eq(&way->key, key)) {
+			pick = w;
+			break;
+		}
+		if (free == SHOAL_SESSION_WAYS && (!set->tag[w] || session_way_free(cfg, way, now)))
+			free = w;
+		__s64 idle = session_idle(now, way->val.touched);
+		if (idle > oldest_idle) {
+			oldest_idle = idle;
+			oldest = w;
 		}
 	}
-	struct shoal_flow_val v = {
-		.backend_id = backend_id,
-		.backend_gen = gen,
-		.touched = touched,
-	};
-	if (!bpf_map_update_elem(&shoal_sessions_v1, key, &v, BPF_ANY))
-		count(SHOAL_CNT_CACHE_INSERT);
+	if (pick == SHOAL_SESSION_WAYS)
+		pick = free < SHOAL_SESSION_WAYS ? free : oldest;
+	if (pick >= SHOAL_SESSION_WAYS)
+		return; /* for the verifier: pick is a way */
+	struct shoal_session_way *way = &set->way[pick];
+	/* The tag is cleared first and written last: a program that runs between these stores on
+	 * this CPU sees no tag, a miss, never one flow's key with another flow's value. */
+	*(volatile __u32 *)&set->tag[pick] = 0;
+	barrier();
+	way->key = *key;
+	way->val.backend_id = backend_id;
+	way->val.backend_gen = gen;
+	way->val.touched = now | session_closing(key->proto, tcp_flags);
+	barrier();
+	*(volatile __u32 *)&set->tag[pick] = tag;
+	count(SHOAL_CNT_CACHE_INSERT);
 }
 
 #endif /* SHOAL_SESSION_H */

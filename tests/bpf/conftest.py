@@ -25,7 +25,7 @@ def net() -> Iterator[Net]:
 
 @pytest.fixture(scope="package", autouse=True)
 def one_cpu() -> Iterator[None]:
-    """Per-CPU state (flood detector, LRU lists) is only predictable on one CPU."""
+    """Per-CPU state (flood detector, session stripes) is only predictable on one CPU."""
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(before)})
     yield

@@ -19,6 +19,9 @@ PAIRS = {
     "shoal_backend": abi.Backend,
     "shoal_flow_key": abi.FlowKey,
     "shoal_flow_val": abi.FlowVal,
+    "shoal_session_way": abi.SessionWay,
+    "shoal_session_set": abi.SessionSet,
+    "shoal_session_geom": abi.SessionGeom,
     "shoal_config": abi.Config,
     "shoal_flood_state": abi.FloodState,
     "shoal_traffic": abi.Traffic,
@@ -99,6 +102,7 @@ def test_counter_maps_have_room_to_append() -> None:
     assert f"#define SHOAL_CNT_SLOTS {abi.COUNTER_SLOTS}" in text
     assert f"#define SHOAL_DECAP_CNT_SLOTS {abi.DECAP_COUNTER_SLOTS}" in text
     assert f"#define SHOAL_MAX_ACL_PREFIXES {abi.MAX_ACL_PREFIXES}" in text
+    assert f"#define SHOAL_SESSION_WAYS {abi.SESSION_WAYS}" in text
     assert f"#define SHOAL_DECAP_MAX_PREFIXES {abi.DECAP_MAX_PREFIXES}" in text
     assert len(abi.Counter) < abi.COUNTER_SLOTS
     assert len(abi.DecapCounter) < abi.DECAP_COUNTER_SLOTS

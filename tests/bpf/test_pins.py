@@ -4,6 +4,7 @@ are adopted into the pins) or reported, never silent. Checked by map ids."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import random
 import shutil
@@ -18,7 +19,7 @@ from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 
 from shoal import netns
-from shoal.dataplane import abi, loader, packets, pins
+from shoal.dataplane import abi, flowhash, loader, packets, pins
 from shoal.dataplane import libbpf as bpf
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.testrun import XdpAction, run_xdp
@@ -30,7 +31,10 @@ pytestmark = pytest.mark.bpf
 TO_LB = bytes.fromhex(LB_MAC.replace(":", ""))
 CLIENT = "192.0.2.99"
 IFACE = "lb1"
-SIZES = {"session_cache_size": 8192, "max_vips": 64, "max_backends": 1024}
+# Sessions: room for the ~4,000 flows of the kill test with no set of 4 ways overflowing (a
+# 4-way table evicts live flows long before it is full: docs/dataplane.md#session-cache).
+SESSIONS = 1 << 18
+SIZES = {"session_cache_size": SESSIONS, "max_vips": 64, "max_backends": 1024}
 
 
 @pytest.fixture
@@ -101,7 +105,7 @@ def test_live_maps_are_adopted_when_the_pins_are_gone(net: Net, instance: str) -
     flows = {p: syn_through_attached(net, p) for p in range(100, 140)}
     shutil.rmtree(Balancer.pin_dir(instance))  # a purge or a bpffs remount under a live program
     check = Balancer.adopt(instance, IFACE)
-    assert check.prog_id and "shoal_sessions_v1" in check.adopted and not check.diverged
+    assert check.prog_id and "shoal_sessions_v2" in check.adopted and not check.diverged
     start(instance).close()
     assert_one_truth(instance)
     assert all(pinned_backend(instance, p) == b for p, b in flows.items())
@@ -146,14 +150,45 @@ def test_config_v1_is_carried_into_v2(net: Net, instance: str) -> None:
     assert not (pin_dir / "shoal_config_v1").exists()
 
 
+def test_an_lru_session_pin_of_an_older_program_is_never_reused(net: Net, instance: str) -> None:
+    """shoal_sessions_v1 (an LRU hash keyed by the 5-tuple) cannot be read as sets: a load
+    unpins it and the program writes its sessions into the v2 table, whose seed a reload
+    keeps (so the flows it holds stay findable)."""
+    pin_dir = Balancer.pin_dir(instance)
+    pin_dir.mkdir(parents=True, exist_ok=True)
+    lib = bpf.lib()
+    key, val = ctypes.sizeof(abi.FlowKey), ctypes.sizeof(abi.FlowVal)
+    fd = lib.call("bpf_map_create", 9, b"shoal_sessions_v1", key, val, 1024, None)
+    lib.call("bpf_obj_pin", fd, str(pin_dir / "shoal_sessions_v1").encode())
+    os.close(fd)
+    lb = start(instance)
+    try:
+        assert not (pin_dir / "shoal_sessions_v1").exists()
+        backend = syn_through_attached(net, 4242)
+        flow = flowhash.flow_key(CLIENT, VIP4, 4242, 80, "tcp")
+        held = lb.session(flow)
+        assert held is not None and held.touched
+        seed = lb.maps.sessions.geom().seed
+    finally:
+        lb.close()
+    with Balancer.load(instance, **SIZES) as again:
+        assert again.maps.sessions.geom().seed == seed
+        found = again.session(flow)
+        assert found is not None and (found.backend_id, found.backend_gen) == (
+            held.backend_id,
+            held.backend_gen,
+        )
+    assert backend
+
+
 STARTUP = """
 import sys
 from pathlib import Path
 from shoal.agents.l4.agent import L4Agent, L4AgentConfig
 from shoal.dataplane.config import parse_config
-instance, ns = sys.argv[1], sys.argv[2]
+instance, ns, sessions = sys.argv[1], sys.argv[2], int(sys.argv[3])
 cfg = L4AgentConfig(controller="http://unused", token="-", name=instance, interface="lb1",
-                    netns=ns, xdp_mode="generic", session_cache_size=8192, max_vips=64,
+                    netns=ns, xdp_mode="generic", session_cache_size=sessions, max_vips=64,
                     max_backends=1024, state_dir=Path("/nonexistent"))
 agent = L4Agent(cfg, api=None)
 agent.ensure_dataplane()
@@ -168,7 +203,9 @@ def test_twenty_random_kills_of_the_startup_under_traffic(net: Net, instance: st
     # Kills land anywhere in a start-up and a little after it: the window is the start-up's own
     # duration here (a loaded machine starts slower), not a constant that assumes a fast one.
     began = time.monotonic()
-    subprocess.run([sys.executable, "-c", STARTUP, instance, net.ns], check=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-c", STARTUP, instance, net.ns, str(SESSIONS)], check=True, timeout=120
+    )
     window = 1.5 * (time.monotonic() - began)
     flows: dict[int, str] = {}
     superseded: dict[int, str] = {}
@@ -189,7 +226,7 @@ def test_twenty_random_kills_of_the_startup_under_traffic(net: Net, instance: st
             superseded.update(flows)
             flows.clear()
         proc = subprocess.Popen(
-            [sys.executable, "-c", STARTUP, instance, net.ns],
+            [sys.executable, "-c", STARTUP, instance, net.ns, str(SESSIONS)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -209,7 +246,9 @@ def test_twenty_random_kills_of_the_startup_under_traffic(net: Net, instance: st
         else:
             assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
     proc = subprocess.run(
-        [sys.executable, "-c", STARTUP, instance, net.ns], capture_output=True, timeout=60
+        [sys.executable, "-c", STARTUP, instance, net.ns, str(SESSIONS)],
+        capture_output=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     assert_one_truth(instance)

@@ -25,7 +25,7 @@ def test_per_cpu_maps_grow_with_cpus_and_the_others_do_not() -> None:
     small, big = map_bytes(NodePlan(cpus=2)), map_bytes(NodePlan(cpus=64))
     for name in ("shoal_backend_stats_v1", "shoal_nexthops_v1", "shoal_vip_stats_v1"):
         assert big[name] > 20 * small[name]
-    for name in ("shoal_sessions_v1", "maglev tables", "shoal_backends_v1"):
+    for name in ("shoal_sessions_v2", "maglev tables", "shoal_backends_v1"):
         assert big[name] == small[name]
 
 
@@ -45,3 +45,15 @@ def test_table_sizes_give_each_backend_a_hundred_slots() -> None:
     ]
     assert all(maglev.is_prime(m) for m in maglev.TABLE_SIZES)
     assert maglev.table_size_for(100_000) == maglev.DEFAULT_TABLE_SIZE
+
+
+def test_the_session_cache_keeps_its_total_split_per_cpu() -> None:
+    """Sets of 4 ways, one stripe per CPU: the same total entries at any CPU count (rounded up
+    to whole sets a stripe), 60 bytes an entry (a 56-byte way and its 4-byte tag)."""
+    for cpus in (1, 2, 3, 64):
+        plan = NodePlan(cpus=cpus)
+        assert plan.sessions_per_cpu * cpus >= plan.sessions
+        assert plan.sessions_per_cpu * cpus - plan.sessions < 4 * cpus
+    plan = NodePlan(cpus=2)
+    assert plan.sessions_per_cpu == 2_097_152
+    assert map_bytes(plan)["shoal_sessions_v2"] // plan.sessions == 60

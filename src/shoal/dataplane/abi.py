@@ -26,6 +26,9 @@ __all__ = [
     "Lpm4Key",
     "Lpm6Key",
     "Nexthop",
+    "SessionGeom",
+    "SessionSet",
+    "SessionWay",
     "Traffic",
     "VipKey",
     "VipVal",
@@ -40,6 +43,7 @@ VIP_FILTER_MULT = 0x9E3779B1
 MAX_VIPS = 4096
 MAX_BACKENDS = 65536
 DEFAULT_SESSIONS = 4_194_304
+SESSION_WAYS = 4  # ways of a session-cache set (shoal_sessions_v2)
 MAX_ACL_PREFIXES = 16384
 COUNTER_SLOTS = 64
 DECAP_COUNTER_SLOTS = 32
@@ -105,6 +109,18 @@ class FlowKey(ctypes.Structure):
 
 class FlowVal(ctypes.Structure):
     _fields_ = [("backend_id", u32), ("backend_gen", u32), ("touched", u64)]
+
+
+class SessionWay(ctypes.Structure):
+    _fields_ = [("key", FlowKey), ("val", FlowVal)]
+
+
+class SessionSet(ctypes.Structure):
+    _fields_ = [("tag", u32 * SESSION_WAYS), ("way", SessionWay * SESSION_WAYS)]
+
+
+class SessionGeom(ctypes.Structure):
+    _fields_ = [("seed", u32), ("sets", u32), ("stripes", u32), ("pad", u32)]
 
 
 class Config(ctypes.Structure):
@@ -284,7 +300,8 @@ class DecapCounter(enum.IntEnum):
 LB_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_vips_v1": (VipKey, VipVal, False),
     "shoal_backends_v1": (u32, Backend, False),
-    "shoal_sessions_v1": (FlowKey, FlowVal, False),
+    "shoal_sessions_v2": (u32, SessionSet, False),
+    "shoal_session_geom_v1": (u32, SessionGeom, False),
     "shoal_config_v2": (u32, Config, False),
     "shoal_flood_v1": (u32, FloodState, True),
     "shoal_counters_v2": (u32, u64, True),

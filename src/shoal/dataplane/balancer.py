@@ -28,6 +28,8 @@ from shoal.dataplane.acl import AclPlan, AclTables, acl_ids_of, plan_acl
 from shoal.dataplane.applied import Allocator, AppliedVip, Mirror, VipState, spec_digest
 from shoal.dataplane.config import BackendSpec, DataplaneConfig, Settings, VipSpec
 from shoal.dataplane.maps import FakeMap, KernelMap, MapStore, PerCpuMap, TypedMap
+from shoal.dataplane.sessions import SessionTable, sets_for
+from shoal.dataplane.sessions import alive as session_alive
 from shoal.dataplane.tablecache import TableCache, ids_hash
 from shoal.dataplane.tables import FakeTables, KernelTables, TableStore
 from shoal.errors import ConfigError, DataplaneError
@@ -53,7 +55,7 @@ NEXTHOP_MAX_AGE = 1.0  # seconds; new flows refresh older cached next hops
 class LbMaps:
     vips: TypedMap[abi.VipKey, abi.VipVal]
     backends: TypedMap[ctypes.c_uint32, abi.Backend]
-    sessions: TypedMap[abi.FlowKey, abi.FlowVal]
+    sessions: SessionTable
     config: TypedMap[ctypes.c_uint32, abi.Config]
     flood: PerCpuMap[ctypes.c_uint32, abi.FloodState]
     counters: PerCpuMap[ctypes.c_uint32, ctypes.c_uint64]
@@ -68,9 +70,12 @@ class LbMaps:
     def close(self) -> None:
         """Closes the file descriptors these maps own (those opened from pins)."""
         for value in [*vars(self).values(), *vars(self.acl).values()]:
-            store = getattr(value, "store", None)
-            if isinstance(store, KernelMap):
-                store.close()
+            stores = (
+                value.stores if isinstance(value, SessionTable) else [getattr(value, "store", None)]
+            )
+            for store in stores:
+                if isinstance(store, KernelMap):
+                    store.close()
         if isinstance(self.tables, KernelTables):
             self.tables.outer.close()
             if self.tables.prev is not None:
@@ -89,7 +94,11 @@ class LbMaps:
         return cls(
             vips=typed("shoal_vips_v1"),
             backends=typed("shoal_backends_v1"),
-            sessions=typed("shoal_sessions_v1"),
+            sessions=SessionTable(
+                typed("shoal_sessions_v2"),
+                stores["shoal_session_geom_v1"],
+                typed("shoal_config_v2"),
+            ),
             config=typed("shoal_config_v2"),
             flood=percpu("shoal_flood_v1"),
             counters=percpu("shoal_counters_v2"),
@@ -141,16 +150,6 @@ def _encap_name(flags: int) -> Literal["ipip", "gue", "srv6"]:
 
 def _net_port(port: int) -> int:
     return int.from_bytes(port.to_bytes(2, "little"), "big")
-
-
-def _session_alive(session: abi.FlowVal, protocol: str, cfg: abi.Config, now: int) -> bool:
-    """The data plane's expiry rule (bpf/lb/session.h): idle for at most the entry's timeout."""
-    closing = bool(session.touched & abi.FLOW_CLOSING)
-    if protocol == "udp":
-        timeout = cfg.udp_timeout
-    else:
-        timeout = cfg.tcp_closing_timeout if closing else cfg.tcp_timeout
-    return not timeout or now - (session.touched & ~abi.FLOW_CLOSING) <= timeout
 
 
 def _before_drains(vip: VipSpec) -> list[tuple[str, int]] | None:
@@ -325,7 +324,7 @@ class Balancer:
     ) -> Balancer:
         """Loads the XDP program with its maps (pinned per instance unless pin=False)."""
         sizes = {
-            "shoal_sessions_v1": session_cache_size,
+            "shoal_sessions_v2": sets_for(session_cache_size, bpf.lib().ncpus),
             "shoal_vips_v1": max_vips,
             "shoal_maglev_v1": max_vips,
             "shoal_maglev_prev_v1": max_vips,
@@ -349,8 +348,10 @@ class Balancer:
                 KernelMap(obj.map_fd("shoal_maglev_prev_v1")),
             )
             maps = LbMaps.from_stores(stores, tables)
+            maps.sessions.set_up(bpf.lib().ncpus)
             if pin_dir is not None:
                 pins.carry_config_v1(pin_dir, maps.config)
+                pins.drop_sessions_v1(pin_dir)
         except BaseException:
             obj.close()
             raise
@@ -406,7 +407,8 @@ class Balancer:
             "shoal_backends_v1": max_backends,
             "shoal_vip_stats_v1": max_vips,
             "shoal_backend_stats_v1": max_backends,
-            "shoal_sessions_v1": 4096,
+            "shoal_sessions_v2": sets_for(4096, ncpus),
+            "shoal_session_geom_v1": 1,
             "shoal_config_v2": 1,
             "shoal_flood_v1": 1,
             "shoal_counters_v2": abi.COUNTER_SLOTS,
@@ -422,7 +424,6 @@ class Balancer:
         stores: dict[str, MapStore] = {}
         hashes = (
             "shoal_vips_v1",
-            "shoal_sessions_v1",
             "shoal_acl4_v1",
             "shoal_acl6_v1",
             "shoal_frags_v1",
@@ -437,9 +438,9 @@ class Balancer:
                 is_array=is_array,
                 ncpus=ncpus,
             )
-        return cls(
-            LbMaps.from_stores(stores, FakeTables()), max_vips=max_vips, max_backends=max_backends
-        )
+        maps = LbMaps.from_stores(stores, FakeTables())
+        maps.sessions.set_up(ncpus)
+        return cls(maps, max_vips=max_vips, max_backends=max_backends)
 
     @property
     def prog_fd(self) -> int:
@@ -1274,7 +1275,8 @@ class Balancer:
             usable = bool(b and b.gen == session.backend_gen and b.flags & abi.BE_F_USABLE)
             if b is not None and b.family:
                 session_backend = str(_address(b.addr, b.family))
-            if usable and _session_alive(session, protocol, cfg, clock.jiffies_now()):
+            alive = session_alive(PROTO_NUM[protocol], session, cfg, clock.jiffies_now())
+            if usable and alive:
                 return FlowTrace(
                     flow,
                     vip_name,

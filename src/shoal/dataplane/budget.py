@@ -2,7 +2,8 @@
 it (the `memlock` line of a map's fdinfo; checked against loaded maps in
 tests/bpf/test_budget.py):
 
-- array: entries x value rounded up to 8 bytes (so a Maglev slot, a u32, costs 8);
+- array: entries x value rounded up to 8 bytes (so a Maglev slot, a u32, costs 8; the
+  session cache is an array of 240-byte sets, 60 bytes an entry);
 - per-CPU array: entries x (value rounded up to 8 x possible CPUs + an 8-byte pointer);
 - preallocated (LRU) hash: entries x (48-byte element header + key + value) + 16 bytes per
   bucket, buckets = entries rounded up to a power of two;
@@ -17,6 +18,7 @@ import ctypes
 from dataclasses import dataclass
 
 from shoal.dataplane import abi, maglev
+from shoal.dataplane.sessions import sets_for
 
 __all__ = ["NodePlan", "map_bytes", "total_bytes"]
 
@@ -48,10 +50,15 @@ class NodePlan:
         return maglev.table_size_for(-(-self.backends // max(self.vips, 1)))
 
     @property
+    def session_sets(self) -> int:
+        """Sets of the session cache over all CPU stripes (sessions.sets_for)."""
+        return sets_for(self.sessions, self.cpus)
+
+    @property
     def sessions_per_cpu(self) -> int:
-        """The session cache has per-CPU LRU lists: each CPU holds at most this many flows
+        """The session cache has one stripe per CPU: each CPU holds at most this many flows
         (a flow stays on the CPU its receive queue hashes it to)."""
-        return self.sessions // self.cpus
+        return self.session_sets // self.cpus * abi.SESSION_WAYS
 
 
 def _r8(n: int) -> int:
@@ -73,8 +80,6 @@ def _percpu(entries: int, value: type, cpus: int) -> int:
 def map_bytes(plan: NodePlan) -> dict[str, int]:
     """Bytes per map (tables: all VIPs' inner maps together) for a node sized by `plan`."""
     sizes = {name: (key, value) for name, (key, value, _) in abi.LB_MAPS.items()}
-    _, flow_val = sizes["shoal_sessions_v1"]
-    sess_elem = HASH_ELEM + _r8(ctypes.sizeof(abi.FlowKey)) + _r8(ctypes.sizeof(flow_val))
     return {
         "shoal_vips_v1": PER_HASH + _pow2(plan.vips) * BUCKET + plan.vips * VIP_ENTRY,
         "shoal_vip_filter_v1": _array(abi.VIP_FILTER_WORDS, ctypes.c_uint64),
@@ -84,7 +89,8 @@ def map_bytes(plan: NodePlan) -> dict[str, int]:
         "shoal_maglev_prev_v1": _array(plan.vips, ctypes.c_uint64),
         "previous maglev tables": plan.vips * (PER_MAP + (plan.slots_per_vip + 1) * 8),
         "shoal_backends_v1": _array(plan.backends, abi.Backend),
-        "shoal_sessions_v1": PER_HASH + plan.sessions * sess_elem + _pow2(plan.sessions) * BUCKET,
+        "shoal_sessions_v2": _array(plan.session_sets, sizes["shoal_sessions_v2"][1]),
+        "shoal_session_geom_v1": _array(1, abi.SessionGeom),
         "shoal_config_v2": _array(1, abi.Config),
         "shoal_flood_v1": _percpu(1, abi.FloodState, plan.cpus),
         "shoal_counters_v2": _percpu(abi.COUNTER_SLOTS, ctypes.c_uint64, plan.cpus),

@@ -25,7 +25,14 @@ from shoal.dataplane.config import Settings
 from shoal.dataplane.maps import KernelMap, TypedMap
 from shoal.errors import BpfError, DataplaneError
 
-__all__ = ["MapCheck", "adopt_live_maps", "carry_config_v1", "check_attached", "prog_map_ids"]
+__all__ = [
+    "MapCheck",
+    "adopt_live_maps",
+    "carry_config_v1",
+    "check_attached",
+    "drop_sessions_v1",
+    "prog_map_ids",
+]
 
 log = logging.getLogger("shoal.dataplane.pins")
 PROG_NAME = b"shoal_lb"
@@ -202,3 +209,15 @@ def carry_config_v1(pin_dir: Path, config: TypedMap[ctypes.c_uint32, abi.Config]
         log.info("carried the node settings from shoal_config_v1 into shoal_config_v2")
     path.unlink()
     return carried
+
+
+def drop_sessions_v1(pin_dir: Path) -> bool:
+    """Unpins the LRU-hash session cache of programs before shoal_sessions_v2 (its layout
+    cannot be read as sets). A program still attached keeps its own reference until the new one
+    replaces it; flows it cached are then hashed afresh (Maglev gives most the same backend)."""
+    path = pin_dir / "shoal_sessions_v1"
+    if not path.exists():
+        return False
+    path.unlink()
+    log.info("unpinned shoal_sessions_v1 (replaced by the set-associative shoal_sessions_v2)")
+    return True
