@@ -25,13 +25,13 @@ from shoal import netns
 from shoal.bench.relay import Relay
 from shoal.dataplane.balancer import Balancer
 from shoal.errors import ShoalError
+from shoal.procs import cpu_seconds
 
 __all__ = [
     "ADMIN",
     "VIP_CIDR",
     "Controller",
     "L4Node",
-    "cpu_seconds",
     "fleet",
     "map_memory",
     "start_agent",
@@ -39,13 +39,6 @@ __all__ = [
 
 ADMIN = "scale-bench-admin"
 VIP_CIDR = "10.96.0.0/16"  # room for 65,000 VIPs; only ever inside the agents' namespaces
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (its threads included), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def _bpftool(*args: str) -> Any:

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
+from shoal import procs
 from shoal.dataplane import libbpf as bpf
 from shoal.errors import BpfError, DataplaneError
 
@@ -67,22 +68,12 @@ def remove_stale_scratch() -> list[Path]:
     removed = []
     for path in BPFFS.glob(f"{SCRATCH_PREFIX}*_*"):
         pid = path.name[len(SCRATCH_PREFIX) :].split("_", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)):
+        if not pid.isdigit() or procs.alive(int(pid)):
             continue
         shutil.rmtree(path, ignore_errors=True)
         if not path.exists():
             removed.append(path)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class BpfObject:

@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import yaml
 
-from shoal import netns
+from shoal import netns, procs
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.config import Settings
 from shoal.dataplane.decap import Decap
@@ -151,15 +151,11 @@ def ensure_system_user(name: str) -> None:
         raise ShoalError(f"cannot create the system user {name}: {proc.stderr.strip()}")
 
 
-def _alive(pid: int, cmd: list[str]) -> bool:
-    """The pid is running and is still the process we started (not a reused pid)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return False
-    # Some daemons (nginx) rewrite their command line into one string.
-    return bool(raw) and (cmd[-1].encode() in raw.split(b"\0") or cmd[-1].encode() in raw)
+def _alive(proc: dict[str, Any]) -> bool:
+    """The process we started is still running: its pid with the start time it had then.
+    Its command line is no identity: it is empty while `ip netns exec` execs the command
+    (a controller the lab had just started was called gone: "did not start")."""
+    return procs.alive(proc["pid"], proc.get("start"))  # None: a state file from before
 
 
 class Lab:
@@ -192,7 +188,7 @@ class Lab:
         state = self.load()
         if state is None:
             return False
-        procs_ok = all(_alive(p["pid"], p["cmd"]) for p in state.processes.values())
+        procs_ok = all(_alive(p) for p in state.processes.values())
         return procs_ok and all(netns.exists(n) for n in state.namespaces)
 
     # ---- up / down ---------------------------------------------------------------------------
@@ -217,14 +213,14 @@ class Lab:
     def down(self, quiet: bool = False, keep_logs: bool = False) -> None:
         state = self.load() or self.state
         for proc in reversed(list(state.processes.values())):
-            if _alive(proc["pid"], proc["cmd"]):
+            if _alive(proc):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc["pid"], signal.SIGTERM)
         deadline = time.monotonic() + 5
         for proc in state.processes.values():
-            while _alive(proc["pid"], proc["cmd"]) and time.monotonic() < deadline:
+            while _alive(proc) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if _alive(proc["pid"], proc["cmd"]):
+            if _alive(proc):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc["pid"], signal.SIGKILL)
         for host in state.hosts.values():
@@ -275,37 +271,34 @@ class Lab:
                 start_new_session=True,
                 env={**os.environ, **(env or {})},
             )
-        # Right after Popen, /proc/<pid>/cmdline may not show the command yet, and `running`
-        # would call a process that is starting gone ("the controller did not start",
-        # "PostgreSQL did not start" with clean logs, in loaded lab runs and unit tests).
-        deadline = time.monotonic() + 10
-        while not _alive(proc.pid, full) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        self.state.processes[name] = {"pid": proc.pid, "cmd": full}
+        # Popen returns after the child's exec, so its start time is there (unless it has
+        # already exited and been reaped: then no process has that start time, so gone).
+        started = procs.start_time(proc.pid) or -1
+        self.state.processes[name] = {"pid": proc.pid, "cmd": full, "start": started}
         self.save()
         return proc.pid
 
     def stop(self, name: str, sig: int = signal.SIGTERM, wait: float = 5.0) -> None:
         proc = self.state.processes.get(name)
-        if proc is None or not _alive(proc["pid"], proc["cmd"]):
+        if proc is None or not _alive(proc):
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc["pid"], sig)
         deadline = time.monotonic() + wait
-        while _alive(proc["pid"], proc["cmd"]) and time.monotonic() < deadline:
+        while _alive(proc) and time.monotonic() < deadline:
             time.sleep(0.02)
-        if sig == signal.SIGTERM and wait > 0 and _alive(proc["pid"], proc["cmd"]):
+        if sig == signal.SIGTERM and wait > 0 and _alive(proc):
             # Past its grace (a controller draining long polls): it would still hold its port
             # and files when it is started again.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc["pid"], signal.SIGKILL)
             deadline = time.monotonic() + 5.0
-            while _alive(proc["pid"], proc["cmd"]) and time.monotonic() < deadline:
+            while _alive(proc) and time.monotonic() < deadline:
                 time.sleep(0.02)
 
     def running(self, name: str) -> bool:
         proc = self.state.processes.get(name)
-        return proc is not None and _alive(proc["pid"], proc["cmd"])
+        return proc is not None and _alive(proc)
 
     def _why_not_running(self, name: str, waited: float) -> str:
         """For an error: no answer from a live process, or what its pid shows now (two lab
@@ -315,12 +308,14 @@ class Lab:
         proc = self.state.processes.get(name)
         if proc is None:
             return "never started"
-        try:
-            with open(f"/proc/{proc['pid']}/cmdline", "rb") as f:
-                shown = f.read().replace(b"\0", b" ").decode(errors="replace")[:120] or "(empty)"
-        except OSError:
+        fields = procs.stat_fields(proc["pid"])
+        if fields is None:
             shown = "no such process"
-        return f"pid {proc['pid']} not running it after {waited:.1f} s: {shown}"
+        elif fields[0] in ("Z", "X"):
+            shown = "exited"
+        else:
+            shown = f"another process (started at tick {fields[19]}, not {proc.get('start')})"
+        return f"pid {proc['pid']} after {waited:.1f} s: {shown}"
 
     # ---- building ----------------------------------------------------------------------------
 
@@ -1010,16 +1005,15 @@ class Lab:
         if state is None:
             return {"up": False, "prefix": self.spec.prefix}
         self.state = state
-        procs = {
-            name: {"pid": p["pid"], "running": _alive(p["pid"], p["cmd"])}
-            for name, p in state.processes.items()
+        processes = {
+            name: {"pid": p["pid"], "running": _alive(p)} for name, p in state.processes.items()
         }
         out: dict[str, Any] = {
             "up": self.healthy(),
             "prefix": state.prefix,
             "namespaces": state.namespaces,
             "hosts": state.hosts,
-            "processes": procs,
+            "processes": processes,
             "controller": {
                 "namespace": state.ctl_ns,
                 "url": state.controller_url,
