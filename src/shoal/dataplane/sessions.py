@@ -225,19 +225,6 @@ class SessionTable:
             way = abi.SessionWay.from_buffer_copy(row.tobytes())
             yield way.key, way.val
 
-    # MapStore-like read view for code that counts entries by key (the agent's occupancy
-    # gauge): iter_keys yields the flow keys held, max_entries is the capacity.
-    @property
-    def store(self) -> SessionTable:
-        return self
-
-    @property
-    def max_entries(self) -> int:
-        return self.capacity
-
-    def iter_keys(self) -> Iterator[bytes]:
-        for key, _ in self.items():
-            yield bytes(key)
 
 
 def alive(proto: int, val: abi.FlowVal, cfg: abi.Config, now: int) -> bool:

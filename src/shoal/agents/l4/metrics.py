@@ -261,7 +261,7 @@ class L4Collector(Collector):
         now = time.monotonic()
         with self._lock:
             if self._occupancy is None or now - self._occupancy[0] >= self.occupancy_every:
-                self._occupancy = (now, sum(1 for _ in lb.maps.sessions.store.iter_keys()))
+                self._occupancy = (now, len(lb.maps.sessions))  # one batch read, counted in numpy
             return self._occupancy[1]
 
     def _flood(self, lb: Any) -> Iterator[Any]:
