@@ -125,6 +125,7 @@ def _l4(
         LoadBalancer.revision_seq,
         LoadBalancer.current_config,
         LoadBalancer.revision_request_id,
+        LoadBalancer.kind,
     ).where(
         LoadBalancer.current_config != "null",
         LoadBalancer.current_config != "{}",
@@ -153,7 +154,13 @@ def _l4(
     for lb_id, pool_id in monitored:
         if checker_for(pool_id, checkers) == node.id:
             checks[lb_id].append(pool_id)
-    l7_nodes = l7_backends(session, settings, now, lb_ids=lb_ids)
+    # Only L7 load balancers are placed: a delta of L4 ones has no placements to read.
+    l7_ids = {row[0] for row in lbs if row[5] == "l7"}
+    l7_nodes = (
+        l7_backends(session, settings, now, lb_ids=lb_ids if lb_ids is None else l7_ids)
+        if lb_ids is None or l7_ids
+        else {}
+    )
     node_checks = [
         {
             "node_id": n.id,
@@ -165,7 +172,7 @@ def _l4(
         if (n.data_address or n.address) and checker_for(n.id, checkers) == node.id
     ]
     parts: Parts = {}
-    for lb_id, revision, seq, config, rid in lbs:
+    for lb_id, revision, seq, config, rid, _kind in lbs:
         extra = f',"l7_nodes":{json.dumps(l7_nodes[lb_id])}' if lb_id in l7_nodes else ""
         parts[lb_id] = (
             f'{{"id":"{lb_id}","revision":{revision},"seq":{seq},'
@@ -251,8 +258,8 @@ def changes(
     snapshot: the position is unknown (ahead of the head: another database), lost to
     compaction, or a change concerns every load balancer (a node's state, the set of live
     nodes). At most `limit` changes per answer (`more` then says to ask again at once)."""
-    seq = feed.head(session)
-    if position <= 0 or position > seq or position < feed.floor(session) - 1:
+    low, seq = feed.bounds(session)
+    if position <= 0 or position > seq or position < low - 1:
         return None
     rows = list(
         session.execute(

@@ -36,6 +36,7 @@ __all__ = [
     "CHANNEL",
     "PENDING_POSITION",
     "Pending",
+    "bounds",
     "compact",
     "floor",
     "head",
@@ -164,6 +165,12 @@ def floor(session: Session) -> int:
     """The oldest position still kept: a position below floor - 1 has lost changes to
     compaction, and its agent needs a snapshot."""
     return session.scalar(select(func.min(Change.id))) or 0
+
+
+def bounds(session: Session) -> tuple[int, int]:
+    """(floor, head) in one statement (0, 0: none yet)."""
+    low, high = session.execute(select(func.min(Change.id), func.max(Change.id))).one()
+    return low or 0, high or 0
 
 
 def compact(session: Session, keep: int) -> int:

@@ -10,18 +10,24 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
 
 from shoal.controller.db.models import (
     Event,
+    HealthMonitor,
+    L7Policy,
+    L7Rule,
+    Listener,
     LoadBalancer,
+    Member,
     Node,
     NodeLbError,
     Placement,
+    Pool,
     utcnow,
 )
-from shoal.controller.services import vips
+from shoal.controller.services import feed, vips
 from shoal.controller.settings import ControllerSettings
 
 __all__ = [
@@ -99,7 +105,7 @@ def _children(lb: LoadBalancer) -> list[Any]:
     return rows
 
 
-def _settle(lb: LoadBalancer, status: str, reason: str | None) -> None:
+def _settle(session: Session, lb: LoadBalancer, status: str, reason: str | None) -> None:
     """The new status on lb and on its children still pending; each row that changes gets
     updated_at, as Octavia stamps every status change."""
     now = utcnow()
@@ -108,19 +114,51 @@ def _settle(lb: LoadBalancer, status: str, reason: str | None) -> None:
     lb.provisioning_status = status
     lb.provisioning_reason = reason
     lb.pending_since = None if status == "ACTIVE" else lb.pending_since
-    for row in _children(lb):
-        if row.provisioning_status != status and (
-            row.provisioning_status in PENDING or status == "ACTIVE"
-        ):
-            row.provisioning_status = status
-            row.updated_at = now
+    if _tree_loaded(lb):  # a writer's tree: its rows in hand are what it answers with
+        for row in _children(lb):
+            if row.provisioning_status != status and (
+                row.provisioning_status in PENDING or status == "ACTIVE"
+            ):
+                row.provisioning_status = status
+                row.updated_at = now
+    else:  # a report or the tick: one UPDATE per table, no tree loaded to find them
+        _settle_rows(session, lb.id, status, now)
+
+
+def _tree_loaded(lb: LoadBalancer) -> bool:
+    unloaded = inspect(lb).unloaded
+    return "listeners" not in unloaded and "pools" not in unloaded
+
+
+def _settle_rows(session: Session, lb_id: str, status: str, now: dt.datetime) -> None:
+    """_settle's rule for the children of a load balancer whose tree is not loaded (so no
+    loaded row goes stale), as statements on their tables."""
+    listeners = select(Listener.id).where(Listener.load_balancer_id == lb_id)
+    pools = select(Pool.id).where(Pool.load_balancer_id == lb_id)
+    policies = select(L7Policy.id).where(L7Policy.listener_id.in_(listeners))
+    for model, owner in (
+        (Listener, Listener.load_balancer_id == lb_id),
+        (Pool, Pool.load_balancer_id == lb_id),
+        (Member, Member.pool_id.in_(pools)),
+        (HealthMonitor, HealthMonitor.pool_id.in_(pools)),
+        (L7Policy, L7Policy.listener_id.in_(listeners)),
+        (L7Rule, L7Rule.l7policy_id.in_(policies)),
+    ):
+        column = model.provisioning_status
+        due = column != status if status == "ACTIVE" else column.in_(PENDING) & (column != status)
+        session.execute(
+            update(model)
+            .where(owner, due)
+            .values(provisioning_status=status, updated_at=now)
+            .execution_options(synchronize_session=False)  # none of them is loaded
+        )
 
 
 def _fail(session: Session, lb: LoadBalancer, reason: str) -> None:
     """ERROR with this reason, and an event (once per reason)."""
     if lb.provisioning_status == "ERROR" and lb.provisioning_reason == reason:
         return
-    _settle(lb, "ERROR", reason)
+    _settle(session, lb, "ERROR", reason)
     session.add(
         Event(
             project_id=lb.project_id,
@@ -147,15 +185,22 @@ def refresh(
     nodes = [] if noop else serving_nodes(session, lb, settings, now, alive)
     deleting = lb.current_config == "null"
     node_ids = {n.id for n in nodes}
-    errors = [
-        e
-        for e in session.scalars(
-            select(NodeLbError).where(
-                NodeLbError.load_balancer_id == lb.id, NodeLbError.revision == lb.revision
+    # A revision this transaction publishes (its position comes at commit) has reached no
+    # node yet, so no node can have failed it: no need to look.
+    unseen = lb.revision_seq == feed.PENDING_POSITION
+    errors = (
+        []
+        if unseen or not nodes
+        else [
+            e
+            for e in session.scalars(
+                select(NodeLbError).where(
+                    NodeLbError.load_balancer_id == lb.id, NodeLbError.revision == lb.revision
+                )
             )
-        )
-        if e.node_id in node_ids
-    ]
+            if e.node_id in node_ids
+        ]
+    )
     behind = [n for n in nodes if n.applied_seq < lb.revision_seq]
     placed = (
         noop
@@ -188,7 +233,7 @@ def refresh(
             vips.release(session, lb)
             session.delete(lb)
             return "DELETED"
-        _settle(lb, "ACTIVE", None)
+        _settle(session, lb, "ACTIVE", None)
     elif (
         lb.provisioning_status in PENDING
         and lb.pending_since is not None

@@ -18,16 +18,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from shoal.controller.auth import Principal
 from shoal.controller.db.engine import Database
 from shoal.controller.db.models import (
     AuditEntry,
     Certificate,
+    HealthMonitor,
+    L7Policy,
+    L7Rule,
     Listener,
     LoadBalancer,
+    Member,
     Pool,
     Revision,
     utcnow,
@@ -60,6 +64,10 @@ class WriteContext:
     touched: set[str] = field(default_factory=set)  # quota kinds that may have grown
     resource: tuple[str, str] | None = None  # (type, id) for the audit log
     revision: int = 0  # the revision this write published (its ETag)
+    # The response body, built from the rows in hand once the revision is published (its
+    # statuses settled), before the commit: the route answers without reading them again.
+    respond: Callable[[], dict[str, Any]] | None = None
+    body: dict[str, Any] = field(default_factory=dict)
 
     def pending(self, row: Any, status_value: str = "PENDING_UPDATE") -> None:
         row.provisioning_status = status_value
@@ -132,6 +140,8 @@ class Writer:
             ctx = WriteContext(session, principal, lb, action, message)
             yield ctx
             published = self._publish(ctx, pending)
+            if ctx.respond is not None:
+                ctx.body = ctx.respond()
         self._published(ctx, published.position)  # set at commit
 
     @contextlib.contextmanager
@@ -184,7 +194,8 @@ class Writer:
     def _publish(self, ctx: WriteContext, pending_status: str) -> feed.Pending:
         session, lb = ctx.session, ctx.lb
         session.flush()
-        session.expire(lb, ["listeners", "pools"])  # see rows the caller added or removed
+        if session.info.pop(_RESHAPED, False):
+            session.expire(lb, ["listeners", "pools"])  # see rows the caller added or removed
         deleting = ctx.action == "delete" and ctx.resource == ("loadbalancer", lb.id)
         if not deleting:
             tree.validate_tree(lb)
@@ -232,6 +243,24 @@ class Writer:
             placement.place(session, lb, self.settings)
         status.refresh(session, lb, self.settings)
         return pending
+
+
+# Set on a session when a flush inserted or deleted a row of a load balancer's tree, or
+# moved an L7 policy (its listener's list is ordered by position): only then can the
+# tree's loaded lists differ from the rows, and only then does _publish reload them.
+_RESHAPED = "shoal_tree_reshaped"
+
+
+def _reshaped(mapper: Any, connection: Any, target: Any) -> None:
+    session = object_session(target)
+    if session is not None:
+        session.info[_RESHAPED] = True
+
+
+for _model in (Listener, Pool, Member, HealthMonitor, L7Policy, L7Rule):
+    event.listen(_model, "after_insert", _reshaped)
+    event.listen(_model, "after_delete", _reshaped)
+event.listen(L7Policy, "after_update", _reshaped)
 
 
 def _check_certificates(session: Session, lb: LoadBalancer) -> None:

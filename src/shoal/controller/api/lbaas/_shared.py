@@ -113,9 +113,20 @@ def renderer(model: type[Any], view: Callable[[Any], dict[str, Any]], key: str) 
 
 
 def lb_id_for(state: Any, principal: Principal, model: type[Any], ident: str) -> str:
-    """The load balancer id of a child resource (404 if invisible), before a write locks it."""
+    """The load balancer id of a child resource (404 if invisible), before a write locks it:
+    from the foreign keys on the way up, without loading the load balancer's row."""
     with state.db.read() as session:
-        return str(lb_of(get_visible(session, model, ident, principal)).id)
+        row = get_visible(session, model, ident, principal)
+        for path in (("pool",), ("listener",), ("policy", "listener")):
+            parent = row
+            for attr in path:
+                parent = getattr(parent, attr, None)
+                if parent is None:
+                    break
+            else:
+                row = parent
+                break
+        return str(row.load_balancer_id)
 
 
 def apply_fields(row: Any, changes: dict[str, Any], nullable: frozenset[str] = frozenset()) -> None:

@@ -350,29 +350,32 @@ def report(node_id: str, body: NodeReport, state: State, principal: CurrentPrinc
         # Every load balancer whose rows the report writes: an L7 node only its placements.
         lb_ids = {e.load_balancer_id for e in body.errors} | set(body.digests) | set(body.removed)
         _refuse("load balancer(s)", duties.foreign_lbs(session, node, lb_ids), node)
-        node.last_seen = utcnow()
-        before = node.applied_seq
-        node.applied_seq = max(node.applied_seq, min(body.seq, current_seq(session)))
-        # An L7 node that now serves new placements: the L4 tier may send it new flows.
-        ready = (
-            list(
-                session.scalars(
-                    select(Placement.load_balancer_id).where(
-                        Placement.node_id == node.id,
-                        Placement.ready_seq > before,
-                        Placement.ready_seq <= node.applied_seq,
+        head = current_seq(session)
+        # The node's columns go out in one UPDATE at the flush below, not one per query.
+        with session.no_autoflush:
+            node.last_seen = utcnow()
+            before = node.applied_seq
+            node.applied_seq = max(node.applied_seq, min(body.seq, head))
+            # An L7 node that now serves new placements: the L4 tier may send it new flows.
+            ready = (
+                list(
+                    session.scalars(
+                        select(Placement.load_balancer_id).where(
+                            Placement.node_id == node.id,
+                            Placement.ready_seq > before,
+                            Placement.ready_seq <= node.applied_seq,
+                        )
                     )
                 )
+                if node.role == "l7"
+                else []
             )
-            if node.role == "l7"
-            else []
-        )
-        if ready:
-            feed.record(session, "placement", ready)
-        reports.store_tables(session, node, body)
-        reports.store_counters(node, body)
-        if body.version:
-            node.version = body.version
+            if ready:
+                feed.record(session, "placement", ready)
+            reports.store_tables(session, node, body)
+            reports.store_counters(node, body)
+            if body.version:
+                node.version = body.version
         session.flush()
         status.refresh_pending(session, state.settings)
     return Response(status_code=204)
