@@ -32,7 +32,9 @@ from typing import Any
 __all__ = ["MemberCost", "measure"]
 
 ADMIN = "bench-admin-secret"
-_STEPS = ("write", "feed", "report")
+# floor: GET / (no database, no auth): what any request costs here, the in-process client
+# and the app's middleware, part of every other step's figure.
+_STEPS = ("write", "feed", "report", "floor")
 
 
 @dataclass
@@ -55,7 +57,7 @@ class MemberCost:
     members: int
     rounds: int
     database: str
-    steps: dict[str, dict[str, float]]  # write; feed and report per node (their sum)
+    steps: dict[str, dict[str, float]]  # write; feed and report (both nodes summed); floor
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -352,6 +354,7 @@ def measure(
                 for node in nodes:
                     _timed(feed, counter, node.follow)
                     _timed(rep, counter, node.report)
+                _timed(steps["floor"], counter, lambda: _ok(c.get("/")))
                 for name, part in (("feed", feed), ("report", rep)):
                     steps[name].wall_ms.append(sum(part.wall_ms))
                     steps[name].cpu_ms.append(sum(part.cpu_ms))

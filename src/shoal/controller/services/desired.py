@@ -116,7 +116,11 @@ def _l4(
     lb_ids: set[str] | None,
 ) -> tuple[Parts, dict[str, Any]]:
     """The load balancers of lb_ids (None: all) an L4 node runs, and the head's extras."""
-    checkers = status.alive_nodes(session, settings, now, role="l4")
+    # Every node in one read (a fleet is tens of rows): the live L4 ones share the checks,
+    # the L7 ones are checked.
+    fleet = list(session.scalars(select(Node).order_by(Node.id)))
+    cutoff = status.liveness_cutoff(settings, now)
+    checkers = [n for n in fleet if n.role == "l4" and n.last_seen >= cutoff]
     if node not in checkers:
         checkers.append(node)
     query = select(
@@ -168,8 +172,10 @@ def _l4(
             "port": settings.l7_monitor_port,
             "interval": settings.l7_check_interval,
         }
-        for n in session.scalars(select(Node).where(Node.role == "l7").order_by(Node.id))
-        if (n.data_address or n.address) and checker_for(n.id, checkers) == node.id
+        for n in fleet
+        if n.role == "l7"
+        and (n.data_address or n.address)
+        and checker_for(n.id, checkers) == node.id
     ]
     parts: Parts = {}
     for lb_id, revision, seq, config, rid, _kind in lbs:
