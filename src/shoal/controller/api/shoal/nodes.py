@@ -310,7 +310,9 @@ async def node_feed(
     load balancers in full and tombstones, in order; a snapshot when position is 0, unknown
     or compacted away. With timeout=T, waits up to T seconds (at most a third of
     node_dead_after) for a change, then answers {"seq": position, "changed": false}."""
-    head = await run_in_threadpool(_check_own, state, node_id, principal)
+    # Without a timeout there is nothing to wait for: the answer's own transaction checks
+    # the caller, so the head is not read first.
+    head = await run_in_threadpool(_check_own, state, node_id, principal) if timeout > 0 else -1
     if timeout > 0 and position == head:  # nothing new yet: wait for it
         limit = min(timeout, state.settings.long_poll_max, state.settings.node_dead_after / 3)
         seq = await state.notifier.wait_beyond(position, limit)
@@ -320,13 +322,13 @@ async def node_feed(
                 f'{{"schema_version":{SCHEMA_VERSION},"seq":{position},"changed":false}}',
                 media_type="application/json",
             )
-    body = await run_in_threadpool(_feed, state, node_id, position)
+    body = await run_in_threadpool(_feed, state, node_id, position, principal)
     return Response(body, media_type="application/json")
 
 
-def _feed(state: State, node_id: str, position: int) -> str:
+def _feed(state: State, node_id: str, position: int, principal: Principal) -> str:
     with state.db.write() as session:
-        node = _node(session, node_id)
+        node = _own_node(session, node_id, principal)
         answer = desired.changes(session, node, state.settings, position, state.settings.feed_batch)
         return answer if answer is not None else desired.build(session, node, state.settings)
 
