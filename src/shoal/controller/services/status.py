@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import inspect, select, update
+from sqlalchemy import inspect, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from shoal.controller.db.models import (
@@ -262,10 +262,13 @@ def refresh_pending(session: Session, settings: ControllerSettings) -> int:
     Writers lock their load balancer and then place it, so a transaction that has taken the
     planner's lock (placement.reconcile) must not call this afterwards: commit first."""
     now = utcnow()
+    # 'ACTIVE' written out, not bound: the partial index ix_load_balancers_unsettled (the few
+    # not ACTIVE) only serves a query whose condition is its own, and a bound value is not
+    # (SQLite plans without it, PostgreSQL's generic plans of prepared statements too).
     lbs = list(
         session.scalars(
             select(LoadBalancer)
-            .where(LoadBalancer.provisioning_status != "ACTIVE")
+            .where(LoadBalancer.provisioning_status != literal_column("'ACTIVE'"))
             .order_by(LoadBalancer.id)
             .with_for_update(of=LoadBalancer)
             .execution_options(populate_existing=True)
