@@ -5,7 +5,8 @@ code imported; then the plots of statements and controller CPU per change agains
 
     membercost_ab.py BEFORE_SRC AFTER_SRC OUT.json FIG_DIR [SIZES] [ROUNDS] [PASSES]
 
-The membercost file itself is taken from this checkout for both (it uses only routes and
+Runs add up in OUT.json (more passes, same comparison); the plots take each size's
+median over the passes. The membercost file itself is taken from this checkout for both (it uses only routes and
 modules that exist in both trees)."""
 
 import json
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 import matplotlib
 
@@ -34,7 +36,10 @@ def run(src: str, n: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# Runs add up in OUT.json: a second invocation is more passes of the same comparison.
 doc: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "runs": []}
+if Path(out).exists():
+    doc = json.loads(Path(out).read_text())
 for _ in range(passes):
     for n in sizes:
         for label, src in (("before", before), ("after", after)):
@@ -56,7 +61,7 @@ for key, label in (("statements", "SQL statements per change"), ("cpu_ms", "cont
     for tree in ("before", "after"):
         rows = [r for r in doc["runs"] if r["tree"] == tree]
         xs = sorted({r["load_balancers"] for r in rows})
-        ys = [min(per_change(r, key) for r in rows if r["load_balancers"] == x) for x in xs]
+        ys = [median(per_change(r, key) for r in rows if r["load_balancers"] == x) for x in xs]
         ax.plot(xs, ys, marker="o", label=tree)
     ax.set_xscale("log")
     ax.set_ylim(bottom=0)
