@@ -967,9 +967,14 @@ class Lab:
             elif now - good_since >= quiet:
                 return now - start
             if now - start > timeout:
+                # A node that never announces: is its agent still there to do it?
+                agents = {
+                    n: self.running(f"agent-{n}") or self._why_not_running(f"agent-{n}", 0)
+                    for n in nodes
+                }
                 raise ShoalError(
                     f"router not settled on {want} for {vip}: BGP {bgp}, BFD {bfd}, "
-                    f"ECMP {self.ecmp_nexthops(vip)}"
+                    f"ECMP {self.ecmp_nexthops(vip)}, agents running {agents}"
                 )
             time.sleep(0.1)
 
