@@ -14,6 +14,14 @@ from shoal.lab.lab import Lab, LabSpec
 
 pytestmark = pytest.mark.netns
 FIGURES: dict[str, Any] = {}
+FAILED: list[str] = []  # node ids of the tests that failed: the lab keeps its logs then
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
+    outcome: Any = yield
+    if outcome.get_result().failed:
+        FAILED.append(item.nodeid)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -37,7 +45,10 @@ def lab() -> Iterator[Lab]:
     try:
         yield lab
     finally:
-        lab.down(quiet=True)
+        # A failure is read from the daemons' logs (BIRD, agents, controller): keep them.
+        lab.down(quiet=True, keep_logs=bool(FAILED))
+        if FAILED:
+            FIGURES["logs kept (a test failed)"] = str(lab.dir / "logs")
 
 
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> float:

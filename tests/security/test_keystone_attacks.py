@@ -143,6 +143,8 @@ def test_a_revoked_token_stops_working_after_cache_ttl(client, keystone):
 
 def test_shoal_secrets_and_huge_tokens_never_reach_keystone(client, keystone):
     assert call(client, "shoal_" + "x" * 43).status_code == 401
+    # A node credential Shoal no longer accepts (guessed, revoked, past its grace).
+    assert call(client, "shoalnode_" + "x" * 43).status_code == 401
     assert call(client, "A" * 9000).status_code == 401
     assert keystone.subjects == []
     assert call(client, ADMIN_SECRET).status_code == 200  # Shoal's own tokens still work

@@ -62,12 +62,17 @@ def https_controller(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 def test_https_verified_against_the_internal_ca(https_controller: tuple[str, Path]) -> None:
     url, ca = https_controller
+    # This asserts verification, not speed: httpx's default 5 s read timeout expired on this
+    # first request on a machine at load average 9.
     ok = httpx.get(
-        f"{url}/v2/shoal/nodes", headers={"X-Auth-Token": ADMIN}, verify=verify_for(url, ca, False)
+        f"{url}/v2/shoal/nodes",
+        headers={"X-Auth-Token": ADMIN},
+        verify=verify_for(url, ca, False),
+        timeout=60,
     )
     assert ok.status_code == 200
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-        httpx.get(f"{url}/healthcheck", verify=verify_for(url, None, False))  # system CAs
+        httpx.get(f"{url}/healthcheck", verify=verify_for(url, None, False), timeout=60)
     # An agent without the bundle does not talk to it (nor send it its credential).
     with pytest.raises(ControllerUnavailableError, match="CERTIFICATE_VERIFY_FAILED"):
         AgentApi(url, "x").desired_state("n")

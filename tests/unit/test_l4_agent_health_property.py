@@ -105,6 +105,9 @@ class History:
     def __init__(self) -> None:
         start = desired_state(LBS, MEMBERS, monitors=True)
         self.docs: dict[str, dict[str, Any]] = {d["id"]: d for d in start["load_balancers"]}
+        # As in the controller, one (id, revision) names one configuration: a load balancer
+        # made again under an id seen before gets a revision above every earlier one.
+        self.top: dict[str, int] = {k: d["revision"] for k, d in self.docs.items()}
         self.node_checks: list[dict[str, Any]] = []
         self.seq = 1
 
@@ -143,6 +146,8 @@ class History:
                     self.docs.pop(lb_id, None)
                     changed.pop(lb_id, None)
                     self.docs[lb_id] = load_balancer(i, MEMBERS, monitors=i % 2 == 0)
+                    if lb_id in self.top:
+                        self.docs[lb_id]["revision"] = self.top[lb_id] + 1
                     changed[lb_id] = self.docs[lb_id]
                 continue
             if what == "delete":
@@ -184,6 +189,7 @@ class History:
         for lb in changed.values():  # each change its own position, as the controller's
             self.seq += 1
             lb["seq"] = self.seq
+            self.top[lb["id"]] = max(self.top.get(lb["id"], 0), lb["revision"])
         return self.feed(copy.deepcopy(list(changed.values())), deleted)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import shoal
 from shoal import procs
 from shoal.lab.lab import Lab, LabSpec
 
@@ -79,3 +80,23 @@ def test_cpu_seconds_of_a_gone_process_says_so() -> None:
     child.wait()
     with pytest.raises(ProcessLookupError):
         procs.cpu_seconds(child.pid)
+
+
+def test_the_lab_starts_its_daemons_on_its_own_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another `shoal` first on the path (as when the shared virtualenv's editable install
+    moved to another checkout mid-run): a daemon the lab starts still imports the lab's."""
+    elsewhere = tmp_path / "elsewhere" / "shoal"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "__init__.py").write_text("")
+    monkeypatch.setenv("PYTHONPATH", str(elsewhere.parent))
+    lab = Lab(LabSpec(root=tmp_path, prefix="codetest"))
+    script = "import shoal; print(shoal.__file__, flush=True)"
+    lab.spawn("which", [sys.executable, "-c", script], None)
+    log = lab.dir / "logs" / "which.log"
+    deadline = time.monotonic() + 30
+    while not log.read_text().strip():
+        assert time.monotonic() < deadline, "the daemon printed nothing"
+        time.sleep(0.02)
+    assert Path(log.read_text().strip()).resolve() == Path(shoal.__file__).resolve()

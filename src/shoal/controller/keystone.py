@@ -29,12 +29,14 @@ from sqlalchemy.orm import Session
 from shoal.controller.auth import Principal, TokenAuthenticator, request_token
 from shoal.controller.errors import Forbidden, ServiceUnavailable, Unauthorized
 from shoal.controller.rbac import NO_ROLE_MESSAGE, grant_for
+from shoal.controller.services.enrollment import SECRET_PREFIX as NODE_SECRET_PREFIX
 from shoal.controller.settings import KeystoneSettings
 
 __all__ = ["Identity", "KeystoneAuthenticator", "KeystoneClient", "TokenCache"]
 
 MAX_TOKEN_LENGTH = 8192  # Fernet tokens are ~200 characters, JWS ones ~800
 SHOAL_PREFIX = "shoal_"  # new_secret()'s
+LOCAL_PREFIXES = (SHOAL_PREFIX, NODE_SECRET_PREFIX)
 SERVICE_TOKEN_MARGIN = 60.0  # renew the service token this long before it expires
 
 
@@ -231,7 +233,9 @@ class KeystoneAuthenticator:
         principal = self.shoal.lookup(session, secret)
         if principal is not None:
             return principal
-        if secret.startswith(SHOAL_PREFIX) or len(secret) > MAX_TOKEN_LENGTH:
+        # Shoal's own secrets (API tokens, node credentials) that Shoal did not accept are
+        # refused here: never handed to Keystone, where an old credential would be disclosed.
+        if secret.startswith(LOCAL_PREFIXES) or len(secret) > MAX_TOKEN_LENGTH:
             raise Unauthorized("the token is not valid")
         return self._principal(self._identity(secret))
 

@@ -226,7 +226,6 @@ class SessionTable:
             yield way.key, way.val
 
 
-
 def alive(proto: int, val: abi.FlowVal, cfg: abi.Config, now: int) -> bool:
     """The data plane's expiry rule (session_timeout): idle for at most the entry's timeout,
     udp_timeout, tcp_timeout or, once the flow sent a FIN or an RST, tcp_closing_timeout."""

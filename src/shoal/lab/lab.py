@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 import yaml
 
+import shoal
 from shoal import netns, procs
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.config import Settings
@@ -158,6 +159,16 @@ def _alive(proc: dict[str, Any]) -> bool:
     return procs.alive(proc["pid"], proc.get("start"))  # None: a state file from before
 
 
+def _same_code() -> dict[str, str]:
+    """PYTHONPATH for a daemon the lab starts: the tree this lab's own `shoal` came from, so
+    controller and agents run the code the tests run even if the virtualenv's editable
+    install is pointed at another checkout meanwhile (a `make build` in a worktree sharing
+    the .venv did that, in the middle of a lab run)."""
+    tree = str(Path(shoal.__file__).resolve().parent.parent)
+    rest = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": tree + (os.pathsep + rest if rest else "")}
+
+
 class Lab:
     def __init__(
         self, spec: LabSpec | None = None, progress: Callable[[str], None] | None = None
@@ -269,7 +280,7 @@ class Lab:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, **(env or {})},
+                env={**os.environ, **_same_code(), **(env or {})},
             )
         # Popen returns after the child's exec, so its start time is there (unless it has
         # already exited and been reaped: then no process has that start time, so gone).
@@ -967,9 +978,14 @@ class Lab:
             elif now - good_since >= quiet:
                 return now - start
             if now - start > timeout:
+                # A node that never announces: is its agent still there to do it?
+                agents = {
+                    n: self.running(f"agent-{n}") or self._why_not_running(f"agent-{n}", 0)
+                    for n in nodes
+                }
                 raise ShoalError(
                     f"router not settled on {want} for {vip}: BGP {bgp}, BFD {bfd}, "
-                    f"ECMP {self.ecmp_nexthops(vip)}"
+                    f"ECMP {self.ecmp_nexthops(vip)}, agents running {agents}"
                 )
             time.sleep(0.1)
 
