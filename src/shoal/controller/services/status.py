@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import inspect, literal_column, select, update
+from sqlalchemy import Select, inspect, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from shoal.controller.db.models import (
@@ -36,6 +36,7 @@ __all__ = [
     "member_operating_status",
     "refresh",
     "refresh_pending",
+    "unsettled_query",
 ]
 
 PENDING = ("PENDING_CREATE", "PENDING_UPDATE", "PENDING_DELETE")
@@ -248,6 +249,21 @@ def refresh(
     return lb.provisioning_status
 
 
+def unsettled_query() -> Select[tuple[LoadBalancer]]:
+    """The load balancers that are not ACTIVE, locked in id order, read afresh."""
+    # 'ACTIVE' written out, not bound: the partial index ix_load_balancers_unsettled (the few
+    # not ACTIVE) only serves a query whose condition is its own, and a bound value is not
+    # (PostgreSQL's generic plans of prepared statements). tests/api/test_query_plans.py
+    # checks that both databases use it.
+    return (
+        select(LoadBalancer)
+        .where(LoadBalancer.provisioning_status != literal_column("'ACTIVE'"))
+        .order_by(LoadBalancer.id)
+        .with_for_update(of=LoadBalancer)
+        .execution_options(populate_existing=True)
+    )
+
+
 def refresh_pending(session: Session, settings: ControllerSettings) -> int:
     """Re-derives every load balancer that is not ACTIVE; returns how many changed.
 
@@ -262,18 +278,7 @@ def refresh_pending(session: Session, settings: ControllerSettings) -> int:
     Writers lock their load balancer and then place it, so a transaction that has taken the
     planner's lock (placement.reconcile) must not call this afterwards: commit first."""
     now = utcnow()
-    # 'ACTIVE' written out, not bound: the partial index ix_load_balancers_unsettled (the few
-    # not ACTIVE) only serves a query whose condition is its own, and a bound value is not
-    # (SQLite plans without it, PostgreSQL's generic plans of prepared statements too).
-    lbs = list(
-        session.scalars(
-            select(LoadBalancer)
-            .where(LoadBalancer.provisioning_status != literal_column("'ACTIVE'"))
-            .order_by(LoadBalancer.id)
-            .with_for_update(of=LoadBalancer)
-            .execution_options(populate_existing=True)
-        )
-    )
+    lbs = list(session.scalars(unsettled_query()))
     if not lbs:
         return 0
     alive = alive_nodes(session, settings, now, fresh=True)
