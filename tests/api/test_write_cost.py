@@ -5,12 +5,15 @@ agent's credential is found in one lookup without opening a door for other secre
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
+from shoal.bench.membercost import StatementCounter
 from shoal.controller import app as app_module
 from shoal.controller.app import create_app
 from shoal.controller.settings import load_settings
@@ -18,25 +21,19 @@ from shoal.controller.settings import load_settings
 from .conftest import make_settings
 from .helpers import ADMIN_SECRET, Api, Fleet
 
+Count = Callable[[TestClient], StatementCounter]
 
-def _count(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """A counter of the statements the app's engine sends from now on, for the requests
-    alone: the once-a-second background tick is stopped."""
+
+@pytest.fixture
+def count(monkeypatch: pytest.MonkeyPatch) -> Iterator[Count]:
+    """count(client): a counter of the statements the client's app sends from now on, for
+    the requests alone: the once-a-second background tick is stopped (it could settle a load
+    balancer a step was to settle), until the test ends."""
     monkeypatch.setattr(app_module, "background_tick", lambda state: None)
-    n = [0]
-
-    def seen(*_: object) -> None:
-        n[0] += 1
-
-    engine = client.app.state.shoal.db.engine  # type: ignore[attr-defined]
-    event.listen(engine, "before_cursor_execute", seen)
-    return n
-
-
-def _statements(n: list[int], call: object) -> int:
-    before = n[0]
-    call()  # type: ignore[operator]
-    return n[0] - before
+    with contextlib.ExitStack() as stack:
+        yield lambda client: stack.enter_context(
+            StatementCounter(client.app.state.shoal.db.engine)  # type: ignore[attr-defined]
+        )
 
 
 def _revision(admin: Api, lb_id: str) -> str:
@@ -119,21 +116,21 @@ def test_a_report_settles_every_child_and_a_failure_marks_only_the_pending(
 
 
 def _change_cost(
-    admin: Api, agent: Fleet, n: list[int], stack: dict, node_id: str, seq: int
+    admin: Api, agent: Fleet, n: StatementCounter, stack: dict, node_id: str, seq: int
 ) -> tuple[int, int, int, int]:
     pool_id, member = stack["pool"]["id"], stack["members"][0]["id"]
     path = f"/v2/lbaas/pools/{pool_id}/members/{member}"
     weight = {"member": {"weight": 1 + seq % 2}}
-    write = _statements(n, lambda: admin.ok("PUT", path, weight))
+    write = n.during(lambda: admin.ok("PUT", path, weight))
     out: list[int] = []
-    feed = _statements(n, lambda: out.extend([_follow(agent, node_id, seq)[0]]))
+    feed = n.during(lambda: out.extend([_follow(agent, node_id, seq)[0]]))
     body = {"seq": out[0], "errors": []}
-    report = _statements(n, lambda: agent.ok("POST", f"/v2/shoal/nodes/{node_id}/report", body))
+    report = n.during(lambda: agent.ok("POST", f"/v2/shoal/nodes/{node_id}/report", body))
     return write, feed, report, out[0]
 
 
 def _least_cost(
-    admin: Api, agent: Fleet, n: list[int], stack: dict, node_id: str, seq: int
+    admin: Api, agent: Fleet, n: StatementCounter, stack: dict, node_id: str, seq: int
 ) -> tuple[list[int], int]:
     """The fewest statements of two changes, per step: the feed watcher's poll of the head
     (every feed_poll_interval, on its own) may fall into one of them, not into both."""
@@ -143,12 +140,12 @@ def _least_cost(
 
 
 def test_statements_per_change_do_not_grow_with_the_load_balancers(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database_url: str, tmp_path: Path, count: Count
 ) -> None:
     settings = make_settings(database_url, tmp_path, feed_poll_interval=10)
     with TestClient(create_app(settings), base_url="https://testserver") as client:
         admin, agent = Api(client, ADMIN_SECRET), Fleet(Api(client, ADMIN_SECRET))
-        n = _count(client, monkeypatch)
+        n = count(client)
         first = admin.l4_stack(members=2)
         node = agent.ok("POST", "/v2/shoal/nodes", {"name": "l4-a", "role": "l4"})["node"]
         seq = _settled(agent, node["id"], 0)
@@ -168,11 +165,11 @@ def test_statements_per_change_do_not_grow_with_the_load_balancers(
 
 
 def test_an_agents_secret_is_one_lookup_and_other_secrets_still_work(
-    admin: Api, agent: Fleet, client: TestClient, monkeypatch: pytest.MonkeyPatch
+    admin: Api, agent: Fleet, client: TestClient, count: Count
 ) -> None:
     node = agent.ok("POST", "/v2/shoal/nodes", {"name": "l4-a", "role": "l4"})["node"]
     node_api = agent.by_id[node["id"]]
-    n = _count(client, monkeypatch)
+    n = count(client)
     tokens: list[str] = []
     event.listen(
         client.app.state.shoal.db.engine,  # type: ignore[attr-defined]
@@ -181,7 +178,7 @@ def test_an_agents_secret_is_one_lookup_and_other_secrets_still_work(
             tokens.append(statement) if "FROM tokens" in statement else None
         ),
     )
-    assert _statements(n, lambda: node_api.ok("GET", f"/v2/shoal/nodes/{node['id']}/feed")) > 0
+    assert n.during(lambda: node_api.ok("GET", f"/v2/shoal/nodes/{node['id']}/feed")) > 0
     assert tokens == []  # the agent's secret is not looked up among the API tokens
     admin.ok("GET", "/v2/lbaas/loadbalancers")
     assert len(tokens) == 1

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MemberCost", "measure"]
+__all__ = ["MemberCost", "StatementCounter", "measure"]
 
 ADMIN = "bench-admin-secret"
 # floor: GET / (no database, no auth): what any request costs here, the in-process client
@@ -63,20 +63,25 @@ class MemberCost:
         return asdict(self)
 
 
-class _Counter:
+class StatementCounter(contextlib.AbstractContextManager["StatementCounter"]):
     """Counts the statements the engine sends for the requests, not those of the app's
-    once-a-second background tick (idle work, which the scale bench subtracts too)."""
+    once-a-second background tick (idle work, which the scale bench subtracts too). Inside
+    its `with` only: the listener and the tick's wrapper go at exit."""
 
     def __init__(self, engine: Any) -> None:
+        self.n = 0
+        self.log: list[str] | None = None
+        self._engine = engine
+        self._tick = threading.local()
+        self._original: Callable[[Any], None] | None = None
+
+    def __enter__(self) -> StatementCounter:
         from sqlalchemy import event
 
         from shoal.controller import app
 
-        self.n = 0
-        self.log: list[str] | None = None
-        self._tick = threading.local()
-        event.listen(engine, "before_cursor_execute", self._count)
-        original = app.background_tick
+        event.listen(self._engine, "before_cursor_execute", self._count)
+        original = self._original = app.background_tick
 
         def tick(state: Any) -> None:
             self._tick.on = True
@@ -86,6 +91,16 @@ class _Counter:
                 self._tick.on = False
 
         app.background_tick = tick
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from sqlalchemy import event
+
+        from shoal.controller import app
+
+        event.remove(self._engine, "before_cursor_execute", self._count)
+        if self._original is not None:
+            app.background_tick = self._original
 
     def _count(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if getattr(self._tick, "on", False):
@@ -94,6 +109,12 @@ class _Counter:
         if self.log is not None:
             self.log.append(" ".join(statement.split())[:160])
 
+    def during(self, call: Callable[[], object]) -> int:
+        """How many statements call() sends."""
+        before = self.n
+        call()
+        return self.n - before
+
 
 def _ok(r: Any) -> Any:
     if r.status_code >= 300:
@@ -101,7 +122,7 @@ def _ok(r: Any) -> Any:
     return r.json() if r.content else None
 
 
-def _timed(step: Step, counter: _Counter, call: Callable[[], Any]) -> Any:
+def _timed(step: Step, counter: StatementCounter, call: Callable[[], Any]) -> Any:
     n, cpu, wall = counter.n, time.process_time(), time.perf_counter()
     out = call()
     step.wall_ms.append((time.perf_counter() - wall) * 1000)
@@ -334,41 +355,44 @@ def measure(
         with TestClient(create_app(settings), base_url="https://bench") as c:
             admin = {"X-Auth-Token": ADMIN}
             state = c.app.state.shoal  # type: ignore[attr-defined]
-            counter = _Counter(state.db.engine)
-            lb_id, pool_id = _template(c, admin, members)
-            _clone(state.db, lb_id, n - 1)
-            nodes = [_Node(c, admin, f"bench-l4-{k}") for k in (1, 2)]
-            for node in nodes:  # the first sync: a snapshot, then a whole report
-                node.follow()
-                node.report(node.changed)
-            listed = _ok(c.get(f"/v2/lbaas/pools/{pool_id}/members", headers=admin))["members"]
-            steps = {s: Step() for s in _STEPS}
-            profiling = contextlib.ExitStack()
-            profiles = profiling.enter_context(_profiled(profile))
-            for r in range(rounds):
-                target = listed[r % len(listed)]["id"]
-                path = f"/v2/lbaas/pools/{pool_id}/members/{target}"
-                body = {"member": {"weight": 1 + r % 2}}
-                if echo and r == rounds - 1:
-                    counter.log = []
-                if profile and r == rounds // 2:  # the second half: warm
-                    profiles.clear()
-                _timed(steps["write"], counter, lambda: _ok(c.put(path, json=body, headers=admin)))  # noqa: B023
-                feed, rep = Step(), Step()
-                for node in nodes:
-                    _timed(feed, counter, node.follow)
-                    _timed(rep, counter, node.report)
-                _timed(steps["floor"], counter, lambda: _ok(c.get("/")))
-                for name, part in (("feed", feed), ("report", rep)):
-                    steps[name].wall_ms.append(sum(part.wall_ms))
-                    steps[name].cpu_ms.append(sum(part.cpu_ms))
-                    steps[name].statements.append(sum(part.statements))
-                status = _ok(c.get(f"/v2/lbaas/loadbalancers/{lb_id}", headers=admin))
-                if status["loadbalancer"]["provisioning_status"] != "ACTIVE":
-                    raise RuntimeError(f"not ACTIVE after both reports: {status}")
-            if counter.log is not None:
-                print("\n".join(counter.log), file=sys.stderr)
-            profiling.close()
+            with contextlib.ExitStack() as profiling:
+                counter = profiling.enter_context(StatementCounter(state.db.engine))
+                lb_id, pool_id = _template(c, admin, members)
+                _clone(state.db, lb_id, n - 1)
+                nodes = [_Node(c, admin, f"bench-l4-{k}") for k in (1, 2)]
+                for node in nodes:  # the first sync: a snapshot, then a whole report
+                    node.follow()
+                    node.report(node.changed)
+                listed = _ok(c.get(f"/v2/lbaas/pools/{pool_id}/members", headers=admin))["members"]
+                steps = {s: Step() for s in _STEPS}
+                profiles = profiling.enter_context(_profiled(profile))
+                for r in range(rounds):
+                    target = listed[r % len(listed)]["id"]
+                    path = f"/v2/lbaas/pools/{pool_id}/members/{target}"
+                    body = {"member": {"weight": 1 + r % 2}}
+                    if echo and r == rounds - 1:
+                        counter.log = []
+                    if profile and r == rounds // 2:  # the second half: warm
+                        profiles.clear()
+
+                    def write(path: str = path, body: dict[str, Any] = body) -> Any:
+                        return _ok(c.put(path, json=body, headers=admin))
+
+                    _timed(steps["write"], counter, write)
+                    feed, rep = Step(), Step()
+                    for node in nodes:
+                        _timed(feed, counter, node.follow)
+                        _timed(rep, counter, node.report)
+                    _timed(steps["floor"], counter, lambda: _ok(c.get("/")))
+                    for name, part in (("feed", feed), ("report", rep)):
+                        steps[name].wall_ms.append(sum(part.wall_ms))
+                        steps[name].cpu_ms.append(sum(part.cpu_ms))
+                        steps[name].statements.append(sum(part.statements))
+                    status = _ok(c.get(f"/v2/lbaas/loadbalancers/{lb_id}", headers=admin))
+                    if status["loadbalancer"]["provisioning_status"] != "ACTIVE":
+                        raise RuntimeError(f"not ACTIVE after both reports: {status}")
+                if counter.log is not None:
+                    print("\n".join(counter.log), file=sys.stderr)
     return MemberCost(
         n,
         members,

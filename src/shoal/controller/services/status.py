@@ -41,6 +41,10 @@ __all__ = [
 
 PENDING = ("PENDING_CREATE", "PENDING_UPDATE", "PENDING_DELETE")
 
+# The execution option of a bulk UPDATE that changes only statuses, not a tree's shape
+# (services/writes.py reloads a tree's lists after any other bulk statement).
+STATUS_ONLY = "shoal_status_only"
+
 
 # When this controller process started: right after a (re)start no node has had the chance
 # to reach it yet, so silence only counts as death once node_dead_after has passed since.
@@ -106,16 +110,22 @@ def _children(lb: LoadBalancer) -> list[Any]:
     return rows
 
 
-def _settle(session: Session, lb: LoadBalancer, status: str, reason: str | None) -> None:
+def _settle(
+    session: Session, lb: LoadBalancer, status: str, reason: str | None, in_hand: bool
+) -> None:
     """The new status on lb and on its children still pending; each row that changes gets
-    updated_at, as Octavia stamps every status change."""
+    updated_at, as Octavia stamps every status change.
+
+    in_hand: the caller (a writer) answers from lb's tree, so its rows are settled as objects,
+    loaded first if they are not. Otherwise (a report, the tick) one UPDATE per table settles
+    them, unless some of the tree is loaded already and would go stale."""
     now = utcnow()
     if lb.provisioning_status != status:
         lb.updated_at = now
     lb.provisioning_status = status
     lb.provisioning_reason = reason
     lb.pending_since = None if status == "ACTIVE" else lb.pending_since
-    if _tree_loaded(lb):  # a writer's tree: its rows in hand are what it answers with
+    if in_hand or _tree_loaded(lb):
         for row in _children(lb):
             if row.provisioning_status != status and (
                 row.provisioning_status in PENDING or status == "ACTIVE"
@@ -128,7 +138,7 @@ def _settle(session: Session, lb: LoadBalancer, status: str, reason: str | None)
 
 def _tree_loaded(lb: LoadBalancer) -> bool:
     unloaded = inspect(lb).unloaded
-    return "listeners" not in unloaded and "pools" not in unloaded
+    return "listeners" not in unloaded or "pools" not in unloaded
 
 
 def _settle_rows(session: Session, lb_id: str, status: str, now: dt.datetime) -> None:
@@ -151,15 +161,16 @@ def _settle_rows(session: Session, lb_id: str, status: str, now: dt.datetime) ->
             update(model)
             .where(owner, due)
             .values(provisioning_status=status, updated_at=now)
-            .execution_options(synchronize_session=False)  # none of them is loaded
+            # None of them is loaded (_settle); no row changes parent.
+            .execution_options(synchronize_session=False, **{STATUS_ONLY: True})
         )
 
 
-def _fail(session: Session, lb: LoadBalancer, reason: str) -> None:
+def _fail(session: Session, lb: LoadBalancer, reason: str, in_hand: bool) -> None:
     """ERROR with this reason, and an event (once per reason)."""
     if lb.provisioning_status == "ERROR" and lb.provisioning_reason == reason:
         return
-    _settle(session, lb, "ERROR", reason)
+    _settle(session, lb, "ERROR", reason, in_hand)
     session.add(
         Event(
             project_id=lb.project_id,
@@ -177,8 +188,11 @@ def refresh(
     settings: ControllerSettings,
     now: dt.datetime | None = None,
     alive: list[Node] | None = None,
+    *,
+    in_hand: bool = False,
 ) -> str:
-    """Re-derives lb's provisioning status; deletes it once a deletion is applied everywhere."""
+    """Re-derives lb's provisioning status; deletes it once a deletion is applied everywhere.
+    in_hand: the caller answers from lb's tree (see _settle)."""
     if lb.provisioning_status == "ACTIVE":
         return "ACTIVE"
     now = now or utcnow()
@@ -216,11 +230,15 @@ def refresh(
     )
     if not placed:
         _fail(
-            session, lb, "not placed: no L7 node has free capacity (register or undrain L7 nodes)"
+            session,
+            lb,
+            "not placed: no L7 node has free capacity (register or undrain L7 nodes)",
+            in_hand,
         )
     elif errors:
         names = {n.id: n.name for n in nodes}
-        _fail(session, lb, "; ".join(f"node {names[e.node_id]}: {e.reason}" for e in errors))
+        reason = "; ".join(f"node {names[e.node_id]}: {e.reason}" for e in errors)
+        _fail(session, lb, reason, in_hand)
     elif not behind:
         if deleting:
             session.add(
@@ -234,7 +252,7 @@ def refresh(
             vips.release(session, lb)
             session.delete(lb)
             return "DELETED"
-        _settle(session, lb, "ACTIVE", None)
+        _settle(session, lb, "ACTIVE", None, in_hand)
     elif (
         lb.provisioning_status in PENDING
         and lb.pending_since is not None
@@ -245,7 +263,7 @@ def refresh(
             f"node(s) {late} did not apply revision {lb.revision} within "
             f"{settings.pending_timeout:g} s"
         )
-        _fail(session, lb, reason)
+        _fail(session, lb, reason, in_hand)
     return lb.provisioning_status
 
 

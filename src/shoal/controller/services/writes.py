@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session, object_session, selectinload
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import ORMExecuteState, Session, object_session, selectinload
 
 from shoal.controller.auth import Principal
 from shoal.controller.db.engine import Database
@@ -140,8 +141,6 @@ class Writer:
             ctx = WriteContext(session, principal, lb, action, message)
             yield ctx
             published = self._publish(ctx, pending)
-            if ctx.respond is not None:
-                ctx.body = ctx.respond()
         self._published(ctx, published.position)  # set at commit
 
     @contextlib.contextmanager
@@ -241,14 +240,25 @@ class Writer:
         )
         if lb.kind == "l7" and not deleting and lb.provider != "noop":
             placement.place(session, lb, self.settings)
-        status.refresh(session, lb, self.settings)
+        status.refresh(session, lb, self.settings, in_hand=True)
+        if ctx.respond is not None:  # statuses settled, before the commit
+            ctx.body = ctx.respond()
         return pending
 
 
-# Set on a session when a flush inserted or deleted a row of a load balancer's tree, or
-# moved an L7 policy (its listener's list is ordered by position): only then can the
-# tree's loaded lists differ from the rows, and only then does _publish reload them.
+# Set on a session when a row of a load balancer's tree was inserted, deleted or moved to
+# another parent (its owner's key changed), by the unit of work or by a bulk statement: only
+# then can the tree's loaded lists differ from the rows, and only then does _publish reload
+# them. A bulk UPDATE that changes statuses only says so (status.STATUS_ONLY).
 _RESHAPED = "shoal_tree_reshaped"
+_OWNER_KEYS: dict[type, tuple[str, ...]] = {
+    Listener: ("load_balancer_id",),
+    Pool: ("load_balancer_id",),
+    Member: ("pool_id",),
+    HealthMonitor: ("pool_id",),
+    L7Policy: ("listener_id",),
+    L7Rule: ("l7policy_id",),
+}
 
 
 def _reshaped(mapper: Any, connection: Any, target: Any) -> None:
@@ -257,10 +267,26 @@ def _reshaped(mapper: Any, connection: Any, target: Any) -> None:
         session.info[_RESHAPED] = True
 
 
-for _model in (Listener, Pool, Member, HealthMonitor, L7Policy, L7Rule):
+def _moved(mapper: Any, connection: Any, target: Any) -> None:
+    attrs = sa_inspect(target).attrs
+    if any(attrs[key].history.has_changes() for key in _OWNER_KEYS[type(target)]):
+        _reshaped(mapper, connection, target)
+
+
+def _bulk(state: ORMExecuteState) -> None:
+    if not (state.is_insert or state.is_update or state.is_delete):
+        return
+    if state.is_update and state.execution_options.get(status.STATUS_ONLY):
+        return
+    if any(m.class_ in _OWNER_KEYS for m in state.all_mappers):
+        state.session.info[_RESHAPED] = True
+
+
+for _model in _OWNER_KEYS:
     event.listen(_model, "after_insert", _reshaped)
     event.listen(_model, "after_delete", _reshaped)
-event.listen(L7Policy, "after_update", _reshaped)
+    event.listen(_model, "after_update", _moved)
+event.listen(Session, "do_orm_execute", _bulk)
 
 
 def _check_certificates(session: Session, lb: LoadBalancer) -> None:

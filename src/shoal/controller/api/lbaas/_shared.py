@@ -52,22 +52,29 @@ def target_project(principal: Principal, requested: str | None) -> str:
     return principal.project_id
 
 
-def lb_of(row: Any) -> Any:
-    """The load balancer a child resource belongs to."""
-    for path in (
-        ("load_balancer",),
-        ("pool", "load_balancer"),
-        ("listener", "load_balancer"),
-        ("policy", "listener", "load_balancer"),
-    ):
-        target = row
+# A child resource's way up to the listener or pool that names its load balancer.
+_UP = (("pool",), ("listener",), ("policy", "listener"))
+
+
+def _listener_or_pool(row: Any) -> Any:
+    """The listener or pool above row (row itself if it is one)."""
+    for path in _UP:
+        parent = row
         for attr in path:
-            target = getattr(target, attr, None)
-            if target is None:
+            parent = getattr(parent, attr, None)
+            if parent is None:
                 break
         else:
-            return target
-    raise AssertionError(f"no load balancer for {row!r}")
+            return parent
+    return row
+
+
+def lb_of(row: Any) -> Any:
+    """The load balancer a child resource belongs to."""
+    lb = getattr(_listener_or_pool(row), "load_balancer", None)
+    if lb is None:
+        raise AssertionError(f"no load balancer for {row!r}")
+    return lb
 
 
 def render(
@@ -117,16 +124,7 @@ def lb_id_for(state: Any, principal: Principal, model: type[Any], ident: str) ->
     from the foreign keys on the way up, without loading the load balancer's row."""
     with state.db.read() as session:
         row = get_visible(session, model, ident, principal)
-        for path in (("pool",), ("listener",), ("policy", "listener")):
-            parent = row
-            for attr in path:
-                parent = getattr(parent, attr, None)
-                if parent is None:
-                    break
-            else:
-                row = parent
-                break
-        return str(row.load_balancer_id)
+        return str(_listener_or_pool(row).load_balancer_id)
 
 
 def apply_fields(row: Any, changes: dict[str, Any], nullable: frozenset[str] = frozenset()) -> None:
