@@ -49,6 +49,14 @@ def checker_for(subject_id: str, nodes: list[Node]) -> str | None:
     return owner
 
 
+def l4_checkers(fleet: list[Node], node: Node, cutoff: dt.datetime) -> list[Node]:
+    """The nodes checks are spread over, for `node` asking: the live L4 nodes of the fleet,
+    and the asking node (an agent that reaches the controller is alive). One rule for the
+    duty a node is given (the feed) and the results accepted from it (duties)."""
+    checkers = [n for n in fleet if n.role == "l4" and n.last_seen >= cutoff]
+    return checkers if node in checkers else [*checkers, node]
+
+
 def _head(seq: int, node: Node, settings: ControllerSettings, **extra: Any) -> str:
     """The answer up to its load balancers, as an open JSON object."""
     doc = json.dumps(
@@ -119,10 +127,7 @@ def _l4(
     # Every node in one read (a fleet is tens of rows): the live L4 ones share the checks,
     # the L7 ones are checked.
     fleet = list(session.scalars(select(Node).order_by(Node.id)))
-    cutoff = status.liveness_cutoff(settings, now)
-    checkers = [n for n in fleet if n.role == "l4" and n.last_seen >= cutoff]
-    if node not in checkers:
-        checkers.append(node)
+    checkers = l4_checkers(fleet, node, status.liveness_cutoff(settings, now))
     query = select(
         LoadBalancer.id,
         LoadBalancer.revision,
