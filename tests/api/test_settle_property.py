@@ -74,10 +74,12 @@ def _settled(
             row.provisioning_status = value
         session.flush()
         session.expunge_all()  # the bulk path must find nothing loaded
-        lb = session.scalars(select(LoadBalancer).where(LoadBalancer.id == lb_id)).one()
         if in_hand:
-            lb = load_tree(session, lb_id)
-            assert lb is not None
+            tree = load_tree(session, lb_id)
+            assert tree is not None
+            lb = tree
+        else:
+            lb = session.scalars(select(LoadBalancer).where(LoadBalancer.id == lb_id)).one()
         status._settle(session, lb, target, None, in_hand)
         session.flush()
         session.expunge_all()

@@ -100,7 +100,7 @@ class StatementCounter(contextlib.AbstractContextManager["StatementCounter"]):
 
         event.remove(self._engine, "before_cursor_execute", self._count)
         if self._original is not None:
-            app.background_tick = self._original
+            app.background_tick = self._original  # type: ignore[assignment]
 
     def _count(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if getattr(self._tick, "on", False):

@@ -169,7 +169,7 @@ def bounds(session: Session) -> tuple[int, int]:
     return low or 0, high or 0
 
 
-def bounds_query() -> Select[tuple[int | None, int | None]]:
+def bounds_query() -> Select[int | None, int | None]:
     # Two scalar subqueries, not min() and max() in one select: SQLite answers a lone
     # min() or max() from the primary key's end, but scans the table for both together
     # (tests/api/test_query_plans.py).

@@ -267,7 +267,7 @@ def refresh(
     return lb.provisioning_status
 
 
-def unsettled_query() -> Select[tuple[LoadBalancer]]:
+def unsettled_query() -> Select[LoadBalancer]:
     """The load balancers that are not ACTIVE, locked in id order, read afresh."""
     # 'ACTIVE' written out, not bound: the partial index ix_load_balancers_unsettled (the few
     # not ACTIVE) only serves a query whose condition is its own, and a bound value is not
