@@ -6,43 +6,40 @@ Statement counts cannot see a full scan; these plans can."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, Select, create_engine, text
+from sqlalchemy import Select, create_engine, text
 
 from shoal.controller.db.migrate import upgrade
 from shoal.controller.services.feed import bounds_query
 from shoal.controller.services.status import unsettled_query
 
 
-def _plan(engine: Engine, query: Select) -> str:  # type: ignore[type-arg]
+def _plan(database_url: str, query: Select) -> tuple[str, str]:  # type: ignore[type-arg]
+    """(dialect, plan) of the query on a database the migrations built."""
+    upgrade(database_url)
+    engine = create_engine(database_url)
     sql = str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            rows = conn.execute(text("EXPLAIN QUERY PLAN " + sql)).all()
-            return "\n".join(str(row[-1]) for row in rows)
-        # Planned as if the table were large: on a near-empty one a sequential scan is
-        # cheapest, and the question is whether the index can serve the query at all.
-        conn.execute(text("SET LOCAL enable_seqscan = off"))
-        return "\n".join(str(row[0]) for row in conn.execute(text("EXPLAIN " + sql)))
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                rows = conn.execute(text("EXPLAIN QUERY PLAN " + sql)).all()
+                return "sqlite", "\n".join(str(row[-1]) for row in rows)
+            # Planned as if the table were large: on a near-empty one a sequential scan is
+            # cheapest, and the question is whether the index can serve the query at all.
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+            rows = conn.execute(text("EXPLAIN " + sql)).all()
+            return engine.dialect.name, "\n".join(str(row[0]) for row in rows)
+    finally:
+        engine.dispose()
 
 
 def test_pending_load_balancers_are_read_through_the_partial_index(database_url: str) -> None:
-    upgrade(database_url)
-    engine = create_engine(database_url)
-    try:
-        plan = _plan(engine, unsettled_query())
-    finally:
-        engine.dispose()
+    _, plan = _plan(database_url, unsettled_query())
     assert "ix_load_balancers_unsettled" in plan, plan
 
 
 def test_feed_bounds_read_two_ends_of_the_key_not_the_table(database_url: str) -> None:
-    upgrade(database_url)
-    engine = create_engine(database_url)
-    try:
-        plan = _plan(engine, bounds_query())
-    finally:
-        engine.dispose()
-    if engine.dialect.name == "sqlite":
+    dialect, plan = _plan(database_url, bounds_query())
+    if dialect == "sqlite":
         assert "SCAN changes" not in plan, plan
         assert plan.count("SEARCH changes") == 2, plan
     else:
