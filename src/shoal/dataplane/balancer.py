@@ -258,6 +258,7 @@ class _Plan:
     late_writes: dict[int, abi.Backend] = field(default_factory=dict)  # losing usability: after
     # Entries rewritten with their VIP's next table generation, once its new table is in.
     gen_writes: dict[int, abi.Backend] = field(default_factory=dict)
+    table_gens: dict[int, int] = field(default_factory=dict)  # vip_id -> its new generation
     new_ids: set[int] = field(default_factory=set)
     tables: dict[int, np.ndarray | None] = field(default_factory=dict)  # None = no usable one
     # Second chance on a node that never held the VIP: the table before its drains.
@@ -275,17 +276,6 @@ class _Plan:
     seed: bytes | None = None
     backends_total: int = 0
     anyport_total: int = 0
-
-
-def _table_gen(mirror: Mirror, slots: dict[bytes, int], plan: _Plan | None = None) -> int:
-    """A VIP's table generation: its backend entries all carry it (0 for a VIP without any)."""
-    for slot in slots.values():
-        entry = (plan.backend_writes.get(slot) if plan is not None else None) or (
-            mirror.backends.get(slot)
-        )
-        if entry is not None and entry.family:
-            return int(entry.table_gen)
-    return 0
 
 
 class _OutOfIds(Exception):  # noqa: N818 - internal signal, never leaves apply()
@@ -908,7 +898,7 @@ class Balancer:
                 slot = got
                 old_gen = mirror.backends[slot].gen if slot in mirror.backends else 0
                 entry.gen = (old_gen + 1) & 0xFFFFFFFF or 1
-                entry.table_gen = _table_gen(mirror, old_slots)
+                entry.table_gen = mirror.table_gens.get(vip_id, 0)
                 plan.backend_writes[slot] = entry
                 plan.new_ids.add(slot)
                 if vip.name not in report.added + report.changed:
@@ -1002,10 +992,12 @@ class Balancer:
             mirror.backends[slot] = entry
         for vip_id, slots in plan.slots_of.items():
             mirror.slots_of[vip_id] = slots
+        mirror.table_gens.update(plan.table_gens)
         for kb, vip_id in plan.removed_vips.items():
             del mirror.vips[kb]
             mirror.slots_of.pop(vip_id, None)
             mirror.table_hashes.pop(vip_id, None)
+            mirror.table_gens.pop(vip_id, None)
             mirror.acl_active.pop(vip_id, None)
         for acl_id, net in [*plan.acl.pre_deletes, *plan.acl.post_deletes]:
             nets = mirror.acl.get(acl_id)
@@ -1104,7 +1096,8 @@ class Balancer:
         """Every backend entry of the VIP with the next table generation: session entries
         written under the old table are no longer taken for the new table's pick."""
         slots = plan.slots_of.get(vip_id) or mirror.slots_of.get(vip_id, {})
-        gen = (_table_gen(mirror, slots, plan) + 1) & abi.FLOW_GEN_BITS
+        gen = (mirror.table_gens.get(vip_id, 0) + 1) & abi.FLOW_GEN_BITS
+        plan.table_gens[vip_id] = gen
         for slot in slots.values():
             base = plan.late_writes.get(slot) or plan.backend_writes.get(slot)
             entry = abi.Backend.from_buffer_copy(bytes(base or mirror.backends[slot]))
