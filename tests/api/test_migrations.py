@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from alembic import command
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, inspect, text
 
 from shoal.controller.db.migrate import alembic_config, upgrade
 
@@ -78,3 +78,21 @@ def test_0011_moves_digests_into_rows_and_traffic_into_columns(database_url: str
         back = [json.loads(v) if isinstance(v, str) else v for v in row]
         assert back == [json.loads(counters), json.loads(digests)]
     engine.dispose()
+
+
+def test_0012_adds_the_unsettled_index_and_downgrade_drops_it(database_url: str) -> None:
+    config = alembic_config(database_url)
+    command.upgrade(config, "0012")
+    engine = create_engine(database_url)
+    try:
+        assert "ix_load_balancers_unsettled" in _index_names(engine, "load_balancers")
+        command.downgrade(config, "0011")
+        assert "ix_load_balancers_unsettled" not in _index_names(engine, "load_balancers")
+        command.upgrade(config, "0012")
+        assert "ix_load_balancers_unsettled" in _index_names(engine, "load_balancers")
+    finally:
+        engine.dispose()
+
+
+def _index_names(engine: Engine, table: str) -> set[str]:
+    return {str(index["name"]) for index in inspect(engine).get_indexes(table)}

@@ -101,6 +101,11 @@ class Authenticator(Protocol):
     def authenticate(self, request: Request, session: Session) -> Principal: ...
 
 
+# A node credential's secret starts with this (services/enrollment.py issues them), an API
+# token's with new_secret()'s default: lookup() asks the table the prefix names first.
+NODE_SECRET_PREFIX = "shoalnode_"
+
+
 def new_secret(prefix: str = "shoal_") -> str:
     return prefix + secrets.token_urlsafe(32)
 
@@ -137,9 +142,12 @@ class TokenAuthenticator:
         """The principal of a Shoal secret; None when Shoal never issued it. Expired and
         revoked ones are refused here, not passed on to another authenticator."""
         digest = secret_hash(secret)
+        node_first = secret.startswith(NODE_SECRET_PREFIX)  # an agent's: one statement
+        if node_first and (node := _node_principal(session, digest)) is not None:
+            return node
         token = session.scalar(select(Token).where(Token.secret_hash == digest))
         if token is None:
-            return _node_principal(session, digest)
+            return None if node_first else _node_principal(session, digest)
         if token.expires_at is not None and token.expires_at <= utcnow():
             raise Unauthorized("the token has expired")
         if token.role not in ROLES:

@@ -96,6 +96,13 @@ class LoadBalancer(_Resource, Base):
         # Every holder of an address, noop ones too: VIP allocation looks candidates up here
         # (the partial index above serves only queries that exclude noop balancers).
         Index("ix_load_balancers_vip_address", "vip_address"),
+        # The few waiting for their nodes: status.refresh_pending runs on every report.
+        Index(
+            "ix_load_balancers_unsettled",
+            "id",
+            sqlite_where=text("provisioning_status != 'ACTIVE'"),
+            postgresql_where=text("provisioning_status != 'ACTIVE'"),
+        ),
     )
 
     description: Mapped[str] = mapped_column(String(255), default="")

@@ -49,6 +49,14 @@ def checker_for(subject_id: str, nodes: list[Node]) -> str | None:
     return owner
 
 
+def l4_checkers(fleet: list[Node], node: Node, cutoff: dt.datetime) -> list[Node]:
+    """The nodes checks are spread over, for `node` asking: the live L4 nodes of the fleet,
+    and the asking node (an agent that reaches the controller is alive). One rule for the
+    duty a node is given (the feed) and the results accepted from it (duties)."""
+    checkers = [n for n in fleet if n.role == "l4" and n.last_seen >= cutoff]
+    return checkers if node in checkers else [*checkers, node]
+
+
 def _head(seq: int, node: Node, settings: ControllerSettings, **extra: Any) -> str:
     """The answer up to its load balancers, as an open JSON object."""
     doc = json.dumps(
@@ -116,15 +124,17 @@ def _l4(
     lb_ids: set[str] | None,
 ) -> tuple[Parts, dict[str, Any]]:
     """The load balancers of lb_ids (None: all) an L4 node runs, and the head's extras."""
-    checkers = status.alive_nodes(session, settings, now, role="l4")
-    if node not in checkers:
-        checkers.append(node)
+    # Every node in one read (a fleet is tens of rows): the live L4 ones share the checks,
+    # the L7 ones are checked.
+    fleet = list(session.scalars(select(Node).order_by(Node.id)))
+    checkers = l4_checkers(fleet, node, status.liveness_cutoff(settings, now))
     query = select(
         LoadBalancer.id,
         LoadBalancer.revision,
         LoadBalancer.revision_seq,
         LoadBalancer.current_config,
         LoadBalancer.revision_request_id,
+        LoadBalancer.kind,
     ).where(
         LoadBalancer.current_config != "null",
         LoadBalancer.current_config != "{}",
@@ -153,7 +163,13 @@ def _l4(
     for lb_id, pool_id in monitored:
         if checker_for(pool_id, checkers) == node.id:
             checks[lb_id].append(pool_id)
-    l7_nodes = l7_backends(session, settings, now, lb_ids=lb_ids)
+    # Only L7 load balancers are placed: a delta of L4 ones has no placements to read.
+    l7_ids = {row[0] for row in lbs if row[5] == "l7"}
+    l7_nodes = (
+        l7_backends(session, settings, now, lb_ids=lb_ids if lb_ids is None else l7_ids)
+        if lb_ids is None or l7_ids
+        else {}
+    )
     node_checks = [
         {
             "node_id": n.id,
@@ -161,11 +177,13 @@ def _l4(
             "port": settings.l7_monitor_port,
             "interval": settings.l7_check_interval,
         }
-        for n in session.scalars(select(Node).where(Node.role == "l7").order_by(Node.id))
-        if (n.data_address or n.address) and checker_for(n.id, checkers) == node.id
+        for n in fleet
+        if n.role == "l7"
+        and (n.data_address or n.address)
+        and checker_for(n.id, checkers) == node.id
     ]
     parts: Parts = {}
-    for lb_id, revision, seq, config, rid in lbs:
+    for lb_id, revision, seq, config, rid, _kind in lbs:
         extra = f',"l7_nodes":{json.dumps(l7_nodes[lb_id])}' if lb_id in l7_nodes else ""
         parts[lb_id] = (
             f'{{"id":"{lb_id}","revision":{revision},"seq":{seq},'
@@ -251,8 +269,8 @@ def changes(
     snapshot: the position is unknown (ahead of the head: another database), lost to
     compaction, or a change concerns every load balancer (a node's state, the set of live
     nodes). At most `limit` changes per answer (`more` then says to ask again at once)."""
-    seq = feed.head(session)
-    if position <= 0 or position > seq or position < feed.floor(session) - 1:
+    low, seq = feed.bounds(session)
+    if position <= 0 or position > seq or position < low - 1:
         return None
     rows = list(
         session.execute(

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from shoal.controller.db.models import HealthMonitor, LoadBalancer, Member, Node, Placement, Pool
 from shoal.controller.services import status
-from shoal.controller.services.desired import checker_for
+from shoal.controller.services.desired import checker_for, l4_checkers
 from shoal.controller.settings import ControllerSettings
 
 __all__ = ["Checks", "foreign_lbs", "member_checks", "node_checks"]
@@ -22,8 +22,8 @@ def _l4_checkers(
     session: Session, node: Node, settings: ControllerSettings, now: dt.datetime
 ) -> list[Node]:
     """The L4 nodes checks are spread over, as the desired state computes them."""
-    checkers = status.alive_nodes(session, settings, now, role="l4")
-    return checkers if node in checkers else [*checkers, node]
+    alive = status.alive_nodes(session, settings, now, role="l4")
+    return l4_checkers(alive, node, status.liveness_cutoff(settings, now))
 
 
 def foreign_lbs(session: Session, node: Node, lb_ids: set[str]) -> set[str]:

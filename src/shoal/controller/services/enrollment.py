@@ -11,14 +11,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shoal.controller.auth import NodeGrant, new_secret, secret_hash
+from shoal.controller.auth import NODE_SECRET_PREFIX, NodeGrant, new_secret, secret_hash
 from shoal.controller.db.models import Event, Node, NodeCredential, utcnow
 from shoal.controller.errors import BadRequest, Conflict, Forbidden, NotFound
 from shoal.controller.schemas.enrollment import EnrollmentCreate
 
 __all__ = ["SECRET_PREFIX", "enroll", "get", "registration", "revoke", "rotate", "view"]
 
-SECRET_PREFIX = "shoalnode_"
+SECRET_PREFIX = NODE_SECRET_PREFIX
 
 
 def view(cred: NodeCredential) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, delete, event, func, select, text
+from sqlalchemy import Engine, Select, delete, event, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
@@ -36,8 +36,9 @@ __all__ = [
     "CHANNEL",
     "PENDING_POSITION",
     "Pending",
+    "bounds",
+    "bounds_query",
     "compact",
-    "floor",
     "head",
     "note_live_nodes",
     "record",
@@ -160,10 +161,22 @@ def head(session: Session) -> int:
     return session.scalar(select(func.max(Change.id))) or 0
 
 
-def floor(session: Session) -> int:
-    """The oldest position still kept: a position below floor - 1 has lost changes to
-    compaction, and its agent needs a snapshot."""
-    return session.scalar(select(func.min(Change.id))) or 0
+def bounds(session: Session) -> tuple[int, int]:
+    """(floor, head) in one statement (0, 0: none yet). The floor is the oldest position
+    still kept: a position below floor - 1 has lost changes to compaction, and its agent
+    needs a snapshot."""
+    low, high = session.execute(bounds_query()).one()
+    return low or 0, high or 0
+
+
+def bounds_query() -> Select[int | None, int | None]:
+    # Two scalar subqueries, not min() and max() in one select: SQLite answers a lone
+    # min() or max() from the primary key's end, but scans the table for both together
+    # (tests/api/test_query_plans.py).
+    return select(
+        select(func.min(Change.id)).scalar_subquery(),
+        select(func.max(Change.id)).scalar_subquery(),
+    )
 
 
 def compact(session: Session, keep: int) -> int:

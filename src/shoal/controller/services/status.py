@@ -10,18 +10,24 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, inspect, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from shoal.controller.db.models import (
     Event,
+    HealthMonitor,
+    L7Policy,
+    L7Rule,
+    Listener,
     LoadBalancer,
+    Member,
     Node,
     NodeLbError,
     Placement,
+    Pool,
     utcnow,
 )
-from shoal.controller.services import vips
+from shoal.controller.services import feed, vips
 from shoal.controller.settings import ControllerSettings
 
 __all__ = [
@@ -30,9 +36,14 @@ __all__ = [
     "member_operating_status",
     "refresh",
     "refresh_pending",
+    "unsettled_query",
 ]
 
 PENDING = ("PENDING_CREATE", "PENDING_UPDATE", "PENDING_DELETE")
+
+# The execution option of a bulk UPDATE that changes only statuses, not a tree's shape
+# (services/writes.py reloads a tree's lists after any other bulk statement).
+STATUS_ONLY = "shoal_status_only"
 
 
 # When this controller process started: right after a (re)start no node has had the chance
@@ -99,28 +110,67 @@ def _children(lb: LoadBalancer) -> list[Any]:
     return rows
 
 
-def _settle(lb: LoadBalancer, status: str, reason: str | None) -> None:
+def _settle(
+    session: Session, lb: LoadBalancer, status: str, reason: str | None, in_hand: bool
+) -> None:
     """The new status on lb and on its children still pending; each row that changes gets
-    updated_at, as Octavia stamps every status change."""
+    updated_at, as Octavia stamps every status change.
+
+    in_hand: the caller (a writer) answers from lb's tree, so its rows are settled as objects,
+    loaded first if they are not. Otherwise (a report, the tick) one UPDATE per table settles
+    them, unless some of the tree is loaded already and would go stale."""
     now = utcnow()
     if lb.provisioning_status != status:
         lb.updated_at = now
     lb.provisioning_status = status
     lb.provisioning_reason = reason
     lb.pending_since = None if status == "ACTIVE" else lb.pending_since
-    for row in _children(lb):
-        if row.provisioning_status != status and (
-            row.provisioning_status in PENDING or status == "ACTIVE"
-        ):
-            row.provisioning_status = status
-            row.updated_at = now
+    if in_hand or _tree_loaded(lb):
+        for row in _children(lb):
+            if row.provisioning_status != status and (
+                row.provisioning_status in PENDING or status == "ACTIVE"
+            ):
+                row.provisioning_status = status
+                row.updated_at = now
+    else:  # a report or the tick: one UPDATE per table, no tree loaded to find them
+        _settle_rows(session, lb.id, status, now)
 
 
-def _fail(session: Session, lb: LoadBalancer, reason: str) -> None:
+def _tree_loaded(lb: LoadBalancer) -> bool:
+    unloaded = inspect(lb).unloaded
+    return "listeners" not in unloaded or "pools" not in unloaded
+
+
+def _settle_rows(session: Session, lb_id: str, status: str, now: dt.datetime) -> None:
+    """_settle's rule for the children of a load balancer whose tree is not loaded (so no
+    loaded row goes stale), as statements on their tables."""
+    listeners = select(Listener.id).where(Listener.load_balancer_id == lb_id)
+    pools = select(Pool.id).where(Pool.load_balancer_id == lb_id)
+    policies = select(L7Policy.id).where(L7Policy.listener_id.in_(listeners))
+    for model, owner in (
+        (Listener, Listener.load_balancer_id == lb_id),
+        (Pool, Pool.load_balancer_id == lb_id),
+        (Member, Member.pool_id.in_(pools)),
+        (HealthMonitor, HealthMonitor.pool_id.in_(pools)),
+        (L7Policy, L7Policy.listener_id.in_(listeners)),
+        (L7Rule, L7Rule.l7policy_id.in_(policies)),
+    ):
+        column = model.provisioning_status
+        due = column != status if status == "ACTIVE" else column.in_(PENDING) & (column != status)
+        session.execute(
+            update(model)
+            .where(owner, due)
+            .values(provisioning_status=status, updated_at=now)
+            # None of them is loaded (_settle); no row changes parent.
+            .execution_options(synchronize_session=False, **{STATUS_ONLY: True})
+        )
+
+
+def _fail(session: Session, lb: LoadBalancer, reason: str, in_hand: bool) -> None:
     """ERROR with this reason, and an event (once per reason)."""
     if lb.provisioning_status == "ERROR" and lb.provisioning_reason == reason:
         return
-    _settle(lb, "ERROR", reason)
+    _settle(session, lb, "ERROR", reason, in_hand)
     session.add(
         Event(
             project_id=lb.project_id,
@@ -138,8 +188,11 @@ def refresh(
     settings: ControllerSettings,
     now: dt.datetime | None = None,
     alive: list[Node] | None = None,
+    *,
+    in_hand: bool = False,
 ) -> str:
-    """Re-derives lb's provisioning status; deletes it once a deletion is applied everywhere."""
+    """Re-derives lb's provisioning status; deletes it once a deletion is applied everywhere.
+    in_hand: the caller answers from lb's tree (see _settle)."""
     if lb.provisioning_status == "ACTIVE":
         return "ACTIVE"
     now = now or utcnow()
@@ -147,15 +200,22 @@ def refresh(
     nodes = [] if noop else serving_nodes(session, lb, settings, now, alive)
     deleting = lb.current_config == "null"
     node_ids = {n.id for n in nodes}
-    errors = [
-        e
-        for e in session.scalars(
-            select(NodeLbError).where(
-                NodeLbError.load_balancer_id == lb.id, NodeLbError.revision == lb.revision
+    # A revision this transaction publishes (its position comes at commit) has reached no
+    # node yet, so no node can have failed it: no need to look.
+    unseen = lb.revision_seq == feed.PENDING_POSITION
+    errors = (
+        []
+        if unseen or not nodes
+        else [
+            e
+            for e in session.scalars(
+                select(NodeLbError).where(
+                    NodeLbError.load_balancer_id == lb.id, NodeLbError.revision == lb.revision
+                )
             )
-        )
-        if e.node_id in node_ids
-    ]
+            if e.node_id in node_ids
+        ]
+    )
     behind = [n for n in nodes if n.applied_seq < lb.revision_seq]
     placed = (
         noop
@@ -170,11 +230,15 @@ def refresh(
     )
     if not placed:
         _fail(
-            session, lb, "not placed: no L7 node has free capacity (register or undrain L7 nodes)"
+            session,
+            lb,
+            "not placed: no L7 node has free capacity (register or undrain L7 nodes)",
+            in_hand,
         )
     elif errors:
         names = {n.id: n.name for n in nodes}
-        _fail(session, lb, "; ".join(f"node {names[e.node_id]}: {e.reason}" for e in errors))
+        reason = "; ".join(f"node {names[e.node_id]}: {e.reason}" for e in errors)
+        _fail(session, lb, reason, in_hand)
     elif not behind:
         if deleting:
             session.add(
@@ -188,7 +252,7 @@ def refresh(
             vips.release(session, lb)
             session.delete(lb)
             return "DELETED"
-        _settle(lb, "ACTIVE", None)
+        _settle(session, lb, "ACTIVE", None, in_hand)
     elif (
         lb.provisioning_status in PENDING
         and lb.pending_since is not None
@@ -199,8 +263,23 @@ def refresh(
             f"node(s) {late} did not apply revision {lb.revision} within "
             f"{settings.pending_timeout:g} s"
         )
-        _fail(session, lb, reason)
+        _fail(session, lb, reason, in_hand)
     return lb.provisioning_status
+
+
+def unsettled_query() -> Select[LoadBalancer]:
+    """The load balancers that are not ACTIVE, locked in id order, read afresh."""
+    # 'ACTIVE' written out, not bound: the partial index ix_load_balancers_unsettled (the few
+    # not ACTIVE) only serves a query whose condition is its own, and a bound value is not
+    # (PostgreSQL's generic plans of prepared statements). tests/api/test_query_plans.py
+    # checks that both databases use it.
+    return (
+        select(LoadBalancer)
+        .where(LoadBalancer.provisioning_status != literal_column("'ACTIVE'"))
+        .order_by(LoadBalancer.id)
+        .with_for_update(of=LoadBalancer)
+        .execution_options(populate_existing=True)
+    )
 
 
 def refresh_pending(session: Session, settings: ControllerSettings) -> int:
@@ -217,15 +296,7 @@ def refresh_pending(session: Session, settings: ControllerSettings) -> int:
     Writers lock their load balancer and then place it, so a transaction that has taken the
     planner's lock (placement.reconcile) must not call this afterwards: commit first."""
     now = utcnow()
-    lbs = list(
-        session.scalars(
-            select(LoadBalancer)
-            .where(LoadBalancer.provisioning_status != "ACTIVE")
-            .order_by(LoadBalancer.id)
-            .with_for_update(of=LoadBalancer)
-            .execution_options(populate_existing=True)
-        )
-    )
+    lbs = list(session.scalars(unsettled_query()))
     if not lbs:
         return 0
     alive = alive_nodes(session, settings, now, fresh=True)

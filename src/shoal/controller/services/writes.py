@@ -18,16 +18,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import event, select
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import ORMExecuteState, Session, object_session, selectinload
 
 from shoal.controller.auth import Principal
 from shoal.controller.db.engine import Database
 from shoal.controller.db.models import (
     AuditEntry,
     Certificate,
+    HealthMonitor,
+    L7Policy,
+    L7Rule,
     Listener,
     LoadBalancer,
+    Member,
     Pool,
     Revision,
     utcnow,
@@ -60,6 +65,10 @@ class WriteContext:
     touched: set[str] = field(default_factory=set)  # quota kinds that may have grown
     resource: tuple[str, str] | None = None  # (type, id) for the audit log
     revision: int = 0  # the revision this write published (its ETag)
+    # The response body, built from the rows in hand once the revision is published (its
+    # statuses settled), before the commit: the route answers without reading them again.
+    respond: Callable[[], dict[str, Any]] | None = None
+    body: dict[str, Any] = field(default_factory=dict)
 
     def pending(self, row: Any, status_value: str = "PENDING_UPDATE") -> None:
         row.provisioning_status = status_value
@@ -184,7 +193,8 @@ class Writer:
     def _publish(self, ctx: WriteContext, pending_status: str) -> feed.Pending:
         session, lb = ctx.session, ctx.lb
         session.flush()
-        session.expire(lb, ["listeners", "pools"])  # see rows the caller added or removed
+        if session.info.pop(_RESHAPED, False):
+            session.expire(lb, ["listeners", "pools"])  # see rows the caller added or removed
         deleting = ctx.action == "delete" and ctx.resource == ("loadbalancer", lb.id)
         if not deleting:
             tree.validate_tree(lb)
@@ -230,8 +240,53 @@ class Writer:
         )
         if lb.kind == "l7" and not deleting and lb.provider != "noop":
             placement.place(session, lb, self.settings)
-        status.refresh(session, lb, self.settings)
+        status.refresh(session, lb, self.settings, in_hand=True)
+        if ctx.respond is not None:  # statuses settled, before the commit
+            ctx.body = ctx.respond()
         return pending
+
+
+# Set on a session when a row of a load balancer's tree was inserted, deleted or moved to
+# another parent (its owner's key changed), by the unit of work or by a bulk statement: only
+# then can the tree's loaded lists differ from the rows, and only then does _publish reload
+# them. A bulk UPDATE that changes statuses only says so (status.STATUS_ONLY).
+_RESHAPED = "shoal_tree_reshaped"
+_OWNER_KEYS: dict[type, tuple[str, ...]] = {
+    Listener: ("load_balancer_id",),
+    Pool: ("load_balancer_id",),
+    Member: ("pool_id",),
+    HealthMonitor: ("pool_id",),
+    L7Policy: ("listener_id",),
+    L7Rule: ("l7policy_id",),
+}
+
+
+def _reshaped(mapper: Any, connection: Any, target: Any) -> None:
+    session = object_session(target)
+    if session is not None:
+        session.info[_RESHAPED] = True
+
+
+def _moved(mapper: Any, connection: Any, target: Any) -> None:
+    attrs = sa_inspect(target).attrs
+    if any(attrs[key].history.has_changes() for key in _OWNER_KEYS[type(target)]):
+        _reshaped(mapper, connection, target)
+
+
+def _bulk(state: ORMExecuteState) -> None:
+    if not (state.is_insert or state.is_update or state.is_delete):
+        return
+    if state.is_update and state.execution_options.get(status.STATUS_ONLY):
+        return
+    if any(m.class_ in _OWNER_KEYS for m in state.all_mappers):
+        state.session.info[_RESHAPED] = True
+
+
+for _model in _OWNER_KEYS:
+    event.listen(_model, "after_insert", _reshaped)
+    event.listen(_model, "after_delete", _reshaped)
+    event.listen(_model, "after_update", _moved)
+event.listen(Session, "do_orm_execute", _bulk)
 
 
 def _check_certificates(session: Session, lb: LoadBalancer) -> None:

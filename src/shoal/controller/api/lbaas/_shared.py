@@ -52,22 +52,29 @@ def target_project(principal: Principal, requested: str | None) -> str:
     return principal.project_id
 
 
-def lb_of(row: Any) -> Any:
-    """The load balancer a child resource belongs to."""
-    for path in (
-        ("load_balancer",),
-        ("pool", "load_balancer"),
-        ("listener", "load_balancer"),
-        ("policy", "listener", "load_balancer"),
-    ):
-        target = row
+# A child resource's way up to the listener or pool that names its load balancer.
+_UP = (("pool",), ("listener",), ("policy", "listener"))
+
+
+def _listener_or_pool(row: Any) -> Any:
+    """The listener or pool above row (row itself if it is one)."""
+    for path in _UP:
+        parent = row
         for attr in path:
-            target = getattr(target, attr, None)
-            if target is None:
+            parent = getattr(parent, attr, None)
+            if parent is None:
                 break
         else:
-            return target
-    raise AssertionError(f"no load balancer for {row!r}")
+            return parent
+    return row
+
+
+def lb_of(row: Any) -> Any:
+    """The load balancer a child resource belongs to."""
+    lb = getattr(_listener_or_pool(row), "load_balancer", None)
+    if lb is None:
+        raise AssertionError(f"no load balancer for {row!r}")
+    return lb
 
 
 def render(
@@ -113,9 +120,11 @@ def renderer(model: type[Any], view: Callable[[Any], dict[str, Any]], key: str) 
 
 
 def lb_id_for(state: Any, principal: Principal, model: type[Any], ident: str) -> str:
-    """The load balancer id of a child resource (404 if invisible), before a write locks it."""
+    """The load balancer id of a child resource (404 if invisible), before a write locks it:
+    from the foreign keys on the way up, without loading the load balancer's row."""
     with state.db.read() as session:
-        return str(lb_of(get_visible(session, model, ident, principal)).id)
+        row = get_visible(session, model, ident, principal)
+        return str(_listener_or_pool(row).load_balancer_id)
 
 
 def apply_fields(row: Any, changes: dict[str, Any], nullable: frozenset[str] = frozenset()) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from shoal.controller import views
-from shoal.controller.api.common import list_collection, written
+from shoal.controller.api.common import etag_response, list_collection, written
 from shoal.controller.api.deps import CurrentPrincipal, IfMatch, State
 from shoal.controller.api.lbaas._shared import apply_fields, get_visible, lb_id_for, renderer
 from shoal.controller.db.models import Member, Pool
@@ -80,7 +80,8 @@ def create_member(
         ctx.pending(member, "PENDING_CREATE")
         ctx.touched.add("member")
         ctx.resource = ("member", member.id)
-    return _render(state, principal, member.id, 201)
+        ctx.respond = lambda: {"member": views.member(member)}
+    return etag_response(ctx.body, ctx.revision, 201)
 
 
 @router.put("/pools/{pool_id}/members", status_code=202)
@@ -153,7 +154,8 @@ def update_member(
             member.monitor_address_given = None  # shown canonical from now on
         ctx.pending(member)
         ctx.resource = ("member", member_id)
-    return _render(state, principal, member_id)
+        ctx.respond = lambda: {"member": views.member(member)}
+    return etag_response(ctx.body, ctx.revision)
 
 
 @router.delete("/pools/{pool_id}/members/{member_id}", status_code=204)

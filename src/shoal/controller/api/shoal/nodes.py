@@ -310,7 +310,9 @@ async def node_feed(
     load balancers in full and tombstones, in order; a snapshot when position is 0, unknown
     or compacted away. With timeout=T, waits up to T seconds (at most a third of
     node_dead_after) for a change, then answers {"seq": position, "changed": false}."""
-    head = await run_in_threadpool(_check_own, state, node_id, principal)
+    # Without a timeout there is nothing to wait for: the answer's own transaction checks
+    # the caller, so the head is not read first.
+    head = await run_in_threadpool(_check_own, state, node_id, principal) if timeout > 0 else -1
     if timeout > 0 and position == head:  # nothing new yet: wait for it
         limit = min(timeout, state.settings.long_poll_max, state.settings.node_dead_after / 3)
         seq = await state.notifier.wait_beyond(position, limit)
@@ -320,13 +322,13 @@ async def node_feed(
                 f'{{"schema_version":{SCHEMA_VERSION},"seq":{position},"changed":false}}',
                 media_type="application/json",
             )
-    body = await run_in_threadpool(_feed, state, node_id, position)
+    body = await run_in_threadpool(_feed, state, node_id, position, principal)
     return Response(body, media_type="application/json")
 
 
-def _feed(state: State, node_id: str, position: int) -> str:
+def _feed(state: State, node_id: str, position: int, principal: Principal) -> str:
     with state.db.write() as session:
-        node = _node(session, node_id)
+        node = _own_node(session, node_id, principal)
         answer = desired.changes(session, node, state.settings, position, state.settings.feed_batch)
         return answer if answer is not None else desired.build(session, node, state.settings)
 
@@ -350,29 +352,32 @@ def report(node_id: str, body: NodeReport, state: State, principal: CurrentPrinc
         # Every load balancer whose rows the report writes: an L7 node only its placements.
         lb_ids = {e.load_balancer_id for e in body.errors} | set(body.digests) | set(body.removed)
         _refuse("load balancer(s)", duties.foreign_lbs(session, node, lb_ids), node)
-        node.last_seen = utcnow()
-        before = node.applied_seq
-        node.applied_seq = max(node.applied_seq, min(body.seq, current_seq(session)))
-        # An L7 node that now serves new placements: the L4 tier may send it new flows.
-        ready = (
-            list(
-                session.scalars(
-                    select(Placement.load_balancer_id).where(
-                        Placement.node_id == node.id,
-                        Placement.ready_seq > before,
-                        Placement.ready_seq <= node.applied_seq,
+        head = current_seq(session)
+        # The node's columns go out in one UPDATE at the flush below, not one per query.
+        with session.no_autoflush:
+            node.last_seen = utcnow()
+            before = node.applied_seq
+            node.applied_seq = max(node.applied_seq, min(body.seq, head))
+            # An L7 node that now serves new placements: the L4 tier may send it new flows.
+            ready = (
+                list(
+                    session.scalars(
+                        select(Placement.load_balancer_id).where(
+                            Placement.node_id == node.id,
+                            Placement.ready_seq > before,
+                            Placement.ready_seq <= node.applied_seq,
+                        )
                     )
                 )
+                if node.role == "l7"
+                else []
             )
-            if node.role == "l7"
-            else []
-        )
-        if ready:
-            feed.record(session, "placement", ready)
-        reports.store_tables(session, node, body)
-        reports.store_counters(node, body)
-        if body.version:
-            node.version = body.version
+            if ready:
+                feed.record(session, "placement", ready)
+            reports.store_tables(session, node, body)
+            reports.store_counters(node, body)
+            if body.version:
+                node.version = body.version
         session.flush()
         status.refresh_pending(session, state.settings)
     return Response(status_code=204)
