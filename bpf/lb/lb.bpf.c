@@ -76,16 +76,10 @@ static __always_inline struct shoal_backend *lb_hash_flow(const struct packet *p
 			return be;
 		}
 	}
-	if (flooded) {
-		/* Pure Maglev: no entry and no SYN mark (a shared write per SYN). */
+	if (flooded) /* pure Maglev: no entry, and so no SYN mark */
 		count(SHOAL_CNT_CACHE_SKIP_FLOOD);
-		return be;
-	}
-	if (!set)
-		set = session_set(&pkt->flow, &tag); /* a SYN read no cache */
-	if (set && is_tcp_syn(pkt))
-		syn_mark(tag, now);
-	session_insert(set, tag, &pkt->flow, cfg, pkt->tcp_flags, *id, be, now);
+	else
+		session_insert(set, tag, &pkt->flow, cfg, pkt->tcp_flags, *id, be, now);
 	return be;
 }
 

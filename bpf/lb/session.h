@@ -203,9 +203,11 @@ static __always_inline void session_insert(struct shoal_session_set *set, __u32 
 	if (key->proto == IPPROTO_TCP && (tcp_flags & SHOAL_TCP_RST))
 		return;
 	if (!set)
-		set = session_set(key, &tag);
+		set = session_set(key, &tag); /* a SYN read no cache */
 	if (!set)
 		return;
+	if (key->proto == IPPROTO_TCP && (tcp_flags & (SHOAL_TCP_SYN | SHOAL_TCP_ACK)) == SHOAL_TCP_SYN)
+		syn_mark(tag, now);
 	__u32 pick = SHOAL_SESSION_WAYS, free = SHOAL_SESSION_WAYS, oldest = 0;
 	__s64 oldest_idle = -1;
 #pragma unroll
