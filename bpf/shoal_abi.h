@@ -101,7 +101,10 @@ struct shoal_backend {
 	__u8 pad;
 	__u32 gen;    /* bumped on every reuse of the slot, so stale sessions are detected */
 	__u32 vip_id; /* owning VIP */
-	__u32 weight; /* as configured; 0 = draining */
+	__u16 weight; /* as configured (Octavia: 0-256); 0 = draining */
+	/* The owning VIP's table generation, bumped on each of its table changes (15 bits): a
+	 * session entry written under the same generation names the table's own pick. */
+	__u16 table_gen;
 };
 
 /* Key of the session cache: the 5-tuple as seen on the wire (40 bytes, hashed as 10 words). */
@@ -116,8 +119,12 @@ struct shoal_flow_key {
 
 /* shoal_flow_val.touched: the flow has sent a FIN or an RST, so the short closing timeout
  * applies. A flag in the time's top bit (jiffies never get there) keeps the value at 16 bytes
- * (a way at 56). */
+ * (a way at 56). Bits 48-62 hold the backend's table_gen when the entry was written (jiffies
+ * need 48 bits for 8,900 years at 1000 Hz); the time is the low 48 bits. */
 #define SHOAL_FLOW_CLOSING (1ULL << 63)
+#define SHOAL_FLOW_GEN_SHIFT 48
+#define SHOAL_FLOW_GEN_BITS 0x7fffULL
+#define SHOAL_FLOW_TIME ((1ULL << SHOAL_FLOW_GEN_SHIFT) - 1)
 
 /* Value of the session cache. */
 struct shoal_flow_val {
@@ -143,6 +150,17 @@ struct shoal_session_way {
 struct shoal_session_set {
 	__u32 tag[SHOAL_SESSION_WAYS]; /* flow_hash | 1 of each way's flow, 0 = empty */
 	struct shoal_session_way way[SHOAL_SESSION_WAYS];
+};
+
+/* shoal_syn_marks_v1: the last TCP SYN hashed into each bucket, shared by every CPU. A session
+ * entry lives in one CPU's stripe; a new connection that reuses an older one's 5-tuple may
+ * send its SYN through another CPU than its later packets, whose stripe may still hold the
+ * older connection's entry. An entry older than a SYN of its own flow is therefore not
+ * trusted (lb/session.h). Indexed by the flow's session tag; tag 0 = none. */
+#define SHOAL_SYN_MARKS 65536
+struct shoal_syn_mark {
+	__u32 tag;  /* the flow's session tag (flow_hash | 1) */
+	__u32 time; /* jiffies, low 32 bits */
 };
 
 /* The single entry of shoal_session_geom_v1, written by Python when the table is created. */
@@ -277,6 +295,7 @@ enum shoal_counter {
 	SHOAL_CNT_FRAG_FIRST,        /* first fragment to a VIP: its backend remembered */
 	SHOAL_CNT_FRAG_FOLLOW,       /* later fragment sent to its first fragment's backend */
 	SHOAL_CNT_DROP_MALFORMED,    /* malformed L4 header to a VIP (TCP offset, UDP length) */
+	SHOAL_CNT_CACHE_REUSED,      /* entries older than a SYN of their 5-tuple: hashed afresh */
 	SHOAL_CNT_MAX,
 };
 #define SHOAL_CNT_SLOTS 64

@@ -76,10 +76,10 @@ static __always_inline struct shoal_backend *lb_hash_flow(const struct packet *p
 			return be;
 		}
 	}
-	if (flooded)
+	if (flooded) /* pure Maglev: no entry, and so no SYN mark */
 		count(SHOAL_CNT_CACHE_SKIP_FLOOD);
 	else
-		session_insert(set, tag, &pkt->flow, cfg, pkt->tcp_flags, *id, be->gen, now);
+		session_insert(set, tag, &pkt->flow, cfg, pkt->tcp_flags, *id, be, now);
 	return be;
 }
 

@@ -45,7 +45,48 @@ static __always_inline __u64 session_closing(__u8 proto, __u8 tcp_flags)
 /* Signed, so a time written a moment ahead (by Python) never looks ancient. */
 static __always_inline __s64 session_idle(__u64 now, __u64 touched)
 {
-	return (__s64)(now - (touched & ~SHOAL_FLOW_CLOSING));
+	return (__s64)(now - (touched & SHOAL_FLOW_TIME));
+}
+
+/* The table generation an entry was written under (shoal_abi.h). */
+static __always_inline __u32 session_gen(__u64 touched)
+{
+	return (touched >> SHOAL_FLOW_GEN_SHIFT) & SHOAL_FLOW_GEN_BITS;
+}
+
+/* The SYN marks (shoal_abi.h): one bucket per tag, shared by all CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SHOAL_SYN_MARKS);
+	__type(key, __u32);
+	__type(value, struct shoal_syn_mark);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_syn_marks_v1 SEC(".maps");
+
+static __always_inline struct shoal_syn_mark *syn_mark_of(__u32 tag)
+{
+	__u32 idx = (__u32)(((__u64)tag * SHOAL_SYN_MARKS) >> 32);
+	return bpf_map_lookup_elem(&shoal_syn_marks_v1, &idx);
+}
+
+/* A SYN hashed fresh: entries of its 5-tuple written before now, on any CPU, are an older
+ * connection's. A later SYN in the same bucket overwrites the mark (then that older entry is
+ * trusted again, as before marks: a collision within a handshake's round trip). */
+static __always_inline void syn_mark(__u32 tag, __u64 now)
+{
+	struct shoal_syn_mark *m = syn_mark_of(tag);
+	if (m) {
+		m->tag = tag;
+		m->time = (__u32)now;
+	}
+}
+
+/* Whether a SYN of this flow came after the entry was last touched (the time only moves
+ * forward while the flow sends, so a live flow's entry is never older than its own SYN). */
+static __always_inline int syn_newer(__u32 tag, __u64 touched)
+{
+	struct shoal_syn_mark *m = syn_mark_of(tag);
+	return m && m->tag == tag && (__s32)(m->time - (__u32)(touched & SHOAL_FLOW_TIME)) > 0;
 }
 
 /* The flow's set in this CPU's stripe and its tag in *tag, or NULL when the table is not set
@@ -87,10 +128,12 @@ static __always_inline struct shoal_backend *session_lookup(struct shoal_session
 	if (!set)
 		return NULL;
 	struct shoal_flow_val *v = NULL;
+	__u32 found = 0;
 #pragma unroll
 	for (int w = 0; w < SHOAL_SESSION_WAYS; w++) {
 		if (set->tag[w] == tag && session_key_eq(&set->way[w].key, key)) {
 			v = &set->way[w].val;
+			found = w;
 			break;
 		}
 	}
@@ -110,12 +153,25 @@ static __always_inline struct shoal_backend *session_lookup(struct shoal_session
 		*miss = SHOAL_CNT_CACHE_EXPIRED;
 		return NULL;
 	}
+	/* Written under the table the VIP has now, the entry names that table's pick: whatever
+	 * connection it was written for, it sends this one where a fresh hash would. Otherwise
+	 * it may be an older connection's of this 5-tuple (its packets went through this CPU,
+	 * the new one's SYN through another): then a newer SYN of the flow means a miss. */
+	__u32 gen = be->table_gen & SHOAL_FLOW_GEN_BITS;
+	if (key->proto == IPPROTO_TCP && session_gen(touched) != gen && syn_newer(tag, touched)) {
+		/* That older connection's entry is gone: from here the flow misses on this CPU as
+		 * any flow new to it, and is placed as such (entry, or second chance). */
+		if (found < SHOAL_SESSION_WAYS)
+			set->tag[found] = 0;
+		*miss = SHOAL_CNT_CACHE_REUSED;
+		return NULL;
+	}
 	__u64 closing = session_closing(key->proto, tcp_flags);
 	if (closing & ~touched) {
-		v->touched = now | closing;
+		v->touched = now | closing | (touched & ~SHOAL_FLOW_TIME);
 		count(SHOAL_CNT_CACHE_CLOSING);
 	} else if (idle > (__s64)(timeout >> SHOAL_TOUCH_SHIFT)) {
-		v->touched = now | (touched & SHOAL_FLOW_CLOSING);
+		v->touched = now | (touched & ~SHOAL_FLOW_TIME);
 	}
 	count(SHOAL_CNT_CACHE_HIT);
 	return be;
@@ -142,14 +198,16 @@ static __always_inline int session_way_free(const struct shoal_config *cfg,
 static __always_inline void session_insert(struct shoal_session_set *set, __u32 tag,
 					   const struct shoal_flow_key *key,
 					   const struct shoal_config *cfg, __u8 tcp_flags,
-					   __u32 backend_id, __u32 gen, __u64 now)
+					   __u32 backend_id, const struct shoal_backend *be, __u64 now)
 {
 	if (key->proto == IPPROTO_TCP && (tcp_flags & SHOAL_TCP_RST))
 		return;
 	if (!set)
-		set = session_set(key, &tag);
+		set = session_set(key, &tag); /* a SYN read no cache */
 	if (!set)
 		return;
+	if (key->proto == IPPROTO_TCP && (tcp_flags & (SHOAL_TCP_SYN | SHOAL_TCP_ACK)) == SHOAL_TCP_SYN)
+		syn_mark(tag, now);
 	__u32 pick = SHOAL_SESSION_WAYS, free = SHOAL_SESSION_WAYS, oldest = 0;
 	__s64 oldest_idle = -1;
 #pragma unroll
@@ -178,8 +236,9 @@ static __always_inline void session_insert(struct shoal_session_set *set, __u32 
 	barrier();
 	way->key = *key;
 	way->val.backend_id = backend_id;
-	way->val.backend_gen = gen;
-	way->val.touched = now | session_closing(key->proto, tcp_flags);
+	way->val.backend_gen = be->gen;
+	way->val.touched = now | session_closing(key->proto, tcp_flags) |
+			   ((__u64)(be->table_gen & SHOAL_FLOW_GEN_BITS) << SHOAL_FLOW_GEN_SHIFT);
 	barrier();
 	*(volatile __u32 *)&set->tag[pick] = tag;
 	count(SHOAL_CNT_CACHE_INSERT);

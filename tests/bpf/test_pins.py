@@ -272,3 +272,23 @@ def test_prog_map_ids_reads_the_attached_program(net: Net, instance: str) -> Non
     start(instance).close()
     name, ids = pins.prog_map_ids(loader.xdp_prog_id(ifindex()))
     assert name == b"shoal_lb" and set(pinned_ids(instance).values()) <= set(ids)
+
+
+def test_a_restart_keeps_each_table_and_its_previous_one(net: Net, instance: str) -> None:
+    """An agent that starts again applies what the maps already hold: the tables are not
+    swapped in again (each would become its own previous table, and a drain in progress
+    would lose its second chance), and no table generation moves (lb/session.h)."""
+    drained = config(vip(backends=[{"address": "10.1.0.1", "weight": 0}, {"address": "10.1.0.2"}]))
+    with Balancer.load(instance, **SIZES) as lb:
+        lb.apply(config(vip(backends=[{"address": "10.1.0.1"}, {"address": "10.1.0.2"}])))
+        lb.apply(drained)
+        (state,) = lb.vips().values()
+        table = lb.maps.tables.read(state.vip_id)
+        previous = lb.maps.tables.read_previous(state.vip_id)
+        gens = {s: int(b.table_gen) for s, b in lb.backends().items()}
+    assert table is not None and previous is not None and list(table) != list(previous)
+    with Balancer.load(instance, **SIZES) as again:  # the restart
+        again.apply(drained)
+        assert list(again.maps.tables.read(state.vip_id)) == list(table)
+        assert list(again.maps.tables.read_previous(state.vip_id)) == list(previous)
+        assert {s: int(b.table_gen) for s, b in again.backends().items()} == gens

@@ -67,8 +67,11 @@ def age(lb: Balancer, sport: int, seconds: float, *, closing: bool = False) -> N
     val = lb.session(key(sport))
     assert val is not None
     touched = clock.jiffies_now() - clock.to_jiffies(seconds)
-    val.touched = touched | (abi.FLOW_CLOSING if closing else 0)
+    gen = val.touched & ~abi.FLOW_TIME & ~abi.FLOW_CLOSING
+    val.touched = touched | gen | (abi.FLOW_CLOSING if closing else 0)
     lb.maps.sessions.set(key(sport), val, cpu=cpu())
+    # Its SYN is as old (an entry is never older than its own flow's SYN).
+    lb.maps.sessions.forget_syn(key(sport))
 
 
 def held(lb: Balancer, sports: list[int]) -> set[int]:

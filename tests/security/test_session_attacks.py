@@ -4,7 +4,8 @@ frame through BPF_PROG_TEST_RUN in a private namespace:
 - a reused 5-tuple whose SYN went to another L4 node must not follow the old connection's
   entry to the old backend (that backend answers RST);
 - a flood of forged RSTs for unknown flows must not write entries (which would evict live ones);
-- a forged RST for a live flow must not move it while the real client keeps sending."""
+- a forged RST for a live flow must not move it while the real client keeps sending;
+- forged SYNs from everywhere (each writes a SYN mark) must not move a live flow."""
 
 from __future__ import annotations
 
@@ -93,3 +94,21 @@ def test_a_forged_rst_does_not_move_a_flow_that_keeps_sending(lb: Balancer, net:
     while time.monotonic() < deadline:
         assert send(lb, net, 44000, packets.TCP_ACK) == A  # the real client, still talking
         time.sleep(0.05)
+
+
+def test_forged_syns_from_everywhere_never_move_a_flow_the_cache_keeps(net: Net) -> None:
+    """The SYN marks are shared and anyone's SYN writes one: 20,000 forged SYNs from as many
+    sources overwrite buckets at random, yet a live flow whose entry predates its VIP's last
+    table change (so it is checked against the marks) keeps its backend. A mark counts only
+    for a SYN of the very same flow (its 32-bit tag under the table's secret seed). (A cache
+    large enough that the forged flows' own entries evict nothing: eviction is another test.)"""
+    with Balancer.load(pin=False, session_cache_size=1 << 20) as lb:
+        lb.apply(config(vip(backends=[{"address": A}])))
+        sport = 45000
+        assert send(lb, net, sport, packets.TCP_SYN) == A
+        drain_a(lb)  # the flow's entry is now of an older table generation
+        for i in range(20_000):
+            src = f"198.18.{(i >> 8) & 255}.{i & 255}"
+            send(lb, net, 1024 + i % 60000, packets.TCP_SYN, src=src)
+        assert send(lb, net, sport, packets.TCP_ACK) == A
+        assert lb.counters()["cache_reused"] == 0

@@ -1,6 +1,7 @@
 """The L4 agent's cost per change follows what changed: a member drained among many load
-balancers re-translates that one load balancer, rebuilds one table and writes one VIP's
-backends; an unchanged desired state writes nothing but the settings word."""
+balancers re-translates that one load balancer, rebuilds one table and writes that one VIP's
+backend entries (the drained one, then each with the VIP's next table generation); an
+unchanged desired state writes nothing but the settings word."""
 
 from __future__ import annotations
 
@@ -52,7 +53,14 @@ def test_a_drain_among_many_touches_one_load_balancer(monkeypatch: pytest.Monkey
             agent.apply(drained)
             assert calls == [target["config"]["vip_address"]]
             assert lb.table_cache.builds == builds + 1
-            assert len(writes) == 1  # the drained member's entry
+            # The drained member's entry, then the VIP's 4 entries with its next table
+            # generation (docs/dataplane.md, "A reused 5-tuple"): that one VIP's, no other's.
+            own = {
+                s
+                for s, b in lb.backends().items()
+                if b.vip_id == lb.backends()[int.from_bytes(writes[0], "little")].vip_id
+            }
+            assert len(writes) == 5 and {int.from_bytes(k, "little") for k in writes} == own
             calls.clear()
             writes.clear()
             agent.apply(copy.deepcopy(drained))

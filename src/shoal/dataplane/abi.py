@@ -59,6 +59,12 @@ BE_F_USABLE = 1 << 0
 BE_F_DRAINING = 1 << 1
 
 FLOW_CLOSING = 1 << 63  # in FlowVal.touched: the flow sent a FIN or an RST
+# FlowVal.touched, bits 48-62: the backend's table_gen when the entry was written; the time
+# (jiffies) is the low 48 bits.
+FLOW_GEN_SHIFT = 48
+FLOW_GEN_BITS = 0x7FFF
+FLOW_TIME = (1 << FLOW_GEN_SHIFT) - 1
+SYN_MARKS = 65536  # entries of shoal_syn_marks_v1
 
 CFG_F_FIB = 1 << 0
 CFG_F_GW_MAC = 1 << 1
@@ -92,7 +98,8 @@ class Backend(ctypes.Structure):
         ("pad", u8),
         ("gen", u32),
         ("vip_id", u32),
-        ("weight", u32),
+        ("weight", u16),  # as configured, capped at 65535 (the data plane does not read it)
+        ("table_gen", u16),  # the owning VIP's table generation (FLOW_GEN_BITS of it)
     ]
 
 
@@ -117,6 +124,12 @@ class SessionWay(ctypes.Structure):
 
 class SessionSet(ctypes.Structure):
     _fields_ = [("tag", u32 * SESSION_WAYS), ("way", SessionWay * SESSION_WAYS)]
+
+
+class SynMark(ctypes.Structure):
+    """struct shoal_syn_mark: the last SYN hashed into a bucket of shoal_syn_marks_v1."""
+
+    _fields_ = [("tag", u32), ("time", u32)]
 
 
 class SessionGeom(ctypes.Structure):
@@ -274,6 +287,7 @@ class Counter(enum.IntEnum):
     FRAG_FIRST = 24
     FRAG_FOLLOW = 25
     DROP_MALFORMED = 26
+    CACHE_REUSED = 27
 
 
 class DecapCounter(enum.IntEnum):
@@ -302,6 +316,7 @@ LB_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_backends_v1": (u32, Backend, False),
     "shoal_sessions_v2": (u32, SessionSet, False),
     "shoal_session_geom_v1": (u32, SessionGeom, False),
+    "shoal_syn_marks_v1": (u32, SynMark, False),
     "shoal_config_v2": (u32, Config, False),
     "shoal_flood_v1": (u32, FloodState, True),
     "shoal_counters_v2": (u32, u64, True),

@@ -52,6 +52,9 @@ class Mirror:
     free_vip_ids: list[int] = field(default_factory=list)  # sorted
     free_slots: list[int] = field(default_factory=list)  # sorted
     table_hashes: dict[int, bytes] = field(default_factory=dict)  # vip_id -> hash of its ids
+    # vip_id -> its table generation (shoal_abi.h), as its backend entries carry it; kept
+    # here so that it keeps counting while a VIP has no backend entry.
+    table_gens: dict[int, int] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -68,6 +71,7 @@ class Mirror:
             if b.family:
                 slots_of.setdefault(int(b.vip_id), {})[bytes(b.addr)] = slot
         used_ids = {v.vip_id for v in vips.values()}
+        gens = {int(b.vip_id): int(b.table_gen) for b in backends.values() if b.family}
         return cls(
             vips,
             backends,
@@ -76,6 +80,7 @@ class Mirror:
             acl_active,
             [i for i in range(max_vips) if i not in used_ids],
             [i for i in range(max_backends) if i not in backends or not backends[i].family],
+            table_gens=gens,
         )
 
     def release(self, vip_ids: list[int], slots: list[int]) -> None:

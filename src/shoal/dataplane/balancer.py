@@ -30,6 +30,7 @@ from shoal.dataplane.config import BackendSpec, DataplaneConfig, Settings, VipSp
 from shoal.dataplane.maps import FakeMap, KernelMap, MapStore, PerCpuMap, TypedMap
 from shoal.dataplane.sessions import SessionTable, sets_for
 from shoal.dataplane.sessions import alive as session_alive
+from shoal.dataplane.sessions import superseded as session_superseded
 from shoal.dataplane.tablecache import TableCache, ids_hash
 from shoal.dataplane.tables import FakeTables, KernelTables, TableStore
 from shoal.errors import ConfigError, DataplaneError
@@ -98,6 +99,7 @@ class LbMaps:
                 typed("shoal_sessions_v2"),
                 stores["shoal_session_geom_v1"],
                 typed("shoal_config_v2"),
+                stores["shoal_syn_marks_v1"],
             ),
             config=typed("shoal_config_v2"),
             flood=percpu("shoal_flood_v1"),
@@ -254,6 +256,9 @@ class _Plan:
     vip_entries: dict[bytes, tuple[VipSpec, int, int]] = field(default_factory=dict)
     backend_writes: dict[int, abi.Backend] = field(default_factory=dict)  # before the swap
     late_writes: dict[int, abi.Backend] = field(default_factory=dict)  # losing usability: after
+    # Entries rewritten with their VIP's next table generation, once its new table is in.
+    gen_writes: dict[int, abi.Backend] = field(default_factory=dict)
+    table_gens: dict[int, int] = field(default_factory=dict)  # vip_id -> its new generation
     new_ids: set[int] = field(default_factory=set)
     tables: dict[int, np.ndarray | None] = field(default_factory=dict)  # None = no usable one
     # Second chance on a node that never held the VIP: the table before its drains.
@@ -409,6 +414,7 @@ class Balancer:
             "shoal_backend_stats_v1": max_backends,
             "shoal_sessions_v2": sets_for(4096, ncpus),
             "shoal_session_geom_v1": 1,
+            "shoal_syn_marks_v1": abi.SYN_MARKS,
             "shoal_config_v2": 1,
             "shoal_flood_v1": 1,
             "shoal_counters_v2": abi.COUNTER_SLOTS,
@@ -879,6 +885,7 @@ class Balancer:
             if slot is not None:
                 old = mirror.backends[slot]
                 entry.gen = old.gen
+                entry.table_gen = old.table_gen
                 if bytes(old) != bytes(entry):
                     lost = old.flags & abi.BE_F_USABLE and not entry.flags & abi.BE_F_USABLE
                     (plan.late_writes if lost else plan.backend_writes)[slot] = entry
@@ -891,6 +898,7 @@ class Balancer:
                 slot = got
                 old_gen = mirror.backends[slot].gen if slot in mirror.backends else 0
                 entry.gen = (old_gen + 1) & 0xFFFFFFFF or 1
+                entry.table_gen = mirror.table_gens.get(vip_id, 0)
                 plan.backend_writes[slot] = entry
                 plan.new_ids.add(slot)
                 if vip.name not in report.added + report.changed:
@@ -963,7 +971,7 @@ class Balancer:
         )
         entry.vip_id = vip_id
         entry.vip_flags = vip_flags
-        entry.weight = be.weight
+        entry.weight = min(be.weight, 0xFFFF)  # shown only: the program does not read it
         return entry
 
     def _execute(self, plan: _Plan) -> None:
@@ -980,14 +988,16 @@ class Balancer:
         plan.alloc.commit(mirror)
         for kb, (_, vip_id, flags) in plan.vip_entries.items():
             mirror.vips[kb] = VipState(vip_id, flags)
-        for slot, entry in {**plan.backend_writes, **plan.late_writes}.items():
+        for slot, entry in {**plan.backend_writes, **plan.late_writes, **plan.gen_writes}.items():
             mirror.backends[slot] = entry
         for vip_id, slots in plan.slots_of.items():
             mirror.slots_of[vip_id] = slots
+        mirror.table_gens.update(plan.table_gens)
         for kb, vip_id in plan.removed_vips.items():
             del mirror.vips[kb]
             mirror.slots_of.pop(vip_id, None)
             mirror.table_hashes.pop(vip_id, None)
+            mirror.table_gens.pop(vip_id, None)
             mirror.acl_active.pop(vip_id, None)
         for acl_id, net in [*plan.acl.pre_deletes, *plan.acl.post_deletes]:
             nets = mirror.acl.get(acl_id)
@@ -1041,12 +1051,21 @@ class Balancer:
                 mirror.table_hashes.pop(vip_id, None)
                 continue
             digest = ids_hash(ids)
-            if mirror.table_hashes.get(vip_id) != digest:
+            known = mirror.table_hashes.get(vip_id)
+            if known is None and vip_id not in plan.new_vip_ids:
+                # Not written by this process (a restart): the maps may hold this very table.
+                # Swapping it in again would make it its own previous table, and a drain in
+                # progress would lose its second chance.
+                current = m.tables.read(vip_id)
+                if current is not None and ids_hash(current) == digest:
+                    mirror.table_hashes[vip_id] = known = digest
+            if known != digest:
                 seeded = plan.seeded_previous.get(vip_id)
                 if seeded is not None:
                     m.tables.set_previous(vip_id, seeded)
                 m.tables.swap(vip_id, ids)
                 mirror.table_hashes[vip_id] = digest
+                self._plan_gen_bump(plan, mirror, vip_id)
         old_addrs = [_vip_address(kb) for kb in plan.removed_vips]
         if plan.filter_addrs is not None:
             # The pre-filter must let a new VIP's packets in before its entry exists, and
@@ -1063,10 +1082,27 @@ class Balancer:
             mirror.table_hashes.pop(vip_id, None)
         for slot, entry in plan.late_writes.items():
             m.backends.set(slot, entry)
+        # After the new tables: an entry written meanwhile under the old generation names the
+        # new table's pick and is only checked more than it needs (lb/session.h).
+        for slot, entry in plan.gen_writes.items():
+            m.backends.set(slot, entry)
         if plan.filter_addrs is not None:
             self._write_filter(vipfilter.filter_words(plan.filter_addrs))
         m.acl.delete(plan.acl.post_deletes)
         m.config.set(0, plan.config_words)
+
+    @staticmethod
+    def _plan_gen_bump(plan: _Plan, mirror: Mirror, vip_id: int) -> None:
+        """Every backend entry of the VIP with the next table generation: session entries
+        written under the old table are no longer taken for the new table's pick."""
+        slots = plan.slots_of.get(vip_id) or mirror.slots_of.get(vip_id, {})
+        gen = (mirror.table_gens.get(vip_id, 0) + 1) & abi.FLOW_GEN_BITS
+        plan.table_gens[vip_id] = gen
+        for slot in slots.values():
+            base = plan.late_writes.get(slot) or plan.backend_writes.get(slot)
+            entry = abi.Backend.from_buffer_copy(bytes(base or mirror.backends[slot]))
+            entry.table_gen = gen
+            plan.gen_writes[slot] = entry
 
     def _write_filter(self, words: np.ndarray) -> None:
         """Writes the filter words that differ from what the map holds."""
@@ -1276,6 +1312,9 @@ class Balancer:
             if b is not None and b.family:
                 session_backend = str(_address(b.addr, b.family))
             alive = session_alive(PROTO_NUM[protocol], session, cfg, clock.jiffies_now())
+            if usable and b is not None:
+                mark = self.maps.sessions.syn_mark(key)
+                usable = not session_superseded(PROTO_NUM[protocol], session, b, mark)
             if usable and alive:
                 return FlowTrace(
                     flow,

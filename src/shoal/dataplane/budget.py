@@ -91,6 +91,8 @@ def map_bytes(plan: NodePlan) -> dict[str, int]:
         "shoal_backends_v1": _array(plan.backends, abi.Backend),
         "shoal_sessions_v2": _array(plan.session_sets, sizes["shoal_sessions_v2"][1]),
         "shoal_session_geom_v1": _array(1, abi.SessionGeom),
+        # Fixed: the last SYN per bucket, shared by every CPU (512 KiB).
+        "shoal_syn_marks_v1": _array(abi.SYN_MARKS, abi.SynMark),
         "shoal_config_v2": _array(1, abi.Config),
         "shoal_flood_v1": _percpu(1, abi.FloodState, plan.cpus),
         "shoal_counters_v2": _percpu(abi.COUNTER_SLOTS, ctypes.c_uint64, plan.cpus),

@@ -19,7 +19,16 @@ import numpy.typing as npt
 from shoal.dataplane import abi, clock, flowhash
 from shoal.dataplane.maps import KernelMap, MapStore, TypedMap
 
-__all__ = ["Placed", "SessionTable", "alive", "set_index", "sets_for", "tag_of"]
+__all__ = [
+    "Placed",
+    "SessionTable",
+    "alive",
+    "mark_index",
+    "set_index",
+    "sets_for",
+    "superseded",
+    "tag_of",
+]
 
 WAYS = abi.SESSION_WAYS
 _WAY_SIZE = ctypes.sizeof(abi.SessionWay)
@@ -46,6 +55,11 @@ def tag_of(key: abi.FlowKey, geom: abi.SessionGeom) -> int:
     return flowhash.flow_hash(key, geom.seed) | 1
 
 
+def mark_index(tag: int) -> int:
+    """The SYN-marks bucket of a tag, as syn_mark_of() computes it."""
+    return (tag * abi.SYN_MARKS) >> 32
+
+
 def _this_cpu() -> int:
     libc = ctypes.CDLL(None, use_errno=True)
     cpu = int(libc.sched_getcpu())
@@ -68,12 +82,28 @@ class SessionTable:
         sets: TypedMap[ctypes.c_uint32, abi.SessionSet],
         geom: MapStore,
         config: TypedMap[ctypes.c_uint32, abi.Config],
+        marks: MapStore,
     ) -> None:
         self.sets = sets
         self.geom_map = TypedMap(geom, ctypes.c_uint32, abi.SessionGeom)
         self.config = config
+        self.marks = TypedMap(marks, ctypes.c_uint32, abi.SynMark)
         # The maps LbMaps.close() closes.
-        self.stores = (sets.store, geom)
+        self.stores = (sets.store, geom, marks)
+
+    # ---- SYN marks (shoal_abi.h) -------------------------------------------------------------
+
+    def syn_mark(self, key: abi.FlowKey) -> abi.SynMark | None:
+        """The mark of the flow's last SYN, if its bucket still holds it."""
+        tag = tag_of(key, self.geom())
+        mark = self.marks.get(mark_index(tag))
+        return mark if mark is not None and mark.tag == tag else None
+
+    def forget_syn(self, key: abi.FlowKey) -> None:
+        """Clears the flow's SYN mark (a test that ages an entry ages its SYN with it)."""
+        tag = tag_of(key, self.geom())
+        if self.syn_mark(key) is not None:
+            self.marks.set(mark_index(tag), abi.SynMark())
 
     # ---- geometry --------------------------------------------------------------------------
 
@@ -136,7 +166,7 @@ class SessionTable:
         found = self.find(key)
         if not found:
             return None
-        return max(found, key=lambda p: p.val.touched & ~abi.FLOW_CLOSING).val
+        return max(found, key=lambda p: p.val.touched & abi.FLOW_TIME).val
 
     def set(self, key: abi.FlowKey, val: abi.FlowVal, cpu: int | None = None) -> int:
         """Writes the flow's entry in `cpu`'s stripe; None: in every stripe that holds it, or
@@ -188,7 +218,7 @@ class SessionTable:
         oldest_idle = -1
         for w, way in enumerate(s.way):
             touched = int(way.val.touched)
-            idle = now - (touched & ~abi.FLOW_CLOSING)
+            idle = now - (touched & abi.FLOW_TIME)
             empty = not s.tag[w] or not touched
             if free is None and (empty or not alive(way.key.proto, way.val, cfg, now)):
                 free = w
@@ -234,4 +264,20 @@ def alive(proto: int, val: abi.FlowVal, cfg: abi.Config, now: int) -> bool:
         timeout = cfg.udp_timeout
     else:
         timeout = cfg.tcp_closing_timeout if touched & abi.FLOW_CLOSING else cfg.tcp_timeout
-    return not timeout or now - (touched & ~abi.FLOW_CLOSING) <= timeout
+    return not timeout or now - (touched & abi.FLOW_TIME) <= timeout
+
+
+def superseded(
+    proto: int, val: abi.FlowVal, backend: abi.Backend, mark: abi.SynMark | None
+) -> bool:
+    """Whether session_lookup() takes this entry for an older connection's of its 5-tuple: a
+    TCP entry written under another table generation than its backend's, with a SYN of the
+    flow marked after it was last touched."""
+    if proto != 6 or mark is None:
+        return False
+    touched = int(val.touched)
+    gen = (touched >> abi.FLOW_GEN_SHIFT) & abi.FLOW_GEN_BITS
+    if gen == int(backend.table_gen) & abi.FLOW_GEN_BITS:
+        return False
+    delta = (int(mark.time) - (touched & abi.FLOW_TIME)) & 0xFFFFFFFF
+    return 0 < delta < 1 << 31

@@ -55,6 +55,7 @@ COUNTER_FAMILIES: dict[abi.Counter, tuple[str, str | None]] = {
     abi.Counter.CACHE_EXPIRED: ("session_cache_events", "expired"),
     abi.Counter.CACHE_CLOSING: ("session_cache_events", "closing"),
     abi.Counter.CACHE_SKIP_FLOOD: ("session_cache_events", "skip_flood"),
+    abi.Counter.CACHE_REUSED: ("session_cache_events", "reused"),
     abi.Counter.NEW_FLOWS: ("new_flows", None),
     abi.Counter.FIB_FALLBACK: ("fib_fallbacks", None),
     abi.Counter.CHANCE: ("second_chance", None),
