@@ -244,6 +244,13 @@ def _clone(db: Any, template_id: str, n: int) -> None:
                 .values(default_pool_id=bindparam("pid")),
                 pairs,
             )
+    # A region's database has planner statistics (autovacuum's ANALYZE); a bulk load has
+    # none, and without them PostgreSQL reads the report's unsettled load balancers with a
+    # scan of the whole table (4.7 ms at 10,000) instead of their partial index (0.06 ms).
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
 
 
 class _Node:
