@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -246,13 +247,17 @@ class Load:
             self.ok += r.ok
             time.sleep(0.01)
 
-    def outcome(self, failed_at: float, settled: float) -> tuple[list[Failure], list[Failure]]:
-        """The failures around a node failure at failed_at, settled by `settled`: requests in
-        flight at the failure (their connection opened before it and they failed while the
-        tier settled: lost with the node, reported), and every other one (a new connection
-        opened from the failure on, whose SYN the kernel retries, or any request before the
-        failure or after the tier settled: none may fail)."""
-        in_flight = [f for f in self.failed if f.started < failed_at <= f.at <= settled]
+    def outcome(
+        self, failed_at: float, down_at: float, settled: float
+    ) -> tuple[list[Failure], list[Failure]]:
+        """The failures around a node failure that began at failed_at, left the node dead by
+        down_at (its proxy's sockets closed) and was settled by `settled`: requests in flight
+        at the failure (their connection opened before down_at, so possibly to the proxy
+        still alive, and they failed while the tier settled: lost with the node, reported),
+        and every other one (a new connection opened to a node already dead, whose SYN the
+        kernel retries, or any request before the failure or after the tier settled: none
+        may fail)."""
+        in_flight = [f for f in self.failed if f.started < down_at and failed_at <= f.at <= settled]
         return in_flight, [f for f in self.failed if f not in in_flight]
 
     def wait_ok(self, n: int, timeout: float = 60.0) -> None:
@@ -341,25 +346,33 @@ def test_an_l7_node_failure_keeps_the_vip_serving(lab: Lab) -> None:
     def health() -> str:
         return str(lab.api("GET", f"/v2/shoal/nodes/{nodes[victim]}")["node"]["health"])
 
-    with Load(lab) as load:
-        time.sleep(1)
-        failed_at = time.monotonic()
-        lab.fail_l7_node(victim)
-        detected = wait_for(lambda: health() == "DOWN", 15, "L4 checks mark the node DOWN")
-        # Once the L4 tier applied that, every request goes to the other cluster.
-        time.sleep(1.5)
-        settled = time.monotonic()
-        time.sleep(3)
-    in_flight, others = load.outcome(failed_at, settled)
-    FIGURES["L7 node failure: detected DOWN after (s)"] = round(detected, 2)
-    FIGURES["L7 node failure: in-flight requests lost / other requests failed"] = (
-        f"{len(in_flight)} / {len(others)} of {load.ok + len(load.failed)}"
-    )
-    assert not others, others[:5]
-    with netns.entered(lab.state.hosts["client"]["ns"]):
-        result = http_requests(LB["vip"], 50, timeout=2, deadline=30)
-    assert result.failed == 0
-    # The node comes back: its agent restarts HAProxy, the checks see it UP again.
+    try:
+        with Load(lab) as load:
+            time.sleep(1)
+            failed_at = time.monotonic()
+            lab.fail_l7_node(victim)
+            down_at = time.monotonic()
+            detected = wait_for(lambda: health() == "DOWN", 15, "L4 checks mark the node DOWN")
+            # Once the L4 tier applied that, every request goes to the other cluster.
+            time.sleep(1.5)
+            settled = time.monotonic()
+            time.sleep(3)
+        in_flight, others = load.outcome(failed_at, down_at, settled)
+        FIGURES["L7 node failure: detected DOWN after (s)"] = round(detected, 2)
+        FIGURES["L7 node failure: in-flight requests lost / other requests failed"] = (
+            f"{len(in_flight)} / {len(others)} of {load.ok + len(load.failed)}"
+        )
+        assert not others, others[:5]
+        with netns.entered(lab.state.hosts["client"]["ns"]):
+            result = http_requests(LB["vip"], 50, timeout=2, deadline=30)
+        assert result.failed == 0
+    finally:
+        # The node comes back (whatever failed: the next test gets the whole tier): its
+        # agent restarts HAProxy, the checks see it UP again.
+        _restore(lab, victim, health)
+
+
+def _restore(lab: Lab, victim: str, health: Callable[[], str]) -> None:
     lab.start_l7_agent(victim)
     wait_for(lambda: health() == "UP", 30, "the node is UP again")
 
@@ -380,6 +393,7 @@ def test_an_l7_node_failure_during_an_l4_node_change(lab: Lab) -> None:
             time.sleep(1)
             failed_at = time.monotonic()
             lab.fail_l7_node(victim)
+            down_at = time.monotonic()
             time.sleep(0.5)
             set_node(lab, leaving, "DRAINING")
             wait_for(lambda: health() == "DOWN", 15, "L4 checks mark the node DOWN")
@@ -387,13 +401,12 @@ def test_an_l7_node_failure_during_an_l4_node_change(lab: Lab) -> None:
             time.sleep(1.5)
             settled = time.monotonic()
             load.wait_ok(20)  # requests through the settled tier
+        in_flight, others = load.outcome(failed_at, down_at, settled)
+        FIGURES["L7 node failure + L4 leave: in-flight requests lost / other requests failed"] = (
+            f"{len(in_flight)} / {len(others)} of {load.ok + len(load.failed)}"
+        )
+        assert not others, others[:5]
     finally:
         set_node(lab, leaving, "ACTIVE")
-        lab.start_l7_agent(victim)
-    in_flight, others = load.outcome(failed_at, settled)
-    FIGURES["L7 node failure + L4 leave: in-flight requests lost / other requests failed"] = (
-        f"{len(in_flight)} / {len(others)} of {load.ok + len(load.failed)}"
-    )
-    assert not others, others[:5]
-    wait_for(lambda: health() == "UP", 30, "the node is UP again")
-    lab.wait_stable(LB["vip"], l4_nodes(lab), timeout=60)
+        _restore(lab, victim, health)
+        lab.wait_stable(LB["vip"], l4_nodes(lab), timeout=60)

@@ -255,14 +255,23 @@ class Lab:
         if not quiet:
             self.progress("lab removed")
 
-    def _stop_haproxy(self, host: dict[str, Any], sig: int = signal.SIGKILL) -> None:
+    def _stop_haproxy(
+        self, host: dict[str, Any], sig: int = signal.SIGKILL, wait: float = 5.0
+    ) -> None:
         """HAProxy outlives its agent by design: the lab stops the master the agent
-        started, found by its pidfile and checked by its command line."""
+        started, found by its pidfile and checked by its command line, and waits (up to
+        `wait` s) until it has exited: a killed proxy's sockets are closed from then on,
+        so a test can tell a request it cut from one sent to a node already dead."""
         pidfile = Path(host["run_dir"]) / host["node"] / "haproxy.pid"
         with contextlib.suppress(OSError, ValueError):
             pid = int(pidfile.read_text().split()[0])
-            if b"haproxy" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                os.killpg(pid, sig)
+            if b"haproxy" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return
+            started = procs.start_time(pid)
+            os.killpg(pid, sig)
+            deadline = time.monotonic() + wait
+            while procs.alive(pid, started) and time.monotonic() < deadline:
+                time.sleep(0.005)
 
     # ---- processes ---------------------------------------------------------------------------
 
@@ -749,7 +758,7 @@ class Lab:
         )
 
     def fail_l7_node(self, name: str) -> None:
-        """A hard failure: agent and HAProxy killed at once."""
+        """A hard failure: agent and HAProxy killed at once; returns once both have exited."""
         self.stop(f"agent-{name}", signal.SIGKILL)
         self._stop_haproxy(self.state.hosts[name])
 
