@@ -232,6 +232,7 @@ class Load:
         self.lab = lab
         self.ok = 0
         self.failed: list[Failure] = []
+        self.failed_at = self.down_at = 0.0  # set by fail_node
         self.by_backend: Counter[str] = Counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -247,18 +248,27 @@ class Load:
             self.ok += r.ok
             time.sleep(0.01)
 
-    def outcome(
-        self, failed_at: float, down_at: float, settled: float
-    ) -> tuple[list[Failure], list[Failure]]:
-        """The failures around a node failure that began at failed_at, left the node dead by
-        down_at (its proxy's sockets closed) and was settled by `settled`: requests in flight
-        at the failure (their connection opened before down_at, so possibly to the proxy
-        still alive, and they failed while the tier settled: lost with the node, reported),
-        and every other one (a new connection opened to a node already dead, whose SYN the
-        kernel retries, or any request before the failure or after the tier settled: none
-        may fail)."""
-        in_flight = [f for f in self.failed if f.started < down_at and failed_at <= f.at <= settled]
+    def fail_node(self, victim: str) -> None:
+        """Kills the L7 node under this load, noting when the failure began and when the
+        node was dead (its proxy's sockets closed)."""
+        self.failed_at = time.monotonic()
+        self.lab.fail_l7_node(victim)
+        self.down_at = time.monotonic()
+
+    def outcome(self, settled: float) -> tuple[list[Failure], list[Failure]]:
+        """The failures around fail_node's failure, the tier settled by `settled`: requests in
+        flight at the failure (their connection opened before the node was dead, so possibly
+        to the proxy still alive, and they failed while the tier settled: lost with the node,
+        reported), and every other one (a new connection opened to a node already dead,
+        whose SYN the kernel retries, or any request before the failure or after the tier
+        settled: none may fail)."""
+        in_flight = [
+            f for f in self.failed if f.started < self.down_at and self.failed_at <= f.at <= settled
+        ]
         return in_flight, [f for f in self.failed if f not in in_flight]
+
+    def tally(self, in_flight: list[Failure], others: list[Failure]) -> str:
+        return f"{len(in_flight)} / {len(others)} of {self.ok + len(self.failed)}"
 
     def wait_ok(self, n: int, timeout: float = 60.0) -> None:
         """Waits for n more answered requests from now: traffic through what the test did,
@@ -341,26 +351,21 @@ def test_drain_moves_the_vip_without_failing_a_request(lab: Lab) -> None:
 
 def test_an_l7_node_failure_keeps_the_vip_serving(lab: Lab) -> None:
     victim = sorted(placed(lab))[0]
-    nodes = {n["name"]: n["id"] for n in lab.api("GET", "/v2/shoal/nodes")["nodes"]}
-
-    def health() -> str:
-        return str(lab.api("GET", f"/v2/shoal/nodes/{nodes[victim]}")["node"]["health"])
+    health = _health_of(lab, victim)
 
     try:
         with Load(lab) as load:
             time.sleep(1)
-            failed_at = time.monotonic()
-            lab.fail_l7_node(victim)
-            down_at = time.monotonic()
+            load.fail_node(victim)
             detected = wait_for(lambda: health() == "DOWN", 15, "L4 checks mark the node DOWN")
             # Once the L4 tier applied that, every request goes to the other cluster.
             time.sleep(1.5)
             settled = time.monotonic()
             time.sleep(3)
-        in_flight, others = load.outcome(failed_at, down_at, settled)
+        in_flight, others = load.outcome(settled)
         FIGURES["L7 node failure: detected DOWN after (s)"] = round(detected, 2)
-        FIGURES["L7 node failure: in-flight requests lost / other requests failed"] = (
-            f"{len(in_flight)} / {len(others)} of {load.ok + len(load.failed)}"
+        FIGURES["L7 node failure: in-flight requests lost / other requests failed"] = load.tally(
+            in_flight, others
         )
         assert not others, others[:5]
         with netns.entered(lab.state.hosts["client"]["ns"]):
@@ -370,6 +375,12 @@ def test_an_l7_node_failure_keeps_the_vip_serving(lab: Lab) -> None:
         # The node comes back (whatever failed: the next test gets the whole tier): its
         # agent restarts HAProxy, the checks see it UP again.
         _restore(lab, victim, health)
+
+
+def _health_of(lab: Lab, name: str) -> Callable[[], str]:
+    """The controller's health verdict on the L7 node `name`, read afresh on each call."""
+    node_id = next(n["id"] for n in lab.api("GET", "/v2/shoal/nodes")["nodes"] if n["name"] == name)
+    return lambda: str(lab.api("GET", f"/v2/shoal/nodes/{node_id}")["node"]["health"])
 
 
 def _restore(lab: Lab, victim: str, health: Callable[[], str]) -> None:
@@ -383,17 +394,12 @@ def test_an_l7_node_failure_during_an_l4_node_change(lab: Lab) -> None:
     connections around the dead proxy by its own check, not by what the leaving node knew."""
     victim = sorted(placed(lab))[-1]
     leaving, staying = l4_nodes(lab)[0], l4_nodes(lab)[1:]
-    nodes = {n["name"]: n["id"] for n in lab.api("GET", "/v2/shoal/nodes")["nodes"]}
-
-    def health() -> str:
-        return str(lab.api("GET", f"/v2/shoal/nodes/{nodes[victim]}")["node"]["health"])
+    health = _health_of(lab, victim)
 
     try:
         with Load(lab) as load:
             time.sleep(1)
-            failed_at = time.monotonic()
-            lab.fail_l7_node(victim)
-            down_at = time.monotonic()
+            load.fail_node(victim)
             time.sleep(0.5)
             set_node(lab, leaving, "DRAINING")
             wait_for(lambda: health() == "DOWN", 15, "L4 checks mark the node DOWN")
@@ -401,9 +407,9 @@ def test_an_l7_node_failure_during_an_l4_node_change(lab: Lab) -> None:
             time.sleep(1.5)
             settled = time.monotonic()
             load.wait_ok(20)  # requests through the settled tier
-        in_flight, others = load.outcome(failed_at, down_at, settled)
+        in_flight, others = load.outcome(settled)
         FIGURES["L7 node failure + L4 leave: in-flight requests lost / other requests failed"] = (
-            f"{len(in_flight)} / {len(others)} of {load.ok + len(load.failed)}"
+            load.tally(in_flight, others)
         )
         assert not others, others[:5]
     finally:
