@@ -5,6 +5,7 @@ are adopted into the pins) or reported, never silent. Checked by map ids."""
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import random
 import shutil
@@ -23,7 +24,7 @@ from shoal.dataplane import abi, flowhash, loader, packets, pins
 from shoal.dataplane import libbpf as bpf
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.testrun import XdpAction, run_xdp
-from shoal.errors import DataplaneError
+from shoal.errors import BpfError, DataplaneError
 
 from .harness import LB_MAC, VIP4, Net, config, vip
 
@@ -51,7 +52,17 @@ def ifindex() -> int:
 
 
 def attached_fd() -> int:
-    return bpf.lib().call("bpf_prog_get_fd_by_id", loader.xdp_prog_id(ifindex()))
+    """An fd of the program on the interface now. A start-up running beside the traffic may
+    replace the program between reading its id and opening it, and the replaced one is freed
+    (ENOENT, seen in CI): the traffic then goes through the new one, so read the id again."""
+    for _ in range(50):
+        prog_id = loader.xdp_prog_id(ifindex())
+        try:
+            return bpf.lib().call("bpf_prog_get_fd_by_id", prog_id)
+        except BpfError as e:
+            if e.errno_value != errno.ENOENT or loader.xdp_prog_id(ifindex()) == prog_id:
+                raise
+    raise AssertionError("the attached program changed 50 times while it was being opened")
 
 
 def syn_through_attached(net: Net, sport: int) -> str:
