@@ -32,6 +32,7 @@ from shoal.controller.services import feed, placement, status, vips
 from shoal.controller.services.feedwatch import FeedWatcher
 from shoal.controller.services.keyring import load_keyring
 from shoal.controller.services.notify import ChangeNotifier
+from shoal.controller.services.pacing import FeedPacer
 from shoal.controller.services.writes import Writer, current_seq
 from shoal.controller.settings import ControllerSettings
 
@@ -118,6 +119,7 @@ def create_app(
         Writer(db, settings, notifier.notify, metrics.observe_write),
         notifier,
         authenticator or make_authenticator(settings),
+        FeedPacer(settings.feed_min_interval),
     )
 
     @contextlib.asynccontextmanager
