@@ -8,7 +8,7 @@ import pytest
 
 from shoal.dataplane import abi, features
 from shoal.dataplane.balancer import Balancer
-from shoal.dataplane.budget import NodePlan, map_bytes
+from shoal.dataplane.budget import BUCKET, PER_HASH, VIP_ENTRY, NodePlan, map_bytes
 from shoal.dataplane.config import parse_config
 
 pytestmark = pytest.mark.bpf
@@ -46,16 +46,22 @@ def test_the_budget_is_what_the_kernel_charges() -> None:
     ) as lb:
         assert lb.obj is not None
         expected = map_bytes(plan)
+        # A hash map's fixed part (struct bpf_htab and its per-CPU lock counters) depends on
+        # the kernel's build: 896 bytes on one 6.18 here, 960 on 6.18.44-fc. It is measured
+        # on the empty VIP hash (its buckets are known) and must stay near the budget's.
+        per_hash = _memlock(lb.obj.map_fd("shoal_vips_v1")) - 128 * BUCKET
+        assert abs(per_hash - PER_HASH) <= 256, per_hash
         exact = [
             n for n in abi.LB_MAPS if n not in ("shoal_vips_v1", "shoal_acl4_v1", "shoal_acl6_v1")
         ]
         for name in exact:
-            assert _memlock(lb.obj.map_fd(name)) == expected[name], name
+            shift = per_hash - PER_HASH if name == "shoal_frags_v1" else 0
+            assert _memlock(lb.obj.map_fd(name)) == expected[name] + shift, name
         # The VIP hash without preallocation: buckets now, entries as they come.
         vips = [
             {"address": f"10.0.0.{i}", "port": 80, "protocol": "tcp", "table_size": 251}
             for i in range(1, 101)
         ]
         lb.apply(parse_config({"vips": vips}))
-        held = 896 + 128 * 16 + 100 * 88  # struct, 128 buckets, 100 entries
+        held = per_hash + 128 * BUCKET + 100 * VIP_ENTRY  # struct, 128 buckets, 100 entries
         assert _memlock(lb.obj.map_fd("shoal_vips_v1")) == pytest.approx(held, rel=0.05)

@@ -28,7 +28,7 @@ VIP_ENTRY = 88
 ACL4_NODE = 36
 ACL6_NODE = 48
 PER_MAP = 312  # struct bpf_array and friends
-PER_HASH = 896  # struct bpf_htab
+PER_HASH = 896  # struct bpf_htab and its per-CPU lock counters (960 on some 6.18 builds)
 
 
 @dataclass(frozen=True)
