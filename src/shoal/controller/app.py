@@ -41,8 +41,8 @@ __all__ = ["SERVER_HTTP", "SERVER_LOOP", "background_tick", "create_app"]
 log = logging.getLogger(__name__)
 # How uvicorn serves the app: uvloop's event loop and httptools' HTTP parser (C), not asyncio's
 # loop and h11 (pure Python). With them the controller's CPU per member change fell 77 -> 55
-# ms in `shoal bench scale` at 100 (docs/performance.md); the loop and the parser were half of
-# its samples in a profile.
+# ms in `shoal bench scale` at 100 (docs/performance.md); the event loop's work (parsing,
+# routing, responses) had been about half of its samples in a profile.
 SERVER_LOOP: Final = "uvloop"
 SERVER_HTTP: Final = "httptools"
 API_VERSION = "v2.27"  # the Octavia microversion whose resources and fields Shoal serves

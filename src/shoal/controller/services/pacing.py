@@ -2,8 +2,8 @@
 changes waits until `min_interval` has passed, and then carries every change made meanwhile.
 An idle node's first answer is not delayed, so one change alone is applied as fast as before;
 a stream of changes costs one feed answer, one apply and one report per interval per node
-instead of per change (Istio's control plane debounces its pushes the same way:
-docs/controller.md#pacing). The state is this process's: after a switch to another
+instead of per change (Istio's control plane debounces its pushes the same way; see
+"Pacing" in docs/controller.md). The state is this process's: after a switch to another
 controller a node's first answer there is not paced."""
 
 from __future__ import annotations
