@@ -11,7 +11,6 @@ from shoal.controller.auth import Authenticator, Principal
 from shoal.controller.db.engine import Database
 from shoal.controller.errors import BadRequest, Unauthorized
 from shoal.controller.services.notify import ChangeNotifier
-from shoal.controller.services.pacing import FeedPacer
 from shoal.controller.services.writes import Writer
 from shoal.controller.settings import ControllerSettings
 
@@ -25,11 +24,9 @@ class AppState:
     writer: Writer
     notifier: ChangeNotifier
     authenticator: Authenticator
-    pacer: FeedPacer
 
 
-async def app_state(request: Request) -> AppState:
-    """Async: a plain attribute read needs no worker thread (a sync one costs a hop each)."""
+def app_state(request: Request) -> AppState:
     state: AppState = request.app.state.shoal
     return state
 
