@@ -165,3 +165,22 @@ def test_a_small_run_measures_every_figure() -> None:
     assert churned["changes"] + churned["writer_missed"] >= 12 - churned["conflicts_409"]
     assert churned["changes"] >= 3
     assert results[0].churn is None
+
+
+def test_a_listing_begun_before_a_write_returned_never_marks_it_applied() -> None:
+    """The listing may predate the write's commit: the change would look applied while it is
+    still pending, its lag would read low and the next pick would hit a 409."""
+    watch = scale.PendingWatch(None, interval=3600)  # type: ignore[arg-type]  # never polls
+    try:
+        watch.track("lb-a", returned=10.0)
+        watch.track("lb-b", returned=20.0)
+        watch.settle(set(), began=15.0, now=16.0)  # began after a's write, before b's
+        assert watch.pending() == {"lb-b"}
+        assert watch.lags == [("lb-a", 10.0, 16.0)]
+        watch.settle({"lb-b"}, began=21.0, now=22.0)  # b still pending: stays
+        assert watch.pending() == {"lb-b"}
+        watch.settle(set(), began=23.0, now=24.0)
+        assert watch.pending() == set() and watch.lags[-1] == ("lb-b", 20.0, 24.0)
+        assert watch.wait("lb-b", timeout=0) == pytest.approx(4000.0)
+    finally:
+        watch.close()

@@ -242,18 +242,23 @@ class PendingWatch:
                 self._stop.wait(self.interval)
                 continue
             with contextlib.suppress(httpx.HTTPError):
+                began = time.perf_counter()
                 pending = self._pending_ids()
-                now = time.perf_counter()
                 if pending is not None:
-                    with self._applied:
-                        for lb_id in [k for k in self._waiting if k not in pending]:
-                            returned = self._waiting.pop(lb_id)
-                            if now > returned:  # the listing began after the write returned
-                                self.lags.append((lb_id, returned, now))
-                            else:
-                                self._waiting[lb_id] = returned
-                        self._applied.notify_all()
+                    self.settle(pending, began, time.perf_counter())
             self._stop.wait(self.interval)
+
+    def settle(self, pending: set[str], began: float, now: float) -> None:
+        """Marks applied (at now) what a listing begun at `began` no longer shows pending.
+        Only a write that returned before the listing began counts: a listing begun
+        earlier may predate the write's commit, and would call a pending change applied."""
+        with self._applied:
+            for lb_id in [k for k in self._waiting if k not in pending]:
+                returned = self._waiting[lb_id]
+                if began > returned:
+                    del self._waiting[lb_id]
+                    self.lags.append((lb_id, returned, now))
+            self._applied.notify_all()
 
     def close(self) -> None:
         self._stop.set()

@@ -165,6 +165,7 @@ def mount(router: APIRouter, r: AdminResource) -> None:
                 scoped=False,
                 default_sort=r.default_sort,
                 links_key=r.links_key,
+                verbatim=frozenset({"id"}),
             )
 
     def create(body: Any, state: State, principal: CurrentPrincipal) -> dict[str, Any]:
