@@ -287,9 +287,7 @@ def test_a_listing_of_column_fields_is_the_full_listing_projected(
                 marker = {"marker": full[key][-1]["id"]}
                 nxt = alice.ok("GET", path, **query, **marker)
                 cheap = alice.ok("GET", path, **query, **marker, fields=fields)
-                assert cheap[key] == [
-                    {k: v for k, v in x.items() if k in wanted} for x in nxt[key]
-                ]
+                assert cheap[key] == [{k: v for k, v in x.items() if k in wanted} for x in nxt[key]]
     mine = {x["id"] for x in alice.ok("GET", LB, fields="id")["loadbalancers"]}
     theirs = {x["id"] for x in bob.ok("GET", LB, fields="id")["loadbalancers"]}
     assert len(mine) == 6 and len(theirs) == 1 and not mine & theirs
