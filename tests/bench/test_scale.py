@@ -18,6 +18,7 @@ import pytest
 from shoal.bench import harness, scale, suites
 from shoal.bench.registry import BenchContext, Benchmark
 from shoal.bench.relay import Relay
+from shoal.errors import ShoalError
 
 
 def _echo_server() -> tuple[socket.socket, threading.Thread]:
@@ -184,3 +185,38 @@ def test_a_listing_begun_before_a_write_returned_never_marks_it_applied() -> Non
         assert watch.wait("lb-b", timeout=0) == pytest.approx(4000.0)
     finally:
         watch.close()
+
+
+class _Proc:
+    """A process whose CPU time grows by `busy[i]` in window i (then by the last value)."""
+
+    def __init__(self, busy: list[float], clock: list[float]) -> None:
+        self.busy, self.clock, self.used = busy, clock, 0.0
+
+    def cpu(self) -> float:
+        return self.used
+
+
+def test_settle_waits_for_two_quiet_windows_of_every_process_and_gives_up_when_busy() -> None:
+    clock = [0.0]
+    agents = [_Proc([0.9, 0.5, 0.1, 0.1], clock), _Proc([0.1, 0.1, 0.3, 0.0, 0.0], clock)]
+    controller = _Proc([0.6, 0.0], clock)
+    procs = [*agents, controller]
+    windows = [0]
+
+    def sleep(seconds: float) -> None:
+        i = windows[0]
+        for p in procs:
+            p.used += p.busy[min(i, len(p.busy) - 1)]
+        windows[0] += 1
+        clock[0] += seconds
+
+    fl = dataclasses.make_dataclass("Fl", ["nodes", "controller"])(agents, controller)
+    took = scale.settle(fl, lambda w, f: None, 60, sleep=sleep, clock=lambda: clock[0])
+    # Windows 0-2 each have a process at 0.15 s/s or more; 3 and 4 are quiet for all.
+    assert windows[0] == 5 and took == 5.0
+    stuck = _Proc([0.2], clock)  # an agent that never comes below 0.15 s/s
+    procs.append(stuck)
+    busy = dataclasses.make_dataclass("Fl", ["nodes", "controller"])([stuck], controller)
+    with pytest.raises(ShoalError, match="still busy"):
+        scale.settle(busy, lambda w, f: None, 10, sleep=sleep, clock=lambda: clock[0])

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from shoal.controller.app import create_app
+from shoal.controller.app import SERVER_HTTP, SERVER_LOOP, create_app
 from shoal.controller.settings import load_settings
 from shoal.lab.postgres import throwaway_postgres
 
@@ -62,7 +62,13 @@ def controller(url: str, state_dir: str) -> Iterator[str]:
         port = s.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            loop=SERVER_LOOP,
+            http=SERVER_HTTP,
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)

@@ -90,6 +90,7 @@ class SizeResult:
     map_bytes_per_node: int
     churn: dict[str, Any] | None = None
     nodes: list[dict[str, Any]] = field(default_factory=list)
+    settle_s: float = 0.0  # first sync done -> every process idle (settle())
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -349,6 +350,35 @@ def first_sync(
     return synced
 
 
+SETTLED_CPU = 0.15  # CPU seconds per second below which a process counts as idle
+
+
+def settle(
+    fl: Fleet,
+    progress: Progress,
+    timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> float:
+    """Waits until every process has been idle for two 1 s windows in a row; the seconds it
+    took. After the first sync the agents still send their whole reports (10,000 digest rows
+    at 10,000 load balancers, about a second of controller CPU) and the first traffic
+    reports: the idle rates and the changes measured during that would count the start-up."""
+    began = clock()
+    cpus: list[Callable[[], float]] = [n.cpu for n in fl.nodes] + [fl.controller.cpu]
+    quiet = 0
+    while quiet < 2:
+        before = [cpu() for cpu in cpus]
+        sleep(1.0)
+        busy = max(cpu() - b for cpu, b in zip(cpus, before, strict=True))
+        quiet = quiet + 1 if busy < SETTLED_CPU else 0
+        waited = clock() - began
+        progress(f"settling after the first sync ({waited:.0f} s, busiest {busy:.2f} s/s)", 0.0)
+        if waited > timeout:
+            raise ShoalError(f"the fleet is still busy {timeout:.0f} s after the first sync")
+    return clock() - began
+
+
 def _poll_cost(fl: Fleet, watch: PendingWatch, polls: int = 40) -> float:
     """Controller CPU seconds of one watcher poll, nothing pending."""
     before = fl.controller.cpu()
@@ -502,6 +532,7 @@ def run_size(n: int, plan: ScalePlan, progress: Progress, with_churn: bool) -> S
         refs = populate(fl, n, plan.members, plan.create_threads, progress)
         create_s = time.perf_counter() - t0
         synced = first_sync(fl, refs, lambda w, f: progress(f"N={n}: {w}", f), APPLY_TIMEOUT)
+        settle_s = settle(fl, lambda w, f: progress(f"N={n}: {w}", f), APPLY_TIMEOUT)
         changer = Changer(c, refs)
         rng = random.Random(3)
         changer.refs = rng.sample(refs, min(len(refs), max(50, plan.changes * 3)))
@@ -565,6 +596,7 @@ def run_size(n: int, plan: ScalePlan, progress: Progress, with_churn: bool) -> S
             map_bytes_per_node=max(memory.values()),
             churn=churned,
             nodes=nodes,
+            settle_s=round(settle_s, 2),
         )
 
 

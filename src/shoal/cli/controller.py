@@ -89,7 +89,7 @@ def serve(
     HTTPS with a certificate; plain HTTP only on loopback unless --insecure-http."""
     import uvicorn
 
-    from shoal.controller.app import create_app
+    from shoal.controller.app import SERVER_HTTP, SERVER_LOOP, create_app
 
     settings = _settings(
         config,
@@ -127,6 +127,8 @@ def serve(
         access_log=False,
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
+        loop=SERVER_LOOP,
+        http=SERVER_HTTP,
     )
 
 

@@ -127,6 +127,9 @@ class ControllerSettings(BaseModel):
     feed_batch: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     feed_keep: Annotated[int, Field(ge=100)] = 1_000_000
     feed_poll_interval: Annotated[float, Field(gt=0, le=10)] = 0.25
+    # At most one answer with changes per node per interval; an idle node's is not delayed
+    # (shoal.controller.services.pacing). 0: every change is answered at once.
+    feed_min_interval: Annotated[float, Field(ge=0, le=5)] = 0.1
     cluster_seed: Annotated[str, Field(min_length=1, max_length=64)] = "shoal"
     max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20  # larger: 413
     # The agents' reports (/v2/shoal/nodes/<id>/...) carry a digest per VIP the node serves:

@@ -11,6 +11,7 @@ from shoal.controller.auth import Authenticator, Principal
 from shoal.controller.db.engine import Database
 from shoal.controller.errors import BadRequest, Unauthorized
 from shoal.controller.services.notify import ChangeNotifier
+from shoal.controller.services.pacing import FeedPacer
 from shoal.controller.services.writes import Writer
 from shoal.controller.settings import ControllerSettings
 
@@ -24,9 +25,11 @@ class AppState:
     writer: Writer
     notifier: ChangeNotifier
     authenticator: Authenticator
+    pacer: FeedPacer
 
 
-def app_state(request: Request) -> AppState:
+async def app_state(request: Request) -> AppState:
+    """Async: a plain attribute read needs no worker thread (a sync one costs a hop each)."""
     state: AppState = request.app.state.shoal
     return state
 

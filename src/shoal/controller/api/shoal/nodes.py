@@ -5,6 +5,7 @@ enrolled, and reports only on what that node serves or was asked to check."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Annotated, Any, Literal
 
@@ -259,6 +260,7 @@ def delete_node(node_id: str, state: State, principal: CurrentPrincipal) -> Resp
         node = _node(session, node_id)
         session.delete(node)
         feed.record(session, "node")
+        state.pacer.forget(node_id)
         session.flush()
         if node.role == "l7":
             placement.reconcile(session, state.settings)
@@ -322,7 +324,13 @@ async def node_feed(
                 f'{{"schema_version":{SCHEMA_VERSION},"seq":{position},"changed":false}}',
                 media_type="application/json",
             )
+    # Under churn: at most one answer with changes per node per feed_min_interval, holding
+    # every change made meanwhile (an idle node's first one is not delayed).
+    pause = state.pacer.delay(node_id)
+    if pause > 0:
+        await asyncio.sleep(pause)
     body = await run_in_threadpool(_feed, state, node_id, position, principal)
+    state.pacer.answered(node_id)
     return Response(body, media_type="application/json")
 
 
