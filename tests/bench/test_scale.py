@@ -175,12 +175,12 @@ def test_a_listing_begun_before_a_write_returned_never_marks_it_applied() -> Non
     try:
         watch.track("lb-a", returned=10.0)
         watch.track("lb-b", returned=20.0)
-        watch.settle(set(), began=15.0, now=16.0)  # began after a's write, before b's
+        watch.mark_applied(set(), began=15.0, now=16.0)  # began after a's write, before b's
         assert watch.pending() == {"lb-b"}
         assert watch.lags == [("lb-a", 10.0, 16.0)]
-        watch.settle({"lb-b"}, began=21.0, now=22.0)  # b still pending: stays
+        watch.mark_applied({"lb-b"}, began=21.0, now=22.0)  # b still pending: stays
         assert watch.pending() == {"lb-b"}
-        watch.settle(set(), began=23.0, now=24.0)
+        watch.mark_applied(set(), began=23.0, now=24.0)
         assert watch.pending() == set() and watch.lags[-1] == ("lb-b", 20.0, 24.0)
         assert watch.wait("lb-b", timeout=0) == pytest.approx(4000.0)
     finally:
@@ -197,6 +197,11 @@ class _Proc:
         return self.used
 
 
+def _fleet(agents: list[_Proc], controller: _Proc) -> object:
+    """What settle() reads of a fleet: its agents and the controllers' CPU time."""
+    return dataclasses.make_dataclass("Fl", ["nodes", "controller_cpu"])(agents, controller.cpu)
+
+
 def test_settle_waits_for_two_quiet_windows_of_every_process_and_gives_up_when_busy() -> None:
     clock = [0.0]
     agents = [_Proc([0.9, 0.5, 0.1, 0.1], clock), _Proc([0.1, 0.1, 0.3, 0.0, 0.0], clock)]
@@ -211,12 +216,12 @@ def test_settle_waits_for_two_quiet_windows_of_every_process_and_gives_up_when_b
         windows[0] += 1
         clock[0] += seconds
 
-    fl = dataclasses.make_dataclass("Fl", ["nodes", "controller"])(agents, controller)
+    fl = _fleet(agents, controller)
     took = scale.settle(fl, lambda w, f: None, 60, sleep=sleep, clock=lambda: clock[0])
     # Windows 0-2 each have a process at 0.15 s/s or more; 3 and 4 are quiet for all.
     assert windows[0] == 5 and took == 5.0
     stuck = _Proc([0.2], clock)  # an agent that never comes below 0.15 s/s
     procs.append(stuck)
-    busy = dataclasses.make_dataclass("Fl", ["nodes", "controller"])([stuck], controller)
+    busy = _fleet([stuck], controller)
     with pytest.raises(ShoalError, match="still busy"):
         scale.settle(busy, lambda w, f: None, 10, sleep=sleep, clock=lambda: clock[0])

@@ -105,10 +105,23 @@ class L4Node:
 
 @dataclass
 class Fleet:
-    controller: Controller
+    """controllers[0] serves the tenants' API (and the bench's watcher); the agents talk to
+    the last one: with two, the tenant side and the agents' side are separate processes on
+    one PostgreSQL, as behind an operator's HTTP balancer, and cross-process wake-ups carry
+    every change."""
+
+    controllers: list[Controller]
     nodes: list[L4Node]
     dir: Path
     node_ids: dict[str, str] = field(default_factory=dict)  # name -> id once registered
+
+    @property
+    def controller(self) -> Controller:
+        return self.controllers[0]
+
+    def controller_cpu(self) -> float:
+        """CPU seconds of every controller process together."""
+        return sum(c.cpu() for c in self.controllers)
 
     def admin(self, timeout: float = 60) -> httpx.Client:
         return httpx.Client(
@@ -166,9 +179,9 @@ def _wait_http(url: str, pid: int, log: Path, timeout: float = 60) -> None:
     raise ShoalError(f"the controller did not answer within {timeout:.0f} s (see {log})")
 
 
-def _start_controller(db_url: str, work: Path) -> Controller:
+def _start_controller(db_url: str, work: Path, index: int = 1) -> Controller:
     port = _free_port()
-    cfg = work / "controller.yaml"
+    cfg = work / f"controller-{index}.yaml"
     cfg.write_text(
         yaml.safe_dump(
             {
@@ -188,7 +201,7 @@ def _start_controller(db_url: str, work: Path) -> Controller:
             }
         )
     )
-    log = work / "controller.log"
+    log = work / f"controller-{index}.log"
     cmd = [sys.executable, "-m", "shoal.cli.main", "controller", "serve", "--config", str(cfg)]
     pid = _spawn(cmd, log)
     ctl = Controller(pid, port, log)
@@ -250,26 +263,28 @@ def stop_agent(node: L4Node) -> None:
 
 
 @contextlib.contextmanager
-def fleet(db_url: str, work: Path, agents: int = 2) -> Iterator[Fleet]:
-    """A controller on db_url and `agents` L4 nodes (namespaces and relays made, agents not
-    started yet: start_agent)."""
+def fleet(db_url: str, work: Path, agents: int = 2, controllers: int = 1) -> Iterator[Fleet]:
+    """`controllers` controllers on db_url (see Fleet) and `agents` L4 nodes (namespaces and
+    relays made, agents not started yet: start_agent)."""
     tag = f"{os.getpid()}"
     nodes: list[L4Node] = []
-    ctl: Controller | None = None
+    ctls: list[Controller] = []
     try:
-        ctl = _start_controller(db_url, work)
+        for index in range(1, controllers + 1):  # one after another: the first makes the keys
+            ctls.append(_start_controller(db_url, work, index))
+        ctl = ctls[-1]
         for i in range(1, agents + 1):
             name = f"scale-l4-{i}"
             ns = f"shoal-scale-{tag}-{i}"
             _make_ns(ns)
             relay = Relay(("127.0.0.1", ctl.port))
             nodes.append(L4Node(name, ns, f"scale-{tag}-{i}", relay, work / f"{name}.log"))
-        yield Fleet(ctl, nodes, work)
+        yield Fleet(ctls, nodes, work)
     finally:
         for node in nodes:
             stop_agent(node)
             node.relay.close()
             netns.delete(node.ns)
             Balancer.purge(node.instance)
-        if ctl is not None:
-            _stop(ctl.pid)
+        for started in ctls:
+            _stop(started.pid)

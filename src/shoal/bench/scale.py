@@ -1,6 +1,8 @@
 """`shoal bench scale`: what one member change costs as the region grows.
 
-Per size N: a throwaway PostgreSQL, a controller process, N L4 load balancers with M members
+Per size N: a throwaway PostgreSQL, two controller processes on it (the tenants' API on one,
+the agents' feeds and reports on the other, as behind an operator's HTTP balancer; CPU is
+their sum), N L4 load balancers with M members
 each created through the API (load balancer, listener, pool, then the members in one batch
 call: the fewest calls Octavia's API allows), then two L4 agents with real XDP data planes
 started on that (bench.fleet). Measured, per size:
@@ -66,6 +68,9 @@ class ScalePlan:
     churn_size: int | None = None  # the size that gets the churn run (default: the largest)
     agents: int = 2
     create_threads: int = 4
+    # Controller processes on the one PostgreSQL: the tenants' API on one, the agents on the
+    # other (fleet.Fleet). One process's Python runs on one core at a time.
+    controllers: int = 2
 
 
 FULL = ScalePlan((100, 1000, 10_000))
@@ -246,10 +251,10 @@ class PendingWatch:
                 began = time.perf_counter()
                 pending = self._pending_ids()
                 if pending is not None:
-                    self.settle(pending, began, time.perf_counter())
+                    self.mark_applied(pending, began, time.perf_counter())
             self._stop.wait(self.interval)
 
-    def settle(self, pending: set[str], began: float, now: float) -> None:
+    def mark_applied(self, pending: set[str], began: float, now: float) -> None:
         """Marks applied (at now) what a listing begun at `began` no longer shows pending.
         Only a write that returned before the listing began counts: a listing begun
         earlier may predate the write's commit, and would call a pending change applied."""
@@ -365,7 +370,7 @@ def settle(
     at 10,000 load balancers, about a second of controller CPU) and the first traffic
     reports: the idle rates and the changes measured during that would count the start-up."""
     began = clock()
-    cpus: list[Callable[[], float]] = [n.cpu for n in fl.nodes] + [fl.controller.cpu]
+    cpus: list[Callable[[], float]] = [n.cpu for n in fl.nodes] + [fl.controller_cpu]
     quiet = 0
     while quiet < 2:
         before = [cpu() for cpu in cpus]
@@ -381,10 +386,10 @@ def settle(
 
 def _poll_cost(fl: Fleet, watch: PendingWatch, polls: int = 40) -> float:
     """Controller CPU seconds of one watcher poll, nothing pending."""
-    before = fl.controller.cpu()
+    before = fl.controller_cpu()
     for _ in range(polls):
         watch._pending_ids()
-    return (fl.controller.cpu() - before) / polls
+    return (fl.controller_cpu() - before) / polls
 
 
 @dataclass
@@ -399,7 +404,7 @@ class Costs:
     def now(fl: Fleet, watch: PendingWatch) -> Costs:
         return Costs(
             {n.name: n.cpu() for n in fl.nodes},
-            fl.controller.cpu(),
+            fl.controller_cpu(),
             {n.name: n.bytes_down() for n in fl.nodes},
             watch.polls,
             time.perf_counter(),
@@ -524,7 +529,7 @@ def run_size(n: int, plan: ScalePlan, progress: Progress, with_churn: bool) -> S
     with (
         tempfile.TemporaryDirectory(prefix="shoal-scale-") as tmp,
         throwaway_postgres("shoal_scale") as db_url,
-        fleet(db_url, Path(tmp), plan.agents) as fl,
+        fleet(db_url, Path(tmp), plan.agents, plan.controllers) as fl,
         fl.admin() as c,
     ):
         progress(f"N={n}: creating load balancers", 0.0)

@@ -254,10 +254,10 @@ def _sizes_option(text: str | None) -> tuple[int, ...] | None:
     return sizes
 
 
-def print_scale(results: list[Any], growth: dict[str, float]) -> None:
+def print_scale(results: list[Any], growth: dict[str, float], controllers: int) -> None:
     table = Table(
-        title="Two L4 agents with real data planes, one controller on PostgreSQL; "
-        "member change = one member's weight 0/1",
+        title=f"Two L4 agents with real data planes, {controllers} controller process(es) on "
+        "PostgreSQL; member change = one member's weight 0/1",
         title_justify="left",
     )
     table.add_column("figure")
@@ -309,6 +309,12 @@ def scale(
     churn_size: Annotated[
         int | None, typer.Option(help="the size that gets the churn run (default: largest)")
     ] = None,
+    controllers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=2, help="controller processes: 2 (default), the tenants' and the agents'"
+        ),
+    ] = None,
 ) -> None:
     """Cost of one member change against the number of load balancers: API-to-applied on
     every L4 node, agent and controller CPU, bytes per agent, map memory, first sync, churn lag
@@ -325,6 +331,7 @@ def scale(
         "churn_rate": churn_rate,
         "churn_seconds": churn_seconds,
         "churn_size": churn_size,
+        "controllers": controllers,
     }
     plan = dataclasses.replace(plan, **{k: v for k, v in overrides.items() if v is not None})
     if plan.churn_size is not None and plan.churn_size not in plan.sizes:
@@ -337,4 +344,4 @@ def scale(
                "growth": growth}  # fmt: skip
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
-    print_scale(results, growth)
+    print_scale(results, growth, plan.controllers)
