@@ -211,3 +211,37 @@ def test_what_never_carried_a_packet_is_not_sent(agent: tuple[L4Agent, Recording
     per_lb = body.counters["load_balancers"]
     ncpus = lb.maps.vip_stats.ncpus
     assert per_lb == {a.vip_owner[name]: {"bytes_in": 80 * ncpus, "packets_in": 2 * ncpus}}
+
+
+def test_a_traffic_report_looks_up_only_what_carried_packets(
+    agent: tuple[L4Agent, RecordingApi], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 100,000 backend slots a walk of every slot was ~240 ms of the agent's CPU per
+    traffic report: the busy slots and VIPs come from the counters, and only they are named."""
+    a, _ = agent
+    lb = a.lb
+    assert lb is not None
+    for slot in lb.backends():
+        lb.maps.backend_stats.set_all(slot, abi.Traffic())
+    name, vip = sorted(lb.vips().items())[0]
+    busy = next(s for s, b in lb.backends().items() if b.vip_id == vip.vip_id)
+    lb.maps.backend_stats.set_all(busy, abi.Traffic(packets=3, bytes=90))
+    lb.maps.vip_stats.set_all(vip.vip_id, abi.Traffic(packets=3, bytes=90))
+
+    def every_slot() -> None:
+        raise AssertionError("walked every backend slot")
+
+    monkeypatch.setattr(lb, "backend_slots", every_slot)
+    asked: list[list[int]] = []
+    of = lb.backend_slots_of
+    monkeypatch.setattr(
+        lb, "backend_slots_of", lambda slots: asked.append(list(slots)) or of(slots)
+    )
+    sent = a.backend_traffic()
+    assert asked == [[busy]] and [(b.vip, b.packets) for b in sent] == [
+        (name, 3 * lb.maps.backend_stats.ncpus)
+    ]
+    assert set(a.counters()["load_balancers"]) == {a.vip_owner[name]}
+    lb.maps.backend_stats.set_all(busy, abi.Traffic())
+    asked.clear()
+    assert a.backend_traffic() == [] and asked == []  # nothing carried: nothing looked up

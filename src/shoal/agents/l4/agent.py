@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from shoal import __version__, netns
 from shoal.addresses import IpNetwork, parse_network
 from shoal.agents.api import AgentApi, NodeInfo
@@ -416,8 +419,9 @@ class L4Agent(AgentLoop):
     # ---- reporting ---------------------------------------------------------------------------
 
     def counters(self, per_lb_too: bool = True) -> dict[str, Any]:
-        """per_lb_too: with traffic per load balancer (one map read per VIP: every few
-        seconds, not with every change; the controller keeps the last)."""
+        """per_lb_too: with traffic per load balancer (a batch read of the VIP counters and a
+        lookup per VIP that carried any: every few seconds, not with every change; the
+        controller keeps the last)."""
         assert self.lb is not None
         flood = self.lb.flood_status()
         base = {
@@ -433,18 +437,17 @@ class L4Agent(AgentLoop):
             return base
         per_lb: dict[str, dict[str, Any]] = {}
         vip_stats = self.lb.maps.vip_stats.sums()  # one batch read, not one per VIP
-        with self._lock:
-            owners = dict(self.vip_owner)
-        for name, vip_id in self.lb.vip_ids().items():
-            owner = owners.get(name)
-            if owner is None or vip_id >= len(vip_stats):
-                continue
-            packets, nbytes = (int(x) for x in vip_stats[vip_id][:2])
-            if not packets and not nbytes:
-                continue  # never carried a packet: absent reads as 0 on the controller
-            entry = per_lb.setdefault(owner, {"bytes_in": 0, "packets_in": 0})
-            entry["bytes_in"] += nbytes
-            entry["packets_in"] += packets
+        busy = _carried_traffic(vip_stats)  # names and owners looked up for these only
+        if busy:
+            names = {vip_id: name for name, vip_id in self.lb.vip_ids().items()}
+            with self._lock:
+                owned = [(self.vip_owner.get(names.get(v, "")), p, b) for v, p, b in busy]
+            for owner, packets, nbytes in owned:
+                if owner is None:
+                    continue
+                entry = per_lb.setdefault(owner, {"bytes_in": 0, "packets_in": 0})
+                entry["bytes_in"] += nbytes
+                entry["packets_in"] += packets
         return {"load_balancers": per_lb} | base
 
     def backend_traffic(self) -> list[BackendTraffic]:
@@ -452,19 +455,21 @@ class L4Agent(AgentLoop):
         for a load balancer (bounded by the data plane's backend capacity). From what this
         process wrote and one batch read of the counters: a lookup per VIP and per backend
         slot took seconds at 10,000 VIPs of 10 backends, and 100,000 entries of zeros were
-        most of the report. A backend absent from the list reads as 0."""
+        most of the report; then walking every slot to find the few busy ones cost ~240 ms a
+        traffic report at 100,000 backends, so the busy slots are found in the counters first.
+        A backend absent from the list reads as 0."""
         assert self.lb is not None
+        busy = {slot: (p, b) for slot, p, b in _carried_traffic(self.lb.maps.backend_stats.sums())}
+        if not busy:
+            return []
         with self._lock:
             owners = dict(self.vip_owner)
         names = {vip_id: name for name, vip_id in self.lb.vip_ids().items() if name in owners}
-        backend_stats = self.lb.maps.backend_stats.sums()
-        stats = []
-        for slot, vip_id, address in self.lb.backend_slots():
-            if vip_id not in names or slot >= len(backend_stats):
-                continue
-            packets, nbytes = (int(x) for x in backend_stats[slot][:2])
-            if packets or nbytes:
-                stats.append((vip_id, address, packets, nbytes))
+        stats = [
+            (vip_id, address, *busy[slot])
+            for slot, vip_id, address in self.lb.backend_slots_of(busy)
+            if vip_id in names
+        ]
         if len(stats) > MAX_BACKENDS:  # the busiest first: what a chart needs
             stats = sorted(stats, key=lambda s: s[2], reverse=True)[:MAX_BACKENDS]
         return [
@@ -621,3 +626,12 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
             return True
         time.sleep(interval)
     return False
+
+
+def _carried_traffic(sums: npt.NDArray[np.uint64]) -> list[tuple[int, int, int]]:
+    """(row, packets, bytes) of the rows of a per-CPU traffic map's sums that carried any:
+    found in numpy, so an idle map of 100,000 rows costs a vector scan, not a Python loop."""
+    if not len(sums):
+        return []
+    rows = np.flatnonzero(sums[:, :2].any(axis=1))
+    return [(r, p, b) for r, (p, b) in zip(rows.tolist(), sums[rows, :2].tolist(), strict=True)]
