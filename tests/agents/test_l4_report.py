@@ -192,6 +192,18 @@ def test_backend_traffic_is_capped_busiest_first(
     assert len(sent) == 2 and sent[0].packets == 9 * lb.maps.backend_stats.ncpus
 
 
+def only_one_busy(lb: Balancer, traffic: abi.Traffic) -> tuple[str, int]:
+    """Every backend idle but one slot of the first VIP, which (with its VIP) carried traffic:
+    the VIP's name and that slot."""
+    for slot in lb.backends():
+        lb.maps.backend_stats.set_all(slot, abi.Traffic())
+    name, vip = sorted(lb.vips().items())[0]
+    slot = next(s for s, b in lb.backends().items() if b.vip_id == vip.vip_id)
+    lb.maps.backend_stats.set_all(slot, traffic)
+    lb.maps.vip_stats.set_all(vip.vip_id, traffic)
+    return name, slot
+
+
 def test_what_never_carried_a_packet_is_not_sent(agent: tuple[L4Agent, RecordingApi]) -> None:
     """Backends and load balancers without traffic are left out (the controller reads an
     absent one as 0): at 10,000 load balancers of 10 members a report of zeros was
@@ -199,12 +211,7 @@ def test_what_never_carried_a_packet_is_not_sent(agent: tuple[L4Agent, Recording
     a, api = agent
     lb = a.lb
     assert lb is not None
-    for slot in lb.backends():
-        lb.maps.backend_stats.set_all(slot, abi.Traffic())
-    name, vip = sorted(lb.vips().items())[0]
-    slot = next(s for s, b in lb.backends().items() if b.vip_id == vip.vip_id)
-    lb.maps.backend_stats.set_all(slot, abi.Traffic(packets=2, bytes=80))
-    lb.maps.vip_stats.set_all(vip.vip_id, abi.Traffic(packets=2, bytes=80))
+    name, _ = only_one_busy(lb, abi.Traffic(packets=2, bytes=80))
     a.report()
     body = NodeReport.model_validate(api.bodies[-1])
     assert body.backends is not None and [b.vip for b in body.backends] == [name]
@@ -221,12 +228,7 @@ def test_a_traffic_report_looks_up_only_what_carried_packets(
     a, _ = agent
     lb = a.lb
     assert lb is not None
-    for slot in lb.backends():
-        lb.maps.backend_stats.set_all(slot, abi.Traffic())
-    name, vip = sorted(lb.vips().items())[0]
-    busy = next(s for s, b in lb.backends().items() if b.vip_id == vip.vip_id)
-    lb.maps.backend_stats.set_all(busy, abi.Traffic(packets=3, bytes=90))
-    lb.maps.vip_stats.set_all(vip.vip_id, abi.Traffic(packets=3, bytes=90))
+    name, busy = only_one_busy(lb, abi.Traffic(packets=3, bytes=90))
 
     def every_slot() -> None:
         raise AssertionError("walked every backend slot")

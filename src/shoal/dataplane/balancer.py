@@ -125,6 +125,17 @@ def vip_key(address: flowhash.IpAddress, port: int, protocol: str) -> abi.VipKey
     return key
 
 
+def _slot_name(
+    names: dict[int, tuple[abi.Backend, int, str]], slot: int, b: abi.Backend
+) -> tuple[abi.Backend, int, str]:
+    """(entry, VIP id, address) of a backend slot, from the cache unless the slot was written
+    anew (a new entry object)."""
+    hit = names.get(slot)
+    if hit is None or hit[0] is not b:
+        hit = (b, int(b.vip_id), str(_address(b.addr, b.family)))
+    return hit
+
+
 def _address(words: Iterable[int], family: int) -> flowhash.IpAddress:
     packed = b"".join(w.to_bytes(4, "little") for w in words)
     return ipaddress.ip_address(packed[:4] if family == 4 else packed)
@@ -1163,10 +1174,7 @@ class Balancer:
         names, kept = self._slot_names, {}
         for slot, b in list(backends.items()):
             if b.family:
-                hit = names.get(slot)
-                if hit is None or hit[0] is not b:  # a slot written anew: a new entry object
-                    hit = (b, int(b.vip_id), str(_address(b.addr, b.family)))
-                kept[slot] = hit
+                kept[slot] = hit = _slot_name(names, slot, b)
                 out.append((slot, hit[1], hit[2]))
         self._slot_names = kept
         return out
@@ -1181,9 +1189,7 @@ class Balancer:
             b = backends.get(slot)
             if b is None or not b.family:
                 continue
-            hit = names.get(slot)
-            if hit is None or hit[0] is not b:
-                hit = names[slot] = (b, int(b.vip_id), str(_address(b.addr, b.family)))
+            names[slot] = hit = _slot_name(names, slot, b)
             out.append((slot, hit[1], hit[2]))
         return out
 
