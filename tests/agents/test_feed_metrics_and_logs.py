@@ -10,11 +10,13 @@ import logging
 from pathlib import Path
 from typing import Any, cast
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shoal.agents.api import AgentApi, ControllerUnavailableError
-from shoal.agents.loop import AgentLoop
+from shoal.agents.loop import AgentLoop, _touched_in_order
 from shoal.agents.metrics import FeedMetrics
 from shoal.controller.requestid import new_request_id
 from shoal.logs import JsonFormatter
@@ -179,3 +181,36 @@ def test_a_large_first_state_is_one_line_then_changes_one_each(tmp_path: Path) -
         "applied 60 load balancer(s) at seq 1 (0 refused)",
         f"applied load balancer lb-7 revision 2 (request {changed[2]})",
     ]
+
+
+IDS = st.sampled_from([f"lb-{i}" for i in range(8)])
+ANSWERS = st.lists(
+    st.tuples(st.booleans(), st.lists(IDS, max_size=5), st.lists(IDS, max_size=3)),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(answers=ANSWERS)
+def test_the_touched_load_balancers_are_logged_in_the_states_order(
+    answers: list[tuple[bool, list[str], list[str]]],
+) -> None:
+    """The log reads a delta's load balancers from the state's tail (merge() moves what an
+    answer carries last): the same list, in the same order, as a pass over every one."""
+    state = DesiredState()
+    for seq, (snapshot, carried, deleted) in enumerate(answers, start=1):
+        feed = Feed.model_validate(
+            {
+                "seq": seq,
+                "snapshot": snapshot,
+                "load_balancers": [
+                    {"id": i, "revision": seq, "config": {"vip_address": "10.0.0.1"}}
+                    for i in carried
+                ],
+                "deleted": [] if snapshot else deleted,
+            }
+        )
+        touched = state.merge(feed)
+        expected = [lb for lb_id, lb in state.lbs.items() if lb_id in touched]
+        assert _touched_in_order(state, touched) == expected

@@ -109,12 +109,14 @@ def test_dead_nodes_do_not_hold_load_balancers(database_url, tmp_path: Path) -> 
         assert nodes[0]["operating_status"] == "OFFLINE"
 
 
+@pytest.mark.parametrize("delta", [False, True], ids=["whole", "delta"])
 def test_two_nodes_reporting_at_once_settle_the_change_themselves(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, delta: bool
 ) -> None:
     """The second of two concurrent reports sees the first's applied position and makes the
     load balancer ACTIVE itself: no background tick runs here (no lifespan), so nothing
-    else could. On PostgreSQL only: SQLite serialises writers at BEGIN."""
+    else could. On PostgreSQL only: SQLite serialises writers at BEGIN. A delta report
+    looks only at what it reached, which must still take the same lock."""
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite writers never overlap")
     from shoal.controller.db.models import Node
@@ -131,9 +133,10 @@ def test_two_nodes_reporting_at_once_settle_the_change_themselves(
 
     def applied(node_id: str, hold: bool) -> None:
         with shoal.db.write() as session:
-            session.get(Node, node_id).applied_seq = seq
+            node = session.get(Node, node_id)
+            before, node.applied_seq = node.applied_seq, seq
             session.flush()
-            status.refresh_pending(session, shoal.settings)
+            status.refresh_pending(session, shoal.settings, (before, seq) if delta else None)
             if hold:  # still uncommitted while the other node reports
                 first_refreshed.set()
                 commit_first.wait(10)

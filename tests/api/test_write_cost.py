@@ -206,3 +206,62 @@ def test_an_api_token_that_looks_like_a_node_credential_still_authenticates(
         # ... and is not a node's credential: a node's route refuses it
         r = admin.request("POST", "/v2/shoal/nodes/no-such-node/report", {"seq": 0})
         assert r.status_code in (401, 403), r.text
+
+
+class _Reporter:
+    """A node's numbered reports: a whole one first, then deltas on the last it sent."""
+
+    def __init__(self, agent: Fleet, node_id: str) -> None:
+        self.agent, self.node_id, self.number, self.seq = agent, node_id, 0, 0
+
+    def follow_and_report(self) -> None:
+        self.seq, _ = _follow(self.agent, self.node_id, self.seq)
+        self.report()
+
+    def report(self) -> None:
+        body = {"seq": self.seq, "errors": [], "report": self.number + 1}
+        if self.number:
+            body["base"] = self.number
+        self.agent.ok("POST", f"/v2/shoal/nodes/{self.node_id}/report", body)
+        self.number += 1
+
+
+def test_a_delta_report_costs_what_it_settles_not_the_backlog_of_other_nodes(
+    database_url: str, tmp_path: Path, count: Count
+) -> None:
+    """Node b falls behind: every load balancer created since waits for it. Node a's report
+    of one member change then looks at that change only: its statements are the same with
+    1 or 6 load balancers waiting for b. Re-deriving the whole backlog on each report made
+    the agents' lag feed itself under churn. When b catches up, everything settles."""
+    settings = make_settings(database_url, tmp_path, feed_poll_interval=10)
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
+        admin, agent = Api(client, ADMIN_SECRET), Fleet(Api(client, ADMIN_SECRET))
+        n = count(client)
+        stacks = [admin.l4_stack(members=2) for _ in range(2)]  # no node yet: ACTIVE at once
+        nodes = [
+            agent.ok("POST", "/v2/shoal/nodes", {"name": name, "role": "l4"})["node"]
+            for name in ("l4-a", "l4-b")
+        ]
+        a, b = (_Reporter(agent, node["id"]) for node in nodes)
+        a.follow_and_report()
+        b.follow_and_report()
+        costs, backlog = [], 0
+        for stack, waiting in zip(stacks, (1, 6), strict=True):
+            while backlog < waiting:  # b reports none of these
+                admin.lb(flavor_id="l4")
+                backlog += 1
+            a.follow_and_report()
+            pool_id, member = stack["pool"]["id"], stack["members"][0]["id"]
+            admin.ok(
+                "PUT", f"/v2/lbaas/pools/{pool_id}/members/{member}", {"member": {"weight": 5}}
+            )
+            a.seq, _ = _follow(agent, a.node_id, a.seq)
+            costs.append(n.during(a.report))
+            assert admin.get_lb(stack["lb"]["id"])["provisioning_status"] == "PENDING_UPDATE"
+        assert costs[0] == costs[1], costs
+        b.follow_and_report()
+        statuses = {
+            lb["provisioning_status"]
+            for lb in admin.ok("GET", "/v2/lbaas/loadbalancers")["loadbalancers"]
+        }
+        assert statuses == {"ACTIVE"}

@@ -83,6 +83,11 @@ class Mirror:
             table_gens=gens,
         )
 
+    def rows_in_use(self, max_vips: int, max_backends: int) -> tuple[int, int]:
+        """(VIP ids, backend slots) below which every one in use lies: ids are handed out
+        lowest first, so a counter read can stop there instead of at the maps' capacity."""
+        return _free_from(self.free_vip_ids, max_vips), _free_from(self.free_slots, max_backends)
+
     def release(self, vip_ids: list[int], slots: list[int]) -> None:
         for i in vip_ids:
             bisect.insort(self.free_vip_ids, i)
@@ -116,3 +121,17 @@ class Allocator:
     def commit(self, mirror: Mirror) -> None:
         del mirror.free_vip_ids[: self.vip_ids_taken]
         del mirror.free_slots[: self.slots_taken]
+
+
+def _free_from(free: list[int], total: int) -> int:
+    """The lowest n such that every id from n to total - 1 is in free (sorted, unique): the
+    free ids from index i on are a run ending at total - 1 exactly when free[i] + the count
+    from i equals total, which holds for a suffix of the list (binary search)."""
+    lo, hi = 0, len(free)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if free[mid] + len(free) - mid == total:
+            hi = mid
+        else:
+            lo = mid + 1
+    return free[lo] if lo < len(free) else total

@@ -1179,6 +1179,14 @@ class Balancer:
         self._slot_names = kept
         return out
 
+    def rows_in_use(self) -> tuple[int | None, int | None]:
+        """(VIP ids, backend slots) below which every one this process wrote lies; None
+        when it wrote none yet (then every row may be in use)."""
+        held = self._held
+        if held is None:
+            return None, None
+        return held.rows_in_use(self.max_vips, self.max_backends)
+
     def backend_slots_of(self, slots: Iterable[int]) -> list[tuple[int, int, str]]:
         """(slot, VIP id, backend address) of the given slots that hold a backend, from what
         this process wrote: O(len(slots)), for a report naming only the busy few of 100,000."""

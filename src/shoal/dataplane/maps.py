@@ -124,9 +124,10 @@ class KernelMap:
         if rc < 0:
             raise BpfError(f"batch update of {self.name}", -rc)
 
-    def lookup_all_array(self) -> bytes:
-        """Every value of an array map in index order, in batches (fast for big tables)."""
-        total = self.max_entries
+    def lookup_all_array(self, limit: int | None = None) -> bytes:
+        """Every value of an array map in index order, in batches (fast for big tables);
+        with limit, those of the first `limit` entries only."""
+        total = self.max_entries if limit is None else max(0, min(limit, self.max_entries))
         keys = ctypes.create_string_buffer(4 * total)
         values = ctypes.create_string_buffer(self._vsize * total)
         out_batch = ctypes.c_uint32(0)
@@ -296,23 +297,24 @@ class PerCpuMap(Generic[K, V]):
             for i in range(n)
         ]
 
-    def sums(self) -> npt.NDArray[np.uint64]:
+    def sums(self, rows: int | None = None) -> npt.NDArray[np.uint64]:
         """Every entry of a per-CPU array of 64-bit counters, summed over the CPUs: row i
         holds entry i's counters in field order. One batch lookup for the whole map (a
-        lookup per entry costs ~20 us, which a scrape of 10,000 VIPs cannot pay)."""
+        lookup per entry costs ~20 us, which a scrape of 10,000 VIPs cannot pay). rows:
+        only the first ones (the entries above are known to be unused)."""
         words = self.stride // 8
         store = self.store
+        n = store.max_entries if rows is None else max(0, min(rows, store.max_entries))
         if isinstance(store, KernelMap):
-            raw = store.lookup_all_array()
+            raw = store.lookup_all_array(n)
         else:
             raw = b"".join(
-                store.lookup(i.to_bytes(store.key_size, "little")) or b""
-                for i in range(store.max_entries)
+                store.lookup(i.to_bytes(store.key_size, "little")) or b"" for i in range(n)
             )
         values = np.frombuffer(raw, dtype="<u8")
         if not len(values):
             return np.zeros((0, words), dtype=np.uint64)
-        ncpus = len(values) // (store.max_entries * words)
+        ncpus = len(values) // (n * words)
         sums: npt.NDArray[np.uint64] = values.reshape(-1, ncpus, words).sum(axis=1, dtype=np.uint64)
         return sums
 

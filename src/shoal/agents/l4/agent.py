@@ -358,6 +358,7 @@ class L4Agent(AgentLoop):
         if settings != self._held_settings:
             self._held, self._held_settings = {}, settings
             with self._lock:
+                self.reports.touch(self.digests)  # every one goes, or comes back new
                 self.vip_owner, self.digests, self._addresses = {}, {}, {}
             diff, self._addresses_moved = None, True
         changed, gone = diff if diff is not None else changed_keys(self._held, held)
@@ -375,6 +376,11 @@ class L4Agent(AgentLoop):
         gone: set[str],
     ) -> None:
         vip_owner, digests, addresses = self.vip_owner, self.digests, self._addresses
+        self.reports.touch(gone)
+        self.reports.touch(changed)
+        # A changed load balancer's addresses go and come back: only those that stay gone,
+        # or that are new, move the announcement.
+        dropped: set[str] = set()
         for lb_id in [*gone, *changed]:
             digests.pop(lb_id, None)
             for s in self._held.get(lb_id, ()):
@@ -383,7 +389,7 @@ class L4Agent(AgentLoop):
                 addresses[address] -= 1
                 if not addresses[address]:
                     del addresses[address]
-                    self._addresses_moved = True
+                    dropped.add(address)
         for lb_id in changed:
             mine: dict[str, str] = {}
             for s in held[lb_id]:
@@ -391,11 +397,14 @@ class L4Agent(AgentLoop):
                 address = str(s.address)
                 count = addresses.get(address, 0)
                 addresses[address] = count + 1
-                self._addresses_moved |= not count
+                if not count and address not in dropped:
+                    self._addresses_moved = True
                 if (digest := table_digests.get(s.name)) is not None:
                     mine[s.name] = digest
             if mine:
                 digests[lb_id] = mine
+        if any(a not in addresses for a in dropped):
+            self._addresses_moved = True
 
     def update_announcements(self, vips: list[Any] | None = None) -> None:
         """Announce what this node serves, unless it is draining or has lost its data plane."""
@@ -436,7 +445,8 @@ class L4Agent(AgentLoop):
         if not per_lb_too:
             return base
         per_lb: dict[str, dict[str, Any]] = {}
-        vip_stats = self.lb.maps.vip_stats.sums()  # one batch read, not one per VIP
+        vip_rows, _ = self.lb.rows_in_use()
+        vip_stats = self.lb.maps.vip_stats.sums(vip_rows)  # one batch read, not one per VIP
         busy = _carried_traffic(vip_stats)  # names and owners looked up for these only
         if busy:
             names = {vip_id: name for name, vip_id in self.lb.vip_ids().items()}
@@ -459,7 +469,9 @@ class L4Agent(AgentLoop):
         traffic report at 100,000 backends, so the busy slots are found in the counters first.
         A backend absent from the list reads as 0."""
         assert self.lb is not None
-        busy = {slot: (p, b) for slot, p, b in _carried_traffic(self.lb.maps.backend_stats.sums())}
+        _, slot_rows = self.lb.rows_in_use()  # not the 131,072 slots of a node's capacity
+        sums = self.lb.maps.backend_stats.sums(slot_rows)
+        busy = {slot: (p, b) for slot, p, b in _carried_traffic(sums)}
         if not busy:
             return []
         with self._lock:
@@ -500,8 +512,6 @@ class L4Agent(AgentLoop):
         """Only what changed since the report the controller acknowledged; a whole one when
         it has another base (409)."""
         assert self.node_id is not None
-        with self._lock:
-            errors, digests = list(self.errors), dict(self.digests)
         traffic = self._traffic_due()
         counters = self.counters(per_lb_too=traffic)
         backends = self.backend_traffic() if traffic else None
@@ -521,7 +531,17 @@ class L4Agent(AgentLoop):
                 numbering=tables.fields(),
             )
 
-        self.reports.send(digests, errors, post)
+        self.reports.send_read(self._tables, post)
+
+    def _tables(self, lb_ids: set[str] | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The report's reader (ReportTracker.send_read): copies of the whole tables, or of
+        the digests of lb_ids and of the load balancers with errors."""
+        with self._lock:
+            errors, digests = list(self.errors), self.digests
+            if lb_ids is None:
+                return dict(digests), errors
+            wanted = lb_ids | {str(e["load_balancer_id"]) for e in errors}
+            return {k: digests[k] for k in wanted if k in digests}, errors
 
     def _flood_event(self, status: FloodStatus, on: bool) -> dict[str, Any]:
         return {

@@ -8,9 +8,10 @@ report that the node caught up, or a new write (a retry or a rollback), recovers
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Select, inspect, literal_column, select, update
+from sqlalchemy import Select, and_, inspect, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
 from shoal.controller.db.models import (
@@ -282,8 +283,21 @@ def unsettled_query() -> Select[LoadBalancer]:
     )
 
 
-def refresh_pending(session: Session, settings: ControllerSettings) -> int:
+def refresh_pending(
+    session: Session,
+    settings: ControllerSettings,
+    reached: tuple[int, int] | None = None,
+    named: Collection[str] = (),
+) -> int:
     """Re-derives every load balancer that is not ACTIVE; returns how many changed.
+
+    reached=(before, after): for a node's delta report that moved its applied position from
+    before to after, only those it can settle: the ones whose revision it reached now, and
+    those it named (errors, digests, removals: an error that went). A report then costs
+    what it settles: re-deriving the whole backlog on every report made each one cost more
+    the further the agents fell behind (100 pending at 10,000 load balancers under churn).
+    Whatever else settles (a node died, a timeout) is the background tick's, which reads
+    them all.
 
     The rows are locked before the nodes are read. Two nodes that report the same change at
     once would otherwise each read the other's applied position from before its commit,
@@ -296,7 +310,18 @@ def refresh_pending(session: Session, settings: ControllerSettings) -> int:
     Writers lock their load balancer and then place it, so a transaction that has taken the
     planner's lock (placement.reconcile) must not call this afterwards: commit first."""
     now = utcnow()
-    lbs = list(session.scalars(unsettled_query()))
+    query = unsettled_query()
+    if reached is not None:
+        low, high = reached
+        reach = []
+        if high > low:
+            reach.append(and_(LoadBalancer.revision_seq > low, LoadBalancer.revision_seq <= high))
+        if named:
+            reach.append(LoadBalancer.id.in_(sorted(named)))
+        if not reach:
+            return 0
+        query = query.where(or_(*reach))
+    lbs = list(session.scalars(query))
     if not lbs:
         return 0
     alive = alive_nodes(session, settings, now, fresh=True)

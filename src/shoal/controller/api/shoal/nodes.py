@@ -387,7 +387,9 @@ def report(node_id: str, body: NodeReport, state: State, principal: CurrentPrinc
             if body.version:
                 node.version = body.version
         session.flush()
-        status.refresh_pending(session, state.settings)
+        # A delta settles what it reached or named; a whole report (a start) looks at all.
+        reached = None if body.base is None else (before, node.applied_seq)
+        status.refresh_pending(session, state.settings, reached, lb_ids)
     return Response(status_code=204)
 
 
