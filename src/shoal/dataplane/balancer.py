@@ -32,7 +32,7 @@ from shoal.dataplane.sessions import SessionTable, sets_for
 from shoal.dataplane.sessions import alive as session_alive
 from shoal.dataplane.sessions import superseded as session_superseded
 from shoal.dataplane.tablecache import TableCache, ids_hash
-from shoal.dataplane.tables import FakeTables, KernelTables, TableStore
+from shoal.dataplane.tables import FakeTables, KernelTables, Swap, TableStore
 from shoal.errors import ConfigError, DataplaneError
 
 __all__ = [
@@ -1056,6 +1056,7 @@ class Balancer:
         for vip_id in plan.new_vip_ids:
             m.vip_stats.set_all(vip_id, abi.Traffic())
             m.acl_drops.set_all(vip_id, ctypes.c_uint64(0))
+        swaps: list[Swap] = []  # written together: one RCU wait per batch, not per VIP
         for vip_id, ids in plan.tables.items():
             if ids is None:
                 m.tables.remove(vip_id)
@@ -1071,12 +1072,10 @@ class Balancer:
                 if current is not None and ids_hash(current) == digest:
                     mirror.table_hashes[vip_id] = known = digest
             if known != digest:
-                seeded = plan.seeded_previous.get(vip_id)
-                if seeded is not None:
-                    m.tables.set_previous(vip_id, seeded)
-                m.tables.swap(vip_id, ids)
+                swaps.append((vip_id, ids, plan.seeded_previous.get(vip_id)))
                 mirror.table_hashes[vip_id] = digest
                 self._plan_gen_bump(plan, mirror, vip_id)
+        m.tables.swap_many(swaps)
         old_addrs = [_vip_address(kb) for kb in plan.removed_vips]
         if plan.filter_addrs is not None:
             # The pre-filter must let a new VIP's packets in before its entry exists, and

@@ -18,14 +18,23 @@ import numpy.typing as npt
 
 from shoal.dataplane import libbpf as bpf
 from shoal.dataplane.maps import KernelMap
+from shoal.errors import BpfError
 
-__all__ = ["FakeTables", "KernelTables", "TableStore"]
+__all__ = ["SWAP_BATCH", "FakeTables", "KernelTables", "Swap", "TableStore"]
 
 Ids = npt.NDArray[np.uint32]
 
 
+# (VIP id, its new table, the previous table to give it when it has none now: a VIP this
+# node starts serving mid-drain)
+Swap = tuple[int, Ids, Ids | None]
+# Inner maps held open at once by swap_many (file descriptors).
+SWAP_BATCH = 256
+
+
 class TableStore(Protocol):
     def swap(self, vip_id: int, ids: Ids) -> None: ...
+    def swap_many(self, swaps: list[Swap]) -> None: ...
     def remove(self, vip_id: int) -> None: ...
     def read(self, vip_id: int) -> Ids | None: ...
     def read_previous(self, vip_id: int) -> Ids | None: ...
@@ -45,29 +54,24 @@ class KernelTables:
         self.prev = prev
         self._lib = bpf.lib()
 
-    def _keep_previous(self, vip_id: int) -> None:
-        if self.prev is None:
-            return
-        key = vip_id.to_bytes(4, "little")
-        raw = self.outer.lookup(key)
-        if raw is None:
-            return  # no table before: the previous one (if any) stays the previous one
-        fd = self._lib.call("bpf_map_get_fd_by_id", int.from_bytes(raw[:4], "little"))
-        try:
-            self.prev.update(key, fd.to_bytes(4, "little"))
-        finally:
-            os.close(fd)
-
     def set_previous(self, vip_id: int, ids: Ids) -> None:
         """A previous table this node never had current (a VIP it starts serving mid-drain)."""
         if self.prev is not None:
             self._store(self.prev, vip_id, ids)
 
     def swap(self, vip_id: int, ids: Ids) -> None:
-        self._keep_previous(vip_id)
-        self._store(self.outer, vip_id, ids)
+        self.swap_many([(vip_id, ids, None)])
 
     def _store(self, outer: KernelMap, vip_id: int, ids: Ids) -> None:
+        fd = self._filled(ids)
+        try:
+            # The outer map takes the inner map's fd; from here on the kernel holds it.
+            outer.update(vip_id.to_bytes(4, "little"), fd.to_bytes(4, "little"))
+        finally:
+            os.close(fd)
+
+    def _filled(self, ids: Ids) -> int:
+        """A new inner map holding the table; the caller closes its fd."""
         values = _with_header(ids)
         create = bpf.opts(bpf.MapCreateOpts, map_flags=bpf.BPF_F_INNER_MAP)
         fd = self._lib.call(
@@ -83,10 +87,52 @@ class KernelTables:
             inner = KernelMap(fd)
             keys = np.arange(len(values), dtype="<u4")
             inner.update_many(keys.tobytes(), values.tobytes(), len(values))
-            # The outer map takes the inner map's fd; from here on the kernel holds it.
-            outer.update(vip_id.to_bytes(4, "little"), fd.to_bytes(4, "little"))
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        return fd
+
+    def swap_many(self, swaps: list[Swap]) -> None:
+        """swap() of many VIPs (with set_previous() first where one is given and the VIP has
+        no table), in batches. Every update of a map-in-map from user space waits for an RCU
+        grace period (~9 ms here): one per update made a node's first 10,000 VIPs wait
+        ~90 s; since Linux 6.8 a batch update waits once. Older kernels wait per element."""
+        for start in range(0, len(swaps), SWAP_BATCH):
+            self._swap_batch(swaps[start : start + SWAP_BATCH])
+
+    def _swap_batch(self, swaps: list[Swap]) -> None:
+        opened: list[int] = []
+        try:
+            prev: list[tuple[bytes, int]] = []
+            new: list[tuple[bytes, int]] = []
+            for vip_id, ids, seeded in swaps:
+                key = vip_id.to_bytes(4, "little")
+                previous = self._current_fd(key)
+                if previous is not None:
+                    opened.append(previous)
+                elif seeded is not None and self.prev is not None:
+                    previous = self._filled(seeded)
+                    opened.append(previous)
+                if previous is not None and self.prev is not None:
+                    prev.append((key, previous))
+                fd = self._filled(ids)
+                opened.append(fd)
+                new.append((key, fd))
+            # The tables replaced are whole in the previous map before the swap (chance.h).
+            if prev and self.prev is not None:
+                _update_fds(self.prev, prev)
+            _update_fds(self.outer, new)
+        finally:
+            for fd in opened:
+                os.close(fd)
+
+    def _current_fd(self, key: bytes) -> int | None:
+        """An fd of the table the VIP has now (the caller closes it), or None."""
+        raw = self.outer.lookup(key)
+        if raw is None:
+            return None
+        fd: int = self._lib.call("bpf_map_get_fd_by_id", int.from_bytes(raw[:4], "little"))
+        return fd
 
     def remove(self, vip_id: int) -> None:
         """The VIP has no table (no usable backend, or the VIP is gone): nothing to send a
@@ -116,6 +162,16 @@ class KernelTables:
         return values[1 : 1 + int(values[0])].copy()
 
 
+def _update_fds(outer: KernelMap, entries: list[tuple[bytes, int]]) -> None:
+    keys = b"".join(k for k, _ in entries)
+    values = b"".join(fd.to_bytes(4, "little") for _, fd in entries)
+    try:
+        outer.update_many(keys, values, len(entries))
+    except BpfError:  # a kernel without batch updates of map-in-maps: one at a time
+        for key, fd in entries:
+            outer.update(key, fd.to_bytes(4, "little"))
+
+
 class FakeTables:
     """Tables in a dict, for tests without BPF."""
 
@@ -129,6 +185,12 @@ class FakeTables:
             self.previous[vip_id] = self.tables[vip_id]
         self.tables[vip_id] = ids.astype("<u4").copy()
         self.swaps += 1
+
+    def swap_many(self, swaps: list[Swap]) -> None:
+        for vip_id, ids, seeded in swaps:
+            if seeded is not None and vip_id not in self.tables:
+                self.set_previous(vip_id, seeded)
+            self.swap(vip_id, ids)
 
     def remove(self, vip_id: int) -> None:
         self.tables.pop(vip_id, None)
