@@ -145,8 +145,14 @@ struct shoal_session_way {
 	struct shoal_flow_val val;
 };
 
-/* Value of shoal_sessions_v2: one set (240 bytes). Set of a flow on CPU c: c * sets + its
- * index in the stripe, (flow_hash(key, seed) * sets) >> 32. */
+/* One set (240 bytes). Set of a flow on CPU c: c * sets + its index in the stripe,
+ * (flow_hash(key, seed) * sets) >> 32. Sharded layout (Linux >= 6.8): set i is
+ * entry i & 127 of shard i >> 7 of shoal_sessions_v3. A shard of 128 sets (30 KiB) stays under
+ * the size up to which the kernel allocates an array with kmalloc (32 KiB), so its memory is in
+ * the kernel's direct map, mapped with huge pages: a set read costs no TLB miss, where one array
+ * of millions of sets is vmalloc memory in 4 KiB pages and a cold set's read nearly always
+ * misses the TLB as well. Flat layout (older kernels): set i is entry i of shoal_sessions_v2. */
+#define SHOAL_SESSION_SHARD_SHIFT 7
 struct shoal_session_set {
 	__u32 tag[SHOAL_SESSION_WAYS]; /* flow_hash | 1 of each way's flow, 0 = empty */
 	struct shoal_session_way way[SHOAL_SESSION_WAYS];
@@ -168,7 +174,8 @@ struct shoal_session_geom {
 	__u32 seed;    /* the set hash's own seed (random): a Maglev seed change keeps sessions */
 	__u32 sets;    /* sets per CPU stripe; 0 = not set up, no session is kept */
 	__u32 stripes; /* CPU stripes (possible CPUs); a CPU at or past it keeps no session */
-	__u32 pad;
+	__u32 shard_shift; /* SHOAL_SESSION_SHARD_SHIFT: sharded; 0: flat (for Python: the program
+			    * takes its layout from .rodata, lb/session.h) */
 };
 
 /* The single entry of shoal_config_v2 (v1 lacked the TCP timeouts). */

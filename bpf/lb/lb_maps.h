@@ -54,8 +54,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shoal_backends_v1 SEC(".maps");
 
-/* Session cache: sets of flows, one stripe per CPU (lb/session.h). max_entries is the number of
- * sets over all stripes; Python sizes it before load (SHOAL_DEFAULT_SESSIONS entries by default). */
+/* Session cache: sets of flows, one stripe per CPU (lb/session.h), in one of two layouts that
+ * the geometry names (shoal_abi.h). Sharded: shards of 1 << SHOAL_SESSION_SHARD_SHIFT sets in
+ * shoal_sessions_v3, each small enough for the kernel's direct map; Python sizes the outer map
+ * before load and creates the shards. The inner size is fixed so that the verifier inlines both
+ * lookups (a helper call costs a protected return on CPUs that need one). Flat: every set in
+ * shoal_sessions_v2, for kernels that store each shard with its own RCU wait (before 6.8); the
+ * layout not in use gets one entry. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SHOAL_DEFAULT_SESSIONS / SHOAL_SESSION_WAYS);
@@ -63,6 +68,23 @@ struct {
 	__type(value, struct shoal_session_set);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shoal_sessions_v2 SEC(".maps");
+
+struct shoal_session_shard {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << SHOAL_SESSION_SHARD_SHIFT);
+	/* Sizes, not types: clang leaves a struct reached only through an inner map's
+	 * definition a forward declaration, and libbpf cannot size that. */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct shoal_session_set));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct shoal_session_shard);
+} shoal_sessions_v3 SEC(".maps");
 
 /* The session cache's geometry and set-hash seed. */
 struct {

@@ -7,7 +7,8 @@
  * entry rewritten unless it already names that pick), so a reused 5-tuple never follows an old
  * connection's entry.
  *
- * The table (shoal_abi.h) is set-associative in plain array memory, one stripe per CPU as
+ * The table (shoal_abi.h) is set-associative in plain array memory (shards of 30 KiB in the
+ * kernel's direct map), one stripe per CPU as
  * Katran's per-CPU LRUs: a CPU reads and writes only its own stripe, so no lock and no shared
  * cache line, and a flow is served by the CPU its receive queue hashes it to (one whose
  * packets move to another CPU misses there and is hashed afresh). A lookup reads the set's
@@ -53,6 +54,11 @@ static __always_inline __u32 session_gen(__u64 touched)
 {
 	return (touched >> SHOAL_FLOW_GEN_SHIFT) & SHOAL_FLOW_GEN_BITS;
 }
+
+/* The table's layout (shoal_abi.h), fixed by Python before load (Balancer.load: sharded from
+ * Linux 6.8), so the verifier keeps one path: the sets of the two layouts are values of
+ * different maps, and a branch between them would double every path after the lookup. */
+const volatile __u32 shoal_sessions_sharded SEC(".rodata.layout") = 0;
 
 /* The SYN marks (shoal_abi.h): one bucket per tag, shared by all CPUs. */
 struct {
@@ -105,7 +111,14 @@ static __always_inline struct shoal_session_set *session_set(const struct shoal_
 	*tag = h | 1;
 	/* Multiply-shift instead of a modulo: no division, any set count. */
 	__u32 idx = cpu * g->sets + (__u32)(((__u64)h * g->sets) >> 32);
-	return bpf_map_lookup_elem(&shoal_sessions_v2, &idx);
+	if (!shoal_sessions_sharded)
+		return bpf_map_lookup_elem(&shoal_sessions_v2, &idx);
+	__u32 shard = idx >> SHOAL_SESSION_SHARD_SHIFT;
+	void *sets = bpf_map_lookup_elem(&shoal_sessions_v3, &shard);
+	if (!sets)
+		return NULL; /* shards not created yet: nothing is cached */
+	idx &= (1U << SHOAL_SESSION_SHARD_SHIFT) - 1;
+	return bpf_map_lookup_elem(sets, &idx);
 }
 
 static __always_inline int session_key_eq(const struct shoal_flow_key *a,

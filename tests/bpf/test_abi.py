@@ -103,6 +103,7 @@ def test_counter_maps_have_room_to_append() -> None:
     assert f"#define SHOAL_DECAP_CNT_SLOTS {abi.DECAP_COUNTER_SLOTS}" in text
     assert f"#define SHOAL_MAX_ACL_PREFIXES {abi.MAX_ACL_PREFIXES}" in text
     assert f"#define SHOAL_SESSION_WAYS {abi.SESSION_WAYS}" in text
+    assert f"#define SHOAL_SESSION_SHARD_SHIFT {abi.SESSION_SHARD_SHIFT}" in text
     assert f"#define SHOAL_DECAP_MAX_PREFIXES {abi.DECAP_MAX_PREFIXES}" in text
     assert len(abi.Counter) < abi.COUNTER_SLOTS
     assert len(abi.DecapCounter) < abi.DECAP_COUNTER_SLOTS

@@ -10,6 +10,7 @@ from shoal.dataplane import abi, features
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.budget import BUCKET, PER_HASH, VIP_ENTRY, NodePlan, map_bytes
 from shoal.dataplane.config import parse_config
+from shoal.dataplane.sessions import ShardedSets, sharded_layout
 
 pytestmark = pytest.mark.bpf
 
@@ -37,7 +38,9 @@ def _memlock(fd: int) -> int:
     " rounded up to pages), not what the kernel charges (map_mem_usage came in 6.4)",
 )
 def test_the_budget_is_what_the_kernel_charges() -> None:
-    plan = NodePlan(vips=128, backends=2048, sessions=8192, cpus=_possible_cpus())
+    plan = NodePlan(
+        vips=128, backends=2048, sessions=8192, cpus=_possible_cpus(), sharded=sharded_layout()
+    )
     with Balancer.load(
         pin=False,
         session_cache_size=plan.sessions,
@@ -54,9 +57,14 @@ def test_the_budget_is_what_the_kernel_charges() -> None:
         exact = [
             n for n in abi.LB_MAPS if n not in ("shoal_vips_v1", "shoal_acl4_v1", "shoal_acl6_v1")
         ]
-        for name in exact:
+        for name in [*exact, abi.SESSIONS_MAP]:
             shift = per_hash - PER_HASH if name == "shoal_frags_v1" else 0
             assert _memlock(lb.obj.map_fd(name)) == expected[name] + shift, name
+        shards = lb.maps.sessions.sets.store
+        if isinstance(shards, ShardedSets):  # each shard as the budget counts it
+            one = expected["session shards"] // plan.session_shards
+            assert shards.shards == plan.session_shards
+            assert _memlock(shards._shard(0).fd) == one
         # The VIP hash without preallocation: buckets now, entries as they come.
         vips = [
             {"address": f"10.0.0.{i}", "port": 80, "protocol": "tcp", "table_size": 251}

@@ -25,7 +25,7 @@ def test_per_cpu_maps_grow_with_cpus_and_the_others_do_not() -> None:
     small, big = map_bytes(NodePlan(cpus=2)), map_bytes(NodePlan(cpus=64))
     for name in ("shoal_backend_stats_v1", "shoal_nexthops_v1", "shoal_vip_stats_v1"):
         assert big[name] > 20 * small[name]
-    for name in ("shoal_sessions_v2", "maglev tables", "shoal_backends_v1"):
+    for name in ("session shards", "maglev tables", "shoal_backends_v1"):
         assert big[name] == small[name]
 
 
@@ -56,4 +56,7 @@ def test_the_session_cache_keeps_its_total_split_per_cpu() -> None:
         assert plan.sessions_per_cpu * cpus - plan.sessions < 4 * cpus
     plan = NodePlan(cpus=2)
     assert plan.sessions_per_cpu == 2_097_152
-    assert map_bytes(plan)["shoal_sessions_v2"] // plan.sessions == 60
+    assert map_bytes(plan)["session shards"] // plan.sessions == 60
+    flat = NodePlan(cpus=2, sharded=False)
+    assert map_bytes(flat)["shoal_sessions_v2"] // flat.sessions == 60
+    assert map_bytes(flat)["session shards"] == 0

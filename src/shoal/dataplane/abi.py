@@ -43,7 +43,11 @@ VIP_FILTER_MULT = 0x9E3779B1
 MAX_VIPS = 4096
 MAX_BACKENDS = 65536
 DEFAULT_SESSIONS = 4_194_304
-SESSION_WAYS = 4  # ways of a session-cache set (shoal_sessions_v2)
+SESSION_WAYS = 4  # ways of a session-cache set (shoal_sessions_v3)
+# log2 of sets per session shard: 128 sets (30 KiB), under the kernel's 32 KiB kmalloc limit for
+# an array, so the shard sits in the direct map (huge pages) instead of vmalloc memory.
+SESSION_SHARD_SHIFT = 7
+SESSIONS_MAP = "shoal_sessions_v3"  # the outer map of the session shards
 MAX_ACL_PREFIXES = 16384
 COUNTER_SLOTS = 64
 DECAP_COUNTER_SLOTS = 32
@@ -133,7 +137,7 @@ class SynMark(ctypes.Structure):
 
 
 class SessionGeom(ctypes.Structure):
-    _fields_ = [("seed", u32), ("sets", u32), ("stripes", u32), ("pad", u32)]
+    _fields_ = [("seed", u32), ("sets", u32), ("stripes", u32), ("shard_shift", u32)]
 
 
 class Config(ctypes.Structure):
@@ -314,7 +318,7 @@ class DecapCounter(enum.IntEnum):
 LB_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_vips_v1": (VipKey, VipVal, False),
     "shoal_backends_v1": (u32, Backend, False),
-    "shoal_sessions_v2": (u32, SessionSet, False),
+    "shoal_sessions_v2": (u32, SessionSet, False),  # the flat layout (one entry if sharded)
     "shoal_session_geom_v1": (u32, SessionGeom, False),
     "shoal_syn_marks_v1": (u32, SynMark, False),
     "shoal_config_v2": (u32, Config, False),
@@ -333,7 +337,8 @@ LB_MAPS: dict[str, tuple[type, type, bool]] = {
 }
 # Outer maps of Maglev tables (array of maps; tables.py): the current table, and the one
 # before the VIP's last change (second chance).
-TABLE_MAPS = ("shoal_maglev_v1", "shoal_maglev_prev_v1")
+# Maps of maps: the Maglev tables (one per VIP) and the session shards.
+TABLE_MAPS = ("shoal_maglev_v1", "shoal_maglev_prev_v1", SESSIONS_MAP)
 DECAP_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_decap_config_v1": (u32, DecapConfig, False),
     "shoal_decap_counters_v2": (u32, u64, True),

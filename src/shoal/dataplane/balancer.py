@@ -28,7 +28,13 @@ from shoal.dataplane.acl import AclPlan, AclTables, acl_ids_of, plan_acl
 from shoal.dataplane.applied import Allocator, AppliedVip, Mirror, VipState, spec_digest
 from shoal.dataplane.config import BackendSpec, DataplaneConfig, Settings, VipSpec
 from shoal.dataplane.maps import FakeMap, KernelMap, MapStore, PerCpuMap, TypedMap
-from shoal.dataplane.sessions import SessionTable, sets_for
+from shoal.dataplane.sessions import (
+    SessionTable,
+    ShardedSets,
+    sets_for,
+    sharded_layout,
+    shards_for,
+)
 from shoal.dataplane.sessions import alive as session_alive
 from shoal.dataplane.sessions import superseded as session_superseded
 from shoal.dataplane.tablecache import TableCache, ids_hash
@@ -75,7 +81,7 @@ class LbMaps:
                 value.stores if isinstance(value, SessionTable) else [getattr(value, "store", None)]
             )
             for store in stores:
-                if isinstance(store, KernelMap):
+                if isinstance(store, KernelMap | ShardedSets):
                     store.close()
         if isinstance(self.tables, KernelTables):
             self.tables.outer.close()
@@ -83,7 +89,9 @@ class LbMaps:
                 self.tables.prev.close()
 
     @classmethod
-    def from_stores(cls, stores: dict[str, MapStore], tables: TableStore) -> LbMaps:
+    def from_stores(
+        cls, stores: dict[str, MapStore], tables: TableStore, session_sets: MapStore
+    ) -> LbMaps:
         def typed(name: str) -> TypedMap:  # type: ignore[type-arg]
             key, value, _ = abi.LB_MAPS[name]
             return TypedMap(stores[name], key, value)
@@ -96,7 +104,7 @@ class LbMaps:
             vips=typed("shoal_vips_v1"),
             backends=typed("shoal_backends_v1"),
             sessions=SessionTable(
-                typed("shoal_sessions_v2"),
+                TypedMap(session_sets, ctypes.c_uint32, abi.SessionSet),
                 stores["shoal_session_geom_v1"],
                 typed("shoal_config_v2"),
                 stores["shoal_syn_marks_v1"],
@@ -114,6 +122,11 @@ class LbMaps:
             acl_drops=percpu("shoal_acl_drops_v1"),
             tables=tables,
         )
+
+
+def _geometry(geom: MapStore) -> abi.SessionGeom:
+    raw = geom.lookup(bytes(4))
+    return abi.SessionGeom.from_buffer_copy(raw) if raw else abi.SessionGeom()
 
 
 def vip_key(address: flowhash.IpAddress, port: int, protocol: str) -> abi.VipKey:
@@ -339,8 +352,12 @@ class Balancer:
         max_backends: int = abi.MAX_BACKENDS,
     ) -> Balancer:
         """Loads the XDP program with its maps (pinned per instance unless pin=False)."""
+        sets = sets_for(session_cache_size, bpf.lib().ncpus)
+        sharded = sharded_layout()
         sizes = {
-            "shoal_sessions_v2": sets_for(session_cache_size, bpf.lib().ncpus),
+            # The layout in use gets the table; the other one entry (bpf/lb/lb_maps.h).
+            "shoal_sessions_v2": 1 if sharded else sets,
+            abi.SESSIONS_MAP: shards_for(sets) if sharded else 1,
             "shoal_vips_v1": max_vips,
             "shoal_maglev_v1": max_vips,
             "shoal_maglev_prev_v1": max_vips,
@@ -353,7 +370,20 @@ class Balancer:
             "shoal_acl_drops_v1": max_vips,
         }
         pin_dir = loader.PIN_ROOT / instance if pin else None
-        obj = loader.BpfObject(loader.bpf_object_path("lb"), pin_dir, sizes)
+        # A flat table pinned by an earlier program is moved into the shards after the load.
+        flat = pins.take_flat_sessions(pin_dir) if pin_dir and sharded else None
+        try:
+            obj = loader.BpfObject(
+                loader.bpf_object_path("lb"),
+                pin_dir,
+                sizes,
+                rodata={".rodata.layout": int(sharded).to_bytes(4, "little")},
+            )
+        except BaseException:
+            if flat is not None:
+                flat.close()
+            raise
+        ncpus = bpf.lib().ncpus
         try:
             stores: dict[str, MapStore] = {
                 name: KernelMap(obj.map_fd(name), percpu=percpu)
@@ -363,14 +393,24 @@ class Balancer:
                 KernelMap(obj.map_fd("shoal_maglev_v1")),
                 KernelMap(obj.map_fd("shoal_maglev_prev_v1")),
             )
-            maps = LbMaps.from_stores(stores, tables)
-            maps.sessions.set_up(bpf.lib().ncpus)
+            session_sets: MapStore = stores["shoal_sessions_v2"]
+            if sharded:
+                shards = ShardedSets(KernelMap(obj.map_fd(abi.SESSIONS_MAP)), sets)
+                created = shards.ensure()
+                if flat is not None and created == shards.shards:
+                    pins.carry_flat_sessions(flat, shards)
+                session_sets = shards
+            maps = LbMaps.from_stores(stores, tables, session_sets)
+            maps.sessions.set_up(ncpus)
             if pin_dir is not None:
                 pins.carry_config_v1(pin_dir, maps.config)
                 pins.drop_sessions_v1(pin_dir)
         except BaseException:
             obj.close()
             raise
+        finally:
+            if flat is not None:
+                flat.close()
         lb = cls(maps, obj=obj, instance=instance, max_vips=max_vips, max_backends=max_backends)
         lb.pinned = pin
         return lb
@@ -407,7 +447,15 @@ class Balancer:
             if prev_pin.exists()
             else None  # pinned by a program that predates second chance
         )
-        maps = LbMaps.from_stores(stores, KernelTables(outer, prev))
+        session_sets: MapStore = stores["shoal_sessions_v2"]
+        shards_pin = pin_dir / abi.SESSIONS_MAP
+        geom = _geometry(stores["shoal_session_geom_v1"])
+        if shards_pin.exists() and geom.shard_shift:
+            session_sets = ShardedSets(
+                KernelMap(lib.call("bpf_obj_get", str(shards_pin).encode()), own_fd=True),
+                int(geom.sets) * int(geom.stripes),
+            )
+        maps = LbMaps.from_stores(stores, KernelTables(outer, prev), session_sets)
         return cls(
             maps,
             instance=instance,
@@ -423,7 +471,6 @@ class Balancer:
             "shoal_backends_v1": max_backends,
             "shoal_vip_stats_v1": max_vips,
             "shoal_backend_stats_v1": max_backends,
-            "shoal_sessions_v2": sets_for(4096, ncpus),
             "shoal_session_geom_v1": 1,
             "shoal_syn_marks_v1": abi.SYN_MARKS,
             "shoal_config_v2": 1,
@@ -455,7 +502,10 @@ class Balancer:
                 is_array=is_array,
                 ncpus=ncpus,
             )
-        maps = LbMaps.from_stores(stores, FakeTables())
+        session_sets = FakeMap(
+            4, ctypes.sizeof(abi.SessionSet), sets_for(4096, ncpus), is_array=True
+        )
+        maps = LbMaps.from_stores(stores, FakeTables(), session_sets)
         maps.sessions.set_up(ncpus)
         return cls(maps, max_vips=max_vips, max_backends=max_backends)
 

@@ -18,7 +18,7 @@ import ctypes
 from dataclasses import dataclass
 
 from shoal.dataplane import abi, maglev
-from shoal.dataplane.sessions import sets_for
+from shoal.dataplane.sessions import sets_for, shards_for
 
 __all__ = ["NodePlan", "map_bytes", "total_bytes"]
 
@@ -42,6 +42,7 @@ class NodePlan:
     acl_prefixes: int = abi.MAX_ACL_PREFIXES  # per family
     # Maglev table size of the typical VIP: table_size_for(backends per VIP) by default.
     table_size: int | None = None
+    sharded: bool = True  # the session table's layout (sessions.sharded_layout)
 
     @property
     def slots_per_vip(self) -> int:
@@ -53,6 +54,11 @@ class NodePlan:
     def session_sets(self) -> int:
         """Sets of the session cache over all CPU stripes (sessions.sets_for)."""
         return sets_for(self.sessions, self.cpus)
+
+    @property
+    def session_shards(self) -> int:
+        """Shards of the session cache on a kernel that stores many at once (Linux >= 6.8)."""
+        return shards_for(self.session_sets)
 
     @property
     def sessions_per_cpu(self) -> int:
@@ -79,7 +85,6 @@ def _percpu(entries: int, value: type, cpus: int) -> int:
 
 def map_bytes(plan: NodePlan) -> dict[str, int]:
     """Bytes per map (tables: all VIPs' inner maps together) for a node sized by `plan`."""
-    sizes = {name: (key, value) for name, (key, value, _) in abi.LB_MAPS.items()}
     return {
         "shoal_vips_v1": PER_HASH + _pow2(plan.vips) * BUCKET + plan.vips * VIP_ENTRY,
         "shoal_vip_filter_v1": _array(abi.VIP_FILTER_WORDS, ctypes.c_uint64),
@@ -89,7 +94,13 @@ def map_bytes(plan: NodePlan) -> dict[str, int]:
         "shoal_maglev_prev_v1": _array(plan.vips, ctypes.c_uint64),
         "previous maglev tables": plan.vips * (PER_MAP + (plan.slots_per_vip + 1) * 8),
         "shoal_backends_v1": _array(plan.backends, abi.Backend),
-        "shoal_sessions_v2": _array(plan.session_sets, sizes["shoal_sessions_v2"][1]),
+        # Sharded (Linux >= 6.8): the outer map and its shards, the flat map one set; flat:
+        # every set in the flat map, the outer map one entry (bpf/lb/lb_maps.h).
+        "shoal_sessions_v2": _array(1 if plan.sharded else plan.session_sets, abi.SessionSet),
+        abi.SESSIONS_MAP: _array(plan.session_shards if plan.sharded else 1, ctypes.c_uint64),
+        "session shards": plan.session_shards * _array(1 << abi.SESSION_SHARD_SHIFT, abi.SessionSet)
+        if plan.sharded
+        else 0,
         "shoal_session_geom_v1": _array(1, abi.SessionGeom),
         # Fixed: the last SYN per bucket, shared by every CPU (512 KiB).
         "shoal_syn_marks_v1": _array(abi.SYN_MARKS, abi.SynMark),

@@ -23,15 +23,18 @@ from shoal.dataplane import abi, clock
 from shoal.dataplane import libbpf as bpf
 from shoal.dataplane.config import Settings
 from shoal.dataplane.maps import KernelMap, TypedMap
+from shoal.dataplane.sessions import ShardedSets
 from shoal.errors import BpfError, DataplaneError
 
 __all__ = [
     "MapCheck",
     "adopt_live_maps",
     "carry_config_v1",
+    "carry_flat_sessions",
     "check_attached",
     "drop_sessions_v1",
     "prog_map_ids",
+    "take_flat_sessions",
 ]
 
 log = logging.getLogger("shoal.dataplane.pins")
@@ -208,6 +211,45 @@ def carry_config_v1(pin_dir: Path, config: TypedMap[ctypes.c_uint32, abi.Config]
         carried = True
         log.info("carried the node settings from shoal_config_v1 into shoal_config_v2")
     path.unlink()
+    return carried
+
+
+def take_flat_sessions(pin_dir: Path) -> KernelMap | None:
+    """Before a load that shards the session table: unpins a flat shoal_sessions_v2 that holds
+    the table (an earlier program's, or a kernel before 6.8's) and returns it, so the load
+    creates the one-entry map it wants and carry_flat_sessions() moves the flows."""
+    path = pin_dir / "shoal_sessions_v2"
+    if not path.exists():
+        return None
+    flat = KernelMap(bpf.lib().call("bpf_obj_get", str(path).encode()), own_fd=True)
+    if flat.max_entries <= 1:
+        flat.close()
+        return None  # already the sharded layout's placeholder
+    path.unlink()
+    # The flat layout's one-entry outer map (this release on an older kernel) holds nothing.
+    placeholder = pin_dir / abi.SESSIONS_MAP
+    if placeholder.exists():
+        outer = KernelMap(bpf.lib().call("bpf_obj_get", str(placeholder).encode()), own_fd=True)
+        if outer.max_entries <= 1:
+            placeholder.unlink()
+        outer.close()
+    return flat
+
+
+def carry_flat_sessions(flat: KernelMap, shards: ShardedSets) -> bool:
+    """Copies a flat table's sets into new shards. The geometry map is kept, so every flow's
+    set keeps its index and every entry stays valid; a table of another size is dropped
+    instead (its flows are hashed afresh: Maglev gives most the same backend). Entries the old
+    program writes until the new one replaces it are not carried."""
+    carried = bool(flat.max_entries == shards.max_entries and flat.value_size == shards.value_size)
+    if carried:
+        shards.write_all(flat.lookup_all_array())
+    log.info(
+        "session table: %s the flat shoal_sessions_v2 (%d sets) into %d shards",
+        "carried" if carried else "dropped",
+        flat.max_entries,
+        shards.shards,
+    )
     return carried
 
 

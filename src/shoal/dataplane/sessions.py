@@ -1,5 +1,6 @@
-"""The session cache as Python sees it: shoal_sessions_v2, a set-associative table with one
-stripe of sets per CPU (bpf/lb/session.h), and its geometry in shoal_session_geom_v1.
+"""The session cache as Python sees it: a set-associative table with one stripe of sets per
+CPU (bpf/lb/session.h), in shards of shoal_sessions_v3, and its geometry in
+shoal_session_geom_v1.
 
 A flow's entry lives in the stripe of the CPU that served it, so a reader (flow trace, tests,
 the CLI) looks in the flow's set of every stripe. A write from here follows the data plane's
@@ -16,16 +17,21 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from shoal.dataplane import abi, clock, flowhash
+from shoal.dataplane import abi, clock, features, flowhash
+from shoal.dataplane import libbpf as bpf
 from shoal.dataplane.maps import KernelMap, MapStore, TypedMap
+from shoal.errors import BpfError, DataplaneError
 
 __all__ = [
     "Placed",
     "SessionTable",
+    "ShardedSets",
     "alive",
     "mark_index",
     "set_index",
     "sets_for",
+    "sharded_layout",
+    "shards_for",
     "superseded",
     "tag_of",
 ]
@@ -41,6 +47,19 @@ def sets_for(entries: int, stripes: int) -> int:
     same number of sets, at least one)."""
     per_stripe = max(1, -(-entries // (WAYS * stripes)))
     return per_stripe * stripes
+
+
+def sharded_layout(release: str | None = None) -> bool:
+    """Whether this kernel gets the sharded table (shoal_sessions_v3). It needs one RCU wait
+    for a batch of inner maps (Linux 6.8); before that every stored shard waits a grace period
+    (~10 ms: minutes for a table of thousands of shards), so older kernels keep every set in one
+    array (shoal_sessions_v2), which is vmalloc memory."""
+    return features.kernel_version(release) >= (6, 8)
+
+
+def shards_for(sets: int) -> int:
+    """Shards (entries of the outer map) that hold `sets` sets."""
+    return max(1, -(-sets >> abi.SESSION_SHARD_SHIFT))
 
 
 def set_index(key: abi.FlowKey, geom: abi.SessionGeom, cpu: int) -> int:
@@ -64,6 +83,137 @@ def _this_cpu() -> int:
     libc = ctypes.CDLL(None, use_errno=True)
     cpu = int(libc.sched_getcpu())
     return cpu if cpu >= 0 else 0
+
+
+class ShardedSets:
+    """The `sets` sets of shoal_sessions_v3 as one array (a MapStore): set i is entry i & 127
+    of shard i >> 7. Shards are opened by id when used; a few stay open."""
+
+    key_size = 4
+    value_size = _SET_SIZE
+    percpu = False
+    is_array = True
+    shard_shift = abi.SESSION_SHARD_SHIFT
+    _KEEP_OPEN = 64
+
+    def __init__(self, outer: KernelMap, sets: int) -> None:
+        if shards_for(sets) > outer.max_entries:
+            raise DataplaneError(f"{sets} session sets do not fit {outer.max_entries} shards")
+        self.outer = outer
+        self.shards = shards_for(sets)
+        self.max_entries = sets
+        self._open: dict[int, KernelMap] = {}
+        self._lib = bpf.lib()
+
+    def ensure(self) -> int:
+        """Creates the shards the outer map lacks, all stored in one batch (one RCU wait on
+        Linux >= 6.8; older kernels fall back to one update per shard). Returns how many."""
+        missing = [i for i in range(self.shards) if self._shard_id(i) is None]
+        fds = []
+        try:
+            for _ in missing:
+                fds.append(
+                    self._lib.call(
+                        "bpf_map_create",
+                        bpf.BPF_MAP_TYPE_ARRAY,
+                        b"shoal_sessions",
+                        4,
+                        _SET_SIZE,
+                        1 << self.shard_shift,
+                        None,
+                    )
+                )
+            keys = np.array(missing, dtype="<u4").tobytes()
+            values = np.array(fds, dtype="<u4").tobytes()
+            if missing:
+                try:
+                    self.outer.update_many(keys, values, len(missing))
+                except BpfError:
+                    for i, fd in zip(missing, fds, strict=True):
+                        self.outer.update(i.to_bytes(4, "little"), fd.to_bytes(4, "little"))
+        finally:
+            for fd in fds:
+                os.close(fd)  # the outer map holds its own reference
+        return len(missing)
+
+    def _shard_id(self, shard: int) -> int | None:
+        raw = self.outer.lookup(shard.to_bytes(4, "little"))
+        return int.from_bytes(raw, "little") if raw else None
+
+    def _shard(self, shard: int) -> KernelMap:
+        held = self._open.get(shard)
+        if held is not None:
+            return held
+        map_id = self._shard_id(shard)
+        if map_id is None:
+            raise DataplaneError(f"session shard {shard} is missing (the table is not set up)")
+        if len(self._open) >= self._KEEP_OPEN:
+            self._open.pop(next(iter(self._open))).close()
+        opened = KernelMap(self._lib.call("bpf_map_get_fd_by_id", map_id), own_fd=True)
+        self._open[shard] = opened
+        return opened
+
+    def _where(self, key: bytes) -> tuple[KernelMap, bytes]:
+        idx = int.from_bytes(key, "little")
+        if not 0 <= idx < self.max_entries:
+            raise DataplaneError(f"session set {idx} is outside the table (0..{self.max_entries})")
+        inner = idx & ((1 << self.shard_shift) - 1)
+        return self._shard(idx >> self.shard_shift), inner.to_bytes(4, "little")
+
+    def lookup(self, key: bytes) -> bytes | None:
+        shard, inner = self._where(key)
+        return shard.lookup(inner)
+
+    def update(self, key: bytes, value: bytes, flags: int = bpf.BPF_ANY) -> None:
+        shard, inner = self._where(key)
+        shard.update(inner, value, flags)
+
+    def delete(self, key: bytes) -> bool:
+        raise DataplaneError("session sets are array entries: write an empty set instead")
+
+    def iter_keys(self) -> Iterator[bytes]:
+        for i in range(self.max_entries):
+            yield i.to_bytes(4, "little")
+
+    def update_many(self, keys: bytes, values: bytes, count: int) -> None:
+        for i in range(count):
+            self.update(keys[4 * i : 4 * i + 4], values[_SET_SIZE * i : _SET_SIZE * (i + 1)])
+
+    def lookup_all_array(self, limit: int | None = None) -> bytes:
+        """Every set in index order (limit: the first `limit`), one batch read per shard."""
+        total = self.max_entries if limit is None else max(0, min(limit, self.max_entries))
+        per = 1 << self.shard_shift
+        parts = []
+        for shard in range(-(-total // per)):
+            map_id = self._shard_id(shard)
+            want = min(per, total - shard * per)
+            if map_id is None:
+                parts.append(bytes(_SET_SIZE * want))
+                continue
+            held = KernelMap(self._lib.call("bpf_map_get_fd_by_id", map_id), own_fd=True)
+            try:
+                parts.append(held.lookup_all_array(want))
+            finally:
+                held.close()
+        return b"".join(parts)
+
+    def write_all(self, raw: bytes) -> None:
+        """Writes sets 0.. from raw (whole sets in index order), one batch per shard."""
+        per = 1 << self.shard_shift
+        count = min(len(raw) // _SET_SIZE, self.max_entries)
+        for shard in range(-(-count // per)):
+            first = shard * per
+            n = min(per, count - first)
+            keys = np.arange(n, dtype="<u4").tobytes()
+            values = raw[first * _SET_SIZE : (first + n) * _SET_SIZE]
+            self._shard(shard).update_many(keys, values, n)
+
+    def close(self) -> None:
+        """Closes the open shards and the outer map (if its fd is owned)."""
+        for held in self._open.values():
+            held.close()
+        self._open.clear()
+        self.outer.close()
 
 
 @dataclass(frozen=True)
@@ -116,11 +266,12 @@ class SessionTable:
         seed, so no client can aim its flows at another flow's set."""
         g = self.geom()
         sets = self.sets.store.max_entries // max(stripes, 1)
-        if g.sets == sets and g.stripes == stripes and g.seed:
+        shift = self.sets.store.shard_shift if isinstance(self.sets.store, ShardedSets) else 0
+        if g.sets == sets and g.stripes == stripes and g.shard_shift == shift and g.seed:
             return g
         if not g.seed:
             g.seed = int.from_bytes(os.urandom(4), "little") or 1
-        g.sets, g.stripes = sets, stripes
+        g.sets, g.stripes, g.shard_shift = sets, stripes, shift
         self.geom_map.set(0, g)
         return g
 
@@ -230,7 +381,7 @@ class SessionTable:
 
     def _raw(self) -> bytes:
         store = self.sets.store
-        if isinstance(store, KernelMap):
+        if isinstance(store, KernelMap | ShardedSets):
             return store.lookup_all_array()
         return b"".join(
             store.lookup(i.to_bytes(4, "little")) or bytes(store.value_size)
