@@ -56,7 +56,7 @@ struct {
 
 /* Session cache: sets of flows, one stripe per CPU (lb/session.h), in one of two layouts that
  * the geometry names (shoal_abi.h). Sharded: shards of 1 << SHOAL_SESSION_SHARD_SHIFT sets in
- * shoal_sessions_v3, each small enough for the kernel's direct map; Python sizes the outer map
+ * shoal_session_shards_v1, each small enough for the kernel's direct map; Python sizes the outer map
  * before load and creates the shards. The inner size is fixed so that the verifier inlines both
  * lookups (a helper call costs a protected return on CPUs that need one). Flat: every set in
  * shoal_sessions_v2, for kernels that store each shard with its own RCU wait (before 6.8); the
@@ -84,7 +84,7 @@ struct {
 	__type(key, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__array(values, struct shoal_session_shard);
-} shoal_sessions_v3 SEC(".maps");
+} shoal_session_shards_v1 SEC(".maps");
 
 /* The session cache's geometry and set-hash seed. */
 struct {

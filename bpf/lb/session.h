@@ -114,7 +114,7 @@ static __always_inline struct shoal_session_set *session_set(const struct shoal_
 	if (!shoal_sessions_sharded)
 		return bpf_map_lookup_elem(&shoal_sessions_v2, &idx);
 	__u32 shard = idx >> SHOAL_SESSION_SHARD_SHIFT;
-	void *sets = bpf_map_lookup_elem(&shoal_sessions_v3, &shard);
+	void *sets = bpf_map_lookup_elem(&shoal_session_shards_v1, &shard);
 	if (!sets)
 		return NULL; /* shards not created yet: nothing is cached */
 	idx &= (1U << SHOAL_SESSION_SHARD_SHIFT) - 1;

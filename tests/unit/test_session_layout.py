@@ -26,3 +26,9 @@ def test_the_shards_hold_every_set_and_no_whole_shard_more(entries: int, cpus: i
     per = 1 << abi.SESSION_SHARD_SHIFT
     assert shards * per >= sets > (shards - 1) * per
     assert sets * abi.SESSION_WAYS >= entries
+
+
+def test_map_names_differ_in_the_fifteen_characters_the_kernel_keeps() -> None:
+    # The kernel truncates a map's name to 15 characters; pins.py matches live maps by it.
+    names = [*abi.LB_MAPS, *abi.TABLE_MAPS]
+    assert len({n[:15] for n in names}) == len(names)

@@ -43,11 +43,11 @@ VIP_FILTER_MULT = 0x9E3779B1
 MAX_VIPS = 4096
 MAX_BACKENDS = 65536
 DEFAULT_SESSIONS = 4_194_304
-SESSION_WAYS = 4  # ways of a session-cache set (shoal_sessions_v3)
+SESSION_WAYS = 4  # ways of a session-cache set (shoal_session_shards_v1)
 # log2 of sets per session shard: 128 sets (30 KiB), under the kernel's 32 KiB kmalloc limit for
 # an array, so the shard sits in the direct map (huge pages) instead of vmalloc memory.
 SESSION_SHARD_SHIFT = 7
-SESSIONS_MAP = "shoal_sessions_v3"  # the outer map of the session shards
+SESSIONS_MAP = "shoal_session_shards_v1"  # the outer map of the session shards
 MAX_ACL_PREFIXES = 16384
 COUNTER_SLOTS = 64
 DECAP_COUNTER_SLOTS = 32

@@ -471,6 +471,7 @@ class Balancer:
             "shoal_backends_v1": max_backends,
             "shoal_vip_stats_v1": max_vips,
             "shoal_backend_stats_v1": max_backends,
+            "shoal_sessions_v2": sets_for(4096, ncpus),
             "shoal_session_geom_v1": 1,
             "shoal_syn_marks_v1": abi.SYN_MARKS,
             "shoal_config_v2": 1,
@@ -502,10 +503,7 @@ class Balancer:
                 is_array=is_array,
                 ncpus=ncpus,
             )
-        session_sets = FakeMap(
-            4, ctypes.sizeof(abi.SessionSet), sets_for(4096, ncpus), is_array=True
-        )
-        maps = LbMaps.from_stores(stores, FakeTables(), session_sets)
+        maps = LbMaps.from_stores(stores, FakeTables(), stores["shoal_sessions_v2"])
         maps.sessions.set_up(ncpus)
         return cls(maps, max_vips=max_vips, max_backends=max_backends)
 

@@ -1,5 +1,5 @@
 """The session cache as Python sees it: a set-associative table with one stripe of sets per
-CPU (bpf/lb/session.h), in shards of shoal_sessions_v3, and its geometry in
+CPU (bpf/lb/session.h), in shards of shoal_session_shards_v1, and its geometry in
 shoal_session_geom_v1.
 
 A flow's entry lives in the stripe of the CPU that served it, so a reader (flow trace, tests,
@@ -50,7 +50,7 @@ def sets_for(entries: int, stripes: int) -> int:
 
 
 def sharded_layout(release: str | None = None) -> bool:
-    """Whether this kernel gets the sharded table (shoal_sessions_v3). It needs one RCU wait
+    """Whether this kernel gets the sharded table (shoal_session_shards_v1). It needs one RCU wait
     for a batch of inner maps (Linux 6.8); before that every stored shard waits a grace period
     (~10 ms: minutes for a table of thousands of shards), so older kernels keep every set in one
     array (shoal_sessions_v2), which is vmalloc memory."""
@@ -86,7 +86,7 @@ def _this_cpu() -> int:
 
 
 class ShardedSets:
-    """The `sets` sets of shoal_sessions_v3 as one array (a MapStore): set i is entry i & 127
+    """The `sets` sets of shoal_session_shards_v1 as one array (a MapStore): set i is entry i & 127
     of shard i >> 7. Shards are opened by id when used; a few stay open."""
 
     key_size = 4
