@@ -146,9 +146,9 @@ struct shoal_session_way {
 };
 
 /* One set (240 bytes). Set of a flow on CPU c: c * sets + its index in the stripe,
- * (flow_hash(key, seed) * sets) >> 32. Sharded layout (Linux >= 6.8): set i is
- * entry i & 127 of shard i >> 7 of shoal_session_shards_v1. A shard of 128 sets (30 KiB) stays under
- * the size up to which the kernel allocates an array with kmalloc (32 KiB), so its memory is in
+ * (flow_hash(key, seed) * sets) >> 32. Sharded layout (Linux >= 6.8): set i is entry i & 127
+ * of shard i >> 7 of shoal_session_shards_v1. A shard of 128 sets (30 KiB) stays under the
+ * size up to which the kernel allocates an array with kmalloc (32 KiB), so its memory is in
  * the kernel's direct map, mapped with huge pages: a set read costs no TLB miss, where one array
  * of millions of sets is vmalloc memory in 4 KiB pages and a cold set's read nearly always
  * misses the TLB as well. Flat layout (older kernels): set i is entry i of shoal_sessions_v2. */

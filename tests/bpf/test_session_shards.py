@@ -1,7 +1,7 @@
-"""The session table's two layouts (bpf/lb/session.h): shards of 128 sets in the kernel's direct
-map (shoal_session_shards_v1, Linux >= 6.8) or one flat array (shoal_sessions_v2, older kernels). The
-program and Python must agree on where every set lives, at the shards' edges too, and a load
-that shards a table an older program kept flat carries its flows over."""
+"""The session table's two layouts (bpf/lb/session.h): shards of 128 sets in the kernel's
+direct map (shoal_session_shards_v1, Linux >= 6.8) or one flat array (shoal_sessions_v2, older
+kernels). The program and Python must agree on where every set lives, at the shards' edges too,
+and a load that shards a table an older program kept flat carries its flows over."""
 
 from __future__ import annotations
 
