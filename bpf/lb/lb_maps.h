@@ -54,13 +54,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shoal_backends_v1 SEC(".maps");
 
-/* Session cache: sets of flows, one stripe per CPU (lb/session.h), in one of two layouts that
- * the geometry names (shoal_abi.h). Sharded: shards of 1 << SHOAL_SESSION_SHARD_SHIFT sets
- * in shoal_session_shards_v1, each small enough for the kernel's direct map; Python sizes the
- * outer map before load and creates the shards. The inner size is fixed so that the verifier inlines both
- * lookups (a helper call costs a protected return on CPUs that need one). Flat: every set in
- * shoal_sessions_v2, for kernels that store each shard with its own RCU wait (before 6.8); the
- * layout not in use gets one entry. */
+/* Session cache: sets of flows, one stripe per CPU (lb/session.h), in one of two layouts
+ * (shoal_abi.h; the program's is fixed in .rodata). Sharded: shards of
+ * 1 << SHOAL_SESSION_SHARD_SHIFT sets in shoal_session_shards_v1, each small enough for the
+ * kernel's direct map; Python sizes the outer map before load and creates the shards. The
+ * inner size is fixed so that the verifier inlines both lookups (a helper call costs a
+ * protected return on CPUs that need one). Flat: every set in shoal_sessions_v2, for kernels
+ * that store each shard with its own RCU wait (before 6.8). The layout not in use gets one
+ * entry. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SHOAL_DEFAULT_SESSIONS / SHOAL_SESSION_WAYS);
