@@ -94,6 +94,7 @@ class DataplaneBench:
     kernel: str = field(default_factory=lambda: os.uname().release)
     katran_same_run: list[SameRunRow] = field(default_factory=list)
     sessions: int = 0  # entries of each session table (Shoal's, and each of Katran's LRUs)
+    table_size: int = 0  # slots of each bench VIP's Maglev table (Katran's ring is always 65,537)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -217,15 +218,20 @@ def run(
     table_probe: bool = True,
     katran_objects: Sequence[Path] = (),
     sessions: int | None = None,
+    table_size: int | None = None,
 ) -> DataplaneBench:
     """Measures every path; calls is the number of samples per path. maglev_builds: also
     time Maglev table builds (wall clock; `bench all` times them its own way). table_probe:
     also measure the set-associative table yardstick (no gated metric reads it).
     katran_objects: Katran built inserting, then optionally not inserting; each of its paths
     is interleaved with Shoal's and reported in katran_same_run. sessions: entries of the
-    session tables (default: 4 per distinct flow, at least 2^20)."""
+    session tables (default: 4 per distinct flow, at least 2^20). table_size: slots of the
+    bench VIPs' Maglev tables (default: what the controller gives their ten backends)."""
     if sessions is not None and sessions < 1:
         raise ValueError("sessions must be at least 1")
+    if table_size is None:
+        table_size = maglev.table_size_for(len(BENCH_BACKENDS))
+    _lb_config(False, table_size)  # a bad size fails here, before the sandbox exists
     before = os.sched_getaffinity(0)
     cpu = min(before)
     os.sched_setaffinity(0, {cpu})  # one CPU: per-CPU LRU and counters behave as in production
@@ -238,6 +244,7 @@ def run(
                 cpu,
                 progress,
                 maglev_builds,
+                table_size,
                 table_probe,
                 list(katran_objects),
                 sessions,
@@ -296,8 +303,13 @@ def _result(
     )
 
 
-def _lb_config(flood: bool) -> DataplaneConfig:
-    backends = [{"address": a} for a in list(SANDBOX_BACKENDS4)[:10]]
+BENCH_BACKENDS = list(SANDBOX_BACKENDS4)[:10]  # each bench VIP's backends (Katran's reals too)
+
+
+def _lb_config(flood: bool, table_size: int) -> DataplaneConfig:
+    """The bench VIPs, their Maglev tables sized as table_size (the controller sizes them
+    from the backend count: maglev.table_size_for)."""
+    backends = [{"address": a} for a in BENCH_BACKENDS]
     # Flood mode on from the first new flow (rate 1/s) or off (enter_rate 0).
     flood_cfg = (
         {"enter_rate": 1, "exit_rate": 0, "hold_down": 3600}
@@ -308,13 +320,20 @@ def _lb_config(flood: bool) -> DataplaneConfig:
         {
             "settings": {"flood": flood_cfg},
             "vips": [
-                {"address": VIP, "port": 80, "protocol": "tcp", "backends": backends},
+                {
+                    "address": VIP,
+                    "port": 80,
+                    "protocol": "tcp",
+                    "backends": backends,
+                    "table_size": table_size,
+                },
                 {
                     "address": ACL_VIP,
                     "port": 80,
                     "protocol": "tcp",
                     "backends": backends,
                     "allowed_cidrs": ACL_PREFIXES,
+                    "table_size": table_size,
                 },
             ],
         }
@@ -328,6 +347,7 @@ def _run(
     cpu: int,
     progress: Callable[[str, float], None] | None,
     maglev_builds: bool,
+    table_size: int,
     table_probe: bool = True,
     katran_objects: list[Path] | None = None,
     sessions: int | None = None,
@@ -340,8 +360,8 @@ def _run(
         Balancer.load(pin=False, session_cache_size=sessions) as flooded,
         ExitStack() as stack,
     ):
-        normal.apply(_lb_config(flood=False))
-        flooded.apply(_lb_config(flood=True))
+        normal.apply(_lb_config(False, table_size))
+        flooded.apply(_lb_config(True, table_size))
         runners = {
             "floor": _Runner(trivial.prog_fd("shoal_trivial"), _frames("not_vip", 1), ifindex)
         }
@@ -388,6 +408,7 @@ def _run(
     bench = DataplaneBench(floor, results, None, None, calls, cpu, floors[1])
     bench.katran_same_run = same_run
     bench.sessions = sessions
+    bench.table_size = table_size
     if not maglev_builds:
         return bench
     if progress:
@@ -406,7 +427,7 @@ def _katran_runners(
 ) -> dict[str, _Runner]:
     """One runner per Katran row and object, fed the very frames Shoal's path of that row gets
     (same VIP, same 5-tuples); its per-CPU LRUs are sized as Shoal's session table."""
-    reals = list(SANDBOX_BACKENDS4)[:10]  # Shoal's VIP has the same ten backends
+    reals = BENCH_BACKENDS  # Shoal's VIP has the same ten backends
     mac = SANDBOX_BACKENDS4[reals[0]]
     runners = {}
     for variant, path in zip(KATRAN_VARIANTS, objects, strict=False):

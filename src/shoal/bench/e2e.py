@@ -25,7 +25,7 @@ from subprocess import Popen
 from shoal import netns
 from shoal.bench import netsniff
 from shoal.bench.trafgen import FlowPattern, Trafgen, min_frame
-from shoal.dataplane import loader
+from shoal.dataplane import loader, maglev
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.config import DataplaneConfig, parse_config
 from shoal.errors import DataplaneError
@@ -100,7 +100,9 @@ def _slot(address: str) -> int:
 
 
 def _vip_config() -> DataplaneConfig:
-    vip = {"address": VIP, "port": VIP_PORT, "protocol": "udp"}
+    # The table the controller would give these backends (maglev.table_size_for).
+    size = maglev.table_size_for(len(BACKENDS))
+    vip = {"address": VIP, "port": VIP_PORT, "protocol": "udp", "table_size": size}
     return parse_config({"vips": [{**vip, "backends": [{"address": b} for b in BACKENDS]}]})
 
 

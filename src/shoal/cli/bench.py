@@ -60,7 +60,7 @@ def print_dataplane(result: dp.DataplaneBench) -> None:
     table = Table(
         title=f"XDP paths: {result.calls_per_path} test runs each (repeat=1), CPU {result.cpu}, "
         f"kernel {result.kernel}; floor = trivial XDP_PASS, {result.floor_plain_ns:.1f} ns "
-        f"(trimmed {result.floor_ns:.1f})",
+        f"(trimmed {result.floor_ns:.1f}); Maglev tables of {result.table_size} slots",
         title_justify="left",
     )
     cols = ("path", "mean", "- floor", "trimmed", "- floor", "Katran row", "ns", "ratio", "trim")
@@ -138,13 +138,26 @@ def dataplane(
         int | None,
         typer.Option(min=1, help="session-table entries (Shoal's and each Katran LRU)"),
     ] = None,
+    table_size: Annotated[
+        int | None,
+        typer.Option(
+            help="slots of the bench VIPs' Maglev tables, a prime (default: what the "
+            "controller gives ten backends; Katran's ring is 65537 whatever this says)"
+        ),
+    ] = None,
 ) -> None:
     """ns per packet for each XDP path, minus a trivial program's floor, against Katran."""
     require_root("running BPF programs")
     objects = katran.parse_objects(katran_object) if katran_object else []
     n = calls or (20_000 if quick else 200_000)
     with _progress("data-plane paths", as_json) as report:
-        result = dp.run(calls=n, progress=report, katran_objects=objects, sessions=sessions)
+        result = dp.run(
+            calls=n,
+            progress=report,
+            katran_objects=objects,
+            sessions=sessions,
+            table_size=table_size,
+        )
     if as_json:
         sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
     else:
