@@ -14,9 +14,7 @@ pytestmark = pytest.mark.bpf
 
 
 def _small_run(table_size: int | None = None) -> dp.DataplaneBench:
-    return dp.run(
-        calls=40, rounds=2, maglev_builds=False, table_probe=False, table_size=table_size
-    )
+    return dp.run(calls=40, rounds=2, maglev_builds=False, table_probe=False, table_size=table_size)
 
 
 def test_the_bench_vips_get_the_table_the_controller_gives_their_backends() -> None:
