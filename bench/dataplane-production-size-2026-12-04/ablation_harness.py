@@ -1,5 +1,8 @@
-"""In-process A/B of program variants and Maglev table sizes, plus Katran.
-usage: ab3.py CALLS ROUNDS OUT.json"""
+"""In-process A/B of program variants and Maglev table sizes, plus Katran (the record of the
+2026-12-04 ablations in docs/performance.md, kept as run; not part of Shoal).
+usage: VARIANTS="name=OBJECT:TABLE_SIZE ..." python ablation_harness.py CALLS ROUNDS OUT.json
+Katran's two objects are read from /tmp/katran-build/bpf (built as docs/performance.md says);
+a variant named fixed* is loaded with fixed-size inner Maglev maps (no BPF_F_INNER_MAP)."""
 import os, sys, json
 from contextlib import ExitStack
 from pathlib import Path

@@ -1,3 +1,7 @@
+"""Builds the ablation variants of lb.bpf.o (the record of the 2026-12-04 runs, kept as run):
+python ablation_variants.py nohash nocount noflood nohash+nocount+noflood
+Each edit removes one piece of the program; "noflood" makes every new flow flooded. Reads the
+tree's bpf/ from /work/main and writes /tmp/exp/v/lb-NAME.bpf.o."""
 import shutil, subprocess, sys
 edits = {
  "nohash": [("lib/flowhash.h", "	const __u32 *w = (const __u32 *)key;\n	__u32 h = seed;", "	const __u32 *w = (const __u32 *)key;\n	__u32 h = seed;\n	if (!src_only) return murmur_final(w[0] ^ w[8] ^ seed, 0);")],

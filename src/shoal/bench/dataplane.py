@@ -29,6 +29,7 @@ from shoal.dataplane import loader, maglev, packets
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.config import DataplaneConfig, parse_config
 from shoal.dataplane.testrun import XdpAction, XdpMd
+from shoal.errors import DataplaneError
 from shoal.lab.sandbox import SANDBOX_BACKENDS4, SANDBOX_LB_MAC, sandbox
 
 __all__ = ["KATRAN_NS", "DataplaneBench", "PathResult", "SameRunRow", "katran_row", "run"]
@@ -362,6 +363,10 @@ def _run(
     ):
         normal.apply(_lb_config(False, table_size))
         flooded.apply(_lb_config(True, table_size))
+        # What the kernel holds, not what was asked: the figure the results are labelled with.
+        measured = {v.table_size for lb in (normal, flooded) for v in lb.status()}
+        if measured != {table_size}:
+            raise DataplaneError(f"bench VIPs hold tables of {sorted(measured)}, not {table_size}")
         runners = {
             "floor": _Runner(trivial.prog_fd("shoal_trivial"), _frames("not_vip", 1), ifindex)
         }
