@@ -6,6 +6,7 @@ and a load that shards a table an older program kept flat carries its flows over
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 from collections.abc import Iterator
 
@@ -19,7 +20,7 @@ from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.budget import PER_MAP
 from shoal.dataplane.sessions import ShardedSets, set_index
 from shoal.dataplane.testrun import XdpAction, run_xdp
-from shoal.errors import DataplaneError
+from shoal.errors import BpfError, DataplaneError
 
 from .harness import LB_MAC, VIP4, Net, config, vip
 
@@ -161,3 +162,29 @@ def test_a_set_outside_the_table_is_refused(lb: Balancer) -> None:
     with pytest.raises(DataplaneError, match="outside the table"):
         store.lookup(store.max_entries.to_bytes(4, "little"))
     assert len(store.lookup_all_array()) == store.max_entries * store.value_size
+
+
+def test_a_load_that_fails_after_taking_the_flat_table_pins_it_again(
+    net: Net, instance: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(balancer_module, "sharded_layout", lambda: False)
+    with Balancer.load(instance, **SIZES) as old:
+        ports = list(edge_ports(old).values())
+        pin_then_drain(old, net, ports)
+        held = {p: old.session(key(p)) for p in ports}
+    assert all(v is not None for v in held.values())
+    monkeypatch.setattr(balancer_module, "sharded_layout", lambda: True)
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise BpfError("bpf_object__load (the verifier, in this test)", errno.EACCES)
+
+    with monkeypatch.context() as m:
+        m.setattr(balancer_module.loader, "BpfObject", refused)
+        with pytest.raises(BpfError):
+            Balancer.load(instance, **SIZES)
+    # The retry still finds every flow, now in shards.
+    with Balancer.load(instance, **SIZES) as new:
+        assert isinstance(new.maps.sessions.sets.store, ShardedSets)
+        for p in ports:
+            got = new.session(key(p))
+            assert got is not None and bytes(got) == bytes(held[p])

@@ -380,7 +380,8 @@ class Balancer:
                 rodata={".rodata.layout": int(sharded).to_bytes(4, "little")},
             )
         except BaseException:
-            if flat is not None:
+            if flat is not None and pin_dir is not None:
+                pins.give_back_flat_sessions(pin_dir, flat)
                 flat.close()
             raise
         ncpus = bpf.lib().ncpus

@@ -33,6 +33,7 @@ __all__ = [
     "carry_flat_sessions",
     "check_attached",
     "drop_sessions_v1",
+    "give_back_flat_sessions",
     "prog_map_ids",
     "take_flat_sessions",
 ]
@@ -234,6 +235,22 @@ def take_flat_sessions(pin_dir: Path) -> KernelMap | None:
             placeholder.unlink()
         outer.close()
     return flat
+
+
+def give_back_flat_sessions(pin_dir: Path, flat: KernelMap) -> None:
+    """After a load that took the flat table and then failed: pins it again, so the next load
+    still finds the flows (the program still attached goes on using it meanwhile). A one-entry
+    placeholder the failed load left there holds nothing and gives way."""
+    path = pin_dir / "shoal_sessions_v2"
+    if path.exists():
+        left = KernelMap(bpf.lib().call("bpf_obj_get", str(path).encode()), own_fd=True)
+        placeholder = left.max_entries <= 1
+        left.close()
+        if not placeholder:
+            return  # another table is pinned there: not ours to replace
+        path.unlink()
+    bpf.lib().call("bpf_obj_pin", flat.fd, str(path).encode())
+    log.info("session table: the load failed; the flat table is pinned again")
 
 
 def carry_flat_sessions(flat: KernelMap, shards: ShardedSets) -> bool:
