@@ -164,9 +164,12 @@ def test_a_set_outside_the_table_is_refused(lb: Balancer) -> None:
     assert len(store.lookup_all_array()) == store.max_entries * store.value_size
 
 
+@pytest.mark.parametrize("where", ["loader", "carry"])
 def test_a_load_that_fails_after_taking_the_flat_table_pins_it_again(
-    net: Net, instance: str, monkeypatch: pytest.MonkeyPatch
+    net: Net, instance: str, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
+    """Refused by the verifier (before any map of the new object is pinned), or after the
+    object loaded and its shards were made (while carrying the flows)."""
     monkeypatch.setattr(balancer_module, "sharded_layout", lambda: False)
     with Balancer.load(instance, **SIZES) as old:
         ports = list(edge_ports(old).values())
@@ -179,7 +182,10 @@ def test_a_load_that_fails_after_taking_the_flat_table_pins_it_again(
         raise BpfError("bpf_object__load (the verifier, in this test)", errno.EACCES)
 
     with monkeypatch.context() as m:
-        m.setattr(balancer_module.loader, "BpfObject", refused)
+        if where == "loader":
+            m.setattr(balancer_module.loader, "BpfObject", refused)
+        else:
+            m.setattr(balancer_module.pins, "carry_flat_sessions", refused)
         with pytest.raises(BpfError):
             Balancer.load(instance, **SIZES)
     # The retry still finds every flow, now in shards.

@@ -407,6 +407,8 @@ class Balancer:
                 pins.carry_config_v1(pin_dir, maps.config)
                 pins.drop_sessions_v1(pin_dir)
         except BaseException:
+            if flat is not None and pin_dir is not None:
+                pins.give_back_flat_sessions(pin_dir, flat)
             obj.close()
             raise
         finally:

@@ -239,8 +239,9 @@ def take_flat_sessions(pin_dir: Path) -> KernelMap | None:
 
 def give_back_flat_sessions(pin_dir: Path, flat: KernelMap) -> None:
     """After a load that took the flat table and then failed: pins it again, so the next load
-    still finds the flows (the program still attached goes on using it meanwhile). A one-entry
-    placeholder the failed load left there holds nothing and gives way."""
+    still finds the flows and carries them (the program still attached goes on using it
+    meanwhile). What the failed load pinned in its place, the one-entry placeholder and the
+    shards (take_flat_sessions left neither), serves no program and gives way."""
     path = pin_dir / "shoal_sessions_v2"
     if path.exists():
         left = KernelMap(bpf.lib().call("bpf_obj_get", str(path).encode()), own_fd=True)
@@ -249,6 +250,7 @@ def give_back_flat_sessions(pin_dir: Path, flat: KernelMap) -> None:
         if not placeholder:
             return  # another table is pinned there: not ours to replace
         path.unlink()
+    (pin_dir / abi.SESSIONS_MAP).unlink(missing_ok=True)
     bpf.lib().call("bpf_obj_pin", flat.fd, str(path).encode())
     log.info("session table: the load failed; the flat table is pinned again")
 
