@@ -1,5 +1,8 @@
 """Builds the ablation variants of lb.bpf.o (the record of the 2026-12-06 AMD runs, kept as run):
-python ablation_variants.py nomod hash2w nocount hash2w+nomod hash2w+nomod+nocount
+python ablation_variants.py nomod hash2w nocount hash2w+nomod hash2w+nomod+nocount (run 1)
+python ablation_variants.py noflood hash2w+nomod+nocount+noflood fixed fixed+hash2w+nomod+nocount+noflood
+(run 2 and 3; "fixed": inner Maglev maps of a fixed 1,022 entries, so the verifier inlines
+both lookups of a pick; the harness loads a variant named fixed* without BPF_F_INNER_MAP)
 "nomod": Maglev slot by multiply-shift instead of hash % size; "hash2w": the flow hash of an
 IPv4 flow over two words (source address, ports) as Katran's get_packet_hash takes, for both
 the set and the Maglev hash (valid for the bench's IPv4 flows only: not a candidate as is).
@@ -12,6 +15,7 @@ edits = {
              ("lb/lb_maps.h", "	struct shoal_traffic *t = bpf_map_lookup_elem(map, &idx);\n	if (t) {\n		t->packets += 1;\n		t->bytes += bytes;\n	}", "	return;")],
  "nomod": [("lb/maglev.h", "	slot = 1 + hash % *size;", "	slot = 1 + (__u32)(((__u64)hash * *size) >> 32);")],
  "hash2w": [("lib/flowhash.h", "	const __u32 *w = (const __u32 *)key;\n	__u32 h = seed;", "	const __u32 *w = (const __u32 *)key;\n	__u32 h = seed;\n	if (!src_only) return murmur_final(murmur_round(murmur_round(seed, w[0]), w[8]), 8);")],
+ "fixed": [("lb/lb_maps.h", "	__uint(map_flags, BPF_F_INNER_MAP); /* inner maps of any size */\n	__uint(max_entries, 2);", "	__uint(max_entries, 1022);")],
  "noflood": [("lb/synguard.h", "	__u32 zero = 0;\n	struct shoal_flood_state *st", "	return 1;\n	__u32 zero = 0;\n	struct shoal_flood_state *st")],
 }
 for name in sys.argv[1:]:
