@@ -173,6 +173,35 @@ def test_only_the_benchmark_that_fired_is_measured_again(tmp_path):
     assert {v.metric: v.kind for v in result.verdicts} == {"x.m": "REGRESSED", "y.m": "ok"}
 
 
+def test_a_base_that_fails_where_head_runs_is_not_compared_and_said_so(tmp_path):
+    """Base cannot run the benchmark here (its code needs what this kernel refuses), head can:
+    no pairs, no verdict, and the status names why. Head failing still fails (run_side)."""
+
+    def runner(side: ab.Side, bench: str, quick: bool, scratch: Path) -> dict[str, Any]:
+        if side.name == "base":
+            note = "BpfError: live frames (EPERM)"
+            return {"benchmarks": {bench: {"status": "error", "note": note}}, "metrics": {}}
+        return result_doc(bench, 1.0)
+
+    sides = ab.Side("base", tmp_path, None), ab.Side("head", tmp_path, None)
+    result = ab.run_rounds(*sides, [("x", 3), ("y", 2)], quick=True, spread=None,
+                           spread_source="none", runner=runner)  # fmt: skip
+    assert result.verdicts == [] and not result.failed
+    assert result.statuses["x"] == "not compared: the base failed (BpfError: live frames (EPERM))"
+
+
+def test_a_head_that_fails_fails_the_gate(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "src" / "shoal" / "cli").mkdir(parents=True)
+    (tree / "src" / "shoal" / "__init__.py").write_text("")
+    (tree / "src" / "shoal" / "cli" / "__init__.py").write_text("")
+    doc = {"benchmarks": {"x": {"status": "error", "note": "boom"}}, "metrics": {}}
+    (tree / "src" / "shoal" / "cli" / "main.py").write_text(f"print({json.dumps(doc)!r})\n")
+    with pytest.raises(ShoalError, match="x on the head side failed: boom"):
+        ab.run_side(ab.Side("head", tree, None), "x", True, tmp_path)
+    assert ab.run_side(ab.Side("base", tree, None), "x", True, tmp_path) == doc
+
+
 def noisy_sides(pair_sigma: float, slowdown: float, seed: int) -> ab.Runner:
     """A runner whose two sides differ by `slowdown` under lognormal noise: a pair's log ratio
     has standard deviation pair_sigma."""

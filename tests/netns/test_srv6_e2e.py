@@ -16,6 +16,8 @@ from shoal import netns
 from shoal.lab.l4mini import VIP4, VIP6, L4MiniLab
 from shoal.lab.traffic import http_requests
 
+from ..kernelcaps import seg6local_refusal, skip_if_refused
+
 pytestmark = pytest.mark.netns
 
 
@@ -25,6 +27,7 @@ def sid(n: int, family: int) -> str:
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[L4MiniLab]:
+    skip_if_refused(seg6local_refusal())
     with L4MiniLab(prefix=f"sr{os.getpid()}", backends=2) as lab:
         lb = lab.hosts["lb"]
         for n, host in enumerate(lab.backend_hosts, 1):

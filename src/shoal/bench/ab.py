@@ -123,9 +123,9 @@ def run_side(side: Side, bench: str, quick: bool, scratch: Path) -> dict[str, An
             f"{last[-1] if last else 'no output'}"
         ) from None
     status = doc.get("benchmarks", {}).get(bench, {})
-    if status.get("status") == "error":
+    if status.get("status") == "error" and side.name == "head":
         raise ShoalError(f"{bench} on the {side.name} side failed: {status.get('note')}")
-    return doc
+    return doc  # a failed base is judged by the caller, once head's status is known
 
 
 @dataclass
@@ -283,6 +283,13 @@ def run_rounds(
             status = docs["head"].get("benchmarks", {}).get(bench, {})
             if status.get("status", "ok") != "ok":
                 statuses[bench] = f"{status.get('status')}: {status.get('note', '')}"
+                total[1] += 2 * (first_round + rounds - r - 1)
+                return {}
+            base_status = docs["base"].get("benchmarks", {}).get(bench, {})
+            if base_status.get("status") == "error":
+                # Head ran and base cannot here (a kernel that refuses what base needs, say):
+                # nothing to compare against, so head's figures are not judged. Said loudly.
+                statuses[bench] = f"not compared: the base failed ({base_status.get('note')})"
                 total[1] += 2 * (first_round + rounds - r - 1)
                 return {}
             statuses[bench] = "ok"

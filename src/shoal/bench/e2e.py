@@ -19,12 +19,13 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from subprocess import Popen
 
 from shoal import netns
 from shoal.bench import netsniff
-from shoal.bench.trafgen import FlowPattern, Trafgen, min_frame
+from shoal.bench.registry import NotAvailable
+from shoal.bench.trafgen import FlowPattern, Trafgen, live_frames_refusal, min_frame
 from shoal.dataplane import loader, maglev
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.config import DataplaneConfig, parse_config
@@ -234,9 +235,10 @@ def _round(
 
 
 def _trafgen_rounds(
-    node: _Node, sizes: E2ESizes, cpu: int, progress: Callable[[int], None]
+    node: _Node, sizes: E2ESizes, cpu: int, progress: Callable[[int], None], *, warm: bool
 ) -> GeneratorResult:
-    """trafgen's rounds; it is the second opinion, so its failure is a note, not an error."""
+    """trafgen's rounds; it is the second opinion, so its failure is a note, not an error.
+    warm: first one unmeasured window per program (when the live generator did not warm up)."""
     result = GeneratorResult("trafgen")
     if netsniff.binary() is None:
         result.note = "skipped: trafgen not installed (Debian package netsniff-ng)"
@@ -246,6 +248,13 @@ def _trafgen_rounds(
                   src=src, sport=port)
         for src, port in map(FLOWS.flow, range(sizes.trafgen_frames))
     ]  # fmt: skip
+    for program in ("lb", "bounce") if warm else ():
+        node.use(program)
+        try:
+            _trafgen_rate(node, program, replace(sizes, seconds=0.2), frames, cpu)
+        except _TrafgenQuitError as exc:
+            result.note = f"stopped while warming up: {exc}"
+            return result
     for r in range(sizes.rounds):
         try:
             _round(node, result, lambda p: _trafgen_rate(node, p, sizes, frames, cpu), r)
@@ -257,27 +266,40 @@ def _trafgen_rounds(
 
 
 def _measure(node: _Node, sizes: E2ESizes, cpu: int, progress: Progress | None) -> E2EBench:
-    steps = sizes.rounds * (2 if netsniff.binary() else 1)
+    refusal = live_frames_refusal()
+    steps = sizes.rounds * ((refusal is None) + (netsniff.binary() is not None))
 
     def report(what: str, step: int) -> None:
         if progress:
             progress(f"end-to-end packet rate ({what})", step / steps)
 
-    for program in ("lb", "bounce"):  # warm: sessions, next-hop caches, page pools
-        node.use(program)
-        node.gen.send(node.frame, "f0", node.fabric, packets=100_000, seconds=0.5)
     live = GeneratorResult("live-frames")
     lb_before = node.by_backend()
-    for r in range(sizes.rounds):
-        _round(node, live, lambda p: _live_rate(node, p, sizes), r)
-        report("live frames", r + 1)
+    if refusal is None:
+        for program in ("lb", "bounce"):  # warm: sessions, next-hop caches, page pools
+            node.use(program)
+            node.gen.send(node.frame, "f0", node.fabric, packets=100_000, seconds=0.5)
+        lb_before = node.by_backend()
+        for r in range(sizes.rounds):
+            _round(node, live, lambda p: _live_rate(node, p, sizes), r)
+            report("live frames", r + 1)
+    else:
+        live.note = f"skipped: {refusal}"
+    done = sizes.rounds if refusal is None else 0
+    tg = _trafgen_rounds(
+        node, sizes, cpu, lambda r: report("trafgen", done + r + 1), warm=refusal is not None
+    )
     by_backend = {b: n - lb_before[b] for b, n in node.by_backend().items()}
-    tg = _trafgen_rounds(node, sizes, cpu, lambda r: report("trafgen", sizes.rounds + r + 1))
     return E2EBench("udp", FLOWS.flows, cpu, sizes, live, tg, by_backend, node.lb.counters())
 
 
 def run(sizes: E2ESizes = E2ESizes(), progress: Progress | None = None) -> E2EBench:
-    """Builds the namespaces, measures, and removes everything (also on failure)."""
+    """Builds the namespaces, measures, and removes everything (also on failure).
+    Without live frames, trafgen's rounds stand alone (their ratio is not gated); without
+    either generator the benchmark is not available here."""
+    refusal = live_frames_refusal()
+    if refusal is not None and netsniff.binary() is None:
+        raise NotAvailable(f"{refusal}, and trafgen (Debian package netsniff-ng) is missing")
     before = os.sched_getaffinity(0)
     cpu = min(before)
     os.sched_setaffinity(0, {cpu})  # one CPU: every softirq of the path runs on it

@@ -11,7 +11,10 @@ chunk, and chunks are sized from the measured rate so that one sends for about 0
 from __future__ import annotations
 
 import ctypes
+import errno
+import functools
 import ipaddress
+import os
 import time
 from dataclasses import dataclass
 from types import TracebackType
@@ -25,7 +28,7 @@ from shoal.dataplane.maps import KernelMap
 from shoal.dataplane.testrun import XdpMd
 from shoal.errors import BpfError, DataplaneError
 
-__all__ = ["MIN_FRAME", "FlowPattern", "SendResult", "Trafgen", "min_frame"]
+__all__ = ["MIN_FRAME", "FlowPattern", "SendResult", "Trafgen", "live_frames_refusal", "min_frame"]
 
 BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
 MIN_FRAME = 60  # a 64-byte Ethernet frame without its 4-byte FCS (veth carries none)
@@ -111,6 +114,30 @@ def min_frame(
         raise DataplaneError(f"protocol {protocol!r}: use udp or tcp")
     assert len(frame) == MIN_FRAME
     return frame
+
+
+@functools.cache
+def live_frames_refusal() -> str | None:
+    """Why this kernel refuses live-frames test runs, or None when it takes them.
+
+    Some kernels built for sandboxes answer every live-frames run with EPERM (seen on a 6.18
+    build whose other BPF_PROG_TEST_RUN modes work). The probe runs the sink (XDP_DROP) once
+    in live mode without a context: on the calling namespace's loopback, and nothing leaves."""
+    frame = min_frame("udp", "192.0.2.1", 9)
+    with Trafgen() as tg:
+        buf = ctypes.create_string_buffer(frame, len(frame))
+        opts = bpf.opts(
+            bpf.TestRunOpts,
+            data_in=ctypes.cast(buf, ctypes.c_void_p),
+            data_size_in=len(frame),
+            flags=BPF_F_TEST_XDP_LIVE_FRAMES,
+            repeat=1,
+        )
+        rc = tg._fn(tg.obj.prog_fd("shoal_trafgen_sink"), ctypes.byref(opts))
+    if rc == 0:
+        return None
+    name = errno.errorcode.get(-rc, str(rc))  # libbpf returns -errno
+    return f"this kernel ({os.uname().release}) refuses live-frames test runs ({name})"
 
 
 class Trafgen:
