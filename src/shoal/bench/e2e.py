@@ -273,8 +273,10 @@ def _measure(node: _Node, sizes: E2ESizes, cpu: int, progress: Progress | None) 
         if progress:
             progress(f"end-to-end packet rate ({what})", step / steps)
 
+    def since(before: dict[str, int]) -> dict[str, int]:
+        return {b: n - before[b] for b, n in node.by_backend().items()}
+
     live = GeneratorResult("live-frames")
-    lb_before = node.by_backend()
     if refusal is None:
         for program in ("lb", "bounce"):  # warm: sessions, next-hop caches, page pools
             node.use(program)
@@ -283,13 +285,16 @@ def _measure(node: _Node, sizes: E2ESizes, cpu: int, progress: Progress | None) 
         for r in range(sizes.rounds):
             _round(node, live, lambda p: _live_rate(node, p, sizes), r)
             report("live frames", r + 1)
+        by_backend = since(lb_before)  # the live generator's 1,024 flows
     else:
         live.note = f"skipped: {refusal}"
+        lb_before = node.by_backend()
     done = sizes.rounds if refusal is None else 0
     tg = _trafgen_rounds(
         node, sizes, cpu, lambda r: report("trafgen", done + r + 1), warm=refusal is not None
     )
-    by_backend = {b: n - lb_before[b] for b, n in node.by_backend().items()}
+    if refusal is not None:
+        by_backend = since(lb_before)  # trafgen's flows (warm-up included)
     return E2EBench("udp", FLOWS.flows, cpu, sizes, live, tg, by_backend, node.lb.counters())
 
 
