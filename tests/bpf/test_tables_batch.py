@@ -11,14 +11,17 @@ import random
 import numpy as np
 import pytest
 
-from shoal.dataplane import tables
+from shoal.dataplane import abi, tables
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.tables import FakeTables, Swap
 from shoal.errors import BpfError
 
 
 def _table(rng: random.Random) -> np.ndarray:
-    return np.array([rng.randrange(1000) for _ in range(rng.choice((3, 7, 13)))], dtype="<u4")
+    """Tables of class sizes and of other sizes (class 0), so swaps move VIPs between
+    classes, previous tables included."""
+    size = rng.choice((3, 13, *abi.MAGLEV_CLASS_SIZES[:2]))
+    return np.array([rng.randrange(1000) for _ in range(size)], dtype="<u4")
 
 
 @pytest.mark.parametrize("batch_updates", [True, False], ids=["batch", "no-batch-kernel"])
@@ -32,7 +35,7 @@ def test_batched_swaps_match_one_at_a_time(
     kernel = lb.maps.tables
     assert isinstance(kernel, tables.KernelTables)
     if not batch_updates:  # a kernel that refuses batch updates of map-in-maps
-        for outer in (kernel.outer, kernel.prev):
+        for outer in kernel.outer_maps():
 
             def refuse(*args: object) -> None:
                 raise BpfError("batch update", errno.EINVAL)
