@@ -334,7 +334,8 @@ def test_an_upgrade_moves_tables_into_their_class_and_serves_throughout(
         kernel = again.maps.tables
         assert isinstance(kernel, tables.KernelTables) and kernel.classes is not None
         key = state.vip_id.to_bytes(4, "little")
-        assert kernel.outer.lookup(key) is None and kernel.classes.current[0].lookup(key)
+        word = kernel.classes.word.lookup(key)
+        assert word is not None and word[0] == 1 and kernel.classes.current[0].lookup(key)
         now, before = kernel.read(state.vip_id), kernel.read_previous(state.vip_id)
         assert now is not None and list(now) == list(table)
         assert before is not None and list(before) == list(previous)

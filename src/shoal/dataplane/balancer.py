@@ -84,9 +84,7 @@ class LbMaps:
                 if isinstance(store, KernelMap | ShardedSets):
                     store.close()
         if isinstance(self.tables, KernelTables):
-            self.tables.outer.close()
-            if self.tables.prev is not None:
-                self.tables.prev.close()
+            self.tables.close()
 
     @classmethod
     def from_stores(

@@ -90,6 +90,13 @@ class KernelTables:
         self.classes = classes
         self._lib = bpf.lib()
 
+    def close(self) -> None:
+        """Closes the fds these maps own (those opened from pins)."""
+        for outer in self.outer_maps():
+            outer.close()
+        if self.classes is not None:
+            self.classes.word.close()
+
     def outer_maps(self) -> list[KernelMap]:
         """Every outer map, current and previous, of every class."""
         maps = [self.outer] + ([self.prev] if self.prev is not None else [])
@@ -134,8 +141,8 @@ class KernelTables:
         if cls != old:
             self._set_words([(_key(vip_id), current | cls << abi.MCLASS_PREV_SHIFT)])
             stale = self._previous_map(old)
-            if stale is not None:
-                stale.delete(_key(vip_id))
+            if stale is not None and stale.lookup(_key(vip_id)):
+                self._bury([(old, True, _key(vip_id))])
 
     def swap(self, vip_id: int, ids: Ids) -> None:
         self.swap_many([(vip_id, ids, None)])
@@ -149,10 +156,21 @@ class KernelTables:
             os.close(fd)
 
     def _filled(self, ids: Ids) -> int:
-        """A new inner map holding the table; the caller closes its fd. A class table's inner
-        map must match its class's template exactly: no BPF_F_INNER_MAP."""
-        values = _with_header(ids)
-        flags = 0 if self._class_of(len(ids)) else bpf.BPF_F_INNER_MAP
+        """A new inner map holding the table; the caller closes its fd."""
+        return self._inner(_with_header(ids), self._class_of(len(ids)))
+
+    def _tombstone(self, cls: int) -> int:
+        """An inner map of class cls that holds no table (size 0 in slot 0, every slot 0): it
+        replaces a table the class word no longer names. Deleting the entry instead would
+        wait for an RCU grace period per entry (~15 ms here; no batch delete for arrays of
+        maps), and an upgrade moves every VIP's table; a batch update waits once."""
+        size = abi.MAGLEV_CLASS_SIZES[cls - 1] if cls else 1
+        return self._inner(np.zeros(1 + size, dtype="<u4"), cls)
+
+    def _inner(self, values: Ids, cls: int) -> int:
+        """A class table's inner map must match its class's template exactly, so only class
+        0's have BPF_F_INNER_MAP; the caller closes the fd."""
+        flags = 0 if cls else bpf.BPF_F_INNER_MAP
         create = bpf.opts(bpf.MapCreateOpts, map_flags=flags)
         fd = self._lib.call(
             "bpf_map_create",
@@ -187,11 +205,12 @@ class KernelTables:
             prev: dict[int, list[tuple[bytes, int]]] = defaultdict(list)
             new: dict[int, list[tuple[bytes, int]]] = defaultdict(list)
             words: list[tuple[bytes, int]] = []
-            stale: list[tuple[KernelMap, bytes]] = []  # left after the words change
+            stale: list[tuple[int, bool, bytes]] = []  # (class, previous?, key) to bury
             for vip_id, ids, seeded in swaps:
                 key = _key(vip_id)
                 current, old_prev = self._words(vip_id)
                 previous = self._current_fd(self._current_map(current), key)
+                had_current = previous is not None
                 prev_class = current
                 if previous is not None:
                     opened.append(previous)
@@ -209,11 +228,11 @@ class KernelTables:
                 new[cls].append((key, fd))
                 if (cls, prev_class) != (current, old_prev):
                     words.append((key, cls | prev_class << abi.MCLASS_PREV_SHIFT))
-                if cls != current:
-                    stale.append((self._current_map(current), key))
+                if cls != current and had_current:
+                    stale.append((current, False, key))
                 old_map = self._previous_map(old_prev)
-                if prev_class != old_prev and old_map is not None:
-                    stale.append((old_map, key))
+                if prev_class != old_prev and old_map is not None and old_map.lookup(key):
+                    stale.append((old_prev, True, key))
             # The tables replaced are whole in the previous maps before the swap (chance.h),
             # and every table is in its class's map before the word names the class.
             for cls, entries in prev.items():
@@ -223,10 +242,25 @@ class KernelTables:
             for cls, entries in new.items():
                 _update_fds(self._current_map(cls), entries)
             self._set_words(words)
-            for outer, key in stale:
-                outer.delete(key)
+            self._bury(stale)
         finally:
             for fd in opened:
+                os.close(fd)
+
+    def _bury(self, stale: list[tuple[int, bool, bytes]]) -> None:
+        """Replaces the tables of (class, previous?, key) with their class's tombstone, one
+        batch per map, after the words have stopped naming them."""
+        by_map: dict[tuple[int, bool], list[bytes]] = defaultdict(list)
+        for cls, previous, key in stale:
+            by_map[(cls, previous)].append(key)
+        for (cls, previous), keys in by_map.items():
+            outer = self._previous_map(cls) if previous else self._current_map(cls)
+            if outer is None:
+                continue
+            fd = self._tombstone(cls)
+            try:
+                _update_fds(outer, [(key, fd) for key in keys])
+            finally:
                 os.close(fd)
 
     def settle(self) -> int:
@@ -263,8 +297,7 @@ class KernelTables:
             for cls, entries in new.items():
                 _update_fds(self._current_map(cls), entries)
             self._set_words(words)
-            for vip_id, _, _ in moves:
-                self.outer.delete(_key(vip_id))
+            self._bury([(0, False, _key(vip_id)) for vip_id, _, _ in moves])
         finally:
             for fd in opened:
                 os.close(fd)
@@ -305,6 +338,8 @@ class KernelTables:
             values = np.frombuffer(inner.lookup_all_array(), dtype="<u4")
         finally:
             inner.close()
+        if not values[0]:
+            return None  # a tombstone (_tombstone)
         return values[1 : 1 + int(values[0])].copy()
 
 
