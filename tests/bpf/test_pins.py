@@ -351,3 +351,16 @@ def test_an_upgrade_moves_tables_into_their_class_and_serves_throughout(
         before = kernel.read_previous(state.vip_id)
         assert before is not None and list(before) == list(previous)
         assert kernel.settle() == 0
+
+
+def test_opening_an_instance_and_closing_it_leaves_no_descriptor(net: Net, instance: str) -> None:
+    """The CLI and the demo open an instance's pins per command: every map opened, the table
+    classes and the maps no wrapper holds included, is closed again."""
+    with Balancer.load(instance, **SIZES) as lb:
+        lb.apply(config(vip(backends=[{"address": "10.1.0.1"}])))
+    Balancer.open(instance).close()  # imports, caches: whatever a first open sets up once
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        with Balancer.open(instance) as opened:
+            assert opened.vips()
+    assert len(os.listdir("/proc/self/fd")) == before

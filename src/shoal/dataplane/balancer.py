@@ -73,9 +73,15 @@ class LbMaps:
     acl: AclTables
     acl_drops: PerCpuMap[ctypes.c_uint32, ctypes.c_uint64]
     tables: TableStore
+    # Every store the maps were made from, wrapped above or not (the fragment and ICMP-rate
+    # maps, the flat session map beside shards): close() closes them all.
+    stores: list[MapStore] = field(default_factory=list)
 
     def close(self) -> None:
         """Closes the file descriptors these maps own (those opened from pins)."""
+        for owned in self.stores:
+            if isinstance(owned, KernelMap):
+                owned.close()
         for value in [*vars(self).values(), *vars(self.acl).values()]:
             stores = (
                 value.stores if isinstance(value, SessionTable) else [getattr(value, "store", None)]
@@ -119,6 +125,7 @@ class LbMaps:
             ),
             acl_drops=percpu("shoal_acl_drops_v1"),
             tables=tables,
+            stores=list(stores.values()),
         )
 
 
