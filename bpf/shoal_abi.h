@@ -56,6 +56,15 @@ struct shoal_chance6 {
 #define SHOAL_DEFAULT_SESSIONS 4194304
 #define SHOAL_MAX_ACL_PREFIXES 16384 /* per address family, over every VIP */
 
+/* Maglev table classes (lb/maglev.h). A table of one of these sizes (maglev.TABLE_SIZES) lives
+ * in its class's outer maps, whose inner maps have exactly that size: the verifier then inlines
+ * both lookups of a pick, and the slot is a division by a constant. Any other size is class 0
+ * (shoal_maglev_v1, inner maps of any size, the size read from slot 0). X(class, size). */
+#define SHOAL_MAGLEV_CLASSES(X) X(1, 251) X(2, 1021) X(3, 4093) X(4, 16381) X(5, 65537)
+/* shoal_mclass_v1, per VIP id: the class of its current table in bits 0-7, of its previous
+ * table (second chance) in bits 8-15. */
+#define SHOAL_MCLASS_PREV_SHIFT 8
+
 /* shoal_vip_val.flags */
 #define SHOAL_VIP_F_ANY_PORT (1U << 0) /* matches every port of (address, protocol) */
 #define SHOAL_VIP_F_GUE (1U << 1)      /* encapsulate in GUE (UDP) instead of IPIP/IP6 */
@@ -88,7 +97,7 @@ struct shoal_vip_key {
 
 /* Value of shoal_vips_v1. */
 struct shoal_vip_val {
-	__u32 vip_id; /* index into shoal_maglev_v1 and shoal_vip_stats_v1 */
+	__u32 vip_id; /* index into the Maglev table maps and shoal_vip_stats_v1 */
 	__u32 flags;  /* SHOAL_VIP_F_* */
 };
 

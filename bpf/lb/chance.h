@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /* Second chance, the L4 side: each VIP keeps the table it had before its last change
- * (shoal_maglev_prev_v1, moved there by Python when it swaps in a new one). A non-SYN TCP
+ * (shoal_maglev_prev_v1 or its class's map, moved there by Python when it swaps in a new one). A non-SYN TCP
  * packet that misses the session cache may belong to a connection another L4 node placed
  * with the old table; when the old table gives the flow's slot to another usable backend, that
  * backend travels in the outer header (shoal_abi.h), and the current pick's decap program
@@ -11,16 +11,8 @@
 
 #include "lib/consts.h"
 #include "lb_maps.h"
+#include "maglev.h"
 #include "shoal_abi.h"
-
-/* VIP id -> the Maglev table before its last change (same layout as shoal_maglev_v1). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, SHOAL_MAX_VIPS);
-	__type(key, __u32);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-	__array(values, struct shoal_maglev_inner);
-} shoal_maglev_prev_v1 SEC(".maps");
 
 /* The flow's owner in the previous table when it is another usable backend of the same VIP
  * and family as the current pick, else NULL. */
@@ -31,18 +23,10 @@ static __always_inline struct shoal_backend *chance_prev_owner(const struct shoa
 {
 	if (cfg->flags & SHOAL_CFG_F_NO_CHANCE)
 		return NULL;
-	void *table = bpf_map_lookup_elem(&shoal_maglev_prev_v1, &vip_id);
-	if (!table)
+	__s64 id = maglev_pick_previous(vip_id, hash);
+	if (id < 0 || id == cur_id)
 		return NULL;
-	__u32 slot = 0;
-	__u32 *size = bpf_map_lookup_elem(table, &slot);
-	if (!size || !*size)
-		return NULL;
-	slot = 1 + hash % *size;
-	__u32 *id = bpf_map_lookup_elem(table, &slot);
-	if (!id || *id == cur_id)
-		return NULL;
-	__u32 prev_id = *id;
+	__u32 prev_id = id;
 	struct shoal_backend *prev = bpf_map_lookup_elem(&shoal_backends_v1, &prev_id);
 	/* A freed or reused id fails these checks (freed: family 0; reused: another VIP). */
 	if (!prev || !(prev->flags & SHOAL_BE_F_USABLE) || prev->vip_id != vip_id ||

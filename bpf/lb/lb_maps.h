@@ -27,7 +27,8 @@ struct {
 } shoal_vip_filter_v1 SEC(".maps");
 
 /* A VIP's Maglev table: slot 0 holds the table size M, slots 1..M the backend ids. Keeping the
- * size inside the table makes a swap of the whole inner map atomic. */
+ * size inside the table makes a swap of the whole inner map atomic. Tables of a class size
+ * (shoal_abi.h) live in that class's maps below; these hold tables of any other size. */
 struct shoal_maglev_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_INNER_MAP); /* inner maps of any size */
@@ -44,6 +45,53 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__array(values, struct shoal_maglev_inner);
 } shoal_maglev_v1 SEC(".maps");
+
+/* VIP id -> the Maglev table before its last change (second chance, lb/chance.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, SHOAL_MAX_VIPS);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct shoal_maglev_inner);
+} shoal_maglev_prev_v1 SEC(".maps");
+
+/* One class's current (shoal_mtabN_v1) and previous (shoal_mprevN_v1) tables: inner maps of
+ * exactly 1 + size entries and no BPF_F_INNER_MAP, so the verifier knows the inner map at
+ * every lookup. The names fit the kernel's 15 characters. */
+#define SHOAL_MAGLEV_CLASS_MAPS(cls, size)                                                   \
+	struct shoal_mtab##cls##_inner {                                                     \
+		__uint(type, BPF_MAP_TYPE_ARRAY);                                            \
+		__uint(max_entries, 1 + (size));                                             \
+		__type(key, __u32);                                                          \
+		__type(value, __u32);                                                        \
+	};                                                                                   \
+	struct {                                                                             \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);                                    \
+		__uint(max_entries, SHOAL_MAX_VIPS);                                         \
+		__type(key, __u32);                                                          \
+		__uint(pinning, LIBBPF_PIN_BY_NAME);                                         \
+		__array(values, struct shoal_mtab##cls##_inner);                             \
+	} shoal_mtab##cls##_v1 SEC(".maps");                                                 \
+	struct {                                                                             \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);                                    \
+		__uint(max_entries, SHOAL_MAX_VIPS);                                         \
+		__type(key, __u32);                                                          \
+		__uint(pinning, LIBBPF_PIN_BY_NAME);                                         \
+		__array(values, struct shoal_mtab##cls##_inner);                             \
+	} shoal_mprev##cls##_v1 SEC(".maps");
+
+SHOAL_MAGLEV_CLASSES(SHOAL_MAGLEV_CLASS_MAPS)
+
+/* VIP id -> the classes of its current and previous tables (shoal_abi.h). Python stores a
+ * table in its class's map before this word names the class, and deletes it from the old
+ * class only after: a packet finds a whole table whichever word it reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SHOAL_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_mclass_v1 SEC(".maps");
 
 /* Backend id -> address, state and generation. */
 struct {

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from shoal.dataplane import abi, loader
+from shoal.dataplane import abi, loader, maglev
+from shoal.dataplane import libbpf as bpf
+from shoal.dataplane.maps import KernelMap
+from shoal.errors import BpfError
 
 PAIRS = {
     "shoal_vip_key": abi.VipKey,
@@ -120,3 +124,33 @@ def test_second_chance_wire_form() -> None:
     # RFC 8200 4.2: the two high bits 00 mean "skip if unknown", the third 0 "not changed en
     # route"; RFC 791: the copy bit clear keeps it out of fragments.
     assert abi.CHANCE_OPT6 >> 5 == 0 and abi.CHANCE_OPT4 & 0x80 == 0
+
+
+def test_maglev_classes_match_the_header_the_table_sizes_and_the_maps() -> None:
+    """Python's table classes are the header's X(class, size) list and maglev.TABLE_SIZES,
+    and each class's outer maps take inner maps of exactly 1 + size entries and no others:
+    a table in the wrong class's map is refused by the kernel, never read at another size."""
+    listed = re.search(r"#define SHOAL_MAGLEV_CLASSES\(X\) (.*)", HEADER.read_text())
+    assert listed
+    pairs = [(int(c), int(m)) for c, m in re.findall(r"X\((\d+), (\d+)\)", listed.group(1))]
+    sizes = abi.MAGLEV_CLASS_SIZES
+    assert pairs == list(enumerate(sizes, start=1))
+    assert sizes == maglev.TABLE_SIZES
+    assert f"#define SHOAL_MCLASS_PREV_SHIFT {abi.MCLASS_PREV_SHIFT}" in HEADER.read_text()
+    with loader.BpfObject(loader.bpf_object_path("lb"), None, {}) as obj:
+        lib = bpf.lib()
+        for names in (abi.MAGLEV_CURRENT_MAPS[1:], abi.MAGLEV_PREVIOUS_MAPS[1:]):
+            for name, size in zip(names, sizes, strict=True):
+                outer = KernelMap(obj.map_fd(name))
+                for entries, fits in ((size + 1, True), (size + 2, False), (size, False)):
+                    fd = lib.call(
+                        "bpf_map_create", bpf.BPF_MAP_TYPE_ARRAY, b"t", 4, 4, entries, None
+                    )
+                    try:
+                        if fits:
+                            outer.update(bytes(4), fd.to_bytes(4, "little"))
+                        else:
+                            with pytest.raises(BpfError):
+                                outer.update(bytes(4), fd.to_bytes(4, "little"))
+                    finally:
+                        os.close(fd)

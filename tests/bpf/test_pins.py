@@ -20,7 +20,7 @@ from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 
 from shoal import netns
-from shoal.dataplane import abi, flowhash, loader, packets, pins
+from shoal.dataplane import abi, flowhash, loader, packets, pins, tables
 from shoal.dataplane import libbpf as bpf
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.testrun import XdpAction, run_xdp
@@ -303,3 +303,64 @@ def test_a_restart_keeps_each_table_and_its_previous_one(net: Net, instance: str
         assert list(again.maps.tables.read(state.vip_id)) == list(table)
         assert list(again.maps.tables.read_previous(state.vip_id)) == list(previous)
         assert {s: int(b.table_gen) for s, b in again.backends().items()} == gens
+
+
+def test_an_upgrade_moves_tables_into_their_class_and_serves_throughout(
+    net: Net, instance: str
+) -> None:
+    """The program before Maglev table classes kept every table in shoal_maglev_v1 and had no
+    class maps. The new program forwards on those tables as it loads (class 0 is where a
+    class word of 0 points), and the load moves each current table of a class size into its
+    class; the previous table stays where it was and still names previous owners."""
+    pool = [{"address": "10.1.0.1"}, {"address": "10.1.0.2"}, {"address": "10.1.0.3"}]
+    drained = config(vip(backends=[{**pool[0], "weight": 0}, *pool[1:]]))
+    with Balancer.load(instance, **SIZES) as lb:
+        lb.apply(config(vip(backends=pool)))
+        (state,) = lb.vips().values()
+        previous = lb.maps.tables.read(state.vip_id)
+        lb.apply(drained)
+        table = lb.maps.tables.read(state.vip_id)
+        assert table is not None and previous is not None and len(table) == 251
+        kernel = lb.maps.tables
+        assert isinstance(kernel, tables.KernelTables) and kernel.classes is not None
+        kernel.remove(state.vip_id)
+        older = tables.KernelTables(kernel.outer, kernel.prev)  # what the older program kept
+        older.swap(state.vip_id, previous)
+        older.swap(state.vip_id, table)
+    class_maps = (abi.MAGLEV_CLASS_MAP, *abi.MAGLEV_CURRENT_MAPS[1:], *abi.MAGLEV_PREVIOUS_MAPS[1:])
+    for name in class_maps:
+        (Balancer.pin_dir(instance) / name).unlink()
+    with Balancer.load(instance, **SIZES) as again:
+        kernel = again.maps.tables
+        assert isinstance(kernel, tables.KernelTables) and kernel.classes is not None
+        key = state.vip_id.to_bytes(4, "little")
+        word = kernel.classes.word.lookup(key)
+        assert word is not None and word[0] == 1 and kernel.classes.current[0].lookup(key)
+        now, before = kernel.read(state.vip_id), kernel.read_previous(state.vip_id)
+        assert now is not None and list(now) == list(table)
+        assert before is not None and list(before) == list(previous)
+        moved = 0
+        for sport in range(7000, 7100):
+            frame = packets.tcp_frame(CLIENT, VIP4, sport, 80, packets.TCP_ACK, dmac=TO_LB)
+            res = run_xdp(again.prog_fd, frame, ingress_ifindex=net.ifindex)
+            traced = again.trace(CLIENT, sport, VIP4, 80, "tcp")
+            assert res.action == XdpAction.TX and Ether(res.frame)[IP].dst == traced.backend
+            moved += traced.previous is not None
+        assert moved  # the drain's flows still name their previous owner
+        again.apply(drained)  # the agent's restart swaps nothing
+        before = kernel.read_previous(state.vip_id)
+        assert before is not None and list(before) == list(previous)
+        assert kernel.settle() == 0
+
+
+def test_opening_an_instance_and_closing_it_leaves_no_descriptor(net: Net, instance: str) -> None:
+    """The CLI and the demo open an instance's pins per command: every map opened, the table
+    classes and the maps no wrapper holds included, is closed again."""
+    with Balancer.load(instance, **SIZES) as lb:
+        lb.apply(config(vip(backends=[{"address": "10.1.0.1"}])))
+    Balancer.open(instance).close()  # imports, caches: whatever a first open sets up once
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        with Balancer.open(instance) as opened:
+            assert opened.vips()
+    assert len(os.listdir("/proc/self/fd")) == before

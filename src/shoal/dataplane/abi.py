@@ -335,10 +335,18 @@ LB_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_frags_v1": (FragKey, FragVal, False),
     "shoal_icmp_rate_v1": (u32, IcmpRate, True),
 }
-# Outer maps of Maglev tables (array of maps; tables.py): the current table, and the one
-# before the VIP's last change (second chance).
-# Maps of maps: the Maglev tables (one per VIP) and the session shards.
-TABLE_MAPS = ("shoal_maglev_v1", "shoal_maglev_prev_v1", SESSIONS_MAP)
+# Maglev table classes (SHOAL_MAGLEV_CLASSES): a table of one of these sizes lives in its
+# class's maps (class i + 1 for size i), whose inner maps have exactly 1 + size entries; any
+# other size is class 0 (shoal_maglev_v1, shoal_maglev_prev_v1). maglev.TABLE_SIZES.
+MAGLEV_CLASS_SIZES = (251, 1021, 4093, 16381, 65537)
+MAGLEV_CLASS_MAP = "shoal_mclass_v1"  # VIP id -> current class | previous class << 8
+MCLASS_PREV_SHIFT = 8
+_CLASSES = range(1, len(MAGLEV_CLASS_SIZES) + 1)
+MAGLEV_CURRENT_MAPS = ("shoal_maglev_v1", *(f"shoal_mtab{c}_v1" for c in _CLASSES))
+MAGLEV_PREVIOUS_MAPS = ("shoal_maglev_prev_v1", *(f"shoal_mprev{c}_v1" for c in _CLASSES))
+# The maps of Maglev tables (outer maps: the current table per class, the one before the
+# VIP's last change per class for second chance, and the class word), then the session shards.
+TABLE_MAPS = (*MAGLEV_CURRENT_MAPS, *MAGLEV_PREVIOUS_MAPS, MAGLEV_CLASS_MAP, SESSIONS_MAP)
 DECAP_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_decap_config_v1": (u32, DecapConfig, False),
     "shoal_decap_counters_v2": (u32, u64, True),

@@ -38,7 +38,7 @@ from shoal.dataplane.sessions import (
 from shoal.dataplane.sessions import alive as session_alive
 from shoal.dataplane.sessions import superseded as session_superseded
 from shoal.dataplane.tablecache import TableCache, ids_hash
-from shoal.dataplane.tables import FakeTables, KernelTables, Swap, TableStore
+from shoal.dataplane.tables import ClassMaps, FakeTables, KernelTables, Swap, TableStore
 from shoal.errors import ConfigError, DataplaneError
 
 __all__ = [
@@ -73,9 +73,15 @@ class LbMaps:
     acl: AclTables
     acl_drops: PerCpuMap[ctypes.c_uint32, ctypes.c_uint64]
     tables: TableStore
+    # Every store the maps were made from, wrapped above or not (the fragment and ICMP-rate
+    # maps, the flat session map beside shards): close() closes them all.
+    stores: list[MapStore] = field(default_factory=list)
 
     def close(self) -> None:
         """Closes the file descriptors these maps own (those opened from pins)."""
+        for owned in self.stores:
+            if isinstance(owned, KernelMap):
+                owned.close()
         for value in [*vars(self).values(), *vars(self.acl).values()]:
             stores = (
                 value.stores if isinstance(value, SessionTable) else [getattr(value, "store", None)]
@@ -84,9 +90,7 @@ class LbMaps:
                 if isinstance(store, KernelMap | ShardedSets):
                     store.close()
         if isinstance(self.tables, KernelTables):
-            self.tables.outer.close()
-            if self.tables.prev is not None:
-                self.tables.prev.close()
+            self.tables.close()
 
     @classmethod
     def from_stores(
@@ -121,12 +125,26 @@ class LbMaps:
             ),
             acl_drops=percpu("shoal_acl_drops_v1"),
             tables=tables,
+            stores=list(stores.values()),
         )
 
 
 def _geometry(geom: MapStore) -> abi.SessionGeom:
     raw = geom.lookup(bytes(4))
     return abi.SessionGeom.from_buffer_copy(raw) if raw else abi.SessionGeom()
+
+
+def _pinned_classes(pin_dir: Path) -> ClassMaps | None:
+    """The Maglev class maps pinned under pin_dir, None when the program predates them."""
+    names = [abi.MAGLEV_CLASS_MAP, *abi.MAGLEV_CURRENT_MAPS[1:], *abi.MAGLEV_PREVIOUS_MAPS[1:]]
+    if not all((pin_dir / n).exists() for n in names):
+        return None
+    lib = bpf.lib()
+    word, *outers = (
+        KernelMap(lib.call("bpf_obj_get", str(pin_dir / n).encode()), own_fd=True) for n in names
+    )
+    count = len(abi.MAGLEV_CLASS_SIZES)
+    return ClassMaps(word, tuple(outers[:count]), tuple(outers[count:]))
 
 
 def vip_key(address: flowhash.IpAddress, port: int, protocol: str) -> abi.VipKey:
@@ -359,8 +377,9 @@ class Balancer:
             "shoal_sessions_v2": 1 if sharded else sets,
             abi.SESSIONS_MAP: shards_for(sets) if sharded else 1,
             "shoal_vips_v1": max_vips,
-            "shoal_maglev_v1": max_vips,
-            "shoal_maglev_prev_v1": max_vips,
+            **{name: max_vips for name in abi.MAGLEV_CURRENT_MAPS},
+            **{name: max_vips for name in abi.MAGLEV_PREVIOUS_MAPS},
+            abi.MAGLEV_CLASS_MAP: max_vips,
             "shoal_vip_stats_v1": max_vips,
             "shoal_backends_v1": max_backends,
             "shoal_backend_stats_v1": max_backends,
@@ -393,6 +412,11 @@ class Balancer:
             tables = KernelTables(
                 KernelMap(obj.map_fd("shoal_maglev_v1")),
                 KernelMap(obj.map_fd("shoal_maglev_prev_v1")),
+                ClassMaps(
+                    KernelMap(obj.map_fd(abi.MAGLEV_CLASS_MAP)),
+                    tuple(KernelMap(obj.map_fd(n)) for n in abi.MAGLEV_CURRENT_MAPS[1:]),
+                    tuple(KernelMap(obj.map_fd(n)) for n in abi.MAGLEV_PREVIOUS_MAPS[1:]),
+                ),
             )
             session_sets: MapStore = stores["shoal_sessions_v2"]
             if sharded:
@@ -401,6 +425,7 @@ class Balancer:
                 if flat is not None and created == shards.shards:
                     pins.carry_flat_sessions(flat, shards)
                 session_sets = shards
+            tables.settle()  # tables an earlier program left outside their class
             maps = LbMaps.from_stores(stores, tables, session_sets)
             maps.sessions.set_up(ncpus)
             if pin_dir is not None:
@@ -450,6 +475,7 @@ class Balancer:
             if prev_pin.exists()
             else None  # pinned by a program that predates second chance
         )
+        classes = _pinned_classes(pin_dir)
         session_sets: MapStore = stores["shoal_sessions_v2"]
         shards_pin = pin_dir / abi.SESSIONS_MAP
         geom = _geometry(stores["shoal_session_geom_v1"])
@@ -458,7 +484,7 @@ class Balancer:
                 KernelMap(lib.call("bpf_obj_get", str(shards_pin).encode()), own_fd=True),
                 int(geom.sets) * int(geom.stripes),
             )
-        maps = LbMaps.from_stores(stores, KernelTables(outer, prev), session_sets)
+        maps = LbMaps.from_stores(stores, KernelTables(outer, prev, classes), session_sets)
         return cls(
             maps,
             instance=instance,

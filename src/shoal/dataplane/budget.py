@@ -88,10 +88,13 @@ def map_bytes(plan: NodePlan) -> dict[str, int]:
     return {
         "shoal_vips_v1": PER_HASH + _pow2(plan.vips) * BUCKET + plan.vips * VIP_ENTRY,
         "shoal_vip_filter_v1": _array(abi.VIP_FILTER_WORDS, ctypes.c_uint64),
-        "shoal_maglev_v1": _array(plan.vips, ctypes.c_uint64),
+        # One outer map per table class, current and previous (tables.py); the tables
+        # themselves are counted once whatever class holds them.
+        **{name: _array(plan.vips, ctypes.c_uint64) for name in abi.MAGLEV_CURRENT_MAPS},
+        abi.MAGLEV_CLASS_MAP: _array(plan.vips, ctypes.c_uint32),
         "maglev tables": plan.vips * (PER_MAP + (plan.slots_per_vip + 1) * 8),
         # Second chance: each VIP's table before its last change (at most one per VIP).
-        "shoal_maglev_prev_v1": _array(plan.vips, ctypes.c_uint64),
+        **{name: _array(plan.vips, ctypes.c_uint64) for name in abi.MAGLEV_PREVIOUS_MAPS},
         "previous maglev tables": plan.vips * (PER_MAP + (plan.slots_per_vip + 1) * 8),
         "shoal_backends_v1": _array(plan.backends, abi.Backend),
         # Sharded (Linux >= 6.8): the outer map and its shards, the flat map one set; flat:
