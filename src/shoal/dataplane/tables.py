@@ -308,6 +308,10 @@ class KernelTables:
         if raw is None:
             return None
         fd: int = self._lib.call("bpf_map_get_fd_by_id", int.from_bytes(raw[:4], "little"))
+        size = KernelMap(fd).lookup(bytes(4))
+        if size is None or not int.from_bytes(size[:4], "little"):
+            os.close(fd)  # a tombstone: no table, so no previous table to keep either
+            return None
         return fd
 
     def remove(self, vip_id: int) -> None:
