@@ -99,3 +99,70 @@ def test_class_changes_wait_once_per_map_not_once_per_vip(
     monkeypatch.undo()
     for vip_id in ids:
         kernel.remove(vip_id)
+
+
+def _sizes() -> list[int]:
+    return [3, *abi.MAGLEV_CLASS_SIZES[:2]]  # class 0 and two classes
+
+
+@pytest.mark.parametrize("seeded", [False, True], ids=["fresh", "seeded"])
+def test_a_packet_never_sees_a_new_table_without_the_one_it_replaced(
+    lb: Balancer, monkeypatch: pytest.MonkeyPatch, seeded: bool
+) -> None:
+    """After every single map write of a swap, what a packet reads (the tables the class word
+    names) is the old pair, the old table twice, or the new table with the old one as its
+    previous: never the new table with an older previous table, which would send flows placed
+    with the old table to a backend without their socket. (The first swap after a VIP's
+    creation once flipped its word only after storing the new table in place: under load a
+    flow that missed its CPU's session cache lost its second chance for a grace period.)"""
+    kernel = lb.maps.tables
+    assert isinstance(kernel, tables.KernelTables)
+    assert kernel.classes is not None
+    vip = 7
+    seen: list[tuple[list[int] | None, list[int] | None]] = []
+
+    def state() -> tuple[list[int] | None, list[int] | None]:
+        cur, prev = kernel.read(vip), kernel.read_previous(vip)
+        return (
+            None if cur is None else cur.tolist(),
+            None if prev is None else prev.tolist(),
+        )
+
+    for outer in [*kernel.outer_maps(), kernel.classes.word]:
+        for name in ("update", "update_many", "delete"):
+            original = getattr(outer, name)
+
+            def spy(*args: object, _f: object = original) -> object:
+                result = _f(*args)  # type: ignore[operator]
+                seen.append(state())
+                return result
+
+            monkeypatch.setattr(outer, name, spy)
+    checked = 0
+    for first in _sizes():
+        for second in _sizes():
+            for third in _sizes():
+                kernel.remove(vip)
+                tabs = [np.full(n, k, dtype="<u4") for k, n in enumerate((first, second, third))]
+                seed = np.full(second, 99, dtype="<u4")
+                # The VIP's first table (seeded: this node starts serving it mid-drain), then
+                # two changes: the first change after creation, and one with a previous table.
+                kernel.swap_many([(vip, tabs[0], seed if seeded else None)])
+                for old, new in ((tabs[0], tabs[1]), (tabs[1], tabs[2])):
+                    before = state()
+                    seen.clear()
+                    kernel.swap_many([(vip, new, None)])
+                    allowed = [before, (old.tolist(), old.tolist()), (new.tolist(), old.tolist())]
+                    assert before[0] == old.tolist()
+                    bad = [s for s in seen if s not in allowed]
+                    assert not bad, (
+                        first,
+                        second,
+                        third,
+                        [(s[0] and len(s[0]), s[1] and len(s[1])) for s in bad],
+                    )
+                    assert seen and seen[-1] == (new.tolist(), old.tolist())
+                    checked += 1
+    assert checked == 2 * len(_sizes()) ** 3
+    monkeypatch.undo()
+    kernel.remove(vip)

@@ -7,8 +7,10 @@ socket for them and sends them on), 0 broken; without it, every one of them meet
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -43,6 +45,24 @@ def forget_sessions(lab: L4MiniLab) -> int:
     return len(keys)
 
 
+@contextmanager
+def forgetting(lab: L4MiniLab) -> Iterator[None]:
+    """Forgets every session, again and again, until the block ends."""
+    done = threading.Event()
+
+    def loop() -> None:
+        while not done.is_set():
+            forget_sessions(lab)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 def with_settings(cfg: DataplaneConfig, settings: dict[str, object]) -> DataplaneConfig:
     return cfg.model_copy(update={"settings": cfg.settings.model_copy(update=settings)})
 
@@ -64,8 +84,13 @@ def drain_then_forget(
             family=family,
             encap=encap,
         )
-        lab.lb.apply(with_settings(drained, settings))
+        # The cache is emptied while the drain is applied too, as a node that ECMP sends the
+        # flows to at that moment sees them: each of its table writes is a moment a packet
+        # can read.
         assert forget_sessions(lab) >= len(echo.on("b1"))
+        with forgetting(lab):
+            lab.lb.apply(with_settings(drained, settings))
+        forget_sessions(lab)
         start = echo.rounds
         # Twenty exchanges on every flow after the cache was emptied (or every b1 flow broken).
         assert wait_for(lambda: echo.rounds >= start + 20 or len(echo.broken) >= len(echo.on("b1")))

@@ -204,7 +204,10 @@ class KernelTables:
         try:
             prev: dict[int, list[tuple[bytes, int]]] = defaultdict(list)
             new: dict[int, list[tuple[bytes, int]]] = defaultdict(list)
-            words: list[tuple[bytes, int]] = []
+            # Words that keep the current class flip before the new tables (they only name
+            # the previous table's class, which holds it by then); the others after.
+            early: list[tuple[bytes, int]] = []
+            late: list[tuple[bytes, int]] = []
             stale: list[tuple[int, bool, bytes]] = []  # (class, previous?, key) to bury
             for vip_id, ids, seeded in swaps:
                 key = _key(vip_id)
@@ -227,21 +230,27 @@ class KernelTables:
                 opened.append(fd)
                 new[cls].append((key, fd))
                 if (cls, prev_class) != (current, old_prev):
-                    words.append((key, cls | prev_class << abi.MCLASS_PREV_SHIFT))
+                    word = (key, cls | prev_class << abi.MCLASS_PREV_SHIFT)
+                    (early if cls == current else late).append(word)
                 if cls != current and had_current:
                     stale.append((current, False, key))
                 old_map = self._previous_map(old_prev)
                 if prev_class != old_prev and old_map is not None and old_map.lookup(key):
                     stale.append((old_prev, True, key))
-            # The tables replaced are whole in the previous maps before the swap (chance.h),
-            # and every table is in its class's map before the word names the class.
+            # A packet must never see the new table with a previous table other than the one
+            # it replaces (the flows placed with that one would lose their second chance):
+            # the replaced tables are whole in the previous maps, and named by the word, before
+            # a new table is visible; every table is in its class's map before the word names
+            # the class. A VIP keeping its current class has its new table stored in place,
+            # so its word (naming only a new previous class) flips first.
             for cls, entries in prev.items():
                 target = self._previous_map(cls)
                 if target is not None:
                     _update_fds(target, entries)
+            self._set_words(early)
             for cls, entries in new.items():
                 _update_fds(self._current_map(cls), entries)
-            self._set_words(words)
+            self._set_words(late)
             self._bury(stale)
         finally:
             for fd in opened:
