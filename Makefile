@@ -70,6 +70,9 @@ KERNEL_TESTS ?= tests/bpf tests/netns
 KERNEL_QUICK_TESTS := tests/bpf/test_kernel_compat.py tests/bpf/test_abi.py \
 	tests/bpf/test_flowhash.py tests/bpf/test_decap.py tests/bpf/test_lb_packets.py \
 	tests/bpf/test_passthrough.py tests/netns/test_srv6_e2e.py \
+	tests/bpf/test_tables_batch.py \
+	tests/bpf/test_chance.py::test_a_flow_whose_slot_changed_names_its_previous_owner \
+	tests/bpf/test_pins.py::test_an_upgrade_moves_tables_into_their_class_and_serves_throughout \
 	tests/bench/test_harness.py::test_generator_delivers_between_namespaces_within_its_bounds
 test-kernel: build
 	scripts/kernel-vm.sh $(KERNEL) -- $(VENV)/bin/pytest -q -p no:cacheprovider $(KERNEL_TESTS)
