@@ -116,15 +116,23 @@ struct shoal_backend {
 	__u16 table_gen;
 };
 
-/* Key of the session cache: the 5-tuple as seen on the wire (40 bytes, hashed as 10 words). */
+/* Key of the session cache: the 5-tuple as seen on the wire (40 bytes, hashed as 10 words).
+ * A packet's key has admitted = 0. In a stored way, admitted holds the low 24 bits of the
+ * VIP's ACL word (shoal_acl_words_v1) whose list last let the flow through, 0 for none: while
+ * the word is unchanged, a hit needs no trie lookup (lb/acl.h). Keys compare without it. */
 struct shoal_flow_key {
 	__u32 src[4];
 	__u32 dst[4];
 	__u16 sport;
 	__u16 dport;
 	__u8 proto;
-	__u8 pad[3];
+	__u8 admitted[3];
 };
+
+/* The flow key's fifth 64-bit word without admitted, and where admitted sits in it. */
+#define SHOAL_FLOW_KEY_WORD4_MASK ((1ULL << 40) - 1)
+#define SHOAL_FLOW_ADMITTED_SHIFT 40
+#define SHOAL_ACL_EPOCH_MASK 0xffffffU
 
 /* shoal_flow_val.touched: the flow has sent a FIN or an RST, so the short closing timeout
  * applies. A flag in the time's top bit (jiffies never get there) keeps the value at 16 bytes
@@ -264,14 +272,14 @@ struct shoal_nexthop {
  * of acl_id (always all of them) plus the prefix length of addr. */
 struct shoal_acl4_key {
 	__u32 prefixlen; /* 32 + 0..32 */
-	__u32 acl_id;    /* shoal_acl_ids_v1[vip_id] */
+	__u32 acl_id;    /* 2 * vip_id + (shoal_acl_words_v1[vip_id] & 1) */
 	__u32 addr;      /* client prefix, network byte order */
 };
 
 /* Key of shoal_acl6_v1. */
 struct shoal_acl6_key {
 	__u32 prefixlen; /* 32 + 0..128 */
-	__u32 acl_id;    /* shoal_acl_ids_v1[vip_id] */
+	__u32 acl_id;    /* 2 * vip_id + (shoal_acl_words_v1[vip_id] & 1) */
 	__u32 addr[4];   /* client prefix, network byte order */
 };
 

@@ -44,12 +44,13 @@ static __always_inline int is_tcp_syn(const struct packet *pkt)
 /* A new flow (or one the cache cannot place): Maglev, then a session entry unless flooded,
  * or, for a TCP packet other than a SYN whose slot had another owner before the VIP's last
  * change, that owner in *prev and no entry (lb/chance.h). *now_out receives the time
- * (jiffies) read for it. */
+ * (jiffies) read for it. admitted: the ACL epoch the entry records (lb/acl.h). */
 static __always_inline struct shoal_backend *lb_hash_flow(const struct packet *pkt,
 							  const struct shoal_vip_val *vip,
 							  const struct shoal_config *cfg, __u32 *id,
 							  __u64 *now_out, struct shoal_backend **prev,
-							  struct shoal_session_set *set, __u32 tag)
+							  struct shoal_session_set *set, __u32 tag,
+							  __u32 admitted)
 {
 	__u64 now = bpf_jiffies64();
 	*now_out = now;
@@ -79,7 +80,8 @@ static __always_inline struct shoal_backend *lb_hash_flow(const struct packet *p
 	if (flooded) /* pure Maglev: no entry, and so no SYN mark */
 		count(SHOAL_CNT_CACHE_SKIP_FLOOD);
 	else
-		session_insert(set, tag, &pkt->flow, cfg, pkt->tcp_flags, *id, be, now);
+		session_insert(set, tag, &pkt->flow, cfg, pkt->tcp_flags, *id, be, now,
+			       admitted);
 	return be;
 }
 
@@ -149,12 +151,14 @@ int shoal_lb(struct xdp_md *ctx)
 	struct shoal_backend *be = NULL, *prev = NULL;
 	struct shoal_vip_val *vip = NULL;
 	struct shoal_session_set *set = NULL; /* the flow's session set, once looked up */
+	struct shoal_flow_key *stored = NULL; /* the key of the flow's way, on a hit */
 	__u32 tag = 0;
 	if (unlikely(pkt.frag == FRAG_LATER)) {
 		be = frag_follow(&pkt, &backend_id);
 	} else if (!is_tcp_syn(&pkt)) {
 		set = session_set(&pkt.flow, &tag);
-		be = session_lookup(set, tag, &pkt.flow, cfg, pkt.tcp_flags, &backend_id, &miss);
+		be = session_lookup(set, tag, &pkt.flow, cfg, pkt.tcp_flags, &backend_id, &miss,
+				    &stored);
 	}
 	if (be) {
 		vip_id = be->vip_id;
@@ -170,13 +174,23 @@ int shoal_lb(struct xdp_md *ctx)
 		vip_id = vip->vip_id;
 		vip_flags = vip->flags;
 	}
-	/* Session hits too: a narrowed list ends the flows it no longer allows. */
-	if ((vip_flags & SHOAL_VIP_F_ACL) && !acl_allows(&pkt, vip_id)) {
-		acl_count_drop(vip_id);
-		return XDP_DROP;
+	/* Session hits too: a narrowed list ends the flows it no longer allows. A hit whose way
+	 * records the list in force was let through by it already. */
+	__u32 admitted = 0;
+	if (vip_flags & SHOAL_VIP_F_ACL) {
+		__u32 word = acl_word(vip_id);
+		admitted = acl_epoch(word);
+		if (!admitted || !be || !stored || session_admitted(stored) != admitted) {
+			if (!acl_allows(&pkt, vip_id, word)) {
+				acl_count_drop(vip_id);
+				return XDP_DROP;
+			}
+			if (be && stored)
+				session_admit(stored, admitted);
+		}
 	}
 	if (vip) {
-		be = lb_hash_flow(&pkt, vip, cfg, &backend_id, &now, &prev, set, tag);
+		be = lb_hash_flow(&pkt, vip, cfg, &backend_id, &now, &prev, set, tag, admitted);
 		if (!be)
 			return verdict_drop(SHOAL_CNT_DROP_NO_BACKEND);
 	}

@@ -198,9 +198,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shoal_nexthops_v1 SEC(".maps");
 
-/* VIP id -> the ACL id its allowed prefixes are stored under (read only for VIPs with
- * SHOAL_VIP_F_ACL). Python fills a VIP's other ACL id, then switches this one word: a new list
- * takes effect for the whole VIP at once. */
+/* VIP id -> the ACL id its allowed prefixes are stored under, 2 * vip_id or 2 * vip_id + 1.
+ * Not read here: Python keeps it for programs before shoal_acl_words_v1 (a downgrade), and as
+ * the record of which id is in force. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SHOAL_MAX_VIPS);
@@ -208,6 +208,19 @@ struct {
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shoal_acl_ids_v1 SEC(".maps");
+
+/* VIP id -> its ACL word (read only for VIPs with SHOAL_VIP_F_ACL): its list is stored under
+ * ACL id 2 * vip_id + (word & 1). Python fills the other id, then moves the word on to the
+ * next value of the other parity: a new list takes effect for the whole VIP at once, and the
+ * word never takes a value twice, so a session way that records it (shoal_flow_key.admitted)
+ * knows whether the list that let it through is still in force. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SHOAL_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_acl_words_v1 SEC(".maps");
 
 /* Allowed IPv4 client prefixes per ACL id; the value is unused (1): presence is the answer. */
 struct {

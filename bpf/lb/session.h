@@ -121,21 +121,39 @@ static __always_inline struct shoal_session_set *session_set(const struct shoal_
 	return bpf_map_lookup_elem(sets, &idx);
 }
 
+/* The 5-tuples are equal (a stored key's admitted bytes are not compared). */
 static __always_inline int session_key_eq(const struct shoal_flow_key *a,
 					  const struct shoal_flow_key *b)
 {
 	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
-	return !((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]));
+	return !((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) |
+		 ((x[4] ^ y[4]) & SHOAL_FLOW_KEY_WORD4_MASK));
 }
 
-/* Returns the cached backend (its id in *id), or NULL on a miss, a stale or an expired entry,
- * with the reason's counter in *miss: the caller counts it once the packet proves to be VIP
- * traffic, then hashes the flow afresh. set, tag: from session_set; set may be NULL. */
+/* The ACL epoch a stored way records (shoal_abi.h), 0 for none. */
+static __always_inline __u32 session_admitted(const struct shoal_flow_key *stored)
+{
+	return ((const __u64 *)stored)[4] >> SHOAL_FLOW_ADMITTED_SHIFT;
+}
+
+/* Records epoch (lb/acl.h) in a stored way; one aligned store, the 5-tuple unchanged. */
+static __always_inline void session_admit(struct shoal_flow_key *stored, __u32 epoch)
+{
+	__u64 *word = &((__u64 *)stored)[4];
+	*word = (*word & SHOAL_FLOW_KEY_WORD4_MASK) |
+		((__u64)(epoch & SHOAL_ACL_EPOCH_MASK) << SHOAL_FLOW_ADMITTED_SHIFT);
+}
+
+/* Returns the cached backend (its id in *id, its way's stored key in *stored), or NULL on a
+ * miss, a stale or an expired entry, with the reason's counter in *miss: the caller counts it
+ * once the packet proves to be VIP traffic, then hashes the flow afresh. set, tag: from
+ * session_set; set may be NULL. */
 static __always_inline struct shoal_backend *session_lookup(struct shoal_session_set *set,
 							    __u32 tag,
 							    const struct shoal_flow_key *key,
 							    const struct shoal_config *cfg,
-							    __u8 tcp_flags, __u32 *id, __u32 *miss)
+							    __u8 tcp_flags, __u32 *id, __u32 *miss,
+							    struct shoal_flow_key **stored)
 {
 	*miss = SHOAL_CNT_CACHE_MISS;
 	if (!set)
@@ -146,6 +164,7 @@ static __always_inline struct shoal_backend *session_lookup(struct shoal_session
 	for (int w = 0; w < SHOAL_SESSION_WAYS; w++) {
 		if (set->tag[w] == tag && session_key_eq(&set->way[w].key, key)) {
 			v = &set->way[w].val;
+			*stored = &set->way[w].key;
 			found = w;
 			break;
 		}
@@ -207,11 +226,13 @@ static __always_inline int session_way_free(const struct shoal_config *cfg,
  * entries); a FIN's entry starts closing. The flow's own way is rewritten whole (a SYN that
  * names the same pick so refreshes it in place, one that names another pick never follows the
  * old entry); else the first empty or expired way is taken, else the least recently touched
- * (a busy flow's time is at most 1/16 of its timeout behind, so it is not that one). */
+ * (a busy flow's time is at most 1/16 of its timeout behind, so it is not that one).
+ * admitted: the ACL epoch that let the flow through (lb/acl.h), 0 for none. */
 static __always_inline void session_insert(struct shoal_session_set *set, __u32 tag,
 					   const struct shoal_flow_key *key,
 					   const struct shoal_config *cfg, __u8 tcp_flags,
-					   __u32 backend_id, const struct shoal_backend *be, __u64 now)
+					   __u32 backend_id, const struct shoal_backend *be, __u64 now,
+					   __u32 admitted)
 {
 	if (key->proto == IPPROTO_TCP && (tcp_flags & SHOAL_TCP_RST))
 		return;
@@ -248,6 +269,7 @@ static __always_inline void session_insert(struct shoal_session_set *set, __u32 
 	*(volatile __u32 *)&set->tag[pick] = 0;
 	barrier();
 	way->key = *key;
+	session_admit(&way->key, admitted);
 	way->val.backend_id = backend_id;
 	way->val.backend_gen = be->gen;
 	way->val.touched = now | session_closing(key->proto, tcp_flags) |

@@ -113,6 +113,18 @@ def test_counter_maps_have_room_to_append() -> None:
     assert len(abi.DecapCounter) < abi.DECAP_COUNTER_SLOTS
 
 
+def test_a_session_key_is_matched_on_the_bytes_before_admitted() -> None:
+    """The program masks the flow key's fifth word at SHOAL_FLOW_ADMITTED_SHIFT; Python
+    compares the bytes before FlowKey.admitted: the same split, and 24 bits of epoch."""
+    text = HEADER.read_text()
+    assert abi.FlowKey.admitted.offset == abi.FLOW_KEY_MATCHED
+    assert "#define SHOAL_FLOW_KEY_WORD4_MASK ((1ULL << 40) - 1)" in text
+    assert "#define SHOAL_FLOW_ADMITTED_SHIFT 40" in text
+    assert (abi.FLOW_KEY_MATCHED - 32) * 8 == 40
+    assert f"#define SHOAL_ACL_EPOCH_MASK 0x{abi.ACL_EPOCH_MASK:x}U" in text
+    assert abi.FlowKey.admitted.size * 8 == abi.ACL_EPOCH_MASK.bit_length()
+
+
 def test_second_chance_wire_form() -> None:
     """The option structs travel in packets only (not in BTF): sizes, the address's offset and
     the option numbers are what shoal_abi.h defines."""

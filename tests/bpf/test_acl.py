@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from shoal.dataplane import abi, packets
+from shoal.dataplane import abi, flowhash, packets
 from shoal.dataplane.balancer import Balancer
 from shoal.dataplane.testrun import XdpAction, run_xdp
 
@@ -132,3 +132,72 @@ def test_the_list_reads_back(lb: Balancer) -> None:
     (spec,) = lb.current_vips()
     assert [str(n) for n in spec.allowed_cidrs or []] == ["10.0.0.0/8", "192.0.2.0/24"]
     assert lb.vips()["tcp://10.0.0.100:80"].flags & abi.VIP_F_ACL
+
+
+def admitted(lb: Balancer, src: str, sport: int = 40000) -> list[int]:
+    """The ACL epoch each way of the flow records."""
+    key = flowhash.flow_key(src, VIP4, sport, 80, "tcp")
+    return [p.admitted for p in lb.maps.sessions.find(key)]
+
+
+def epoch(lb: Balancer, name: str = "tcp://10.0.0.100:80") -> int:
+    return lb.maps.acl.word(vip_id(lb, name)) & abi.ACL_EPOCH_MASK
+
+
+def test_a_hit_recorded_under_the_list_in_force_is_not_looked_up_again(
+    lb: Balancer, net: Net
+) -> None:
+    """The way records the VIP's word; while it stands, a hit skips the trie. Shown by
+    emptying the trie behind the program's back: the established flow still passes, a new
+    one does not (and the word did not move, so nothing re-checks the old flow)."""
+    lb.apply(config(vip(allowed_cidrs=["192.0.2.0/24"])))
+    assert send(lb, net, syn(ALLOWED4)) == XdpAction.TX
+    assert admitted(lb, ALLOWED4) == [epoch(lb)] and epoch(lb) != 0
+    vid = vip_id(lb, "tcp://10.0.0.100:80")
+    entries = [
+        (lb.maps.acl.active_id(vid), n) for n in lb.maps.acl.read()[lb.maps.acl.active_id(vid)]
+    ]
+    lb.maps.acl.delete(entries)
+    assert send(lb, net, ack(ALLOWED4)) == XdpAction.TX
+    assert send(lb, net, syn(ALLOWED4, sport=40001)) == XdpAction.DROP
+
+
+def test_a_flow_let_through_by_an_older_list_is_checked_against_the_new_one(
+    lb: Balancer, net: Net
+) -> None:
+    """A -> B -> C with the flow idle during B: C is stored under A's ACL id again (the two
+    ids alternate), but the word moved twice, so the way's record of A does not vouch for
+    it under C. An allow-list keyed only by the id would let the flow through here."""
+    first = ["192.0.2.0/24", "198.51.100.0/24"]
+    lb.apply(config(vip(allowed_cidrs=first)))
+    vid = vip_id(lb, "tcp://10.0.0.100:80")
+    id_a = lb.maps.acl.active_id(vid)
+    assert send(lb, net, syn(DENIED4)) == XdpAction.TX
+    recorded = admitted(lb, DENIED4)
+    lb.apply(config(vip(allowed_cidrs=[*first, "203.0.113.0/24"])))
+    lb.apply(config(vip(allowed_cidrs=["192.0.2.0/24"])))
+    assert lb.maps.acl.active_id(vid) == id_a and admitted(lb, DENIED4) == recorded
+    assert epoch(lb) not in recorded
+    assert send(lb, net, ack(DENIED4)) == XdpAction.DROP
+    assert lb.acl_drops(vid) == 1
+
+
+def test_a_flow_the_new_list_still_allows_is_recorded_under_it(lb: Balancer, net: Net) -> None:
+    lb.apply(config(vip(allowed_cidrs=["192.0.2.0/24"])))
+    assert send(lb, net, syn(ALLOWED4)) == XdpAction.TX
+    before = admitted(lb, ALLOWED4)
+    lb.apply(config(vip(allowed_cidrs=["192.0.2.0/25"])))
+    assert admitted(lb, ALLOWED4) == before != [epoch(lb)]
+    assert send(lb, net, ack(ALLOWED4)) == XdpAction.TX  # checked, allowed, re-recorded
+    assert admitted(lb, ALLOWED4) == [epoch(lb)]
+
+
+def test_a_forged_flow_key_cannot_carry_a_record(lb: Balancer, net: Net) -> None:
+    """admitted is only ever written by the program; a packet's key has none (the parser
+    never writes those bytes), so a denied client's packets are always looked up."""
+    lb.apply(config(vip(allowed_cidrs=["192.0.2.0/24"])))
+    for sport in range(40000, 40016):
+        assert send(lb, net, ack(DENIED4, sport=sport)) == XdpAction.DROP
+        assert send(lb, net, syn(DENIED4, sport=sport)) == XdpAction.DROP
+    assert lb.acl_drops(vip_id(lb, "tcp://10.0.0.100:80")) == 32
+    assert lb.counters()["new_flows"] == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import ipaddress
 import os
 import random
 import shutil
@@ -78,8 +79,11 @@ def syn_through_attached(net: Net, sport: int) -> str:
 
 
 def pinned_ids(instance: str) -> dict[str, int]:
+    """The pinned maps the program reads."""
     out = {}
     for name in [*abi.LB_MAPS, *abi.TABLE_MAPS]:
+        if name in abi.LB_MAPS_NOT_READ:
+            continue
         fd = bpf.lib().call("bpf_obj_get", str(Balancer.pin_dir(instance) / name).encode())
         try:
             out[name] = pins._fd_info(fd).id
@@ -364,3 +368,40 @@ def test_opening_an_instance_and_closing_it_leaves_no_descriptor(net: Net, insta
         with Balancer.open(instance) as opened:
             assert opened.vips()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_reload_checks_flows_again_whatever_an_older_program_did_to_the_lists(
+    net: Net, instance: str
+) -> None:
+    """A downgrade and back. The older program reads shoal_acl_ids_v1 and knows no words;
+    its agent moved the VIP's list on twice (A -> B -> C, so C sits under A's ACL id again).
+    The way of a flow A let through still records A's word. The next load renews the words
+    from shoal_acl_ids_v1, so the flow is checked against C and dropped; an upgrade from a
+    program with no words at all reads each list where that program did."""
+    first = ["192.0.2.0/24", "198.51.100.0/24"]
+    denied_by_c = "198.51.100.7"
+    with Balancer.load(instance, **SIZES) as lb:
+        lb.apply(config(vip(allowed_cidrs=first)))
+        (state,) = lb.vips().values()
+        syn = packets.tcp_frame(denied_by_c, VIP4, 41000, 80, packets.TCP_SYN, dmac=TO_LB)
+        assert run_xdp(lb.prog_fd, syn, ingress_ifindex=net.ifindex).action == XdpAction.TX
+        acl = lb.maps.acl
+        id_a = acl.active_id(state.vip_id)
+        # What the older agent wrote: C under id A, the id in v1, no word moved.
+        acl.delete([(id_a, n) for n in acl.read()[id_a]])
+        acl.write([(id_a, ipaddress.ip_network("192.0.2.0/24"))])
+        acl.ids.set(state.vip_id, ctypes.c_uint32(id_a))
+    with Balancer.load(instance, **SIZES) as again:
+        assert again.maps.acl.active_id(state.vip_id) == id_a
+        ack = packets.tcp_frame(denied_by_c, VIP4, 41000, 80, packets.TCP_ACK, dmac=TO_LB)
+        assert run_xdp(again.prog_fd, ack, ingress_ifindex=net.ifindex).action == XdpAction.DROP
+        ok = packets.tcp_frame("192.0.2.5", VIP4, 41001, 80, packets.TCP_SYN, dmac=TO_LB)
+        assert run_xdp(again.prog_fd, ok, ingress_ifindex=net.ifindex).action == XdpAction.TX
+        again.apply(config(vip(allowed_cidrs=["192.0.2.0/25"])))  # to the second id (odd)
+        id_b = again.maps.acl.active_id(state.vip_id)
+        assert id_b == id_a + 1
+    (Balancer.pin_dir(instance) / "shoal_acl_words_v1").unlink()  # a program before words
+    with Balancer.load(instance, **SIZES) as upgraded:
+        assert upgraded.maps.acl.active_id(state.vip_id) == id_b
+        ok = packets.tcp_frame("192.0.2.6", VIP4, 41002, 80, packets.TCP_SYN, dmac=TO_LB)
+        assert run_xdp(upgraded.prog_fd, ok, ingress_ifindex=net.ifindex).action == XdpAction.TX

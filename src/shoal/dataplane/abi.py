@@ -69,6 +69,10 @@ FLOW_GEN_SHIFT = 48
 FLOW_GEN_BITS = 0x7FFF
 FLOW_TIME = (1 << FLOW_GEN_SHIFT) - 1
 SYN_MARKS = 65536  # entries of shoal_syn_marks_v1
+# FlowKey.admitted of a stored way: the low 24 bits of the VIP's ACL word (shoal_acl_words_v1)
+# whose list let the flow through, 0 for none; a lookup compares the key's bytes before it.
+ACL_EPOCH_MASK = 0xFFFFFF
+FLOW_KEY_MATCHED = 37
 
 CFG_F_FIB = 1 << 0
 CFG_F_GW_MAC = 1 << 1
@@ -114,7 +118,7 @@ class FlowKey(ctypes.Structure):
         ("sport", u16),
         ("dport", u16),
         ("proto", u8),
-        ("pad", u8 * 3),
+        ("admitted", u8 * 3),  # stored ways only: the ACL epoch that let the flow through
     ]
 
 
@@ -329,12 +333,16 @@ LB_MAPS: dict[str, tuple[type, type, bool]] = {
     "shoal_nexthops_v1": (u32, Nexthop, True),
     "shoal_vip_filter_v1": (u32, u64, False),
     "shoal_acl_ids_v1": (u32, u32, False),
+    "shoal_acl_words_v1": (u32, u32, False),
     "shoal_acl4_v1": (Acl4Key, u32, False),
     "shoal_acl6_v1": (Acl6Key, u32, False),
     "shoal_acl_drops_v1": (u32, u64, True),
     "shoal_frags_v1": (FragKey, FragVal, False),
     "shoal_icmp_rate_v1": (u32, IcmpRate, True),
 }
+# Maps of lb.bpf.o that the program itself never reads (Python keeps them for older programs),
+# so they are not among an attached program's maps.
+LB_MAPS_NOT_READ = frozenset({"shoal_acl_ids_v1"})
 # Maglev table classes (SHOAL_MAGLEV_CLASSES): a table of one of these sizes lives in its
 # class's maps (class i + 1 for size i), whose inner maps have exactly 1 + size entries; any
 # other size is class 0 (shoal_maglev_v1, shoal_maglev_prev_v1). maglev.TABLE_SIZES.

@@ -1,10 +1,14 @@
 """Per-VIP client prefix lists (a listener's allowed_cidrs) in the data plane's tries.
 
-Each VIP owns two ACL ids, 2*vip_id and 2*vip_id + 1; shoal_acl_ids_v1[vip_id] says which one
-the XDP program reads. A new list is written under the id not in use, then that one word is
-switched, then the old entries go: every packet sees either the whole old list or the whole new
-one (bpf/lb/acl.h). plan_acl is a pure function of what the tries hold and what is wanted;
-AclTables reads and writes the maps."""
+Each VIP owns two ACL ids, 2*vip_id and 2*vip_id + 1; the parity of its word in
+shoal_acl_words_v1 says which one the XDP program reads. A new list is written under the id not
+in use, then that one word moves on to the next value of the other parity, then the old entries
+go: every packet sees either the whole old list or the whole new one (bpf/lb/acl.h). The word
+never takes a value twice, so a session way that records it (FlowKey.admitted) was let through
+by the list in force exactly when the two agree. shoal_acl_ids_v1 keeps the id in force itself,
+for programs before the words (a downgrade) and as the record the words are renewed from.
+plan_acl is a pure function of what the tries hold and what is wanted; AclTables reads and
+writes the maps."""
 
 from __future__ import annotations
 
@@ -13,17 +17,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from shoal.dataplane import abi
-from shoal.dataplane.maps import TypedMap
+from shoal.dataplane.maps import KernelMap, TypedMap
 from shoal.dataplane.prefixes import ONE, IpNetwork, acl_key, acl_key_network
 from shoal.errors import ConfigError
 
-__all__ = ["AclPlan", "AclTables", "acl_ids_of", "plan_acl"]
+__all__ = ["AclPlan", "AclTables", "acl_ids_of", "next_word", "plan_acl"]
 
 Entry = tuple[int, IpNetwork]  # (ACL id, allowed prefix)
 
 
 def acl_ids_of(vip_id: int) -> tuple[int, int]:
     return 2 * vip_id, 2 * vip_id + 1
+
+
+def next_word(word: int, acl_id: int) -> int:
+    """The word after `word` that selects `acl_id` (its parity); 32 bits, never 0 (0 is the
+    word of a VIP that never had a list)."""
+    nxt = (word + 1) & 0xFFFFFFFF
+    if nxt & 1 != acl_id & 1:
+        nxt = (nxt + 1) & 0xFFFFFFFF
+    return nxt or 2
 
 
 @dataclass
@@ -84,10 +97,12 @@ class AclTables:
     def __init__(
         self,
         ids: TypedMap[ctypes.c_uint32, ctypes.c_uint32],
+        words: TypedMap[ctypes.c_uint32, ctypes.c_uint32],
         trie4: TypedMap[abi.Acl4Key, ctypes.c_uint32],
         trie6: TypedMap[abi.Acl6Key, ctypes.c_uint32],
     ) -> None:
         self.ids = ids
+        self.words = words
         self.trie4 = trie4
         self.trie6 = trie6
 
@@ -104,9 +119,33 @@ class AclTables:
             out.setdefault(acl_id, set()).add(net)
         return out
 
-    def active_id(self, vip_id: int) -> int:
-        value = self.ids.get(vip_id)
+    def word(self, vip_id: int) -> int:
+        value = self.words.get(vip_id)
         return int(value.value) if value is not None else 0
+
+    def active_id(self, vip_id: int) -> int:
+        """The ACL id the program reads for this VIP (bpf/lb/acl.h: acl_allows)."""
+        return 2 * vip_id + (self.word(vip_id) & 1)
+
+    def renew_words(self) -> int:
+        """At load, before the program runs: moves every VIP's word on to a value not used
+        before that selects the id shoal_acl_ids_v1 holds. An earlier program may have run
+        in between (an upgrade, or a downgrade and back) and left words that select another
+        id or that session ways recorded under another list; renewed, every flow is checked
+        against the list in force on its next packet. Returns the number of words written."""
+        store = self.ids.store
+        if isinstance(store, KernelMap):  # one batch read, not a lookup per VIP id
+            raw = store.lookup_all_array()
+            ids = [int.from_bytes(raw[i : i + 4], "little") for i in range(0, len(raw), 4)]
+        else:
+            ids = [int(v.value) for _, v in sorted(self.ids.items(), key=lambda kv: kv[0].value)]
+        written = 0
+        for vip_id, acl_id in enumerate(ids):
+            if acl_id >> 1 != vip_id:
+                continue  # no list was ever switched in for this VIP id
+            self.words.set(vip_id, ctypes.c_uint32(next_word(self.word(vip_id), acl_id)))
+            written += 1
+        return written
 
     def write(self, entries: Iterable[Entry]) -> None:
         for acl_id, net in entries:
@@ -117,7 +156,10 @@ class AclTables:
             self._trie(net).delete(acl_key(acl_id, net))
 
     def switch(self, ids: dict[int, int]) -> None:
+        """Points each VIP at its ACL id by a word never used before (a switch to the id in
+        force still moves the word: the list under it was rewritten)."""
         for vip_id, acl_id in ids.items():
+            self.words.set(vip_id, ctypes.c_uint32(next_word(self.word(vip_id), acl_id)))
             self.ids.set(vip_id, ctypes.c_uint32(acl_id))
 
     def _trie(self, net: IpNetwork) -> TypedMap:  # type: ignore[type-arg]

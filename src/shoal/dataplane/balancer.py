@@ -121,7 +121,10 @@ class LbMaps:
             nexthops=percpu("shoal_nexthops_v1"),
             vip_filter=typed("shoal_vip_filter_v1"),
             acl=AclTables(
-                typed("shoal_acl_ids_v1"), typed("shoal_acl4_v1"), typed("shoal_acl6_v1")
+                typed("shoal_acl_ids_v1"),
+                typed("shoal_acl_words_v1"),
+                typed("shoal_acl4_v1"),
+                typed("shoal_acl6_v1"),
             ),
             acl_drops=percpu("shoal_acl_drops_v1"),
             tables=tables,
@@ -386,6 +389,7 @@ class Balancer:
             "shoal_nexthops_v1": max_backends,
             "shoal_vip_filter_v1": abi.VIP_FILTER_WORDS,
             "shoal_acl_ids_v1": max_vips,
+            "shoal_acl_words_v1": max_vips,
             "shoal_acl_drops_v1": max_vips,
         }
         pin_dir = loader.PIN_ROOT / instance if pin else None
@@ -430,6 +434,7 @@ class Balancer:
             maps.sessions.set_up(ncpus)
             if pin_dir is not None:
                 pins.carry_config_v1(pin_dir, maps.config)
+                maps.acl.renew_words()
                 pins.drop_sessions_v1(pin_dir)
         except BaseException:
             if flat is not None and pin_dir is not None:
@@ -509,6 +514,7 @@ class Balancer:
             "shoal_nexthops_v1": max_backends,
             "shoal_vip_filter_v1": abi.VIP_FILTER_WORDS,
             "shoal_acl_ids_v1": max_vips,
+            "shoal_acl_words_v1": max_vips,
             "shoal_acl4_v1": 256,
             "shoal_acl6_v1": 256,
             "shoal_acl_drops_v1": max_vips,

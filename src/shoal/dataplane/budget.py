@@ -114,6 +114,7 @@ def map_bytes(plan: NodePlan) -> dict[str, int]:
         "shoal_backend_stats_v1": _percpu(plan.backends, abi.Traffic, plan.cpus),
         "shoal_nexthops_v1": _percpu(plan.backends, abi.Nexthop, plan.cpus),
         "shoal_acl_ids_v1": _array(plan.vips, ctypes.c_uint32),
+        "shoal_acl_words_v1": _array(plan.vips, ctypes.c_uint32),
         "shoal_acl4_v1": plan.acl_prefixes * ACL4_NODE,
         "shoal_acl6_v1": plan.acl_prefixes * ACL6_NODE,
         "shoal_acl_drops_v1": _percpu(plan.vips, ctypes.c_uint64, plan.cpus),

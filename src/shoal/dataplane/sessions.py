@@ -222,6 +222,7 @@ class Placed:
 
     cpu: int
     val: abi.FlowVal
+    admitted: int = 0  # the ACL epoch the way records (abi.FlowKey.admitted), 0 for none
 
 
 class SessionTable:
@@ -292,10 +293,11 @@ class SessionTable:
 
     @staticmethod
     def _way_of(s: abi.SessionSet, key: abi.FlowKey, tag: int) -> int | None:
-        """The way holding key, as the program matches it: tag, then the whole key."""
-        want = bytes(key)
+        """The way holding key, as the program matches it: tag, then the 5-tuple (the
+        stored key's admitted bytes aside)."""
+        want = bytes(key)[: abi.FLOW_KEY_MATCHED]
         for w, way in enumerate(s.way):
-            if s.tag[w] == tag and bytes(way.key) == want:
+            if s.tag[w] == tag and bytes(way.key)[: abi.FLOW_KEY_MATCHED] == want:
                 return w
         return None
 
@@ -308,7 +310,9 @@ class SessionTable:
             s = self._set(set_index(key, g, cpu))
             w = self._way_of(s, key, tag)
             if w is not None:
-                found.append(Placed(cpu, abi.FlowVal.from_buffer_copy(bytes(s.way[w].val))))
+                way = s.way[w]
+                val = abi.FlowVal.from_buffer_copy(bytes(way.val))
+                found.append(Placed(cpu, val, int.from_bytes(bytes(way.key.admitted), "little")))
         return found
 
     def get(self, key: abi.FlowKey) -> abi.FlowVal | None:
